@@ -223,7 +223,9 @@ def load_model_card(path: str | Path) -> ModelCard:
             f"(like OPENAI_API_KEY), never the key itself"
         )
     if api == "completions" and "{user}" not in data.get("prompt_template", ""):
-        raise ConfigError(f"{path}: field 'prompt_template' with a {{user}} placeholder is required for api completions")
+        raise ConfigError(
+            f"{path}: field 'prompt_template' with a {{user}} placeholder is required for api completions"
+        )
     gguf = None
     if provider == "llama_cpp":
         g = data.get("gguf")

@@ -19,9 +19,10 @@ import random
 import re
 import time
 from collections import deque
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import openai
@@ -214,7 +215,7 @@ def _retry_after(exc: BaseException) -> float | None:
         parsed = email.utils.parsedate_to_datetime(value)
         if parsed is None:
             return None
-        return max(0.0, (parsed - datetime.now(timezone.utc)).total_seconds())
+        return max(0.0, (parsed - datetime.now(UTC)).total_seconds())
 
 
 def _error_info(exc: BaseException, secrets: Iterable[str]) -> tuple[dict[str, Any], bool]:
@@ -496,4 +497,4 @@ class _Fixed:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")

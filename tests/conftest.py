@@ -1,0 +1,64 @@
+"""Shared fixtures: temporary output folders and running notebooks through papermill."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from valuelex import paths
+from valuelex.notebook import recorded
+
+KERNEL = "valuelex"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def run_notebook(name: str, out_dir: Path, parameters: dict | None = None, env: dict | None = None) -> dict:
+    """Execute notebooks/<name>.ipynb with papermill into out_dir; return the numbers it recorded."""
+    import papermill
+
+    saved = {k: os.environ.get(k) for k in (env or {})}
+    os.environ.update(env or {})
+    try:
+        out = Path(out_dir) / f"{name}.ipynb"
+        papermill.execute_notebook(
+            str(paths.NOTEBOOKS / f"{name}.ipynb"),
+            str(out),
+            parameters=parameters or {},
+            kernel_name=KERNEL,
+            cwd=str(paths.NOTEBOOKS),
+            progress_bar=False,
+        )
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return recorded(out)
+
+
+@pytest.fixture(scope="session")
+def pipeline_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Temporary processed/ and figures/ folders, shared by the notebook smoke tests of a session."""
+    root = tmp_path_factory.mktemp("pipeline")
+    dirs = {"VALUELEX_PROCESSED": str(root / "processed"), "VALUELEX_FIGURES": str(root / "figures")}
+    for d in dirs.values():
+        Path(d).mkdir()
+    dirs["out"] = str(root / "executed")
+    Path(dirs["out"]).mkdir()
+    return dirs
+
+
+def require_rscript() -> str:
+    """Path of Rscript; skip (on a laptop) or fail (in CI) when it is missing."""
+    exe = shutil.which("Rscript")
+    if exe is None:
+        if IN_CI:
+            pytest.fail("Rscript is required in CI (.ci/run installs r-base-core r-cran-psych r-cran-lavaan)")
+        pytest.skip(
+            "Rscript not installed: apt-get install r-base-core r-cran-psych r-cran-lavaan r-cran-gparotation r-cran-psychtools"
+        )
+    return exe
