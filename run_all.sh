@@ -108,6 +108,6 @@ for nb in "${notebooks[@]}"; do
   say "done $name in ${elapsed} s"
 done
 if [[ -z $ONLY ]]; then
-  "$PY" -m valuelex.report html-index build/html || true
+  "$PY" -m valuelex.report html-index build/html >/dev/null
 fi
 say "all notebooks done in $((SECONDS - total_started)) s; executed copies in build/, HTML in build/html/"

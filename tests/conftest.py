@@ -62,3 +62,17 @@ def require_rscript() -> str:
             "Rscript not installed: apt-get install r-base-core r-cran-psych r-cran-lavaan r-cran-gparotation r-cran-psychtools"
         )
     return exe
+
+
+@pytest.fixture(scope="session")
+def processed_pipeline(pipeline_dirs: dict[str, str]) -> dict[str, str]:
+    """Notebooks 01 and 02 run (replaying the committed responses) into the temporary folders.
+
+    Later notebooks' smoke tests read their inputs from there; the numbers the two notebooks
+    recorded are in the returned dict under "01" and "02".
+    """
+    env = {k: v for k, v in pipeline_dirs.items() if k.startswith("VALUELEX_")}
+    out = dict(pipeline_dirs)
+    out["01"] = run_notebook("01_elicitation", Path(pipeline_dirs["out"]), {}, env)  # type: ignore[assignment]
+    out["02"] = run_notebook("02_lexicon", Path(pipeline_dirs["out"]), {}, env)  # type: ignore[assignment]
+    return out

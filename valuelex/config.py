@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,7 +64,8 @@ class ModelCard:
     data_source: str = ""
     notes: str = ""
     n_ctx: int = 2048
-    concurrency: int = 8
+    send_seed: bool = True  # False for providers without an OpenAI-style seed (it stays a replicate index)
+    concurrency: int | None = None  # None: no limit of the card's own (the runner's Limits apply)
     rpm: float | None = None
     tpm: float | None = None
     gguf: GgufSource | None = None
@@ -140,6 +142,7 @@ _CARD_FIELDS: dict[str, tuple[type | tuple[type, ...], bool]] = {
     "data_source": (str, False),
     "notes": (str, False),
     "n_ctx": (int, False),
+    "send_seed": (bool, False),
     "limits": (dict, False),
     "gguf": (dict, False),
 }
@@ -177,7 +180,7 @@ def _check_fields(path: Path, data: dict[str, Any], spec: dict[str, tuple[Any, b
                 raise ConfigError(f"{path}: missing required field {key!r}")
             continue
         value = data[key]
-        if isinstance(value, bool) or not isinstance(value, types):
+        if (isinstance(value, bool) and types is not bool) or not isinstance(value, types):
             want = types.__name__ if isinstance(types, type) else " or ".join(t.__name__ for t in types)
             raise ConfigError(f"{path}: field {key!r} must be {want}, got {value!r}")
 
@@ -192,6 +195,14 @@ def _number(path: Path, key: str, value: Any, minimum: float = 0.0) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
         raise ConfigError(f"{path}: field {key!r} must be a number >= {minimum:g}, got {value!r}")
     return float(value)
+
+
+def _is_env_var_name(name: str) -> bool:
+    """An upper-case variable name like OPENAI_API_KEY, not something that looks like a key itself."""
+    if not re.fullmatch(r"[A-Z][A-Z0-9_]*", name):
+        return False
+    looks_like_key = len(name) >= 20 and "_" not in name and any(ch.isdigit() for ch in name)
+    return not looks_like_key
 
 
 def load_model_card(path: str | Path) -> ModelCard:
@@ -217,7 +228,7 @@ def load_model_card(path: str | Path) -> ModelCard:
             if not data.get(key):
                 raise ConfigError(f"{path}: missing required field {key!r} (needed for provider openai_compatible)")
     api_key_env = data.get("api_key_env")
-    if api_key_env is not None and (not api_key_env.replace("_", "").isalnum() or api_key_env.startswith("sk-")):
+    if api_key_env is not None and not _is_env_var_name(api_key_env):
         raise ConfigError(
             f"{path}: field 'api_key_env' must be the NAME of an environment variable "
             f"(like OPENAI_API_KEY), never the key itself"
@@ -265,7 +276,8 @@ def load_model_card(path: str | Path) -> ModelCard:
         data_source=data.get("data_source", ""),
         notes=data.get("notes", ""),
         n_ctx=int(data.get("n_ctx", 2048)),
-        concurrency=int(limits.get("concurrency", 8)),
+        send_seed=bool(data.get("send_seed", True)),
+        concurrency=int(limits["concurrency"]) if "concurrency" in limits else None,
         rpm=limits.get("rpm"),
         tpm=limits.get("tpm"),
         gguf=gguf,

@@ -139,6 +139,22 @@ def elicit(
     return responses_table(panel, requests, records), plan, run
 
 
+def save_responses(responses: pd.DataFrame, descriptors: pd.DataFrame, folder: Path | None = None) -> dict[str, Path]:
+    """Write the elicitation tables to ``data/processed``: responses, respondents, raw descriptors."""
+    folder = Path(folder or paths.PROCESSED)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {
+        "responses": folder / "responses.csv",
+        "respondents": folder / "respondents.csv",
+        "descriptors_raw": folder / "descriptors_raw.csv",
+    }
+    responses.drop(columns=["key"], errors="ignore").to_csv(out["responses"], index=False, lineterminator="\n")
+    cols = ["respondent", "model", "family", "params_b", "training_stage", "temperature", "top_p", "seed"]
+    responses[cols].drop_duplicates("respondent").to_csv(out["respondents"], index=False, lineterminator="\n")
+    descriptors.to_csv(out["descriptors_raw"], index=False, lineterminator="\n")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m valuelex.elicit --panel local --mode live``: make (or check) the elicitation calls."""
     import argparse
@@ -163,3 +179,55 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+# figures -----------------------------------------------------------------------------------
+PARSE_STATUS_ORDER = ["ok", "refusal", "unparseable", "empty", "error"]
+
+
+def parse_status_table(responses: pd.DataFrame) -> pd.DataFrame:
+    """Responses per model by parse status (counts), with the share that gave descriptors."""
+    table = pd.crosstab(responses["model"], responses["parse_status"]).reindex(columns=PARSE_STATUS_ORDER, fill_value=0)
+    table["responses"] = table.sum(axis=1)
+    table["ok_share"] = (table["ok"] / table["responses"]).round(3)
+    table["descriptors_per_ok_response"] = (
+        responses[responses["parse_status"] == "ok"].groupby("model")["n_descriptors"].mean().round(2)
+    )
+    table["refusal_phrases"] = responses.groupby("model")["refusal_phrase"].sum()
+    return table.reset_index()
+
+
+def plot_parse_status(responses: pd.DataFrame):
+    """Stacked bars: share of each model's answers by parse status."""
+    import matplotlib.pyplot as plt
+
+    from .figures import apply_style
+
+    apply_style()
+    table = pd.crosstab(responses["model"], responses["parse_status"], normalize="index")
+    table = table.reindex(columns=[c for c in PARSE_STATUS_ORDER if c in table.columns])
+    colours = {"ok": "#3f9b62", "refusal": "#d9822b", "unparseable": "#c44e52", "empty": "#9e9e9e", "error": "#333333"}
+    fig, ax = plt.subplots(figsize=(7, 0.5 * len(table) + 1.5))
+    table.plot.barh(stacked=True, ax=ax, color=[colours[c] for c in table.columns], width=0.7)
+    ax.set_xlabel("share of answers")
+    ax.set_ylabel("")
+    ax.set_xlim(0, 1)
+    ax.set_title("How each model's answers parsed")
+    ax.legend(title="parse status", bbox_to_anchor=(1.01, 1), loc="upper left", frameon=False)
+    return fig
+
+
+def usage_table(run: LLMRunner) -> pd.DataFrame:
+    """Attempts, errors, tokens and cost per model over everything stored (failed attempts included)."""
+    rows = []
+    for model, c in sorted(run.store.usage_by_model().items()):
+        card = run.cards.get(model)
+        cost = card.cost(c["prompt_tokens"], c["completion_tokens"]) if card else float("nan")
+        rows.append(
+            {
+                "model": model,
+                **{k: c[k] for k in ("attempts", "final", "errors", "prompt_tokens", "completion_tokens")},
+                "cost_usd": cost,
+            }
+        )
+    return pd.DataFrame(rows)

@@ -1,0 +1,390 @@
+"""Lexicon cleaning: from raw descriptors to one canonical form per value concept.
+
+Steps, each counted in the cleaning funnel (the paper reports "40k+ obtained words ->
+190+ unique words"; every rule below is our choice, as the paper does not publish its own):
+
+1. ``normalise``: Unicode NFKC, lower case, quotes and stray punctuation removed, spaces
+   collapsed, hyphen spacing unified.
+2. ``drop_non_values``: numbers, single letters, over-long phrases and the reviewable list
+   ``configs/lexicon/non_values.yaml`` (the instrument echoed back, fillers, model names).
+3. ``spelling``: one spelling per word (``configs/lexicon/variants.yaml``; American spelling).
+4. ``families``: morphological families joined (honest/honesty, helpful/helpfulness): explicit
+   pairs from ``variants.yaml`` plus equal Snowball stems of every word of the term. The form
+   shown is the family's most frequent surface form (ties: shorter, then alphabetical).
+5. ``near_synonyms`` (optional): families whose embeddings have cosine similarity at or
+   above a threshold are merged into the more frequent one; every merge is listed.
+6. ``frequency``: keep terms used by at least ``min_respondents`` respondents and
+   ``min_models`` models.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import snowballstemmer
+import yaml
+
+from . import paths
+
+LEXICON_CONFIG = paths.CONFIGS / "lexicon"
+MAX_TERM_WORDS = 3
+
+
+@dataclass
+class LexiconRules:
+    """The reviewable word lists (data files under ``configs/lexicon``)."""
+
+    non_values: set[str]
+    function_words: set[str]
+    spelling: dict[str, str]
+    families: dict[str, str]
+
+    @classmethod
+    def load(cls, folder: Path = LEXICON_CONFIG) -> LexiconRules:
+        nv = yaml.safe_load((folder / "non_values.yaml").read_text(encoding="utf-8"))
+        var = yaml.safe_load((folder / "variants.yaml").read_text(encoding="utf-8"))
+        function_words = {normalise(w) for w in nv.pop("function_words", [])}
+        non_values = {normalise(w) for group in nv.values() for w in group}
+        return cls(
+            non_values=non_values,
+            function_words=function_words,
+            spelling={normalise(k): normalise(v) for k, v in var.get("spelling", {}).items()},
+            families={normalise(k): normalise(v) for k, v in var.get("families", {}).items()},
+        )
+
+
+# 1. normalisation ----------------------------------------------------------------------
+_QUOTES = re.compile(r"[\"“”‘’'`´]")
+_NON_WORD = re.compile(r"[^a-z0-9\- ]+")
+_HYPHEN = re.compile(r"\s*-\s*")
+
+
+def normalise(raw: str) -> str:
+    """Lower case, no quotes or stray punctuation, single spaces, ``a - b`` -> ``a-b``."""
+    text = unicodedata.normalize("NFKC", str(raw)).lower()
+    text = _QUOTES.sub("", text)
+    text = text.replace("_", " ").replace("–", "-").replace("—", "-")
+    text = _NON_WORD.sub(" ", text)
+    text = _HYPHEN.sub("-", text)
+    return re.sub(r"\s+", " ", text).strip(" -")
+
+
+def non_value_reason(term: str, rules: LexiconRules, prompt: str = "") -> str | None:
+    """Why a normalised term is not a value descriptor, or None if it may be one.
+
+    ``prompt`` is the normalised prompt the respondent answered: a multi-word term made only
+    of the prompt's own words ("practical priorities") is the instrument echoed back.
+    """
+    if not term:
+        return "empty"
+    if any(ch.isdigit() for ch in term):
+        return "number"
+    if len(term.replace(" ", "").replace("-", "")) < 3:
+        return "too short"
+    if len(term.split()) > MAX_TERM_WORDS:
+        return "too long"
+    if term in rules.non_values:
+        return "non-value list"
+    words = term.split()
+    if words[0] in rules.function_words or words[-1] in rules.function_words:
+        return "sentence fragment"
+    if prompt and len(words) > 1 and set(words) <= set(prompt.split()):
+        return "echo of the prompt"
+    return None
+
+
+# 4. families -----------------------------------------------------------------------------
+@lru_cache(maxsize=1)
+def _stemmer() -> snowballstemmer.stemmer:
+    return snowballstemmer.stemmer("english")
+
+
+def family_key(term: str, rules: LexiconRules) -> str:
+    """Key shared by the morphological family of a term (explicit pairs, then Snowball stems)."""
+    term = rules.families.get(term, term)
+    words = re.split(r"[ -]", term)
+    return " ".join(_stemmer().stemWord(w) for w in words if w)
+
+
+def choose_form(counts: Counter) -> str:
+    """The form shown for a family: most frequent, then shorter, then alphabetical."""
+    return sorted(counts.items(), key=lambda kv: (-kv[1], len(kv[0]), kv[0]))[0][0]
+
+
+# the pipeline ----------------------------------------------------------------------------
+@dataclass
+class LexiconResult:
+    """Everything the cleaning produced."""
+
+    descriptors: pd.DataFrame  # one row per raw descriptor, with its canonical term or why it was dropped
+    lexicon: pd.DataFrame  # word, count, respondents, models, example_raws
+    funnel: pd.DataFrame  # step, descriptors, unique terms
+    merges: pd.DataFrame  # surface form -> canonical, and the rule that joined them
+    params: dict = field(default_factory=dict)
+
+
+def clean(
+    descriptors: pd.DataFrame,
+    *,
+    rules: LexiconRules | None = None,
+    prompts: dict[str, str] | None = None,
+    min_respondents: int = 3,
+    min_models: int = 1,
+    synonym_threshold: float | None = None,
+    embed: Callable[[Sequence[str]], np.ndarray] | None = None,
+) -> LexiconResult:
+    """Run the cleaning steps on the long descriptor table (output of ``parse_responses``).
+
+    ``prompts`` maps prompt id to prompt text, for the echo rule (see ``non_value_reason``).
+    """
+    rules = rules or LexiconRules.load()
+    prompt_norm = {k: normalise(v) for k, v in (prompts or {}).items()}
+    d = descriptors.copy()
+    funnel = [("raw descriptors", len(d), d["raw"].nunique())]
+
+    d["normalised"] = [normalise(r) for r in d["raw"]]
+    funnel.append(("normalised (case, punctuation, spacing)", len(d), d["normalised"].nunique()))
+
+    d["dropped"] = [
+        non_value_reason(t, rules, prompt_norm.get(p, "")) or ""
+        for t, p in zip(d["normalised"], d["prompt_id"], strict=True)
+    ]
+    kept = d["dropped"] == ""
+    funnel.append(("non-value words removed", int(kept.sum()), d.loc[kept, "normalised"].nunique()))
+
+    d["spelled"] = [rules.spelling.get(t, t) for t in d["normalised"]]
+    funnel.append(("spelling variants unified", int(kept.sum()), d.loc[kept, "spelled"].nunique()))
+
+    d["family"] = [family_key(t, rules) for t in d["spelled"]]
+    forms = d[kept].groupby("family")["spelled"].agg(Counter)
+    family_form = {fam: choose_form(c) for fam, c in forms.items()}
+    d["canonical"] = d["family"].map(family_form)
+    funnel.append(("morphological families joined", int(kept.sum()), d.loc[kept, "canonical"].nunique()))
+
+    merges = [
+        {"surface": s, "canonical": family_form[f], "rule": "family"}
+        for f, c in forms.items()
+        for s in sorted(c)
+        if s != family_form[f]
+    ]
+    if synonym_threshold is not None:
+        if embed is None:
+            raise ValueError("synonym_threshold needs an embed function (e.g. valuelex.semantic.embed_words)")
+        synonym_map = near_synonym_map(d.loc[kept, "canonical"].value_counts(), embed, synonym_threshold)
+        for term, target in sorted(synonym_map.items()):
+            merges.append({"surface": term, "canonical": target, "rule": f"cosine>={synonym_threshold:g}"})
+        d["canonical"] = d["canonical"].map(lambda t: synonym_map.get(t, t))
+        funnel.append(
+            (
+                f"near-synonyms merged (cosine >= {synonym_threshold:g})",
+                int(kept.sum()),
+                d.loc[kept, "canonical"].nunique(),
+            )
+        )
+
+    usage = (
+        d[kept]
+        .groupby("canonical")
+        .agg(count=("raw", "size"), respondents=("respondent", "nunique"), models=("model", "nunique"))
+    )
+    frequent = usage[(usage["respondents"] >= min_respondents) & (usage["models"] >= min_models)].index
+    rare = kept & ~d["canonical"].isin(frequent)
+    d.loc[rare, "dropped"] = f"fewer than {min_respondents} respondents or {min_models} models"
+    d.loc[d["dropped"] != "", "canonical"] = None
+    final = d["dropped"] == ""
+    funnel.append(
+        (
+            f"frequency filter (>= {min_respondents} respondents, >= {min_models} models)",
+            int(final.sum()),
+            d.loc[final, "canonical"].nunique(),
+        )
+    )
+
+    lex = (
+        d[final]
+        .groupby("canonical")
+        .agg(
+            count=("raw", "size"),
+            respondents=("respondent", "nunique"),
+            models=("model", "nunique"),
+            example_raws=("raw", lambda s: "; ".join(sorted(set(s), key=lambda x: (x.lower(), x))[:5])),
+        )
+    )
+    lex = lex.reset_index().rename(columns={"canonical": "word"})
+    lex = lex.sort_values(["count", "word"], ascending=[False, True]).reset_index(drop=True)
+    funnel_df = pd.DataFrame(funnel, columns=["step", "descriptors", "unique_terms"])
+    d = d.drop(columns=["spelled", "family"])
+    params = {"min_respondents": min_respondents, "min_models": min_models, "synonym_threshold": synonym_threshold}
+    return LexiconResult(d, lex, funnel_df, pd.DataFrame(merges, columns=["surface", "canonical", "rule"]), params)
+
+
+def near_synonym_map(
+    counts: pd.Series, embed: Callable[[Sequence[str]], np.ndarray], threshold: float
+) -> dict[str, str]:
+    """Greedy merge, most frequent first: each term joins the most similar more-frequent kept term."""
+    terms = sorted(counts.index, key=lambda t: (-counts[t], t))
+    vectors = np.asarray(embed(terms), dtype=float)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    kept_idx: list[int] = []
+    mapping: dict[str, str] = {}
+    for i, term in enumerate(terms):
+        if kept_idx:
+            sims = vectors[kept_idx] @ vectors[i]
+            j = int(np.argmax(sims))
+            if sims[j] >= threshold:
+                mapping[term] = terms[kept_idx[j]]
+                continue
+        kept_idx.append(i)
+    return mapping
+
+
+# incidence matrices ------------------------------------------------------------------------
+def incidence_matrix(descriptors: pd.DataFrame, unit: str = "respondent", coding: str = "binary") -> pd.DataFrame:
+    """Units x words. ``unit``: respondent or response; ``coding``: binary (used at all) or counts.
+
+    For respondents, counts are the number of responses (prompts x samples) that used the word.
+    Every unit that was asked appears, also those whose answers gave no lexicon word.
+    """
+    if unit not in ("respondent", "response"):
+        raise ValueError(f"unit must be respondent or response, got {unit!r}")
+    if coding not in ("binary", "counts"):
+        raise ValueError(f"coding must be binary or counts, got {coding!r}")
+    d = descriptors.copy()
+    if unit == "response":
+        d["unit"] = d["respondent"] + "|" + d["prompt_id"] + "|" + d["sample"].astype(str)
+    else:
+        d["unit"] = d["respondent"]
+    kept = d[d["canonical"].notna()]
+    per_response = kept.drop_duplicates(["respondent", "prompt_id", "sample", "canonical"])
+    table = pd.crosstab(per_response["unit"], per_response["canonical"])
+    table = table.reindex(sorted(d["unit"].unique()), fill_value=0)
+    table = table.reindex(columns=sorted(table.columns))
+    table.index.name = unit
+    table.columns.name = None
+    return (table > 0).astype(int) if coding == "binary" else table.astype(int)
+
+
+def save_lexicon(result: LexiconResult, folder: Path | None = None) -> dict[str, Path]:
+    """Write the lexicon stage's tables and incidence matrices to ``data/processed``."""
+    folder = Path(folder or paths.PROCESSED)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {
+        "descriptors": folder / "descriptors.csv",
+        "lexicon": folder / "lexicon.csv",
+        "funnel": folder / "lexicon_funnel.csv",
+        "merges": folder / "lexicon_merges.csv",
+    }
+    result.descriptors.to_csv(out["descriptors"], index=False, lineterminator="\n")
+    result.lexicon.to_csv(out["lexicon"], index=False, lineterminator="\n")
+    result.funnel.to_csv(out["funnel"], index=False, lineterminator="\n")
+    result.merges.to_csv(out["merges"], index=False, lineterminator="\n")
+    for unit in ("respondent", "response"):
+        for coding in ("binary", "counts"):
+            path = folder / f"incidence_{unit}_{coding}.csv"
+            incidence_matrix(result.descriptors, unit, coding).to_csv(path, lineterminator="\n")
+            out[f"incidence_{unit}_{coding}"] = path
+    return out
+
+
+def load_raw_descriptors(folder: Path | None = None) -> pd.DataFrame:
+    """The parsed descriptors written by notebook 01 (one row per raw descriptor)."""
+    path = Path(folder or paths.PROCESSED) / "descriptors_raw.csv"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: run notebooks/01_elicitation.ipynb first")
+    return pd.read_csv(path, keep_default_na=False)
+
+
+def load_incidence(unit: str = "respondent", coding: str = "binary", folder: Path | None = None) -> pd.DataFrame:
+    """The incidence matrix written by notebook 02 (units x lexicon words)."""
+    path = Path(folder or paths.PROCESSED) / f"incidence_{unit}_{coding}.csv"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: run notebooks/02_lexicon.ipynb first")
+    return pd.read_csv(path, index_col=0)
+
+
+def load_respondents(folder: Path | None = None) -> pd.DataFrame:
+    """Respondent metadata (model, family, size, training stage, decoding settings)."""
+    path = Path(folder or paths.PROCESSED) / "respondents.csv"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: run notebooks/02_lexicon.ipynb first")
+    return pd.read_csv(path)
+
+
+# figures -----------------------------------------------------------------------------------
+def plot_funnel(funnel: pd.DataFrame):
+    """Unique terms after each cleaning step (log scale), with descriptor counts annotated."""
+    import matplotlib.pyplot as plt
+
+    from .figures import apply_style
+
+    apply_style()
+    fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(funnel) + 1.5))
+    y = range(len(funnel))[::-1]
+    ax.barh(list(y), funnel["unique_terms"], color="#3b6fb6")
+    for yi, (_, row) in zip(y, funnel.iterrows(), strict=True):
+        ax.text(
+            row["unique_terms"] * 1.05,
+            yi,
+            f"{row['unique_terms']:,} terms / {row['descriptors']:,} descriptors",
+            va="center",
+            fontsize=8,
+        )
+    ax.set_yticks(list(y), funnel["step"])
+    ax.set_xscale("log")
+    ax.set_xlabel("unique terms (log scale)")
+    ax.set_title("Lexicon cleaning funnel")
+    ax.set_xlim(1, funnel["unique_terms"].max() * 8)
+    return fig
+
+
+def plot_top_words(lexicon: pd.DataFrame, n: int = 30):
+    """The n words used by the most respondents."""
+    import matplotlib.pyplot as plt
+
+    from .figures import apply_style
+
+    apply_style()
+    top = lexicon.sort_values(["respondents", "word"], ascending=[False, True]).head(n)
+    fig, ax = plt.subplots(figsize=(6.5, 0.22 * len(top) + 1.2))
+    ax.barh(top["word"][::-1], top["respondents"][::-1], color="#3b6fb6")
+    ax.set_xlabel("respondents using the word")
+    ax.set_title(f"Top {len(top)} value words")
+    return fig
+
+
+def top_words_by_stage(descriptors: pd.DataFrame, n: int = 15) -> pd.DataFrame:
+    """Share of each training stage's respondents using each word; the n most used per stage."""
+    kept = descriptors[descriptors["canonical"].notna()]
+    respondents = descriptors.groupby("training_stage")["respondent"].nunique()
+    use = kept.drop_duplicates(["respondent", "canonical"]).groupby(["training_stage", "canonical"]).size()
+    share = (use / respondents.reindex(use.index.get_level_values(0)).to_numpy()).rename("share").reset_index()
+    share = share.sort_values(["training_stage", "share", "canonical"], ascending=[True, False, True])
+    return share.groupby("training_stage").head(n).rename(columns={"canonical": "word"}).reset_index(drop=True)
+
+
+def plot_top_words_by_stage(table: pd.DataFrame):
+    """One panel per training stage: the share of its respondents using each top word."""
+    import matplotlib.pyplot as plt
+
+    from .figures import STAGE_COLOURS, apply_style
+
+    apply_style()
+    stages = list(dict.fromkeys(table["training_stage"]))
+    n = table.groupby("training_stage").size().max()
+    fig, axes = plt.subplots(1, len(stages), figsize=(3.6 * len(stages), 0.24 * n + 1.4), squeeze=False)
+    for ax, stage in zip(axes[0], stages, strict=True):
+        t = table[table["training_stage"] == stage]
+        ax.barh(t["word"][::-1], t["share"][::-1], color=STAGE_COLOURS.get(stage, "#3b6fb6"))
+        ax.set_title(stage)
+        ax.set_xlim(0, 1)
+        ax.set_xlabel("share of respondents")
+    fig.suptitle("Top value words by training stage", fontweight="bold")
+    return fig

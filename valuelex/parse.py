@@ -1,0 +1,189 @@
+"""Parse a raw LLM answer into value descriptors (short words or phrases), keeping count of what failed.
+
+Answers come as comma lists, numbered or bulleted lists, markdown, "Honesty: being truthful..."
+explanations, or prose ("My values are honesty and respect."). Small models also ramble,
+repeat themselves and stop mid-word. The parser never raises: every answer gets a status.
+
+Statuses: ``ok`` (at least one descriptor), ``empty`` (no text), ``unparseable`` (text but
+no descriptor found), ``refusal`` (a refusal and nothing else), ``error`` (the call failed).
+A refusal followed by values ("No ... However, Accuracy and Respect are important to me",
+the paper's Figure 1 example) is ``ok`` with ``refusal_phrase=True``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+MAX_WORDS = 3  # an item longer than this is prose; we look for a value phrase at its end
+
+_REFUSAL = re.compile(
+    r"\b(as an ai|as a language model|i (do not|don't|cannot|can't) have (personal )?(values|beliefs|opinions|feelings)"
+    r"|i am not capable of having|i don't possess)\b",
+    re.I,
+)
+_MARKDOWN = re.compile(r"(\*\*|__|\*|`|#+\s)")
+_LIST_MARKER = re.compile(r"^\s*(?:[-*•·‣◦]+|\(?\d{1,3}[.)]|\(?[a-zA-Z][.)](?=\s))\s*")
+_EXPLANATION = re.compile(r"\s*(?::|\s[-–—]\s|\()")
+_SPLIT = re.compile(r"\s*(?:[,;/|]|\band\b|\bor\b|&|\bas well as\b|\bnor\b)\s*", re.I)
+# Words that end a lead-in to a value inside prose: "my values are X", "I believe in X".
+_LEAD_IN = re.compile(
+    r"^.*\b(?:are|is|be|being|include|includes|including|like|such as|in|of|on|around|about|"
+    r"value|values|prioritize|prioritise|embody|embodies|emphasize|emphasise|represent|represents|"
+    r"describe|describes|me|am|a|an|the|my|our|with)\s+",
+    re.I,
+)
+_DISCOURSE = re.compile(
+    r"^(?:however|but|no|yes|also|additionally|finally|overall|furthermore|moreover|lastly|firstly|secondly|"
+    r"thirdly|then|so|i'm|i’m|im|i am|i|being|be|am|a|an|the|my|our|to|very|more|most|always|believe in|"
+    r"value|values|strive for|care about|focus on|prioritize|prioritise|embrace|promote|promotes|uphold|include|"
+    r"including|importance of|the value of|value of|supports|cultivating|developing|fostering)\b[\s,]*",
+    re.I,
+)
+_IMPORTANT_TO_ME = re.compile(
+    r"\s+(?:are|is|remain|remains)\s+(?:all\s+|very\s+|the\s+most\s+|most\s+)?(?:important|essential|key|central|"
+    r"crucial|fundamental|vital|core|valuable|paramount|what)\b.*$",
+    re.I,
+)
+_LABEL = re.compile(r"\b(values?|words?|principles?|here|are|include|list|answer|priorities)\b", re.I)
+_REPEATED_WORD = re.compile(r"\b(\w+)(?:\s+\1\b)+", re.I)
+_TRAILING_JUNK = re.compile(r"[\s.!?:;,'\"“”‘’)(\[\]]+$")
+_LEADING_JUNK = re.compile(r"^[\s'\"“”‘’(\[\].:;,-]+")
+_ALPHA = re.compile(r"[A-Za-z]")
+
+
+@dataclass
+class ParseResult:
+    """The descriptors found in one answer and what happened on the way."""
+
+    descriptors: list[str]
+    status: str
+    items: int = 0
+    discarded: list[str] = field(default_factory=list)
+    repeats: int = 0
+    refusal_phrase: bool = False
+
+
+def _items(text: str) -> list[str]:
+    """Split an answer into candidate items: lines, list entries, comma/and-separated parts."""
+    text = _MARKDOWN.sub("", text)
+    items: list[str] = []
+    for line in re.split(r"[\n\r]+", text):
+        line = _LIST_MARKER.sub("", line).strip()
+        if not line:
+            continue
+        # "Honesty: being truthful" / "Honesty - being truthful" / "Honesty (truthfulness)" -> "Honesty"
+        # but "My values: honesty, respect" is a label followed by a list.
+        parts = _EXPLANATION.split(line, maxsplit=1)
+        head = parts[0]
+        if len(parts) == 2 and _LABEL.search(head) and line[len(head) :].lstrip().startswith(":"):
+            line = parts[1]
+        elif head and len(head.split()) <= MAX_WORDS and _ALPHA.search(head) and head != line:
+            items.append(head)
+            continue
+        for sentence in re.split(r"(?<=[.!?])\s+", line):
+            items.extend(p for p in _SPLIT.split(sentence) if p and p.strip())
+    return items
+
+
+def _clean(item: str) -> str:
+    item = _LEADING_JUNK.sub("", item)
+    item = _TRAILING_JUNK.sub("", item)
+    return re.sub(r"\s+", " ", item).strip()
+
+
+def _descriptor(item: str) -> str | None:
+    """A short value phrase from one item, or None."""
+    item = _clean(item)
+    if not item or not _ALPHA.search(item) or _REFUSAL.search(item):
+        return None
+    item = _REPEATED_WORD.sub(r"\1", item)
+    item = _clean(_IMPORTANT_TO_ME.sub("", item))
+    previous = None
+    while item and item != previous:
+        previous = item
+        item = _clean(_DISCOURSE.sub("", item))
+    if not item:
+        return None
+    if len(item.split()) > MAX_WORDS:
+        tail = _clean(_LEAD_IN.sub("", item))
+        if tail == item or not tail or len(tail.split()) > MAX_WORDS:
+            return None
+        item = tail
+    if len(item) > 40 or not _ALPHA.search(item):
+        return None
+    return item
+
+
+def parse_answer(text: str | None) -> ParseResult:
+    """Descriptors in order of first appearance (case-insensitive duplicates removed)."""
+    if text is None or not text.strip():
+        return ParseResult([], "empty")
+    refusal = bool(_REFUSAL.search(text))
+    items = _items(text)
+    seen: set[str] = set()
+    found: list[str] = []
+    discarded: list[str] = []
+    repeats = 0
+    for raw in items:
+        d = _descriptor(raw)
+        if d is None:
+            if raw.strip():
+                discarded.append(raw.strip()[:80])
+            continue
+        k = d.lower()
+        if k in seen:
+            repeats += 1
+            continue
+        seen.add(k)
+        found.append(d)
+    if found:
+        status = "ok"
+    elif refusal:
+        status = "refusal"
+    else:
+        status = "unparseable"
+    return ParseResult(found, status, len(items), discarded, repeats, refusal)
+
+
+def parse_responses(responses: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Parse every stored answer. Returns (responses with parse columns, long descriptor table)."""
+    statuses, counts, refusals, repeats = [], [], [], []
+    rows = []
+    for rec in responses.itertuples(index=False):
+        if rec.status != "ok":
+            result_status, descriptors, refusal, rep = "error", [], False, 0
+        else:
+            parsed = parse_answer(rec.text)
+            result_status, descriptors, refusal, rep = (
+                parsed.status,
+                parsed.descriptors,
+                parsed.refusal_phrase,
+                parsed.repeats,
+            )
+        statuses.append(result_status)
+        counts.append(len(descriptors))
+        refusals.append(refusal)
+        repeats.append(rep)
+        for position, raw in enumerate(descriptors):
+            rows.append(
+                {
+                    "respondent": rec.respondent,
+                    "model": rec.model,
+                    "training_stage": rec.training_stage,
+                    "prompt_id": rec.prompt_id,
+                    "sample": rec.sample,
+                    "position": position,
+                    "raw": raw,
+                }
+            )
+    out = responses.copy()
+    out["parse_status"] = statuses
+    out["n_descriptors"] = counts
+    out["refusal_phrase"] = refusals
+    out["repeated_items"] = repeats
+    return out, pd.DataFrame(
+        rows, columns=["respondent", "model", "training_stage", "prompt_id", "sample", "position", "raw"]
+    )
