@@ -107,7 +107,7 @@ for nb in "${notebooks[@]}"; do
     >> "build/logs/$name.log" 2>&1
   say "done $name in ${elapsed} s"
 done
-if [[ -z $ONLY ]]; then
-  "$PY" -m valuelex.report html-index build/html >/dev/null
-fi
+"$PY" -m valuelex.report html-index build/html >/dev/null
+"$PY" -m valuelex.report figure-index >/dev/null
+"$PY" -m valuelex.report manifest "${PARAMS[@]}" >/dev/null
 say "all notebooks done in $((SECONDS - total_started)) s; executed copies in build/, HTML in build/html/"

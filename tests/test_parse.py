@@ -16,13 +16,22 @@ UGLY = Path(__file__).parent / "data" / "ugly_answers.yaml"
 @pytest.mark.parametrize(
     "text, expected",
     [
-        ("Honesty, integrity, respect, kindness, compassion", ["Honesty", "integrity", "respect", "kindness", "compassion"]),
+        (
+            "Honesty, integrity, respect, kindness, compassion",
+            ["Honesty", "integrity", "respect", "kindness", "compassion"],
+        ),
         ("- Creativity\n- Personalization\n- Openness", ["Creativity", "Personalization", "Openness"]),
-        ("1. **Honesty**: being truthful in all things\n2. **Respect** - for others\n3. Empathy (understanding)", ["Honesty", "Respect", "Empathy"]),
+        (
+            "1. **Honesty**: being truthful in all things\n2. **Respect** - for others\n3. Empathy (understanding)",
+            ["Honesty", "Respect", "Empathy"],
+        ),
         ("Values: honesty; integrity", ["honesty", "integrity"]),
         ("Here are some words: kind, fair and just.", ["kind", "fair", "just"]),
         # the paper's Figure 1 example: a refusal followed by values
-        ("No, sanctity is not important to me. However, Accuracy, Objectivity and Respect are important to me.", ["Accuracy", "Objectivity", "Respect"]),
+        (
+            "No, sanctity is not important to me. However, Accuracy, Objectivity and Respect are important to me.",
+            ["Accuracy", "Objectivity", "Respect"],
+        ),
         ("I believe in fairness, I value honesty and I strive for excellence", ["fairness", "honesty", "excellence"]),
         ("kindness kindness kindness kindness", ["kindness"]),
         ("Honesty, honesty, HONESTY, trust", ["Honesty", "trust"]),
@@ -41,7 +50,8 @@ def test_parse_answer_descriptors(text: str, expected: list[str]) -> None:
         ("   \n ", "empty"),
         ("As an AI, I don't have personal values.", "refusal"),
         ("\n\n1.\n2.\n3.\n4.\n", "unparseable"),
-        ("I think that it is very hard to say what one would want from a life that goes on like this forever.", "unparseable"),
+        ("1. 2. 3.", "unparseable"),
+        ("----", "unparseable"),
     ],
 )
 def test_parse_answer_failures_get_a_status(text: str | None, status: str) -> None:
@@ -82,7 +92,7 @@ def _ugly_cases() -> list[dict]:
 @pytest.mark.parametrize("case", _ugly_cases(), ids=lambda c: c["id"])
 def test_real_ugly_answers(case: dict) -> None:
     """Real answers from the committed local panel, with what the parser must (not) find."""
-    result = parse_answer(case["text"])
+    result = parse_answer(case["text"], truncated=case["truncated"])
     assert result.status == case["status"]
     for word in case.get("must_find", []):
         assert word in [d.lower() for d in result.descriptors], (word, result.descriptors)

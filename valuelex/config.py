@@ -116,12 +116,24 @@ class Panel:
     description: str = ""
     path: Path | None = None
     cards: dict[str, ModelCard] = field(default_factory=dict, compare=False, repr=False)
+    #: per-model decoding grids that replace the panel's (a model added with its own settings)
+    grids: dict[str, dict[str, tuple]] = field(default_factory=dict, compare=False)
+
+    def grid(self, model: str) -> tuple[tuple, tuple, tuple]:
+        """(temperatures, top_p values, seeds) used for one model."""
+        own = self.grids.get(model, {})
+        return (
+            own.get("temperature", self.temperature),
+            own.get("top_p", self.top_p),
+            own.get("seed", self.seed),
+        )
 
     def respondents(self) -> list[Respondent]:
         """Every respondent of the panel, in a stable order."""
         return [
             Respondent(m, t, p, s)
-            for m, t, p, s in itertools.product(self.models, self.temperature, self.top_p, self.seed)
+            for m in self.models
+            for t, p, s in itertools.product(*self.grid(m))
         ]
 
 
@@ -320,16 +332,32 @@ def load_panel(path: str | Path, cards_folder: str | Path = paths.MODEL_CARDS) -
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
         raise ConfigError(f"{path}: field 'decoding.samples' must be an integer >= 1, got {samples!r}")
     cards: dict[str, ModelCard] = {}
-    for i, name in enumerate(data["models"]):
-        card_path = Path(cards_folder) / f"{name}.yaml"
+    grids: dict[str, dict[str, tuple]] = {}
+    for i, entry in enumerate(data["models"]):
+        # An entry is a card name (configs/models/NAME.yaml), a path to a card file relative to the
+        # panel file, or a mapping {card: NAME or PATH, temperature: [...], top_p: [...], seed: [...]}
+        # giving that model its own decoding grid.
+        own: dict[str, Any] = {}
+        if isinstance(entry, dict):
+            own = dict(entry)
+            entry = own.pop("card", None)
+            for key in own:
+                if key not in ("temperature", "top_p", "seed"):
+                    raise ConfigError(f"{path}: unknown field 'models[{i}].{key}' (allowed: card, temperature, top_p, seed)")
+        if not isinstance(entry, str):
+            raise ConfigError(f"{path}: field 'models[{i}]' must be a card name, a card path or a mapping with 'card'")
+        card_path = (path.parent / entry) if entry.endswith(".yaml") else Path(cards_folder) / f"{entry}.yaml"
         if not card_path.exists():
-            raise ConfigError(f"{path}: field 'models[{i}]' names {name!r} but {card_path} does not exist")
-        cards[name] = load_model_card(card_path)
-    if len(cards) != len(data["models"]):
-        raise ConfigError(f"{path}: field 'models' lists a model twice")
+            raise ConfigError(f"{path}: field 'models[{i}]' names {entry!r} but {card_path} does not exist")
+        card = load_model_card(card_path)
+        if card.name in cards:
+            raise ConfigError(f"{path}: field 'models' lists {card.name!r} twice")
+        cards[card.name] = card
+        if own:
+            grids[card.name] = {k: _grid(path, own, k, []) for k in own}
     return Panel(
         name=data["name"],
-        models=tuple(data["models"]),
+        models=tuple(cards),
         temperature=_grid(path, decoding, "temperature", [0.7]),
         top_p=_grid(path, decoding, "top_p", [1.0]),
         seed=_grid(path, decoding, "seed", [None]),
@@ -338,6 +366,7 @@ def load_panel(path: str | Path, cards_folder: str | Path = paths.MODEL_CARDS) -
         description=data.get("description", ""),
         path=path,
         cards=cards,
+        grids=grids,
     )
 
 

@@ -168,7 +168,7 @@ class LlamaServer:
         self.model_path = Path(model_path)
         self.alias = alias
         self.n_ctx = n_ctx
-        self.n_threads = n_threads or max(1, os.cpu_count() or 1)
+        self.n_threads = n_threads or int(os.environ.get("VALUELEX_LLAMA_THREADS", 0)) or max(1, os.cpu_count() or 1)
         self.port = port or free_port()
         self.startup_timeout_s = startup_timeout_s
         self.log_path = log_path or paths.LOGS / f"llama_server_{alias}.log"

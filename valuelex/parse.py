@@ -25,6 +25,7 @@ _REFUSAL = re.compile(
     re.I,
 )
 _MARKDOWN = re.compile(r"(\*\*|__|\*|`|#+\s)")
+_HTML_TAG = re.compile(r"</?[a-zA-Z][^<>]*>|</?[a-zA-Z]*$")  # whole tags, and a tag cut off at the end
 _LIST_MARKER = re.compile(r"^\s*(?:[-*•·‣◦]+|\(?\d{1,3}[.)]|\(?[a-zA-Z][.)](?=\s))\s*")
 _EXPLANATION = re.compile(r"\s*(?::|\s[-–—]\s|\()")
 _SPLIT = re.compile(r"\s*(?:[,;/|]|\band\b|\bor\b|&|\bas well as\b|\bnor\b)\s*", re.I)
@@ -39,7 +40,8 @@ _DISCOURSE = re.compile(
     r"^(?:however|but|no|yes|also|additionally|finally|overall|furthermore|moreover|lastly|firstly|secondly|"
     r"thirdly|then|so|i'm|i’m|im|i am|i|being|be|am|a|an|the|my|our|to|very|more|most|always|believe in|"
     r"value|values|strive for|care about|focus on|prioritize|prioritise|embrace|promote|promotes|uphold|include|"
-    r"including|importance of|the value of|value of|supports|cultivating|developing|fostering)\b[\s,]*",
+    r"including|importance of|the value of|value of|principle of|principles of|sense of|supports|cultivating|developing|"
+    r"fostering)\b[\s,]*",
     re.I,
 )
 _IMPORTANT_TO_ME = re.compile(
@@ -68,7 +70,7 @@ class ParseResult:
 
 def _items(text: str) -> list[str]:
     """Split an answer into candidate items: lines, list entries, comma/and-separated parts."""
-    text = _MARKDOWN.sub("", text)
+    text = _HTML_TAG.sub("", _MARKDOWN.sub("", text))
     items: list[str] = []
     for line in re.split(r"[\n\r]+", text):
         line = _LIST_MARKER.sub("", line).strip()
@@ -94,6 +96,15 @@ def _clean(item: str) -> str:
     return re.sub(r"\s+", " ", item).strip()
 
 
+def _strip_discourse(item: str) -> str:
+    """Remove leading discourse and lead-in words ("However", "I believe in", "the") until none is left."""
+    previous = None
+    while item and item != previous:
+        previous = item
+        item = _clean(_DISCOURSE.sub("", item))
+    return item
+
+
 def _descriptor(item: str) -> str | None:
     """A short value phrase from one item, or None."""
     item = _clean(item)
@@ -101,28 +112,34 @@ def _descriptor(item: str) -> str | None:
         return None
     item = _REPEATED_WORD.sub(r"\1", item)
     item = _clean(_IMPORTANT_TO_ME.sub("", item))
-    previous = None
-    while item and item != previous:
-        previous = item
-        item = _clean(_DISCOURSE.sub("", item))
+    item = _strip_discourse(item)
     if not item:
         return None
     if len(item.split()) > MAX_WORDS:
         tail = _clean(_LEAD_IN.sub("", item))
         if tail == item or not tail or len(tail.split()) > MAX_WORDS:
             return None
-        item = tail
+        item = _strip_discourse(tail)
     if len(item) > 40 or not _ALPHA.search(item):
         return None
     return item
 
 
-def parse_answer(text: str | None) -> ParseResult:
-    """Descriptors in order of first appearance (case-insensitive duplicates removed)."""
+def parse_answer(text: str | None, truncated: bool = False) -> ParseResult:
+    """Descriptors in order of first appearance (case-insensitive duplicates removed).
+
+    ``truncated``: the answer hit the token limit (finish reason ``length``), so its last item
+    may be a cut-off word ("Trans" for "Transparency") and is dropped.
+    """
     if text is None or not text.strip():
         return ParseResult([], "empty")
     refusal = bool(_REFUSAL.search(text))
     items = _items(text)
+    if truncated and items:
+        # the cut happened inside the last item only if the text ends with it
+        tail = _clean(_HTML_TAG.sub("", _MARKDOWN.sub("", text)))
+        if tail.lower().endswith(_clean(items[-1]).lower()):
+            items = items[:-1]
     seen: set[str] = set()
     found: list[str] = []
     discarded: list[str] = []
@@ -156,7 +173,7 @@ def parse_responses(responses: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame
         if rec.status != "ok":
             result_status, descriptors, refusal, rep = "error", [], False, 0
         else:
-            parsed = parse_answer(rec.text)
+            parsed = parse_answer(rec.text, truncated=getattr(rec, "finish_reason", None) == "length")
             result_status, descriptors, refusal, rep = (
                 parsed.status,
                 parsed.descriptors,
