@@ -130,11 +130,7 @@ class Panel:
 
     def respondents(self) -> list[Respondent]:
         """Every respondent of the panel, in a stable order."""
-        return [
-            Respondent(m, t, p, s)
-            for m in self.models
-            for t, p, s in itertools.product(*self.grid(m))
-        ]
+        return [Respondent(m, t, p, s) for m in self.models for t, p, s in itertools.product(*self.grid(m))]
 
 
 _CARD_FIELDS: dict[str, tuple[type | tuple[type, ...], bool]] = {
@@ -343,7 +339,9 @@ def load_panel(path: str | Path, cards_folder: str | Path = paths.MODEL_CARDS) -
             entry = own.pop("card", None)
             for key in own:
                 if key not in ("temperature", "top_p", "seed"):
-                    raise ConfigError(f"{path}: unknown field 'models[{i}].{key}' (allowed: card, temperature, top_p, seed)")
+                    raise ConfigError(
+                        f"{path}: unknown field 'models[{i}].{key}' (allowed: card, temperature, top_p, seed)"
+                    )
         if not isinstance(entry, str):
             raise ConfigError(f"{path}: field 'models[{i}]' must be a card name, a card path or a mapping with 'card'")
         card_path = (path.parent / entry) if entry.endswith(".yaml") else Path(cards_folder) / f"{entry}.yaml"

@@ -231,3 +231,18 @@ def usage_table(run: LLMRunner) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def example_answers(responses: pd.DataFrame, per_model: int = 3, seed: int = 0) -> pd.DataFrame:
+    """A few raw answers per model next to the descriptors the parser took from them."""
+    from .parse import parse_answer
+
+    n = min(per_model, int(responses.groupby("model").size().min()))
+    sample = responses.groupby("model").sample(n=n, random_state=seed)
+    sample = sample.assign(
+        descriptors=[
+            parse_answer(t, truncated=f == "length").descriptors
+            for t, f in zip(sample["text"], sample["finish_reason"], strict=True)
+        ]
+    )
+    return sample[["model", "prompt_id", "parse_status", "text", "descriptors"]].reset_index(drop=True)

@@ -24,8 +24,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
+import httpx2
 import openai
+from openai.types import Completion
+from openai.types.chat import ChatCompletion
 
 from .config import ModelCard, Respondent, check_keys
 from .store import ResponseStore, StoreMiss, request_key
@@ -84,8 +86,9 @@ class Request:
             "api": card.api,
             "messages": [{"role": r, "content": c} for r, c in self.messages],
             "params": {
-                "temperature": self.temperature,
-                "top_p": self.top_p,
+                # floats, so a grid written as 1 or 1.0 gives the same key
+                "temperature": float(self.temperature),
+                "top_p": float(self.top_p),
                 "max_tokens": self.max_tokens,
                 "seed": self.seed,
             },
@@ -203,19 +206,42 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
 
 
 def _retry_after(exc: BaseException) -> float | None:
+    """Seconds the server asked us to wait (``retry-after-ms``, ``Retry-After`` seconds or date), if any."""
     response = getattr(exc, "response", None)
-    if response is None:
-        return None
-    value = response.headers.get("retry-after")
-    if value is None:
+    headers = getattr(response, "headers", None)
+    if headers is None:
         return None
     try:
-        return max(0.0, float(value))
-    except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value)
-        if parsed is None:
+        if headers.get("retry-after-ms") is not None:
+            return max(0.0, float(headers["retry-after-ms"]) / 1000.0)
+        value = headers.get("retry-after")
+        if value is None:
             return None
-        return max(0.0, (parsed - datetime.now(UTC)).total_seconds())
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            parsed = email.utils.parsedate_to_datetime(value)
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=UTC)
+            return max(0.0, (parsed - datetime.now(UTC)).total_seconds())
+    except (TypeError, ValueError, OverflowError):
+        return None  # a header we cannot read is ignored, not fatal
+
+
+class MalformedResponse(ValueError):
+    """The server answered 200 but not with an OpenAI-shaped completion."""
+
+
+# what a body that is not an OpenAI-shaped completion raises, in the SDK or in _send
+_MALFORMED = (
+    json.JSONDecodeError,
+    openai.APIResponseValidationError,
+    ValueError,
+    KeyError,
+    TypeError,
+    IndexError,
+    AttributeError,
+)
 
 
 def _error_info(exc: BaseException, secrets: Iterable[str]) -> tuple[dict[str, Any], bool]:
@@ -227,7 +253,7 @@ def _error_info(exc: BaseException, secrets: Iterable[str]) -> tuple[dict[str, A
         kind, retry = "connection", True
     elif isinstance(exc, openai.APIStatusError):
         kind, retry = f"http_{exc.status_code}", exc.status_code in RETRYABLE_STATUS
-    elif isinstance(exc, (json.JSONDecodeError, openai.APIResponseValidationError, ValueError, KeyError, TypeError)):
+    elif isinstance(exc, _MALFORMED):
         kind, retry = "malformed_response", True
     else:
         kind, retry = type(exc).__name__, False
@@ -279,12 +305,13 @@ class LLMRunner:
         except KeyError:
             raise KeyError(f"no model card for {request.model!r} (known: {', '.join(sorted(self.cards))})") from None
 
-    def misses(self, requests: Sequence[Request]) -> list[Request]:
-        """Requests the store has no final answer for, without duplicates."""
+    def misses(self, requests: Sequence[Request], keys: Sequence[str] | None = None) -> list[Request]:
+        """Requests the store has no final answer for, without duplicates (``keys``: their keys, if known)."""
+        if keys is None:
+            keys = [r.key(self._card(r)) for r in requests]
         seen: set[str] = set()
         out = []
-        for r in requests:
-            k = r.key(self._card(r))
+        for r, k in zip(requests, keys, strict=True):
             if k not in self.store and k not in seen:
                 seen.add(k)
                 out.append(r)
@@ -316,7 +343,7 @@ class LLMRunner:
     async def arun(self, requests: Sequence[Request]) -> list[dict[str, Any]]:
         requests = list(requests)
         keys = [r.key(self._card(r)) for r in requests]
-        misses = self.misses(requests)
+        misses = self.misses(requests, keys)
         self.report.requested += len(requests)
         self.report.hits += len(requests) - len(misses)
         if misses and self.mode == "replay":
@@ -356,15 +383,20 @@ class LLMRunner:
         return _Fixed(card.base_url or "")
 
     async def _call_model(self, card: ModelCard, base_url: str, reqs: list[Request], bar: Any) -> None:
-        concurrency = min(self.limits.concurrency, card.concurrency) if card.provider != "llama_cpp" else 1
+        concurrency = min(self.limits.concurrency, card.concurrency or self.limits.concurrency)
+        if card.provider == "llama_cpp":
+            concurrency = 1  # one llama.cpp server answers one request at a time
         concurrency = max(1, concurrency)
         rpm = min(x for x in (self.limits.rpm, card.rpm, float("inf")) if x) if (self.limits.rpm or card.rpm) else None
         tpm = min(x for x in (self.limits.tpm, card.tpm, float("inf")) if x) if (self.limits.tpm or card.tpm) else None
         limiter = RateLimiter(rpm, tpm)
         key = card.api_key()
-        http = httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
-            timeout=httpx.Timeout(self.limits.timeout_s, connect=min(10.0, self.limits.timeout_s)),
+        # The SDK's aiohttp transport: the same SDK and request path, with about half the CPU per call of
+        # the default httpx transport, whose connection pool also costs O(connections) per request
+        # (profiled at concurrency 32, where CPU per call sets the throughput; benchmarks/bench_llm.py).
+        http = openai.DefaultAioHttpClient(
+            limits=httpx2.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+            timeout=httpx2.Timeout(self.limits.timeout_s, connect=min(10.0, self.limits.timeout_s)),
         )
         client = openai.AsyncOpenAI(
             base_url=base_url, api_key=key, max_retries=0, timeout=self.limits.timeout_s, http_client=http
@@ -409,6 +441,7 @@ class LLMRunner:
                 record.update(
                     status="error",
                     final=give_up,
+                    usable=False,
                     text=None,
                     error=info,
                     latency_s=round(time.monotonic() - started, 4),
@@ -454,19 +487,25 @@ class LLMRunner:
             "top_p": r.top_p,
             "max_tokens": r.max_tokens,
         }
-        if r.seed is not None:
+        if r.seed is not None and card.send_seed:
             common["seed"] = r.seed
         if card.api == "completions":
             system = "\n".join(c for role, c in r.messages if role == "system")
             user = "\n".join(c for role, c in r.messages if role != "system")
             prompt = (card.prompt_template or "{user}").format(system=system, user=user).lstrip()
-            resp = await client.completions.create(prompt=prompt, stop=list(card.stop) or None, **common)
-            choice = resp.choices[0]
+            body = {**common, "prompt": prompt}
+            if card.stop:
+                body["stop"] = list(card.stop)
+            # client.post is the SDK's own request path (errors, timeouts, parsing into its types) minus
+            # the per-call re-typing of the parameters, which costs ~1 ms of CPU a call and does
+            # nothing to these plain parameters; it kept throughput below the floor at concurrency 32.
+            resp = await client.post("/completions", body=body, cast_to=Completion)
+            choice = _first_choice(resp)
             text, refusal = choice.text, None
         else:
-            messages = [{"role": role, "content": c} for role, c in r.messages]
-            resp = await client.chat.completions.create(messages=messages, **common)
-            choice = resp.choices[0]
+            body = {**common, "messages": [{"role": role, "content": c} for role, c in r.messages]}
+            resp = await client.post("/chat/completions", body=body, cast_to=ChatCompletion)
+            choice = _first_choice(resp)
             text = choice.message.content
             refusal = getattr(choice.message, "refusal", None)
         usage = resp.usage
@@ -481,6 +520,14 @@ class LLMRunner:
                 "completion_tokens": int(getattr(usage, "completion_tokens", 0) or 0),
             },
         }
+
+
+def _first_choice(resp: Any) -> Any:
+    """The first choice of a completion, or MalformedResponse (retried) if the body has none."""
+    choices = getattr(resp, "choices", None)
+    if not isinstance(choices, list) or not choices or choices[0] is None:
+        raise MalformedResponse(f"response has no choices: {str(resp)[:200]!r}")
+    return choices[0]
 
 
 class _Fixed:

@@ -39,9 +39,12 @@ REQUIRED = {
 REQUEST_REQUIRED = ("model", "messages", "params", "sample", "prompt_id", "prompt_version")
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def canonical_json(obj: Any) -> str:
     """Deterministic JSON: sorted keys, no spaces, UTF-8 kept."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _CANONICAL.encode(obj)
 
 
 def request_key(canonical_request: dict[str, Any]) -> str:
@@ -73,8 +76,26 @@ class StoreMiss(LookupError):
     """Replay mode met a request that the store has no final answer for."""
 
 
-def validate_record(rec: Any) -> str | None:
-    """None if the record is well formed, else what is wrong with it."""
+def _stored_request_matches(line: bytes, key: str) -> bool:
+    """Fast path of the key check for a line as ``append`` writes it (canonical JSON, sorted keys).
+
+    Such a line holds the canonical JSON of its request verbatim, between ``"request":`` and the
+    next top-level field (``response_id``, or ``schema``, which every record has), so it can be
+    hashed without re-encoding. Only a match is trusted; anything else takes the full check.
+    """
+    start = line.find(b',"request":{')
+    if start < 0:
+        return False
+    start += len(b',"request":')
+    for follower in (b',"response_id":', b',"schema":'):
+        end = line.find(follower, start)
+        if end > 0 and hashlib.sha256(line[start:end]).hexdigest()[:32] == key:
+            return True
+    return False
+
+
+def validate_record(rec: Any, line: bytes | None = None) -> str | None:
+    """None if the record is well formed, else what is wrong with it (``line``: its JSONL text, if read)."""
     if not isinstance(rec, dict):
         return f"expected a JSON object, got {type(rec).__name__}"
     for name, typ in REQUIRED.items():
@@ -87,6 +108,8 @@ def validate_record(rec: Any) -> str | None:
             return f"missing field 'request.{name}'"
     if rec["status"] not in ("ok", "error"):
         return f"field 'status' must be ok or error, got {rec['status']!r}"
+    if line is not None and _stored_request_matches(line, rec["key"]):
+        return None
     if request_key(rec["request"]) != rec["key"]:
         return "field 'key' does not match the hash of 'request' (edited by hand?)"
     return None
@@ -124,7 +147,7 @@ class ResponseStore:
                     problem = "torn last line (a writer was killed mid-write)" if torn else f"not JSON ({exc.msg})"
                     stats.issues.append(LoadIssue(path, number, problem))
                     continue
-                problem = validate_record(rec)
+                problem = validate_record(rec, raw)
                 if problem:
                     stats.issues.append(LoadIssue(path, number, problem))
                     continue
@@ -164,20 +187,21 @@ class ResponseStore:
         if problem:
             raise ValueError(f"refusing to store a malformed record: {problem}")
         line = (canonical_json(record) + "\n").encode("utf-8")
-        self.root.mkdir(parents=True, exist_ok=True)
         path = self.root / f"{_safe_name(record['request']['model'])}.jsonl"
         with self._lock:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+            except FileNotFoundError:
+                self.root.mkdir(parents=True, exist_ok=True)
+                fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
                 size = os.fstat(fd).st_size
-                if size:
-                    # Start on a fresh line if an earlier writer was killed mid-line.
-                    with open(path, "rb") as fh:
-                        fh.seek(size - 1)
-                        if fh.read(1) != b"\n":
-                            line = b"\n" + line
-                os.write(fd, line)
+                if size and os.pread(fd, 1, size - 1) != b"\n":
+                    line = b"\n" + line  # start on a fresh line if an earlier writer was killed mid-line
+                view = memoryview(line)
+                while view:  # one write() in practice; the lock keeps a rare partial write contiguous
+                    view = view[os.write(fd, view) :]
             finally:
                 os.close(fd)
             self._records.append(record)

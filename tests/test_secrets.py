@@ -1,0 +1,91 @@
+"""A planted canary key never reaches data, logs, figures or the console, even when a server echoes it.
+
+Two keys are planted: an OpenAI-shaped one (``sk-...``) and one of letters and digits only
+(as some providers issue), which no key-shaped pattern can catch: only redaction by value does.
+The fault server echoes the Authorization header back in 401 and 500 error messages, as
+OpenAI's API does for a wrong key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+from valuelex import paths
+from valuelex.fault_server import FaultServer, write_card
+from valuelex.store import ResponseStore
+
+SCRIPT = Path(__file__).with_name("llm_live_run.py")
+
+
+def files_containing(folder: Path, needles: list[str]) -> list[str]:
+    hits = []
+    if not folder.exists():
+        return hits
+    for path in folder.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            data = path.read_bytes()
+            hits += [f"{path} contains {n[:12]}..." for n in needles if n.encode() in data]
+    return hits
+
+
+def test_canary_keys_appear_nowhere(tmp_path: Path):
+    canary_sk = "sk-canary-" + secrets.token_hex(16)
+    canary_plain = "Canary" + secrets.token_hex(13)  # letters and digits only
+    canaries = [canary_sk, canary_plain]
+    dirs = {name: tmp_path / name for name in ("raw", "processed", "figures", "logs", "cards")}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(paths.ROOT),
+        "VALUELEX_RAW": str(dirs["raw"]),
+        "VALUELEX_PROCESSED": str(dirs["processed"]),
+        "VALUELEX_FIGURES": str(dirs["figures"]),
+        "VALUELEX_TEST_KEY": canary_sk,
+        "VALUELEX_TEST_KEY_PLAIN": canary_plain,
+    }
+    pairs = []
+    for model in ("fault-sk", "fault-plain"):
+        pairs += [
+            [model, f"an ordinary question for {model}"],
+            [model, f"[fault:401echo] a wrong key for {model}"],
+            [model, f"[fault:500echo,500echo] a server that echoes the key of {model}, twice"],
+            [model, f"[fault:429] rate limited {model}"],
+            [model, f"[fault:malformed] broken body for {model}"],
+        ]
+    (tmp_path / "messages.json").write_text(json.dumps(pairs))
+    with FaultServer() as server:
+        write_card(dirs["cards"], "fault-sk", server.base_url, api_key_env="VALUELEX_TEST_KEY")
+        write_card(dirs["cards"], "fault-plain", server.base_url, api_key_env="VALUELEX_TEST_KEY_PLAIN")
+        run = subprocess.run(
+            [sys.executable, str(SCRIPT), "--cards", str(dirs["cards"]), "--messages", str(tmp_path / "messages.json")]
+            + ["--study", "secrets", "--log-file", str(dirs["logs"] / "run.log")],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=paths.ROOT,
+            timeout=120,
+        )
+        stats = server.stats()
+    assert run.returncode == 0, run.stderr[-3000:]
+
+    # the canaries are nowhere
+    assert not [c for c in canaries if c in run.stdout or c in run.stderr]
+    assert "[REDACTED]" in run.stdout
+    leaks = []
+    for folder in (dirs["raw"], dirs["processed"], dirs["figures"], dirs["logs"], paths.BUILD, paths.ROOT / "figures"):
+        leaks += files_containing(folder, canaries)
+    assert not leaks
+
+    # ...and that is not because nothing happened: the keys went out and the server echoed them
+    assert stats["received"]["[fault:401echo] a wrong key for fault-sk"] == 1
+    assert stats["received"]["[fault:500echo,500echo] a server that echoes the key of fault-plain, twice"] == 3
+    store = ResponseStore(dirs["raw"] / "secrets")
+    assert store.stats.final == 10 and not store.stats.issues
+    echoed = [r for r in store.records() if r["status"] == "error" and "echo" in r["request"]["messages"][0]["content"]]
+    assert len(echoed) == 2 * 3  # per model: one 401 (final) and two 500s (retried)
+    assert all("Incorrect API key provided: [REDACTED]" in r["error"]["message"] for r in echoed)
+    assert (dirs["logs"] / "run.log").stat().st_size > 0  # DEBUG logging of openai/httpx was on

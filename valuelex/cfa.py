@@ -1,0 +1,525 @@
+"""Confirmatory factor analysis of value-word co-occurrence (notebook 04), with semopy.
+
+Models are built from ``{factor: [words]}`` mappings: the paper's taxonomy (3 dimensions,
+6 sub-dimensions, 6 sub-dimensions under 3 second-order dimensions) with the taxonomy's
+example words as markers (``configs/taxonomy.yaml``), the model the EFA suggests, and a
+one-factor baseline on the same words. semopy estimates them (objective ``MLW``, which is
+lavaan's ML); the fit indices are computed here as lavaan computes them, because semopy
+lacks some (RMSEA interval, SRMR) and computes others differently (its RMSEA divides by
+N - 1, lavaan's by N; its AIC/BIC are on another scale, so we do not report them):
+chi2 = N * F_ML, CFI and TLI against the independence model, RMSEA with its 90% interval
+from the noncentral chi-square, SRMR (lavaan's ``srmr``, Bentler's, no mean structure).
+``tests/test_cfa.py`` checks them against lavaan on Holzinger & Swineford (1939).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+from scipy import optimize, stats
+
+from . import paths
+
+TAXONOMY = paths.CONFIGS / "taxonomy.yaml"
+
+#: Hu & Bentler (1999) cut-offs for good fit.
+HU_BENTLER = {"cfi": (">=", 0.95), "tli": (">=", 0.95), "rmsea": ("<=", 0.06), "srmr": ("<=", 0.08)}
+#: Rules of thumb we apply to call a CFA sample adequate: at least 200 units (e.g. Kline) and at
+#: least 5 units per free parameter (Bentler & Chou, 1987). Below either, the table says so.
+MIN_N = 200
+MIN_UNITS_PER_PARAMETER = 5
+#: Fewer indicators than this and a factor is left out of a model (2 is the minimum for a factor
+#: that correlates with others; 3 for a factor standing alone).
+MIN_INDICATORS = 2
+#: The EFA-derived model uses at most this many words per factor (those with the largest loadings).
+DEFAULT_MAX_INDICATORS = 8
+
+
+# ------------------------------------------------------------------------------------------
+# The taxonomy and its markers
+# ------------------------------------------------------------------------------------------
+def load_taxonomy(path: Path | None = None) -> dict:
+    """``configs/taxonomy.yaml``: dimensions -> sub-dimensions -> marker words (with variants)."""
+    return yaml.safe_load(Path(path or TAXONOMY).read_text(encoding="utf-8"))
+
+
+def _norm(word: str) -> str:
+    return re.sub(r"\s+", " ", str(word).strip().lower())
+
+
+def taxonomy_markers(taxonomy: dict, data: pd.DataFrame) -> pd.DataFrame:
+    """Which of the taxonomy's example words are columns of ``data`` (case-insensitive, any listed form).
+
+    One row per marker: dimension, sub-dimension, marker, the lexicon word used (the most
+    frequent of its forms present), the number of units using it, and ``present``.
+    """
+    columns = {_norm(c): c for c in data.columns}
+    counts = (data > 0).sum(axis=0)
+    rows = []
+    for dimension, subs in taxonomy["dimensions"].items():
+        for sub, markers in subs.items():
+            for item in markers:
+                forms = [item["marker"], *item.get("variants", [])]
+                found = [columns[_norm(f)] for f in forms if _norm(f) in columns]
+                word = max(found, key=lambda w: (counts[w], w)) if found else None
+                rows.append(
+                    {
+                        "dimension": dimension,
+                        "subdimension": sub,
+                        "marker": item["marker"],
+                        "forms": ", ".join(forms),
+                        "word": word,
+                        "units": int(counts[word]) if word else 0,
+                        "present": word is not None,
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------------------------------
+# Model specifications
+# ------------------------------------------------------------------------------------------
+@dataclass
+class ModelSpec:
+    """A CFA model: first-order factors with their words, optional second-order factors."""
+
+    name: str
+    factors: dict[str, list[str]]
+    higher_order: dict[str, list[str]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def words(self) -> list[str]:
+        return [w for ws in self.factors.values() for w in ws]
+
+    def identified(self) -> tuple[bool, str]:
+        """A rough identification check: enough indicators per factor and first-order factors per
+        second-order factor (the t-rule and these counts; not a full algebraic proof)."""
+        if not self.factors:
+            return False, "no factor has enough indicators"
+        alone = len(self.factors) == 1
+        for f, ws in self.factors.items():
+            need = 3 if alone else MIN_INDICATORS
+            if len(ws) < need:
+                return False, f"factor {f} has {len(ws)} indicator(s), needs {need}"
+        for g, fs in self.higher_order.items():
+            if len(fs) < 2:
+                return False, f"second-order factor {g} has {len(fs)} first-order factor(s), needs 2"
+        if self.higher_order and len(self.higher_order) == 1 and len(self.factors) < 3:
+            return False, "a single second-order factor needs at least 3 first-order factors"
+        p = len(self.words)
+        if p * (p + 1) // 2 < self.n_free_parameters():
+            return False, "more free parameters than variances and covariances"
+        return True, ""
+
+    def n_free_parameters(self) -> int:
+        """Loadings (one fixed per factor), residual variances, factor (co)variances."""
+        p, k = len(self.words), len(self.factors)
+        count = (p - k) + p
+        if self.higher_order:
+            g = len(self.higher_order)
+            count += (k - g) + k + g + g * (g - 1) // 2  # 2nd-order loadings, disturbances, their (co)variances
+        else:
+            count += k * (k + 1) // 2
+        return count
+
+
+def identifier(name: str, prefix: str = "") -> str:
+    """A semopy-safe variable name for a word or factor."""
+    safe = re.sub(r"[^0-9A-Za-z]+", "_", str(name)).strip("_") or "x"
+    return f"{prefix}{safe}"
+
+
+def model_syntax(spec: ModelSpec) -> tuple[str, dict[str, str]]:
+    """lavaan-style syntax for semopy, and the word -> identifier map used in it."""
+    names: dict[str, str] = {}
+    for w in spec.words:
+        base = identifier(w, "w_")
+        candidate, i = base, 2
+        while candidate in names.values():
+            candidate, i = f"{base}_{i}", i + 1
+        names[w] = candidate
+    lines = [f"{identifier(f, 'f_')} =~ " + " + ".join(names[w] for w in ws) for f, ws in spec.factors.items()]
+    for g, fs in spec.higher_order.items():
+        lines.append(f"{identifier(g, 'g_')} =~ " + " + ".join(identifier(f, "f_") for f in fs))
+    return "\n".join(lines), names
+
+
+def _usable(words: list[str], data: pd.DataFrame) -> list[str]:
+    return [w for w in dict.fromkeys(words) if w in data.columns]
+
+
+def taxonomy_models(markers: pd.DataFrame, data: pd.DataFrame) -> list[ModelSpec]:
+    """The paper's three taxonomy models on the markers present in ``data``.
+
+    ``taxonomy: 3 dimensions`` (markers pooled by dimension), ``taxonomy: 6 sub-dimensions``,
+    and ``taxonomy: 6 under 3`` (sub-dimensions loading on second-order dimensions). Factors with
+    fewer than two markers present are left out, and the models note which.
+    """
+    present = markers[markers["present"] & markers["word"].isin(data.columns)]
+    specs = []
+    dims: dict[str, list[str]] = {}
+    notes3 = []
+    for dim in markers["dimension"].unique():
+        words = _usable(present.loc[present["dimension"] == dim, "word"].tolist(), data)
+        if len(words) >= MIN_INDICATORS:
+            dims[dim] = words
+        else:
+            notes3.append(f"{dim} left out: {len(words)} marker(s) present")
+    specs.append(ModelSpec("taxonomy: 3 dimensions", dims, notes=notes3))
+
+    subs: dict[str, list[str]] = {}
+    notes6 = []
+    for sub in markers["subdimension"].unique():
+        words = _usable(present.loc[present["subdimension"] == sub, "word"].tolist(), data)
+        if len(words) >= MIN_INDICATORS:
+            subs[sub] = words
+        else:
+            notes6.append(f"{sub} left out: {len(words)} marker(s) present")
+    specs.append(ModelSpec("taxonomy: 6 sub-dimensions", subs, notes=notes6))
+
+    parent = markers.drop_duplicates("subdimension").set_index("subdimension")["dimension"]
+    higher: dict[str, list[str]] = {}
+    for sub in subs:
+        higher.setdefault(parent[sub], []).append(sub)
+    notes2 = list(notes6)
+    for dim, fs in list(higher.items()):
+        if len(fs) < 2:
+            notes2.append(f"{dim} has {len(fs)} sub-dimension(s) with markers: no second-order factor possible")
+    specs.append(ModelSpec("taxonomy: 6 under 3 (second order)", subs, higher, notes=notes2))
+    return specs
+
+
+def marker_factors(markers: pd.DataFrame, word_factors: pd.DataFrame) -> pd.DataFrame:
+    """Where the taxonomy's markers land in the EFA: one row per marker present, with its EFA factor,
+    loading and whether it reaches the cut-off. Helps to name the EFA factors and to see whether
+    markers of one dimension share a factor."""
+    present = markers[markers["present"]]
+    table = present.merge(word_factors[["word", "factor", "loading", "assigned"]], on="word", how="left")
+    return table[["dimension", "subdimension", "marker", "word", "factor", "loading", "assigned"]]
+
+
+def efa_model(
+    word_factors: pd.DataFrame, data: pd.DataFrame, max_indicators: int = DEFAULT_MAX_INDICATORS
+) -> ModelSpec:
+    """The model the EFA suggests: each factor measured by its assigned words (``assigned`` True in
+    ``efa_word_factors.csv``), at most ``max_indicators`` per factor, those with the largest loadings."""
+    table = word_factors[word_factors["assigned"] & word_factors["word"].isin(data.columns)].copy()
+    table["abs"] = table["loading"].abs()
+    factors, notes = {}, []
+    for f, part in table.groupby("factor", sort=True):
+        words = part.sort_values("abs", ascending=False)["word"].head(max_indicators).tolist()
+        if len(words) >= MIN_INDICATORS:
+            factors[str(f)] = words
+        else:
+            notes.append(f"{f} left out: {len(words)} assigned word(s)")
+    if len(table) > sum(len(w) for w in factors.values()):
+        notes.append(f"at most {max_indicators} words per factor (largest loadings)")
+    return ModelSpec(f"EFA-derived ({len(factors)} factors)", factors, notes=notes)
+
+
+def one_factor_model(words: list[str], name: str = "one factor (baseline)") -> ModelSpec:
+    """Every word on a single factor: the baseline a multi-factor model has to beat on the same words."""
+    return ModelSpec(name, {"General": list(dict.fromkeys(words))})
+
+
+def split_units(data: pd.DataFrame, fraction: float = 0.5, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Random split of the units (rows) into an exploration part (EFA) and a confirmation part (CFA)."""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(data))
+    cut = int(round(len(data) * fraction))
+    return data.iloc[np.sort(order[:cut])], data.iloc[np.sort(order[cut:])]
+
+
+# ------------------------------------------------------------------------------------------
+# Fit indices, as lavaan computes them
+# ------------------------------------------------------------------------------------------
+def ml_discrepancy(sample_cov: np.ndarray, implied_cov: np.ndarray) -> float:
+    """F_ML = log|Sigma| + tr(S Sigma^-1) - log|S| - p."""
+    p = sample_cov.shape[0]
+    _, logdet_sigma = np.linalg.slogdet(implied_cov)
+    _, logdet_s = np.linalg.slogdet(sample_cov)
+    return float(logdet_sigma + np.trace(np.linalg.solve(implied_cov, sample_cov)) - logdet_s - p)
+
+
+def rmsea(chi2: float, df: float, n_obs: int) -> float:
+    """lavaan's RMSEA: sqrt(max(chi2/N/df - 1/N, 0))."""
+    return math.sqrt(max(chi2 / n_obs / df - 1.0 / n_obs, 0.0)) if df > 0 else 0.0
+
+
+def _ncx2_cdf(x: float, df: float, nc: float) -> float:
+    return float(stats.chi2.cdf(x, df)) if nc <= 0 else float(stats.ncx2.cdf(x, df, nc))
+
+
+def rmsea_interval(chi2: float, df: float, n_obs: int, level: float = 0.90) -> tuple[float, float]:
+    """lavaan's RMSEA confidence interval (``lav_fit_rmsea_ci``): the noncentrality parameters at which
+    the observed chi2 is the upper and lower percentile of a noncentral chi-square, scaled by N * df."""
+    upper_p, lower_p = 1 - (1 - level) / 2, (1 - level) / 2
+    if df < 1 or _ncx2_cdf(chi2, df, 0) < upper_p:
+        lower = 0.0
+    else:
+        lam = optimize.brentq(lambda nc: _ncx2_cdf(chi2, df, nc) - upper_p, 0.0, chi2)
+        lower = math.sqrt(lam / (n_obs * df))
+    top = max(n_obs, chi2 * 4)
+    if df < 1 or _ncx2_cdf(chi2, df, top) > lower_p or _ncx2_cdf(chi2, df, 0) < lower_p:
+        upper = 0.0
+    else:
+        lam = optimize.brentq(lambda nc: _ncx2_cdf(chi2, df, nc) - lower_p, 0.0, top)
+        upper = math.sqrt(lam / (n_obs * df))
+    return lower, upper
+
+
+def srmr(sample_cov: np.ndarray, implied_cov: np.ndarray) -> float:
+    """lavaan's ``srmr`` (Bentler's, without mean structure): residual covariances divided by the
+    observed standard deviations, root mean square over the lower triangle including the diagonal."""
+    sd = np.sqrt(np.diag(sample_cov))
+    residual = (sample_cov - implied_cov) / np.outer(sd, sd)
+    rows, cols = np.tril_indices(sample_cov.shape[0])
+    return float(np.sqrt(np.mean(residual[rows, cols] ** 2)))
+
+
+def incremental_indices(chi2: float, df: float, null_chi2: float, null_df: float) -> tuple[float, float]:
+    """CFI and TLI against the independence model, as lavaan computes them."""
+    t1 = max(chi2 - df, 0.0)
+    t2 = max(chi2 - df, null_chi2 - null_df, 0.0)
+    cfi = 1.0 if t2 == 0 else 1.0 - t1 / t2
+    tli = float("nan") if df <= 0 else (null_chi2 / null_df - chi2 / df) / (null_chi2 / null_df - 1.0)
+    return cfi, tli
+
+
+def sample_size_verdict(n_obs: int, n_parameters: int) -> tuple[bool, str]:
+    """Whether N is large enough for a stable CFA by our rules of thumb, and a sentence saying so."""
+    ratio = n_obs / max(n_parameters, 1)
+    if n_obs >= MIN_N and ratio >= MIN_UNITS_PER_PARAMETER:
+        return True, f"N = {n_obs} ({ratio:.1f} units per free parameter): adequate by our rules of thumb"
+    return False, (
+        f"N = {n_obs} is too small for a stable CFA of this model ({n_parameters} free parameters, "
+        f"{ratio:.1f} units per parameter; we ask for N >= {MIN_N} and >= {MIN_UNITS_PER_PARAMETER} per parameter): "
+        "treat its fit indices as indicative only"
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# Fitting
+# ------------------------------------------------------------------------------------------
+@dataclass
+class CFAFit:
+    name: str
+    n_obs: int
+    n_words: int
+    n_factors: int
+    n_parameters: int
+    chi2: float = float("nan")
+    df: float = float("nan")
+    p_value: float = float("nan")
+    cfi: float = float("nan")
+    tli: float = float("nan")
+    rmsea: float = float("nan")
+    rmsea_lower: float = float("nan")
+    rmsea_upper: float = float("nan")
+    srmr: float = float("nan")
+    converged: bool = False
+    heywood: list[str] = field(default_factory=list)
+    n_adequate: bool = False
+    error: str = ""
+    notes: list[str] = field(default_factory=list)
+    estimates: pd.DataFrame | None = None
+    names: dict[str, str] = field(default_factory=dict)  # semopy identifier -> word or factor
+
+    def row(self) -> dict:
+        out = {
+            "model": self.name,
+            "N": self.n_obs,
+            "words": self.n_words,
+            "factors": self.n_factors,
+            "parameters": self.n_parameters,
+            "chi2": self.chi2,
+            "df": self.df,
+            "p": self.p_value,
+            "CFI": self.cfi,
+            "TLI": self.tli,
+            "RMSEA": self.rmsea,
+            "RMSEA_lo90": self.rmsea_lower,
+            "RMSEA_hi90": self.rmsea_upper,
+            "SRMR": self.srmr,
+            "good_fit_HB": self.good_fit(),
+            "converged": self.converged,
+            "heywood": ", ".join(self.heywood),
+            "N_adequate": self.n_adequate,
+            "notes": "; ".join([*self.notes, self.error] if self.error else self.notes),
+        }
+        return out
+
+    def meets(self) -> dict[str, bool]:
+        """Which Hu & Bentler cut-offs the model meets."""
+        values = {"cfi": self.cfi, "tli": self.tli, "rmsea": self.rmsea, "srmr": self.srmr}
+        out = {}
+        for k, (op, cut) in HU_BENTLER.items():
+            v = values[k]
+            out[k] = bool(np.isfinite(v) and (v >= cut if op == ">=" else v <= cut))
+        return out
+
+    def good_fit(self) -> bool:
+        return bool(self.converged and not self.error and all(self.meets().values()))
+
+
+def _heywood_cases(estimates: pd.DataFrame) -> list[str]:
+    """Variables with an improper solution: a variance at or below zero (semopy keeps variances at or
+    above 0, so a Heywood case shows as a variance stuck at the bound) or a standardised loading >= 1."""
+    variances = estimates[(estimates["op"] == "~~") & (estimates["lval"] == estimates["rval"])]
+    values = pd.to_numeric(variances["Estimate"], errors="coerce")
+    cases = set(variances.loc[values <= 1e-6, "lval"].astype(str))
+    loads = estimates[estimates["op"] == "~"]
+    std = pd.to_numeric(loads["Est. Std"], errors="coerce").abs()
+    cases |= set(loads.loc[std >= 0.999, "lval"].astype(str))
+    return sorted(cases)
+
+
+def fit_cfa(
+    spec: ModelSpec,
+    data: pd.DataFrame | None = None,
+    cov: pd.DataFrame | None = None,
+    n_obs: int | None = None,
+) -> CFAFit:
+    """Fit one model with semopy (``MLW``, lavaan's ML) on raw data or on a covariance/correlation matrix.
+
+    Never raises for estimation problems: an unidentified model, an optimiser error, non-convergence
+    or a Heywood case (negative variance) is recorded in the returned row.
+    """
+    import semopy
+
+    if (data is None) == (cov is None):
+        raise ValueError("give either data or cov (with n_obs)")
+    words = spec.words
+    n = int(len(data) if data is not None else n_obs)
+    k = len(spec.factors) + len(spec.higher_order)
+    q = spec.n_free_parameters()
+    result = CFAFit(spec.name, n, len(words), k, q, notes=list(spec.notes))
+    ok, why = spec.identified()
+    if not ok:
+        result.error = f"not fitted: {why}"
+        return result
+    result.n_adequate, verdict = sample_size_verdict(n, q)
+    if not result.n_adequate:
+        result.notes.append(verdict)
+    syntax, names = model_syntax(spec)
+    result.names = {v: k for k, v in names.items()}
+    result.names.update({identifier(f, "f_"): f for f in spec.factors})
+    result.names.update({identifier(g, "g_"): g for g in spec.higher_order})
+    if data is not None:
+        frame = data[words].astype(float).rename(columns=names)
+        if (frame.var(ddof=0) <= 0).any():
+            result.error = "not fitted: a word does not vary in these units"
+            return result
+        sample = np.cov(frame.to_numpy(), rowvar=False, ddof=0)
+    else:
+        frame = cov.loc[words, words].rename(index=names, columns=names)
+        sample = frame.to_numpy(float)
+    if n <= len(words):
+        result.error = f"not fitted: N = {n} units for {len(words)} words (the sample covariance is singular)"
+        return result
+    sign, _ = np.linalg.slogdet(sample)
+    if sign <= 0:
+        result.error = "not fitted: the sample covariance of these words is singular (collinear words)"
+        return result
+    model = semopy.Model(syntax)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if data is not None:
+                res = model.fit(frame, obj="MLW")
+            else:
+                res = model.fit(cov=frame, n_samples=n, obj="MLW")
+        observed = model.vars["observed"]
+        order = [list(frame.columns).index(v) for v in observed]
+        sample = sample[np.ix_(order, order)]
+        implied = model.calc_sigma()[0]
+        result.converged = bool(getattr(res, "success", True))
+        result.estimates = model.inspect(std_est=True)
+    except Exception as err:  # semopy raises many kinds of errors on degenerate models
+        result.error = f"estimation failed: {type(err).__name__}: {err}"
+        return result
+    if not result.converged:
+        result.notes.append("the optimiser did not converge")
+    p = len(observed)
+    result.n_parameters = len(model.param_vals)
+    result.df = p * (p + 1) / 2 - result.n_parameters
+    try:
+        f_ml = ml_discrepancy(sample, implied)
+    except np.linalg.LinAlgError as err:
+        result.error = f"implied covariance singular: {err}"
+        return result
+    result.chi2 = n * f_ml
+    result.p_value = float(stats.chi2.sf(result.chi2, result.df)) if result.df > 0 else float("nan")
+    null_chi2 = n * (np.sum(np.log(np.diag(sample))) - np.linalg.slogdet(sample)[1])
+    null_df = p * (p - 1) / 2
+    result.cfi, result.tli = incremental_indices(result.chi2, result.df, null_chi2, null_df)
+    result.rmsea = rmsea(result.chi2, result.df, n)
+    result.rmsea_lower, result.rmsea_upper = rmsea_interval(result.chi2, result.df, n)
+    result.srmr = srmr(sample, implied)
+    result.heywood = [result.names.get(v, v) for v in _heywood_cases(result.estimates)]
+    if result.heywood:
+        result.notes.append("Heywood case (variance at or below zero): " + ", ".join(result.heywood))
+    return result
+
+
+def comparison_table(fits: list[CFAFit]) -> pd.DataFrame:
+    """One row per model: fit indices, Hu & Bentler verdict, convergence, Heywood cases, N adequacy."""
+    return pd.DataFrame([f.row() for f in fits])
+
+
+def loadings(fit: CFAFit) -> pd.DataFrame:
+    """The fitted loadings: indicator, factor, estimate (first indicator fixed to 1), standardised
+    estimate and standard error, with words and factors under their own names."""
+    if fit.estimates is None:
+        return pd.DataFrame(columns=["indicator", "factor", "estimate", "std_estimate", "se"])
+    est = fit.estimates[fit.estimates["op"] == "~"]
+
+    def plain(name: str) -> str:
+        return fit.names.get(name, name)
+
+    return pd.DataFrame(
+        {
+            "indicator": est["lval"].map(plain).to_numpy(),
+            "factor": est["rval"].map(plain).to_numpy(),
+            "estimate": pd.to_numeric(est["Estimate"], errors="coerce").to_numpy(),
+            "std_estimate": pd.to_numeric(est["Est. Std"], errors="coerce").to_numpy(),
+            "se": pd.to_numeric(est["Std. Err"], errors="coerce").to_numpy(),
+        }
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# Figure
+# ------------------------------------------------------------------------------------------
+def plot_fit_comparison(table: pd.DataFrame):
+    """CFI, TLI, RMSEA (with 90% CI) and SRMR of each model, with the Hu & Bentler cut-offs."""
+    import matplotlib.pyplot as plt
+
+    from .figures import apply_style
+
+    apply_style()
+    fitted = table[np.isfinite(table["chi2"].astype(float))].reset_index(drop=True)
+    fig, axes = plt.subplots(1, 4, figsize=(12.0, 0.45 * max(len(fitted), 1) + 1.8), sharey=True)
+    y = np.arange(len(fitted))[::-1]
+    panels = [
+        (name.upper() if name != "srmr" else "SRMR", HU_BENTLER[name]) for name in ("cfi", "tli", "rmsea", "srmr")
+    ]
+    for ax, (col, (op, cut)) in zip(axes, panels, strict=True):
+        values = fitted[col].astype(float).to_numpy()
+        good = values >= cut if op == ">=" else values <= cut
+        ax.scatter(values, y, c=np.where(good, "#3f9b62", "#c44e52"), zorder=3)
+        if col == "RMSEA":
+            ax.hlines(y, fitted["RMSEA_lo90"].astype(float), fitted["RMSEA_hi90"].astype(float), color="#777777")
+        ax.axvline(cut, color="#555555", ls="--", lw=0.8)
+        ax.set_title(f"{col} ({op} {cut})")
+    axes[0].set_yticks(y, fitted["model"])
+    fig.tight_layout()
+    return fig
