@@ -201,8 +201,38 @@ def test_live_rerun_calls_only_the_misses(fault_run, server: FaultServer, monkey
     assert [r["text"] for r in records[: len(PLAN)]] == [r["text"] for r in fault_run["records"]]
     assert all(r["status"] == "ok" and r["usable"] for r in records[len(PLAN) :])
     stats = server.stats()
-    assert stats["received"] == {"a new question": 1, "[fault:500] a new failing question": 2}
-    assert runner.report.hits == len(PLAN) and runner.report.calls == 2
+    # the misses, and the two requests whose final record was an error (asked again by default)
+    assert stats["received"] == {
+        "a new question": 1,
+        "[fault:500] a new failing question": 2,
+        "[fault:401echo] bad key": 1,
+        "[fault:500*inf] always failing": LIMITS.max_retries + 1,
+    }
+    assert runner.report.hits == len(PLAN) - 2 and runner.report.calls == 2
+
+
+def test_live_rerun_without_retry_errors_calls_only_the_misses(fault_run, server: FaultServer, monkeypatch):
+    monkeypatch.setenv("VALUELEX_TEST_KEY", "sk-test-fault-run-0000")
+    server.reset()
+    new = make_requests("fault-chat", ["another new question"], version="v3")
+    store = ResponseStore(fault_run["root"])
+    runner = LLMRunner(fault_run["cards"], store, mode="live", limits=LIMITS, progress=False, retry_errors=False)
+    records = runner.run(fault_run["requests"] + new)
+    assert server.stats()["received"] == {"another new question": 1}
+    assert runner.report.hits == len(PLAN)
+    assert records[-1]["status"] == "ok"
+
+
+def test_a_success_after_a_stored_failure_becomes_the_answer(fault_run):
+    """The store keeps the first success over an earlier final error, also after a reload."""
+    store = ResponseStore(fault_run["root"])
+    by_text = {r["request"]["messages"][-1]["content"]: r for r in store.final_records()}
+    failed = by_text["[fault:500*inf] always failing"]
+    assert failed["status"] == "error"
+    store.append({**failed, "attempt": 99, "status": "ok", "usable": True, "text": "recovered", "error": None})
+    assert store.get(failed["key"])["text"] == "recovered"
+    reloaded = ResponseStore(fault_run["root"])
+    assert reloaded.get(failed["key"])["text"] == "recovered"
 
 
 def test_completions_api_goes_through_the_prompt_template(server: FaultServer, cards_dir: Path, tmp_path, monkeypatch):

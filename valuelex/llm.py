@@ -288,7 +288,10 @@ class LLMRunner:
         validator: Callable[[str | None], bool] = default_validator,
         endpoints: dict[str, str] | None = None,
         progress: bool = True,
+        retry_errors: bool = True,
     ):
+        """``retry_errors``: in live mode, ask again the requests whose final record is an error
+        (retries used up, a bad key); replay always returns stored errors as they are."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.cards, self.store, self.mode = cards, store, mode
@@ -296,6 +299,7 @@ class LLMRunner:
         self.validator = validator
         self.endpoints = dict(endpoints or {})
         self.progress = progress
+        self.retry_errors = retry_errors and mode == "live"
         self.report = RunReport()
 
     # planning ------------------------------------------------------------------------
@@ -306,13 +310,18 @@ class LLMRunner:
             raise KeyError(f"no model card for {request.model!r} (known: {', '.join(sorted(self.cards))})") from None
 
     def misses(self, requests: Sequence[Request], keys: Sequence[str] | None = None) -> list[Request]:
-        """Requests the store has no final answer for, without duplicates (``keys``: their keys, if known)."""
+        """Requests to call: no final record, or (with ``retry_errors``, live mode) a final error.
+
+        Without duplicates; ``keys`` are the requests' keys, if already computed.
+        """
         if keys is None:
             keys = [r.key(self._card(r)) for r in requests]
         seen: set[str] = set()
         out = []
         for r, k in zip(requests, keys, strict=True):
-            if k not in self.store and k not in seen:
+            stored = self.store.get(k)
+            answered = stored is not None and not (self.retry_errors and stored["status"] == "error")
+            if not answered and k not in seen:
                 seen.add(k)
                 out.append(r)
         return out

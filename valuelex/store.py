@@ -154,16 +154,14 @@ class ResponseStore:
                 stats.records += 1
                 self._records.append(rec)
                 if rec["final"]:
-                    if rec["key"] in self._final:
-                        stats.duplicate_finals += 1
-                    else:
-                        self._final[rec["key"]] = rec
-                        stats.final += 1
+                    outcome = self._keep_final(rec)
+                    stats.duplicate_finals += outcome == "duplicate"
+                    stats.final += outcome == "new"
         self.stats = stats
         return stats
 
     def get(self, key: str) -> dict[str, Any] | None:
-        """The final record of a request, or None."""
+        """The final record of a request (its first success, else its first failure), or None."""
         return self._final.get(key)
 
     def __contains__(self, key: str) -> bool:
@@ -205,8 +203,24 @@ class ResponseStore:
             finally:
                 os.close(fd)
             self._records.append(record)
-            if record["final"] and record["key"] not in self._final:
-                self._final[record["key"]] = record
+            if record["final"]:
+                self._keep_final(record)
+
+    def _keep_final(self, rec: dict[str, Any]) -> str:
+        """Make ``rec`` the answer to its request if it is the first, or the first success after a failure.
+
+        A request whose final record is an error (retries used up, a bad key) can be asked again
+        in a later live run; its first successful final record then becomes the answer. Returns
+        "new", "replaced" or "duplicate" (a second final record after a success is ignored).
+        """
+        current = self._final.get(rec["key"])
+        if current is None:
+            self._final[rec["key"]] = rec
+            return "new"
+        if current["status"] == "error" and rec["status"] == "ok":
+            self._final[rec["key"]] = rec
+            return "replaced"
+        return "duplicate"
 
     def extend(self, records: Iterable[dict[str, Any]]) -> None:
         for rec in records:
