@@ -66,5 +66,6 @@ def save_table(
     folder.mkdir(parents=True, exist_ok=True)
     csv, md = folder / f"{name}.csv", folder / f"{name}.md"
     df.to_csv(csv, index=index, float_format="%.6g", lineterminator="\n")
-    md.write_text(df.to_markdown(index=index, floatfmt=floatfmt) + "\n", encoding="utf-8")
+    # object dtype keeps whole numbers as integers in the Markdown (tabulate would print 2 as 2.000)
+    md.write_text(df.astype(object).to_markdown(index=index, floatfmt=floatfmt) + "\n", encoding="utf-8")
     return [csv, md]
