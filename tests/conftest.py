@@ -12,6 +12,8 @@ from valuelex import paths
 from valuelex.notebook import recorded
 
 KERNEL = "valuelex"
+# semopy's results depend on Python's hash order; notebooks run in kernels that inherit this
+os.environ.setdefault("PYTHONHASHSEED", "0")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
