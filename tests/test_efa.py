@@ -381,3 +381,25 @@ def test_notebook_03_on_simulated_panel(tmp_path):
     for name in ("efa_scree.png", "efa_loadings_heatmap.png", "efa_bootstrap_congruence.png", "efa_loadings.md"):
         assert (figures_dir / name).exists(), name
     assert (processed / "efa_settings.json").exists() and (processed / "efa_loadings.csv").exists()
+
+
+def test_factor_model_association_separates_model_vocabulary_from_shared_values():
+    """A factor made of one model's pet words has eta squared 1; a factor every model uses alike has 0."""
+    respondents = pd.DataFrame({"respondent": [f"r{i}" for i in range(8)], "model": ["a"] * 4 + ["b"] * 4})
+    incidence = pd.DataFrame(
+        {
+            "pet1": [1, 1, 1, 1, 0, 0, 0, 0],
+            "pet2": [1, 1, 1, 1, 0, 0, 0, 0],
+            "shared1": [1, 0, 1, 0, 1, 0, 1, 0],
+            "shared2": [1, 0, 1, 0, 1, 0, 1, 0],
+        },
+        index=respondents["respondent"],
+    )
+    word_factors = pd.DataFrame(
+        {"word": ["pet1", "pet2", "shared1", "shared2"], "factor": ["F1", "F1", "F2", "F2"], "assigned": True}
+    )
+    table = efa.factor_model_association(incidence, word_factors, respondents).set_index("factor")
+    assert table.loc["F1", "eta_squared"] == 1.0
+    assert table.loc["F2", "eta_squared"] == 0.0
+    assert table.loc["F1", "a"] == 1.0 and table.loc["F1", "b"] == 0.0
+    assert table.loc["F2", "words"] == 2

@@ -1122,3 +1122,31 @@ def plot_bootstrap_congruence(boot: BootstrapResult):
     ax.set_title(f"Bootstrap stability ({boot.congruence.shape[0]} samples)")
     fig.tight_layout()
     return fig
+
+
+# do factors track the model that answered? ---------------------------------------------
+def factor_model_association(
+    incidence: pd.DataFrame, word_factors: pd.DataFrame, respondents: pd.DataFrame, by: str = "model"
+) -> pd.DataFrame:
+    """How much each factor reflects who answered rather than which values go together.
+
+    For each factor, a unit's score is the share of the factor's assigned words it used; the
+    table gives the mean score per group (``by``: model, family or training_stage column of
+    ``respondents``) and eta squared, the share of the scores' variance between groups. With
+    few models, a factor with a high eta squared is mostly one model's vocabulary.
+    Units must be respondents (the index of ``incidence``).
+    """
+    groups = respondents.set_index("respondent").loc[incidence.index, by]
+    rows = []
+    for factor, g in word_factors[word_factors["assigned"]].groupby("factor"):
+        words = [w for w in g["word"] if w in incidence.columns]
+        score = (incidence[words] > 0).mean(axis=1)
+        total = float(((score - score.mean()) ** 2).sum())
+        by_group = score.groupby(groups.to_numpy())
+        means = by_group.mean()
+        between = float((by_group.size() * (means - score.mean()) ** 2).sum())
+        rows.append(
+            {"factor": factor, "words": len(words), "eta_squared": round(between / total, 3) if total else float("nan")}
+            | means.round(3).to_dict()
+        )
+    return pd.DataFrame(rows)

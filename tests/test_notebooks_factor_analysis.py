@@ -1,0 +1,42 @@
+"""Notebooks 03-04 on the committed local panel (replayed by notebooks 01-02), with small parameters."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from tests.conftest import run_notebook
+
+SMALL = {"n_boot": 5, "parallel_iter": 5}
+
+
+def _private_copy(pipeline: dict, tmp_path: Path) -> dict[str, str]:
+    processed = tmp_path / "processed"
+    shutil.copytree(pipeline["VALUELEX_PROCESSED"], processed)
+    (tmp_path / "figures").mkdir()
+    return {"VALUELEX_PROCESSED": str(processed), "VALUELEX_FIGURES": str(tmp_path / "figures")}
+
+
+def test_notebooks_03_and_04_on_the_local_panel(processed_pipeline: dict, tmp_path: Path) -> None:
+    env = _private_copy(processed_pipeline, tmp_path)
+    efa_numbers = run_notebook("03_efa", tmp_path, SMALL, env)
+    assert efa_numbers["units"] == 120
+    assert efa_numbers["words_in"] == processed_pipeline["02"]["lexicon_size"]
+    assert 1 <= efa_numbers["n_factors"] <= 8
+    assert 0.5 < efa_numbers["kmo"] <= 1
+    assert efa_numbers["bootstrap_samples"] == SMALL["n_boot"]
+    eta = efa_numbers["factor_eta_squared_by_model"]
+    assert len(eta) == efa_numbers["n_factors"] and all(0 <= e <= 1 for e in eta)
+    word_factors = pd.read_csv(Path(env["VALUELEX_PROCESSED"]) / "efa_word_factors.csv")
+    assert set(word_factors.columns) >= {"word", "factor", "loading", "assigned"}
+    assert word_factors["assigned"].sum() == efa_numbers["words_assigned"]
+
+    cfa_numbers = run_notebook("04_cfa", tmp_path, {}, env)
+    assert cfa_numbers["cfa_units"] == 120
+    assert cfa_numbers["models_fitted"] >= 2
+    assert 0 <= cfa_numbers["cfi_efa"] <= 1 and cfa_numbers["rmsea_efa"] >= 0
+    assert cfa_numbers["n_adequate"] is False  # 120 respondents is too few, and the notebook says so
+    for name in ("efa_scree", "efa_loadings_heatmap", "cfa_model_comparison"):
+        assert any((Path(env["VALUELEX_FIGURES"]) / f"{name}.{ext}").exists() for ext in ("png", "csv"))
