@@ -19,7 +19,15 @@ def _descriptors(rows: list[tuple[str, str, str, str]]) -> pd.DataFrame:
     """(respondent, model, prompt_id, raw) rows -> the long table parse_responses makes."""
     return pd.DataFrame(
         [
-            {"respondent": r, "model": m, "training_stage": "instruct", "prompt_id": p, "sample": 0, "position": i, "raw": raw}
+            {
+                "respondent": r,
+                "model": m,
+                "training_stage": "instruct",
+                "prompt_id": p,
+                "sample": 0,
+                "position": i,
+                "raw": raw,
+            }
             for i, (r, m, p, raw) in enumerate(rows)
         ]
     )
@@ -50,7 +58,11 @@ def test_normalise(raw: str, expected: str) -> None:
         ("chatgpt", "", "non-value list"),
         ("in this context", "", "sentence fragment"),
         ("would choose", "", "sentence fragment"),
-        ("practical priorities", "which single words best characterise your moral and practical priorities", "echo of the prompt"),
+        (
+            "practical priorities",
+            "which single words best characterise your moral and practical priorities",
+            "echo of the prompt",
+        ),
         ("honesty", "give words that best describe your value system", None),
         ("moral", "which single words best characterise your moral and practical priorities", None),
     ],
