@@ -80,7 +80,7 @@ if [[ $SETUP_ONLY == 1 ]]; then
 fi
 
 mkdir -p build/html build/logs
-export PYTHONHASHSEED=0 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 MPLBACKEND=Agg
+export PYTHONHASHSEED=0 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 total_started=$SECONDS
 shopt -s nullglob
 notebooks=(notebooks/[0-9][0-9]_*.ipynb)

@@ -14,5 +14,5 @@ echo "[run_tests] ruff format --check"
 echo "[run_tests] source notebooks carry no outputs"
 $PY -m valuelex.notebook_hygiene notebooks
 echo "[run_tests] pytest"
-export PYTHONHASHSEED=0 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 MPLBACKEND=Agg
+export PYTHONHASHSEED=0 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 exec $PY -m pytest "$@"

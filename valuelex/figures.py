@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
@@ -32,7 +31,6 @@ STAGE_COLOURS = {"pretrained": "#9e9e9e", "instruct": "#3b6fb6", "aligned": "#c4
 
 def apply_style() -> None:
     """The project's single figure style."""
-    matplotlib.use("Agg", force=False)
     sns.set_theme(context="notebook", style="whitegrid", palette="deep", font_scale=0.95)
     plt.rcParams.update(
         {
