@@ -88,6 +88,7 @@ if [[ ${#notebooks[@]} -eq 0 ]]; then
   say "no notebooks found in notebooks/"; exit 1
 fi
 : > build/timings.tsv
+renders=()
 for nb in "${notebooks[@]}"; do
   name=$(basename "$nb" .ipynb)
   if [[ -n $ONLY && $name != "$ONLY"* ]]; then
@@ -103,9 +104,14 @@ for nb in "${notebooks[@]}"; do
   fi
   elapsed=$((SECONDS - started))
   printf '%s\t%s\n' "$name" "$elapsed" >> build/timings.tsv
+  # render the HTML page in the background while the next notebook runs (2 cores)
   "$VENV/bin/jupyter" nbconvert --to html --log-level WARN --output-dir build/html "build/$name.ipynb" \
-    >> "build/logs/$name.log" 2>&1
+    >> "build/logs/$name.log" 2>&1 &
+  renders+=($!)
   say "done $name in ${elapsed} s"
+done
+for pid in "${renders[@]}"; do
+  wait "$pid" || { say "FAILED: rendering HTML (see build/logs/)"; exit 1; }
 done
 "$PY" -m valuelex.report html-index build/html >/dev/null
 "$PY" -m valuelex.report figure-index >/dev/null

@@ -183,27 +183,40 @@ def recover(
     return scores
 
 
+def _recover_one(structure: PlantedStructure, size: int, rep: int, seed: int, settings: dict) -> dict:
+    data_seed = seed + 1000 * rep + size
+    data = simulate_incidence(structure, size, seed=data_seed)
+    try:
+        row = recover(structure, data, seed=data_seed, **settings)
+        row["error"] = ""
+    except efa.EFAInputError as err:
+        row = {"n_factors_found": 0, "factor_count_right": False, "min_congruence": 0.0, "words_used": 0}
+        row["min_congruence_true_k"] = 0.0
+        row["error"] = str(err)
+    return {"respondents": size, "replication": rep, **row}
+
+
 def recovery_curve(
     structure: PlantedStructure,
     sizes: tuple[int, ...] = (60, 120, 250, 525, 1000),
     replications: int = 5,
     seed: int = 0,
+    n_jobs: int = 1,
     **settings,
 ) -> pd.DataFrame:
-    """``recover`` on ``replications`` fresh samples of each size: one row per (size, replication)."""
-    rows = []
-    for size in sizes:
-        for rep in range(replications):
-            data_seed = seed + 1000 * rep + size
-            data = simulate_incidence(structure, size, seed=data_seed)
-            try:
-                row = recover(structure, data, seed=data_seed, **settings)
-                row["error"] = ""
-            except efa.EFAInputError as err:
-                row = {"n_factors_found": 0, "factor_count_right": False, "min_congruence": 0.0, "words_used": 0}
-                row["min_congruence_true_k"] = 0.0
-                row["error"] = str(err)
-            rows.append({"respondents": size, "replication": rep, **row})
+    """``recover`` on ``replications`` fresh samples of each size: one row per (size, replication).
+
+    Every sample has its own seed, so ``n_jobs`` (processes) changes the speed, not the result.
+    """
+    tasks = [(size, rep) for size in sizes for rep in range(replications)]
+    if n_jobs == 1:
+        rows = [_recover_one(structure, size, rep, seed, settings) for size, rep in tasks]
+    else:
+        from joblib import Parallel, delayed
+
+        rows = Parallel(n_jobs=n_jobs)(
+            delayed(_recover_one)(structure, size, rep, seed, settings) for size, rep in tasks
+        )
     return pd.DataFrame(rows)
 
 
@@ -212,11 +225,12 @@ def recovery_study(
     sizes: tuple[int, ...] = (60, 120, 250, 525, 1000),
     replications: int = 5,
     seed: int = 0,
+    n_jobs: int = 1,
     **settings,
 ) -> pd.DataFrame:
     """``recovery_curve`` for several planted structures, one ``condition`` column to tell them apart."""
     curves = [
-        recovery_curve(structure, sizes, replications, seed, **settings).assign(condition=name)
+        recovery_curve(structure, sizes, replications, seed, n_jobs, **settings).assign(condition=name)
         for name, structure in conditions.items()
     ]
     return pd.concat(curves, ignore_index=True)
