@@ -17,7 +17,7 @@ import yaml
 
 from . import paths
 from .config import ConfigError, Panel, load_panel
-from .llm import Limits, LLMRunner, Plan, Request
+from .llm import Limits, LLMRunner, Plan, Request, panel_requests
 from .store import ResponseStore
 
 STUDY = "elicitation"
@@ -62,27 +62,9 @@ def build_requests(
     panel: Panel, prompts: PromptSet, *, use_system_prompt: bool = True, max_models: int | None = None
 ) -> list[Request]:
     """One request per respondent x prompt x sample, in a stable order."""
-    models = set(panel.models[:max_models]) if max_models else set(panel.models)
-    requests = []
-    for respondent in panel.respondents():
-        if respondent.model not in models:
-            continue
-        for prompt in prompts.prompts:
-            messages = [("user", prompt.text)]
-            if use_system_prompt and prompts.system:
-                messages.insert(0, ("system", prompts.system))
-            for sample in range(panel.samples):
-                requests.append(
-                    Request.for_respondent(
-                        respondent,
-                        messages,
-                        max_tokens=panel.max_tokens,
-                        sample=sample,
-                        prompt_id=prompt.id,
-                        prompt_version=prompts.version,
-                    )
-                )
-    return requests
+    system = [("system", prompts.system)] if use_system_prompt and prompts.system else []
+    items = [(p.id, [*system, ("user", p.text)]) for p in prompts.prompts]
+    return panel_requests(panel, items, prompts.version, models=panel.models[:max_models] if max_models else None)
 
 
 def runner(panel: Panel, mode: str = "replay", store_root: Path | None = None, **kw: Any) -> LLMRunner:

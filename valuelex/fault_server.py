@@ -43,6 +43,8 @@ from typing import Any
 
 from aiohttp import web
 
+from .local_models import stop_process
+
 KINDS = ("ok", "429", "500", "hang", "malformed", "badshape", "empty", "401echo", "500echo")
 _PLAN = re.compile(r"\[fault:([^\]]*)\]")
 _WORDS = ("honesty", "kindness", "fairness", "curiosity", "humility", "courage", "patience", "loyalty")
@@ -287,14 +289,9 @@ class FaultServer:
                 time.sleep(0.05)
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
+        if self.proc is None:
             return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+        stop_process(self.proc)
         if self.proc.stdout:
             self.proc.stdout.close()
 

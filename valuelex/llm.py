@@ -29,7 +29,7 @@ import openai
 from openai.types import Completion
 from openai.types.chat import ChatCompletion
 
-from .config import ModelCard, Respondent, check_keys
+from .config import ModelCard, Panel, Respondent, check_keys
 from .store import ResponseStore, StoreMiss, request_key
 
 MODES = ("replay", "live")
@@ -109,6 +109,43 @@ class Request:
             f"model={self.model} prompt={self.prompt_id}@{self.prompt_version} sample={self.sample} "
             f"temperature={self.temperature:g} top_p={self.top_p:g} seed={self.seed}"
         )
+
+
+def panel_requests(
+    panel: Panel,
+    items: Sequence[tuple[str, Sequence[tuple[str, str]]]],
+    version: str,
+    *,
+    models: Sequence[str] | None = None,
+    respondents_per_model: int | None = None,
+) -> list[Request]:
+    """One request per respondent x instrument item x sample, in a stable order.
+
+    ``items`` are (prompt id, messages) pairs: the elicitation prompts, or the projective stems.
+    ``models`` keeps only those models; ``respondents_per_model`` only each model's first respondents.
+    """
+    keep = set(models if models is not None else panel.models)
+    taken: dict[str, int] = {}
+    requests = []
+    for respondent in panel.respondents():
+        if respondent.model not in keep:
+            continue
+        taken[respondent.model] = taken.get(respondent.model, 0) + 1
+        if respondents_per_model and taken[respondent.model] > respondents_per_model:
+            continue
+        for prompt_id, messages in items:
+            for sample in range(panel.samples):
+                requests.append(
+                    Request.for_respondent(
+                        respondent,
+                        messages,
+                        max_tokens=panel.max_tokens,
+                        sample=sample,
+                        prompt_id=prompt_id,
+                        prompt_version=version,
+                    )
+                )
+    return requests
 
 
 @dataclass

@@ -148,6 +148,18 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child
         pass
 
 
+def stop_process(proc: subprocess.Popen | None, grace_s: float = 10.0) -> None:
+    """Terminate a child process, and kill it if it has not exited after ``grace_s`` seconds."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=grace_s)
+
+
 class LlamaServer:
     """llama.cpp's OpenAI-compatible server for one GGUF file, on 127.0.0.1.
 
@@ -213,14 +225,7 @@ class LlamaServer:
         )
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+        stop_process(self.proc)
 
     def __enter__(self) -> str:
         try:

@@ -35,7 +35,7 @@ from scipy import stats
 from . import paths
 from .config import ConfigError, ModelCard, Panel, load_model_cards, load_panel
 from .figures import PALETTE, STAGE_COLOURS, apply_style
-from .llm import Limits, LLMRunner, Request
+from .llm import Limits, LLMRunner, Request, panel_requests
 from .store import ResponseStore
 
 STUDY = "projective"
@@ -146,31 +146,10 @@ def build_requests(
     respondents_per_model: int | None = None,
 ) -> list[Request]:
     """One request per respondent x stem x sample, in a stable order."""
+    system = [("system", instrument.system.strip())] if instrument.system else []
+    items = [(stem.id, [*system, ("user", instrument.instruction.format(stem=stem.text))]) for stem in instrument.stems]
     models = panel.models[:max_models] if max_models else panel.models
-    taken: dict[str, int] = {}
-    requests = []
-    for respondent in panel.respondents():
-        if respondent.model not in models:
-            continue
-        taken[respondent.model] = taken.get(respondent.model, 0) + 1
-        if respondents_per_model and taken[respondent.model] > respondents_per_model:
-            continue
-        for stem in instrument.stems:
-            messages = [("user", instrument.instruction.format(stem=stem.text))]
-            if instrument.system:
-                messages.insert(0, ("system", instrument.system.strip()))
-            for sample in range(panel.samples):
-                requests.append(
-                    Request.for_respondent(
-                        respondent,
-                        messages,
-                        max_tokens=panel.max_tokens,
-                        sample=sample,
-                        prompt_id=stem.id,
-                        prompt_version=instrument.version,
-                    )
-                )
-    return requests
+    return panel_requests(panel, items, instrument.version, models=models, respondents_per_model=respondents_per_model)
 
 
 _WRAPPING_QUOTES = re.compile(r'^[\s"“”\'‘’]+|[\s"“”\'‘’]+$')
