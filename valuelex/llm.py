@@ -111,6 +111,21 @@ class Request:
         )
 
 
+def respondent_columns(request: Request, card: ModelCard) -> dict[str, Any]:
+    """Who answered a request: the respondent id and the model's description (table columns)."""
+    respondent = Respondent(request.model, request.temperature, request.top_p, request.seed)
+    return {
+        "respondent": respondent.id,
+        "model": request.model,
+        "family": card.family,
+        "params_b": card.params_b,
+        "training_stage": card.training_stage,
+        "temperature": request.temperature,
+        "top_p": request.top_p,
+        "seed": request.seed,
+    }
+
+
 def panel_requests(
     panel: Panel,
     items: Sequence[tuple[str, Sequence[tuple[str, str]]]],

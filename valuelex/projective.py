@@ -35,7 +35,7 @@ from scipy import stats
 from . import paths
 from .config import ConfigError, ModelCard, Panel, load_model_cards, load_panel
 from .figures import PALETTE, STAGE_COLOURS, apply_style
-from .llm import Limits, LLMRunner, Request, panel_requests
+from .llm import Limits, LLMRunner, Request, panel_requests, respondent_columns
 from .store import ResponseStore
 
 STUDY = "projective"
@@ -195,14 +195,7 @@ def completions_table(
         completion = clean_completion(rec.get("text"))
         rows.append(
             {
-                "respondent": f"{req.model}|t={req.temperature:g}|p={req.top_p:g}|s={req.seed}",
-                "model": req.model,
-                "family": card.family,
-                "params_b": card.params_b,
-                "training_stage": card.training_stage,
-                "temperature": req.temperature,
-                "top_p": req.top_p,
-                "seed": req.seed,
+                **respondent_columns(req, card),
                 "sample": req.sample,
                 "stem_id": stem.id,
                 "stem": stem.text,
