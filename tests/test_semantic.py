@@ -106,6 +106,18 @@ def test_second_embedding_call_does_no_model_work(tmp_path: Path) -> None:
     assert sorted(cached["text"]) == ["honesty", "kindness", "the value of honesty"]
 
 
+def test_a_vector_does_not_depend_on_the_texts_encoded_with_it(tmp_path: Path) -> None:
+    """Same bytes whatever the company and order, so an empty cache and a warm one give one result."""
+    embedder = semantic.Embedder(cache_dir=tmp_path)
+    words = ["honesty", "self-improvement", "care", "natural language processing", "justice", "fairness"]
+    alone = {w: embedder.encode([w])[0] for w in words}
+    together = embedder.encode(words + ["table", "bicycle", "the value of courage"])
+    reversed_order = embedder.encode(words[::-1])[::-1]
+    for i, w in enumerate(words):
+        assert np.array_equal(together[i], alone[w]), w
+        assert np.array_equal(reversed_order[i], alone[w]), w
+
+
 def test_module_level_embed_words_shares_the_cache(tmp_path: Path) -> None:
     vectors = semantic.embed_words(["care", "justice"], cache_dir=tmp_path)
     again = semantic.Embedder(cache_dir=tmp_path)

@@ -117,7 +117,7 @@ class Embedder:
         self,
         model_dir: str | Path | None = None,
         cache_dir: str | Path | None = None,
-        batch_size: int = 64,
+        batch_size: int = 16,
         threads: int = 1,
     ) -> None:
         self.model_dir = Path(model_dir) if model_dir else default_model_dir()
@@ -166,24 +166,41 @@ class Embedder:
         tmp.replace(self.cache_file)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Run the model on texts, bypassing the cache (single-threaded torch, restored afterwards)."""
+        """Run the model on texts, bypassing the cache (single-threaded torch, restored afterwards).
+
+        A text's vector must not depend on which other texts it was encoded with, or a fresh clone
+        (empty cache) and a long-used cache would give different bytes downstream. Ordinary
+        batching pads texts to the batch's longest and shifts vectors by ~1e-7 with the company a
+        text keeps. So texts are grouped by token count (no padding) and every forward pass has
+        the same shape: ``batch_size`` texts, a short group filled up with copies of its last text.
+        """
         import torch
 
         model = self.load_model()
+        texts = list(texts)
+        groups: dict[int, list[int]] = {}
+        for i, text in enumerate(texts):
+            groups.setdefault(len(model.tokenizer(text)["input_ids"]), []).append(i)
+        vectors = np.zeros((len(texts), model.get_sentence_embedding_dimension()), dtype=np.float32)
         previous = torch.get_num_threads()
         torch.set_num_threads(self.threads)
         try:
-            vectors = model.encode(
-                list(texts),
-                batch_size=self.batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
+            for members in groups.values():
+                for start in range(0, len(members), self.batch_size):
+                    chunk = members[start : start + self.batch_size]
+                    filled = chunk + [chunk[-1]] * (self.batch_size - len(chunk))
+                    out = model.encode(
+                        [texts[i] for i in filled],
+                        batch_size=self.batch_size,
+                        normalize_embeddings=True,
+                        convert_to_numpy=True,
+                        show_progress_bar=False,
+                    )
+                    vectors[chunk] = out[: len(chunk)]
         finally:
             torch.set_num_threads(previous)
         self.encoded += len(texts)
-        return np.asarray(vectors, dtype=np.float32)
+        return vectors
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Vectors of texts (rows in the order given), computing only the ones not cached yet."""
