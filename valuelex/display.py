@@ -1,0 +1,139 @@
+"""How results show themselves: a formatted report in a notebook or console, plain numbers for tests.
+
+A stage's result subclasses :class:`Report` and says what it has to show in ``sections()``; the
+notebook then only writes the result's name in a cell. ``metrics()`` gives the same numbers as
+plain Python values for the tests and the run manifest. Formatting is defined here once:
+three decimals for statistics, p-values as psych and lavaan readers expect, whole numbers with
+thousands separators, text left-aligned.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+#: Decimals shown for statistics (loadings, fit indices, correlations) in reports.
+DECIMALS = 3
+
+
+def format_number(value: Any, decimals: int = DECIMALS) -> str:
+    """A number as a reader expects it: integers with separators, floats with ``decimals`` decimals."""
+    if value is None:
+        return ""
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, (int, np.integer)):
+        return f"{int(value):,}"
+    if isinstance(value, (float, np.floating)):
+        if math.isnan(value):
+            return "NA"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        if value != 0 and abs(value) < 10 ** (-decimals):
+            return f"{value:.{decimals - 1}e}"
+        return f"{value:,.{decimals}f}"
+    return str(value)
+
+
+def format_p(p: float) -> str:
+    """A p-value: ``< .001`` below one in a thousand, otherwise three decimals."""
+    if p is None or (isinstance(p, float) and math.isnan(p)):
+        return "NA"
+    return "< .001" if p < 0.001 else f"{p:.3f}"
+
+
+def format_frame(
+    df: pd.DataFrame, decimals: int = DECIMALS, p_columns: tuple[str, ...] = ("p", "p_value")
+) -> pd.DataFrame:
+    """A copy of ``df`` with every cell formatted as text (numbers by :func:`format_number`, p-values by
+    :func:`format_p`); missing values shown as blanks."""
+    out = pd.DataFrame(index=df.index)
+    for column in df.columns:
+        values = df[column]
+        if str(column) in p_columns:
+            out[column] = [format_p(v) if pd.notna(v) else "" for v in values]
+        else:
+            out[column] = [format_number(v, decimals) if not _missing(v) else "" for v in values]
+    return out
+
+
+def _format_named(name: Any, value: Any, decimals: int) -> str:
+    return format_p(value) if str(name) in ("p", "p_value", "p-value") else format_number(value, decimals)
+
+
+def _missing(value: Any) -> bool:
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _is_text(series: pd.Series) -> bool:
+    return series.dtype == object and not all(isinstance(v, (int, float, np.number)) for v in series.dropna())
+
+
+def _content_text(content: Any, decimals: int) -> str:
+    if isinstance(content, pd.DataFrame):
+        return format_frame(content, decimals).to_string()
+    if isinstance(content, Mapping):
+        width = max((len(str(k)) for k in content), default=0)
+        return "\n".join(f"{str(k):<{width}}  {_format_named(k, v, decimals)}" for k, v in content.items())
+    return str(content)
+
+
+def _content_html(content: Any, decimals: int) -> str:
+    if isinstance(content, pd.DataFrame):
+        text = [str(c) for c in content.columns if _is_text(content[c])]
+        styler = format_frame(content, decimals).style
+        styler = styler.set_properties(subset=text, **{"text-align": "left"}) if text else styler
+        return styler.set_table_styles([{"selector": "th", "props": [("text-align", "left")]}]).to_html()
+    if isinstance(content, Mapping):
+        rows = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(str(k))}</th>"
+            f"<td style='text-align:right'>{html.escape(_format_named(k, v, decimals))}</td></tr>"
+            for k, v in content.items()
+        )
+        return f"<table>{rows}</table>"
+    return f"<p>{html.escape(str(content))}</p>"
+
+
+class Report:
+    """A result that displays itself as a formatted report.
+
+    Subclasses set ``title`` and implement ``sections()``, a list of ``(heading, content)`` where
+    content is a DataFrame, a mapping of named numbers, or text; they may override ``metrics()``.
+    """
+
+    title: str = "Result"
+    decimals: int = DECIMALS
+
+    def sections(self) -> list[tuple[str, Any]]:
+        raise NotImplementedError
+
+    def metrics(self) -> dict[str, Any]:
+        """Plain numbers for the tests and the run manifest (no formatting)."""
+        return {}
+
+    def __str__(self) -> str:
+        parts = [self.title, "=" * len(self.title)]
+        for heading, content in self.sections():
+            if heading:
+                parts += ["", heading, "-" * len(heading)]
+            parts.append(_content_text(content, self.decimals))
+        return "\n".join(parts)
+
+    def _repr_html_(self) -> str:
+        parts = [f"<h4>{html.escape(self.title)}</h4>"]
+        for heading, content in self.sections():
+            if heading:
+                parts.append(f"<p><b>{html.escape(heading)}</b></p>")
+            parts.append(_content_html(content, self.decimals))
+        return "\n".join(parts)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(str(self))
