@@ -1,0 +1,33 @@
+"""Reports format numbers as a reader expects them."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from valuelex.display import Report, format_number, format_p
+
+
+class _Example(Report):
+    title = "Example"
+
+    def sections(self):
+        table = pd.DataFrame({"word": ["care", "truth"], "F1": [0.51234, float("nan")], "p": [0.00001, 0.2]})
+        return [("Fit", {"chi2": 85.3061, "df": 24, "p": 0.04}), ("Loadings", table)]
+
+
+def test_numbers_and_p_values():
+    assert format_number(1234) == "1,234"
+    assert format_number(0.123456) == "0.123"
+    assert format_number(0.0000123) == "1.23e-05"
+    assert format_number(float("nan")) == "NA"
+    assert format_number(True) == "yes"
+    assert format_p(0.0004) == "< .001"
+    assert format_p(0.0412) == "0.041"
+
+
+def test_report_text_and_html():
+    text = str(_Example())
+    assert "chi2  85.306" in text and "df    24" in text and "p     0.040" in text
+    assert "0.512" in text and "< .001" in text and "0.51234" not in text
+    html = _Example()._repr_html_()
+    assert "<h4>Example</h4>" in html and "text-align: left" in html and "85.306" in html
