@@ -735,13 +735,12 @@ def _admissibility(model: FactorModel, theta: np.ndarray) -> list[str]:
             + " (a loading above 1 in the standardised solution)"
         )
     latent = model.latent_covariance(theta)
-    names = model.latent_names()
-    _, _, psi, zeta = model.matrices(theta)
-    own = np.concatenate([np.diag(psi), np.diag(zeta)[np.diag(zeta) != 0]])
-    negative_lv = [n for n, v in zip(names, np.diag(latent), strict=True) if v < 0]
-    if negative_lv or (own < 0).any():
-        bad = negative_lv or [model.exogenous[i] for i in np.flatnonzero(np.diag(psi) < 0)] or ["a disturbance"]
-        problems.append("negative variance of latent factor(s): " + ", ".join(bad))
+    psi = model.matrices(theta)[2]
+    own = dict(zip(model.exogenous, np.diag(psi), strict=True))
+    own.update({model.first[par.row]: theta[k] for k, par in enumerate(model.parameters) if par.kind == "zeta"})
+    negative_lv = [name for name, value in own.items() if value < 0]
+    if negative_lv:
+        problems.append("negative variance of latent factor(s) (or of their disturbances): " + ", ".join(negative_lv))
     elif np.linalg.eigvalsh(latent).min() < -EIGEN_TOLERANCE:
         problems.append(
             "the covariance matrix of the latent factors is not positive definite (a factor correlation beyond +-1)"
