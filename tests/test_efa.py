@@ -115,11 +115,29 @@ def test_prepare_matrix_reports_every_dropped_word():
     assert auto.n_words <= 10 // efa.DEFAULT_UNITS_PER_WORD
 
 
+def test_binary_coding_reads_counts_and_psych_style_items():
+    """Counts become used/not used; items coded 1/2 are recoded 0/1 as psych does (not all ones);
+    anything else is refused with the column named."""
+    data = pd.DataFrame({"count": [0, 3, 1, 0], "one_two": [2, 2, 1, 1], "zero_one": [0, 1, 0, 1]})
+    coded = efa.binary_coding(data)
+    assert coded["count"].tolist() == [0, 1, 1, 0] and coded["one_two"].tolist() == [1, 1, 0, 0]
+    assert coded["zero_one"].tolist() == [0, 1, 0, 1]
+    prepared = efa.prepare_matrix(pd.concat([data] * 5, ignore_index=True), min_units=1, min_frequency=0.0)
+    assert "one_two" in prepared.data.columns  # not a constant column of ones
+    for bad in ([1, 2, 3, 1], [0.5, 1, 0, 0], [-1, 0, 1, 0]):
+        with pytest.raises(efa.EFAInputError, match="cannot be coded as binary: x"):
+            efa.prepare_matrix(data.assign(x=bad))
+    assert efa.prepare_matrix(data.assign(x=[1, 2, 3, 1]), coding="counts", min_units=1).n_units == 4
+
+
 def test_clear_errors_for_too_few_units_or_words():
     rng = np.random.default_rng(1)
     wide = pd.DataFrame(rng.integers(0, 2, (20, 30)), columns=[f"w{i}" for i in range(30)])
-    with pytest.raises(efa.EFAInputError, match="n <= p"):
+    with pytest.raises(efa.EFAInputError, match="singular"):
         efa.correlation_matrix(wide, "pearson")
+    # a tetrachoric matrix of more words than units is not singular: it is smoothed, and says so
+    corr = efa.correlation_matrix(wide.loc[:, wide.std() > 0], "tetrachoric")
+    assert corr.smoothed and "smoothed" in corr.notes[0] and "singular" not in corr.notes[0]
     with pytest.raises(efa.EFAInputError, match="at least 3"):
         efa.correlation_matrix(wide.iloc[:, :2], "pearson")
     # the documented remedy: max_words="auto" keeps fewer words than units
@@ -357,6 +375,53 @@ def test_smoothed_tetrachoric_matches_psych(tetrachoric_cases):
     smoothed, done = efa.smooth_correlation(raw)
     assert done
     np.testing.assert_allclose(smoothed, ref, atol=1e-3)
+
+
+@pytest.fixture(scope="module")
+def smoothed_cases(tmp_path_factory) -> dict[str, tuple[efa.CorrelationResult, pd.Series, pd.DataFrame]]:
+    """Tetrachoric matrices of planted-structure word data that had to be smoothed, fitted by psych.
+
+    ``more_words_than_units``: 60 respondents, 65 words (smoothed; psych's model objective stays
+    likelihood-based, its null model switches to correlations); ``like_the_panel``: 120 respondents and
+    every word above the frequency floor (the determinant underflows: psych's residual-based chi2)."""
+    rscript = require_rscript()
+    out = tmp_path_factory.mktemp("smoothed")
+    structure = simulate.planted_structure(seed=20240419)
+    cases = {}
+    for name, n in [("more_words_than_units", 60), ("like_the_panel", 120)]:
+        data = efa.prepare_matrix(simulate.simulate_incidence(structure, n, seed=3), max_words=None).data
+        corr = efa.correlation_matrix(data)
+        corr.matrix.to_csv(out / f"{name}.csv", index=False)
+        args = [rscript, "--vanilla", str(R_SCRIPTS / "psych_fa_smoothed.R"), str(out / f"{name}.csv")]
+        subprocess.run([*args, str(n), "3", str(out / name)], check=True, capture_output=True)
+        scalars = pd.read_csv(out / f"{name}_scalars.csv").set_index("name")["value"]
+        cases[name] = (corr, scalars, pd.read_csv(out / f"{name}_loadings.csv", index_col=0))
+    return cases
+
+
+@pytest.mark.r
+@pytest.mark.parametrize("case", ["more_words_than_units", "like_the_panel"])
+def test_fit_of_smoothed_matrix_matches_psych(smoothed_cases, case):
+    """psych::fa's fit statistics and cortest.bartlett on a smoothed, near-singular tetrachoric matrix,
+    including psych's switch to residual-based statistics when the determinant is zero."""
+    corr, ref, loadings = smoothed_cases[case]
+    assert corr.smoothed and corr.min_eigenvalue < -0.5
+    result = efa.fit_efa(corr, 3)
+    adequate = efa.adequacy(corr)
+    aligned, _ = efa.align(loadings.to_numpy(), result.loadings.loc[loadings.index].to_numpy())
+    np.testing.assert_allclose(aligned, loadings.to_numpy(), atol=1e-4)
+    for key in ("chi2", "objective", "null_chi2", "empirical_chi2", "bic"):
+        assert result.fit[key] == pytest.approx(ref[key], rel=1e-6), key
+    for key in ("rmsea", "rmsea_lower", "rmsea_upper", "tli", "rmsr"):
+        assert result.fit[key] == pytest.approx(ref[key], abs=1e-6), key
+    assert result.fit["dof"] == ref["dof"]
+    assert adequate.kmo == pytest.approx(ref["kmo"], abs=1e-6)
+    assert adequate.determinant == ref["determinant"] == 0.0  # underflows, as R's det()
+    assert adequate.bartlett_chi2 == ref["bartlett_chi2"] == np.inf and adequate.bartlett_p == 0.0
+    assert any("smoothed" in note for note in result.notes + adequate.notes)
+    expected = "residuals" if case == "like_the_panel" else "likelihood"
+    assert result.fit["fit_basis"] == expected and result.fit["null_basis"] == "correlations"
+    assert "not tests of the model" in " ".join(result.notes)
 
 
 # ------------------------------------------------------------------------------------------
