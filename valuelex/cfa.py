@@ -707,26 +707,32 @@ def loadings(fit: CFAFit) -> pd.DataFrame:
 # Figure
 # ------------------------------------------------------------------------------------------
 def plot_fit_comparison(table: pd.DataFrame):
-    """CFI, TLI, RMSEA (with 90% CI) and SRMR of each model, with the Hu & Bentler cut-offs."""
+    """CFI, TLI, RMSEA (with 90% CI) and SRMR of each model, with the Hu & Bentler cut-offs; a model
+    that was not fitted or is not estimable is listed with the reason instead of points."""
     import matplotlib.pyplot as plt
 
     from .figures import apply_style
 
     apply_style()
-    fitted = table[np.isfinite(table["chi2"].astype(float))].reset_index(drop=True)
-    fig, axes = plt.subplots(1, 4, figsize=(12.0, 0.45 * max(len(fitted), 1) + 1.8), sharey=True)
-    y = np.arange(len(fitted))[::-1]
+    rows = table.reset_index(drop=True)
+    fig, axes = plt.subplots(1, 4, figsize=(12.0, 0.45 * max(len(rows), 1) + 1.8), sharey=True)
+    y = np.arange(len(rows))[::-1]
+    shown = rows["chi2"].astype(float).notna().to_numpy()
     panels = [
         (name.upper() if name != "srmr" else "SRMR", HU_BENTLER[name]) for name in ("cfi", "tli", "rmsea", "srmr")
     ]
     for ax, (col, (op, cut)) in zip(axes, panels, strict=True):
-        values = fitted[col].astype(float).to_numpy()
+        values = rows[col].astype(float).to_numpy()
         good = values >= cut if op == ">=" else values <= cut
-        ax.scatter(values, y, c=np.where(good, "#3f9b62", "#c44e52"), zorder=3)
+        ax.scatter(values[shown], y[shown], c=np.where(good, "#3f9b62", "#c44e52")[shown], zorder=3)
         if col == "RMSEA":
-            ax.hlines(y, fitted["RMSEA_lo90"].astype(float), fitted["RMSEA_hi90"].astype(float), color="#777777")
+            lo, hi = rows["RMSEA_lo90"].astype(float), rows["RMSEA_hi90"].astype(float)
+            ax.hlines(y[shown], lo[shown], hi[shown], color="#777777")
         ax.axvline(cut, color="#555555", ls="--", lw=0.8)
         ax.set_title(f"{col} ({op} {cut})")
-    axes[0].set_yticks(y, fitted["model"])
+    for yi, note in zip(y[~shown], rows.loc[~shown, "notes"], strict=True):
+        label = "not fitted" if str(note).startswith("not fitted") else "not estimable"
+        axes[0].text(0.02, yi, label, transform=axes[0].get_yaxis_transform(), va="center", color="#777777")
+    axes[0].set_yticks(y, rows["model"])
     fig.tight_layout()
     return fig

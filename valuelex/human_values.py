@@ -629,15 +629,25 @@ FAMILY_COLOURS = {"human": "#c44e52", "ValueLex": "#3b6fb6", "baseline": "#9e9e9
 
 
 def plot_cfa_comparison(table: pd.DataFrame, cfi_reference: tuple[float, float] | None = (0.23, 0.56)) -> plt.Figure:
-    """CFI, RMSEA (90% CI) and SRMR of each testable model, coloured by family (human / ValueLex / baseline).
+    """CFI, RMSEA (90% CI) and SRMR of each testable model, coloured by family (human / ValueLex / baseline);
+    a model that is not estimable (or not testable) is listed with the reason instead of points.
 
     ``table`` is ``valuelex.cfa.comparison_table`` with a ``family`` column. ``cfi_reference`` shades
     the Schwartz CFI range GPLA (arXiv 2502.02444) reports on LLM data (second-hand, not ours).
     """
-    fitted = table[testable(table)].reset_index(drop=True)
-    fig, axes = plt.subplots(1, 3, figsize=(12.0, 0.42 * max(len(fitted), 1) + 2.0), sharey=True)
-    y = np.arange(len(fitted))[::-1]
+    rows = table.reset_index(drop=True)
+    shown = testable(rows).to_numpy()
+    fitted = rows[shown]
+    fig, axes = plt.subplots(1, 3, figsize=(12.0, 0.42 * max(len(rows), 1) + 2.0), sharey=True)
+    y_all = np.arange(len(rows))[::-1]
+    y = y_all[shown]
     colours = [FAMILY_COLOURS.get(f, "#333333") for f in fitted["family"]]
+    for y_text, row in zip(y_all[~shown], rows[~shown].itertuples(), strict=True):
+        note = str(getattr(row, "notes", ""))
+        reason = (
+            "not fitted" if note.startswith("not fitted") else "not estimable" if note.startswith("not") else "df = 0"
+        )
+        axes[0].text(0.02, y_text, reason, transform=axes[0].get_yaxis_transform(), va="center", color="#777777")
     for ax, col, cut, better in zip(
         axes, ["CFI", "RMSEA", "SRMR"], [0.95, 0.06, 0.08], ["higher", "lower", "lower"], strict=True
     ):
@@ -650,7 +660,7 @@ def plot_cfa_comparison(table: pd.DataFrame, cfi_reference: tuple[float, float] 
     if cfi_reference is not None:
         axes[0].axvspan(*cfi_reference, color="#c44e52", alpha=0.12, label="GPLA: Schwartz CFI on LLMs")
     axes[0].set_xlim(min(0.0, float(np.nanmin(fitted["CFI"].astype(float))) - 0.05) if len(fitted) else 0, 1.02)
-    axes[0].set_yticks(y, fitted["model"])
+    axes[0].set_yticks(y_all, rows["model"])
     axes[0].legend(fontsize=7, loc="lower left")
     handles = [plt.Line2D([], [], marker="o", ls="", color=c, label=f) for f, c in FAMILY_COLOURS.items()]
     axes[2].legend(handles=handles, fontsize=8, loc="lower right")
