@@ -111,8 +111,19 @@ def test_prepare_matrix_reports_every_dropped_word():
     capped = efa.prepare_matrix(data, max_words=3)
     assert capped.n_words == 3
     assert (capped.dropped["reason"].str.startswith("max_words")).sum() == 7 - 3
-    auto = efa.prepare_matrix(data.iloc[:10], min_units=1, min_frequency=0.0)
-    assert auto.n_words <= 10 // efa.DEFAULT_UNITS_PER_WORD
+    auto = efa.prepare_matrix(data.iloc[:10], min_units=1, min_frequency=0.0, max_words="auto")
+    assert auto.n_words <= 10 // efa.DEFAULT_UNITS_PER_WORD  # the rule before: units // 2 words
+    every = efa.prepare_matrix(data.iloc[:10], min_units=1, min_frequency=0.0)  # the default: no cap
+    assert every.n_words > auto.n_words and not every.dropped["reason"].str.startswith("max_words").any()
+
+
+def test_parallel_words_are_the_most_frequent_third():
+    data = pd.DataFrame({f"w{i}": [1] * (i + 1) + [0] * (30 - i - 1) for i in range(20)})
+    counted = efa.parallel_words(data)
+    assert counted == [f"w{i}" for i in range(10, 20)]  # 30 units // 3 = the 10 most used words
+    assert efa.parallel_words(data, None) == list(data.columns)
+    small = pd.DataFrame({f"v{i}": [1] * i + [0] * (6 - i) for i in range(1, 6)})  # 6 units // 3 = 2 words
+    assert efa.parallel_words(small, "auto") == ["v3", "v4", "v5"]  # never fewer than three
 
 
 def test_binary_coding_reads_counts_and_psych_style_items():
@@ -140,8 +151,8 @@ def test_clear_errors_for_too_few_units_or_words():
     assert corr.smoothed and "smoothed" in corr.notes[0] and "singular" not in corr.notes[0]
     with pytest.raises(efa.EFAInputError, match="at least 3"):
         efa.correlation_matrix(wide.iloc[:, :2], "pearson")
-    # the documented remedy: max_words="auto" keeps fewer words than units
-    prepared = efa.prepare_matrix(wide, min_units=1, min_frequency=0.0)
+    # the documented remedy for phi: max_words="auto" keeps fewer words than units
+    prepared = efa.prepare_matrix(wide, min_units=1, min_frequency=0.0, max_words="auto")
     assert prepared.n_words < prepared.n_units
     efa.correlation_matrix(prepared.data, "pearson")
 
@@ -241,7 +252,7 @@ def test_small_messy_data_degrades_gracefully():
     """120 units and very sparse words, like the local panel: fewer factors and notes, no crash."""
     rng = np.random.default_rng(3)
     data = pd.DataFrame((rng.random((120, 250)) < 0.04).astype(int), columns=[f"w{i}" for i in range(250)])
-    analysis = efa.analyse(data, parallel_iter=5, seed=0)  # pure noise
+    analysis = efa.analyse(data, parallel_iter=20, seed=0)  # pure noise
     assert analysis.result.n_factors >= 1
     assert analysis.prepared.n_words < 120
     assert any("no factor" in n for n in analysis.notes) or analysis.parallel.n_factors <= 2

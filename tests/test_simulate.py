@@ -65,15 +65,38 @@ def test_recovery_degrades_with_fewer_respondents(tmp_path):
     assert png.stat().st_size > 1000
 
 
+def test_word_selection_study_shows_the_starved_factor(tmp_path):
+    """At 120 respondents the n/2 cap keeps fewer words of the weakest planted factor than every word
+    above the floor; at 525 the rules keep the same words, and the study does not refit them."""
+    s = simulate.planted_structure(seed=20240419)
+    study = simulate.word_selection_study(s, sizes=(120, 525), replications=1, seed=1, parallel_iter=5)
+    assert len(study) == 2 * len(simulate.WORD_RULES)
+    rows = study.set_index(["respondents", "rule"])
+    before, now = "before: the n/2 most frequent words", "now: every word; factors counted on the n/3 most frequent"
+    assert rows.loc[(120, before), "words_used"] == 60 < rows.loc[(120, now), "words_used"]
+    assert rows.loc[(120, before), "weakest_factor_words"] < rows.loc[(120, now), "weakest_factor_words"]
+    assert rows.loc[(120, now), "words_counted"] == 40
+    at_525 = study[study["respondents"] == 525]
+    assert at_525["min_congruence_true_k"].nunique() == 1 and at_525["words_used"].nunique() == 1
+    summary = simulate.summarise_word_selection(study)
+    assert list(summary["rule"][:3]) == list(simulate.WORD_RULES)
+    from valuelex.figures import save_figure
+
+    png, _ = save_figure(simulate.plot_word_selection(study), "words", tmp_path)
+    assert png.stat().st_size > 1000
+
+
 @pytest.mark.slow
 def test_notebook_07(tmp_path):
     figures_dir = tmp_path / "figures"
     figures_dir.mkdir()
     env = {"VALUELEX_PROCESSED": str(tmp_path / "processed"), "VALUELEX_FIGURES": str(figures_dir)}
-    params = {"n_words": 120, "sizes": [100, 525], "replications": 1, "parallel_iter": 5}
+    params = {"n_words": 120, "sizes": [100, 525], "replications": 1, "parallel_iter": 5, "word_sizes": [120]}
     numbers = run_notebook("07_method_validation", tmp_path, params, env)
     assert numbers["paper_scale_factor_count_right"]
     assert min(numbers["paper_scale_congruence"]) >= 0.9
     assert {row["respondents"] for row in numbers["recovery"]} == {100, 525}
-    for name in ("sim_recovery_vs_respondents.png", "sim_recovery.csv", "sim_choices.csv", "sim_scree_paper_scale.png"):
+    assert {row["respondents"] for row in numbers["word_selection"]} == {120}
+    names = ("sim_recovery_vs_respondents.png", "sim_recovery.csv", "sim_choices.csv", "sim_scree_paper_scale.png")
+    for name in (*names, "sim_word_selection.png", "sim_word_selection.csv"):
         assert (figures_dir / name).exists(), name

@@ -580,7 +580,7 @@ def _fit_wlsmv(spec: ModelSpec, data: pd.DataFrame, result: CFAFit) -> CFAFit:
     result.estimates = fitted.estimates
     table = fitted.estimates
     negative = table[(table["op"] == "~~") & (table["lhs"] == table["rhs"]) & (table["est"] < 0)]
-    result.heywood = negative["lhs"].astype(str).tolist()
+    result.heywood = negative["lhs"].astype(str).tolist() if fitted.converged else []
     if result.estimable:
         result.measures = fitted.measures
         _set_headline(result)

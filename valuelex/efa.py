@@ -44,9 +44,16 @@ OBLIQUE = ("oblimin", "promax")
 DEFAULT_MIN_FREQUENCY = 0.05
 #: ... and in at least this many units, whatever the share.
 DEFAULT_MIN_UNITS = 5
-#: ``max_words="auto"`` keeps at most ``n_units // DEFAULT_UNITS_PER_WORD`` words (the most frequent),
+#: By default every word above the frequency floor is analysed (``max_words=None``): a cap on the
+#: number of words keeps the most frequent ones, and a factor whose words happen to be rarer in a
+#: sample loses most of them (notebook 07, "Which words to keep"). ``max_words="auto"``, the rule
+#: before, keeps at most ``n_units // DEFAULT_UNITS_PER_WORD`` words (the most frequent),
 #: so that the correlation matrix of the words can be estimated from the units (n > p).
 DEFAULT_UNITS_PER_WORD = 2
+#: Parallel analysis counts the factors on at most ``n_units // DEFAULT_UNITS_PER_COUNTED_WORD`` words, the
+#: most frequent (``parallel_max_words="auto"``): with as many words as units it over-extracts on
+#: simulated word data, with a third of that it finds the planted count (notebook 07). Our choice.
+DEFAULT_UNITS_PER_COUNTED_WORD = 3
 #: A word is assigned to its primary factor when its absolute loading reaches this cut-off
 #: (a common convention; ours, the paper does not give one).
 DEFAULT_CUTOFF = 0.30
@@ -128,7 +135,7 @@ def prepare_matrix(
     coding: str = "binary",
     min_frequency: float = DEFAULT_MIN_FREQUENCY,
     min_units: int = DEFAULT_MIN_UNITS,
-    max_words: int | str | None = "auto",
+    max_words: int | str | None = None,
 ) -> PreparedMatrix:
     """Filter the words of a units x words matrix before correlating them.
 
@@ -136,7 +143,7 @@ def prepare_matrix(
     occurring in fewer than ``max(min_units, min_frequency * n)`` units or in all but that many,
     words whose incidence column duplicates a more frequent word's (their correlation is 1 and the
     matrix singular), and, when ``max_words`` is set, the least frequent words beyond it
-    (``"auto"``: at most ``n_units // 2`` words). ``coding="binary"`` turns counts into 0/1.
+    (``"auto"``: at most ``n_units // 2`` words; the default, None, keeps every word above the floor). ``coding="binary"`` turns counts into 0/1.
     """
     if coding not in ("binary", "counts"):
         raise EFAInputError(f"coding must be 'binary' or 'counts', not {coding!r}")
@@ -948,6 +955,17 @@ class ParallelResult:
         }
 
 
+def parallel_words(data: pd.DataFrame, max_words: int | str | None = "auto") -> list[str]:
+    """The words parallel analysis counts factors on: the ``max_words`` most frequent (``"auto"``: at most
+    ``n_units // DEFAULT_UNITS_PER_COUNTED_WORD``, and at least three); every word when None."""
+    if max_words is None:
+        return list(data.columns)
+    cap = len(data) // DEFAULT_UNITS_PER_COUNTED_WORD if max_words == "auto" else int(max_words)
+    used = (data > 0).sum(axis=0)
+    ranked = sorted(data.columns, key=lambda w: (-used[w], str(w)))[: max(cap, 3)]
+    return [w for w in data.columns if w in set(ranked)]
+
+
 def parallel_analysis(
     data: pd.DataFrame,
     correlation: str = "tetrachoric",
@@ -1181,18 +1199,23 @@ def analyse(
     rotation: str = "oblimin",
     min_frequency: float = DEFAULT_MIN_FREQUENCY,
     min_units: int = DEFAULT_MIN_UNITS,
-    max_words: int | str | None = "auto",
+    max_words: int | str | None = None,
+    parallel_max_words: int | str | None = "auto",
     parallel_iter: int = 20,
     parallel_quantile: float = 0.95,
     parallel_null: str = "permute",
     parallel_eigenvalues: str = "fa",
     seed: int = 0,
 ) -> Analysis:
-    """Prepare, correlate, check adequacy, count factors and fit, with every choice explicit."""
+    """Prepare, correlate, check adequacy, count factors and fit, with every choice explicit.
+
+    The factors are counted by parallel analysis on at most ``parallel_max_words`` words, the most
+    frequent (:func:`parallel_words`), and extracted from every word that entered the analysis.
+    """
     with threadpool_limits(limits=1):  # small matrices: one BLAS thread is faster, and the machine is shared
         prepared = prepare_matrix(incidence, coding, min_frequency, min_units, max_words)
         corr = correlation_matrix(prepared.data, correlation)
-        notes = []
+        notes = list(corr.notes)
         try:
             adequate = adequacy(corr)
         except SingularMatrixError as err:
@@ -1201,7 +1224,7 @@ def analyse(
         parallel = None
         if n_factors == "parallel":
             parallel = parallel_analysis(
-                prepared.data,
+                prepared.data[parallel_words(prepared.data, parallel_max_words)],
                 correlation,
                 extraction,
                 parallel_iter,
@@ -1212,7 +1235,7 @@ def analyse(
             )
         k, more = choose_n_factors(n_factors, parallel, prepared.n_words)
         result = fit_efa(corr, k, extraction=extraction, rotation=rotation)
-    return Analysis(prepared, corr, adequate, parallel, result, notes + more + result.notes)
+    return Analysis(prepared, corr, adequate, parallel, result, list(dict.fromkeys(notes + more + result.notes)))
 
 
 # ------------------------------------------------------------------------------------------

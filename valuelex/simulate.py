@@ -146,7 +146,8 @@ def recover(
     extraction: str = "minres",
     rotation: str = "oblimin",
     min_frequency: float = efa.DEFAULT_MIN_FREQUENCY,
-    max_words: int | str | None = "auto",
+    max_words: int | str | None = None,
+    parallel_max_words: int | str | None = "auto",
     parallel_iter: int = 20,
     parallel_null: str = "permute",
     parallel_eigenvalues: str = "fa",
@@ -167,6 +168,7 @@ def recover(
         rotation=rotation,
         min_frequency=min_frequency,
         max_words=max_words,
+        parallel_max_words=parallel_max_words,
         parallel_iter=parallel_iter,
         parallel_null=parallel_null,
         parallel_eigenvalues=parallel_eigenvalues,
@@ -313,5 +315,126 @@ def plot_recovery(curve: pd.DataFrame, threshold: float = 0.95):
     ax2.set_title("Factor count recovered")
     if len(conditions) > 1:
         ax1.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+# ------------------------------------------------------------------------------------------
+# Which words to keep (notebook 07): word-selection rules compared on the same simulated panels
+# ------------------------------------------------------------------------------------------
+#: Word-selection rules: the one used before (at most n/2 words, the most frequent, for the loadings
+#: and for counting the factors), every word above the frequency floor for both, and the default now:
+#: every word above the floor for the loadings, the factors counted on the n/3 most frequent.
+WORD_RULES = {
+    "before: the n/2 most frequent words": {"max_words": "auto", "parallel_max_words": None},
+    "every word above the floor": {"max_words": None, "parallel_max_words": None},
+    "now: every word; factors counted on the n/3 most frequent": {"max_words": None, "parallel_max_words": "auto"},
+}
+
+
+def _word_rule_one(
+    structure: PlantedStructure, size: int, rep: int, seed: int, rules: dict[str, dict], parallel_iter: int
+) -> list[dict]:
+    data_seed = seed + 1000 * rep + size
+    data = simulate_incidence(structure, size, seed=data_seed)
+    primary = structure.primary()
+    done: dict[tuple, dict] = {}
+    rows = []
+    for name, rule in rules.items():
+        prepared = efa.prepare_matrix(data, max_words=rule["max_words"])
+        counted = efa.parallel_words(prepared.data, rule["parallel_max_words"])
+        key = (tuple(prepared.data.columns), tuple(counted))
+        if key not in done:  # the same words give the same analysis: do not run it twice
+            try:
+                scores = recover(structure, data, parallel_iter=parallel_iter, seed=data_seed, **rule)
+            except efa.EFAInputError as err:  # too few words: nothing recovered
+                scores = {"n_factors_found": 0, "factor_count_right": False, "min_congruence": 0.0}
+                scores.update(min_congruence_true_k=0.0, words_used=prepared.n_words, error=str(err))
+            kept = primary.loc[list(prepared.data.columns)].value_counts().reindex(structure.loadings.columns)
+            scores["weakest_factor_words"] = int(kept.fillna(0).min())
+            scores["words_counted"] = len(counted)
+            done[key] = scores
+        rows.append({"respondents": size, "replication": rep, "rule": name, **done[key]})
+    return rows
+
+
+def word_selection_study(
+    structure: PlantedStructure,
+    sizes: tuple[int, ...] = (120, 525),
+    replications: int = 8,
+    rules: dict[str, dict] | None = None,
+    seed: int = 0,
+    n_jobs: int = 1,
+    parallel_iter: int = 20,
+) -> pd.DataFrame:
+    """Each word-selection rule on the same simulated panels: words kept for the weakest planted factor,
+    the factor count parallel analysis finds, and the congruence of the recovered loadings.
+
+    One row per (size, replication, rule). Every panel has its own seed, so ``n_jobs`` changes the speed,
+    not the result.
+    """
+    rules = rules or WORD_RULES
+    tasks = [(size, rep) for size in sizes for rep in range(replications)]
+    if n_jobs == 1:
+        chunks = [_word_rule_one(structure, size, rep, seed, rules, parallel_iter) for size, rep in tasks]
+    else:
+        from joblib import Parallel, delayed
+
+        chunks = Parallel(n_jobs=n_jobs)(
+            delayed(_word_rule_one)(structure, size, rep, seed, rules, parallel_iter) for size, rep in tasks
+        )
+    return pd.DataFrame([row for chunk in chunks for row in chunk])
+
+
+def summarise_word_selection(study: pd.DataFrame) -> pd.DataFrame:
+    """Per number of respondents and rule: words analysed, words of the weakest planted factor, words
+    parallel analysis counted on, share of panels with the right factor count, median lowest congruence
+    (with the count found, and with the true count)."""
+    grouped = study.groupby(["respondents", "rule"], sort=False)
+    return pd.DataFrame(
+        {
+            "panels": grouped.size(),
+            "words_analysed": grouped["words_used"].median(),
+            "weakest_factor_words": grouped["weakest_factor_words"].median(),
+            "words_counted": grouped["words_counted"].median(),
+            "factor_count_right": grouped["factor_count_right"].mean(),
+            "median_min_congruence": grouped["min_congruence"].median(),
+            "median_min_congruence_true_k": grouped["min_congruence_true_k"].median(),
+        }
+    ).reset_index()
+
+
+def plot_word_selection(study: pd.DataFrame):
+    """Three panels per rule and number of respondents: words kept for the weakest planted factor, share of
+    panels where parallel analysis found the true count, lowest congruence at the true count (median and range)."""
+    import matplotlib.pyplot as plt
+
+    from .figures import apply_style
+
+    apply_style()
+    rules = list(dict.fromkeys(study["rule"]))
+    sizes = sorted(study["respondents"].unique())
+    colours = ["#c44e52", "#d9822b", "#3b6fb6", "#3f9b62"]
+    fig, axes = plt.subplots(1, 3, figsize=(12.0, 3.8))
+    width = 0.8 / len(rules)
+    panels = [
+        ("weakest_factor_words", "words kept for the weakest planted factor", False),
+        ("factor_count_right", "share with the true number of factors", True),
+        ("min_congruence_true_k", "lowest congruence, true number of factors", False),
+    ]
+    for ax, (column, label, share) in zip(axes, panels, strict=True):
+        for i, (rule, colour) in enumerate(zip(rules, colours, strict=False)):
+            x = np.arange(len(sizes)) + (i - (len(rules) - 1) / 2) * width
+            part = study[study["rule"] == rule].groupby("respondents")[column]
+            if share:
+                ax.bar(x, part.mean().reindex(sizes).to_numpy(float), width, color=colour, label=rule)
+            else:
+                med = part.median().reindex(sizes).to_numpy(float)
+                lo, hi = part.min().reindex(sizes).to_numpy(float), part.max().reindex(sizes).to_numpy(float)
+                ax.errorbar(x, med, yerr=[med - lo, hi - med], fmt="o", color=colour, capsize=3, label=rule)
+        ax.set_xticks(np.arange(len(sizes)), [f"{s} respondents" for s in sizes])
+        ax.set_title(label, fontsize=10)
+    axes[1].set_ylim(0, 1.05)
+    axes[0].legend(frameon=False, fontsize=7, loc="upper left")
     fig.tight_layout()
     return fig
