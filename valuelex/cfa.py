@@ -625,12 +625,12 @@ def _fit_ml(spec: ModelSpec, data: pd.DataFrame | None, cov: pd.DataFrame | None
                 res = model.fit(frame, obj="MLW")
             else:
                 res = model.fit(cov=frame, n_samples=n, obj="MLW")
-        observed = model.vars["observed"]
-        order = [list(frame.columns).index(v) for v in observed]
-        sample = sample[np.ix_(order, order)]
-        implied = model.calc_sigma()[0]
+            observed = model.vars["observed"]
+            order = [list(frame.columns).index(v) for v in observed]
+            sample = sample[np.ix_(order, order)]
+            implied = model.calc_sigma()[0]
+            raw = model.inspect(std_est=True)  # warns on a zero variance: that case is reported below
         result.converged = bool(getattr(res, "success", True))
-        raw = model.inspect(std_est=True)
     except Exception as err:  # semopy raises many kinds of errors on degenerate models
         result.error = f"estimation failed: {type(err).__name__}: {err}"
         return result

@@ -647,7 +647,9 @@ def plot_cfa_comparison(table: pd.DataFrame, cfi_reference: tuple[float, float] 
         reason = (
             "not fitted" if note.startswith("not fitted") else "not estimable" if note.startswith("not") else "df = 0"
         )
-        axes[0].text(0.02, y_text, reason, transform=axes[0].get_yaxis_transform(), va="center", color="#777777")
+        axes[1].text(
+            0.5, y_text, reason, transform=axes[1].get_yaxis_transform(), ha="center", va="center", color="#777777"
+        )
     for ax, col, cut, better in zip(
         axes, ["CFI", "RMSEA", "SRMR"], [0.95, 0.06, 0.08], ["higher", "lower", "lower"], strict=True
     ):

@@ -435,6 +435,7 @@ def plot_word_selection(study: pd.DataFrame):
         ax.set_xticks(np.arange(len(sizes)), [f"{s} respondents" for s in sizes])
         ax.set_title(label, fontsize=10)
     axes[1].set_ylim(0, 1.05)
-    axes[0].legend(frameon=False, fontsize=7, loc="upper left")
-    fig.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(rules), frameon=False, fontsize=8)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     return fig
