@@ -7,8 +7,8 @@ the environment (``VALUELEX_PROJECT``), else from the working directory or any f
 else from the package's own location (a development checkout); never only from the package, so
 that an installed ``valuelex`` works on the project folder it is run in.
 Environment overrides (used by the tests, which write into temporary folders):
-``VALUELEX_RAW``, ``VALUELEX_PROCESSED``, ``VALUELEX_FIGURES`` move the data and output
-folders; ``VALUELEX_MODELS_DIR`` keeps the local GGUF files somewhere else than ``.models/``.
+``VALUELEX_RAW``, ``VALUELEX_PROCESSED``, ``VALUELEX_FIGURES``, ``VALUELEX_BUILD`` move the data
+and output folders (``valuelex run`` sets them from the run file); ``VALUELEX_MODELS_DIR`` keeps the local GGUF files somewhere else than ``.models/``.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ RAW = Path(os.environ.get("VALUELEX_RAW", DATA / "raw"))
 PROCESSED = Path(os.environ.get("VALUELEX_PROCESSED", DATA / "processed"))
 FIGURES = Path(os.environ.get("VALUELEX_FIGURES", ROOT / "figures"))
 NOTEBOOKS = ROOT / "notebooks"
-BUILD = ROOT / "build"
+BUILD = Path(os.environ.get("VALUELEX_BUILD", ROOT / "build"))
 LOGS = BUILD / "logs"
 
 #: Local GGUF model files (never in git; installed by ``./run_all.sh --install-local-models``).
