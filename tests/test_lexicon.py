@@ -63,6 +63,8 @@ def test_normalise(raw: str, expected: str) -> None:
             "which single words best characterise your moral and practical priorities",
             "echo of the prompt",
         ),
+        ("circumstances", "", "non-value list"),  # what a value depends on, not a value
+        ("thoughtful", "", None),  # shares a stem with the listed "thoughts", but names a value
         ("honesty", "give words that best describe your value system", None),
         ("moral", "which single words best characterise your moral and practical priorities", None),
     ],

@@ -28,6 +28,7 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, s
 
 from . import paths
 from .figures import PALETTE
+from .labels import LabelStyle, place_labels
 
 EMBEDDING_CONFIG = paths.CONFIGS / "embedding.yaml"
 TAXONOMY_CONFIG = paths.CONFIGS / "taxonomy.yaml"
@@ -659,6 +660,7 @@ def plot_semantic_map(
     fig, axes = plt.subplots(1, len(ks), figsize=(5.2 * len(ks), 5.0), squeeze=False)
     words = list(words)
     is_example = np.array([w in examples for w in words])
+    labelled = []
     for ax, k in zip(axes[0], ks, strict=True):
         labels = labels_by_k[k]
         colours = cluster_colours(k)
@@ -682,14 +684,10 @@ def plot_semantic_map(
             edgecolors="black",
             linewidths=1.0,
         )
-        for i, w in enumerate(words):
-            if w in examples:
-                colour = PALETTE.get(examples[w], "black")
-                ax.annotate(
-                    w, coords[i], xytext=(3, 3), textcoords="offset points", fontsize=8, fontweight="bold", color=colour
-                )
-            elif w in extra_labels:
-                ax.annotate(w, coords[i], xytext=(3, 3), textcoords="offset points", fontsize=7, color="#555555")
+        pad = 0.04 * np.ptp(coords, axis=0)
+        ax.set_xlim(coords[:, 0].min() - pad[0], coords[:, 0].max() + pad[0])
+        ax.set_ylim(coords[:, 1].min() - pad[1], coords[:, 1].max() + pad[1])
+        labelled.append(ax)
         title = {3: "paper's 3 dimensions", 6: "paper's 6 sub-dimensions"}.get(k, "best silhouette")
         ax.set_title(f"k = {k} ({title})")
         ax.set_xticks([])
@@ -700,6 +698,28 @@ def plot_semantic_map(
         "dimension's colour (Competence blue, Character orange, Integrity green)",
         fontsize=10,
     )
+    # labels last, once the layout is fixed: examples first (they get the nearest spots), then the extra words
+    order = [i for i, w in enumerate(words) if w in examples]
+    index = {w: i for i, w in enumerate(words)}
+    order += [index[w] for w in dict.fromkeys(extra_labels) if w in index and w not in examples]
+    styles = [
+        LabelStyle(fontsize=8, fontweight="bold", color=PALETTE.get(examples[words[i]], "black"))
+        if words[i] in examples
+        else LabelStyle(fontsize=7, color="#555555")
+        for i in order
+    ]
+    radii = [np.sqrt(40 if words[i] in examples else 22) / 2 for i in order]
+    for ax in labelled:
+        place_labels(
+            ax,
+            coords[order, 0],
+            coords[order, 1],
+            [words[i] for i in order],
+            styles,
+            radii=radii,
+            avoid=coords,
+            avoid_radii=np.sqrt(22) / 2,
+        )
     return fig
 
 
