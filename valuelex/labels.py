@@ -6,7 +6,8 @@ label placed before it; among those, the one covering the fewest other points, c
 ring further out as half a covered point.
 Labels are placed in the order given (the most important first), so when space runs out it
 is the least important label that moves furthest; a label moved beyond the first ring gets a
-thin leader line to its point. Geometry only, no randomness: the same figure gives the same
+thin leader line to its point, and a label with no free spot within the last ring is left out
+(a missing label is better than two unreadable ones). Geometry only, no randomness: the same figure gives the same
 bytes on every run.
 
 Place labels after the figure's layout is final (``tight_layout``, axis limits): offsets are
@@ -26,7 +27,7 @@ from matplotlib.transforms import Bbox
 #: Directions tried around a point, in order of preference (dx, dy): right-up first, as is usual.
 DIRECTIONS = ((1, 1), (1, -1), (-1, 1), (-1, -1), (1, 0), (-1, 0), (0, 1), (0, -1))
 #: Distances (points) from the point to the label's nearest corner, tried in order.
-RINGS = (3.0, 7.0, 12.0, 18.0, 26.0, 36.0, 48.0, 64.0, 84.0)
+RINGS = (3.0, 7.0, 12.0, 18.0, 26.0, 36.0, 48.0, 64.0, 84.0, 110.0, 140.0)
 #: Labels further than the first ring from their point get a leader line.
 LEADER_FROM = 1
 #: Padding (points) kept around each label box.
@@ -76,7 +77,7 @@ def place_labels(
     avoid_radii: Sequence[float] | float = 3.0,
     obstacles: Sequence[Bbox] = (),
 ) -> list[Annotation]:
-    """Annotate ``texts`` at data points (x, y) without label collisions; returns the annotations.
+    """Annotate ``texts`` at data points (x, y) without label collisions; returns the annotations drawn.
 
     ``radii`` (points) are the labelled markers' radii: distances are counted from the marker's
     edge. ``avoid`` (n x 2, data coordinates) are further points the labels should rather not
@@ -132,10 +133,8 @@ def place_labels(
                 cost = covered + RING_COST * ring_index
                 if best is None or cost < best[0]:
                     best = (cost, ring_index, offset, ha, va, box)
-        if best is None:  # nowhere free: the first candidate, so the label is at least drawn
-            ha, va = _alignment(*DIRECTIONS[0])
-            offset = np.array(DIRECTIONS[0], dtype=float) * (own + RINGS[0] * scale) / np.sqrt(2.0)
-            best = (0.0, 0, offset, ha, va, _box(anchor, offset, size, ha, va))
+        if best is None:  # no free spot anywhere near: leave this (less important) label out
+            continue
         _, ring_index, offset, ha, va, box = best
         placed.append(box)
         arrow = None
@@ -161,10 +160,10 @@ def place_labels(
 
 
 def text_boxes(fig: plt.Figure, texts: Sequence[Text]) -> list[Bbox]:
-    """Display-space bounding boxes of drawn texts (for checking overlaps)."""
+    """Display-space bounding boxes of drawn texts, without leader lines (for checking overlaps)."""
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
-    return [t.get_window_extent(renderer) for t in texts]
+    return [Text.get_window_extent(t, renderer) for t in texts]  # an Annotation's own extent includes its arrow
 
 
 def overlapping_pairs(boxes: Sequence[Bbox], tolerance: float = 0.5) -> list[tuple[int, int]]:
@@ -178,3 +177,21 @@ def overlapping_pairs(boxes: Sequence[Bbox], tolerance: float = 0.5) -> list[tup
             if w > tolerance and h > tolerance:
                 pairs.append((i, j))
     return pairs
+
+
+def fit_xlim_to_texts(ax: plt.Axes, texts: Sequence[Text], margin: float = 0.01) -> None:
+    """Widen the x-axis (from a left limit of 0) until every text placed in data coordinates ends inside it.
+
+    A text at data x with display width w ends at x + w * right / W (W the axes' display width),
+    so the right limit must be at least x / (1 - margin - w / W).
+    """
+    fig = ax.figure
+    renderer = fig.canvas.get_renderer()
+    width = ax.get_window_extent(renderer).width
+    left, right = ax.get_xlim()
+    needed = right
+    for text in texts:
+        share = text.get_window_extent(renderer).width / width
+        if share < 1 - margin:
+            needed = max(needed, left + (text.get_position()[0] - left) / (1 - margin - share))
+    ax.set_xlim(left, needed)
