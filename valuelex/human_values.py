@@ -27,7 +27,6 @@ import pandas as pd
 import yaml
 
 from . import paths
-from .labels import fit_xlim_to_texts
 
 CONFIG = paths.CONFIGS / "human_values.yaml"
 Embed = Callable[[Sequence[str]], np.ndarray]
@@ -608,27 +607,32 @@ def plot_coverage_curve(curve: pd.DataFrame, thresholds: dict[str, float]) -> pl
 
 
 def plot_assignment(counts: dict[str, pd.DataFrame], names: dict[str, str]) -> plt.Figure:
-    """Per framework, covered lexicon words per human category; empty categories are marked."""
+    """Per framework, covered lexicon words per human category, with the category's most used words
+    in a column beside the bars; empty categories are marked."""
+    rows = [len(c) for c in counts.values()]
     fig, axes = plt.subplots(
-        1, len(counts), figsize=(5.4 * len(counts), 0.38 * max(len(c) for c in counts.values()) + 1.6), squeeze=False
+        len(counts),
+        1,
+        figsize=(10.0, 0.3 * sum(rows) + 1.1 * len(counts) + 0.6),
+        squeeze=False,
+        gridspec_kw={"height_ratios": rows, "left": 0.16, "right": 0.45, "hspace": 0.45},
     )
-    for ax, (key, table) in zip(axes[0], counts.items(), strict=True):
+    for ax, (key, table) in zip(axes[:, 0], counts.items(), strict=True):
         y = np.arange(len(table))[::-1]
         colours = ["#3b6fb6" if n else "#c44e52" for n in table["n_words"]]
-        ax.barh(y, table["n_words"], color=colours)
+        ax.barh(y, table["n_words"], color=colours, height=0.7)
+        words_column = ax.get_yaxis_transform()  # x in axes fraction, y in data: a column right of the bars
         for yi, (_, r) in zip(y, table.iterrows(), strict=True):
+            ax.text(r["n_words"], yi, f" {int(r['n_words'])}", va="center", fontsize=8, color="#333333")
             text = r["top_words"] if r["n_words"] else "no LLM word"
-            ax.text(
-                r["n_words"] + 0.2, yi, text, va="center", fontsize=7, color="#333333" if r["n_words"] else "#c44e52"
-            )
+            colour = "#333333" if r["n_words"] else "#c44e52"
+            ax.text(1.04, yi, text, va="center", fontsize=8, color=colour, transform=words_column, clip_on=False)
         ax.set_yticks(y, table["category"])
-        ax.set_xlim(0, max(1, table["n_words"].max()) * 2.2)
+        ax.set_xlim(0, max(1, table["n_words"].max()) * 1.15)
         ax.set_xlabel("covered lexicon words")
-        ax.set_title(names.get(key, key))
-    fig.suptitle("Which human value categories the LLM lexicon maps to", fontweight="bold")
-    fig.tight_layout()
-    for ax in axes[0]:
-        fit_xlim_to_texts(ax, ax.texts)  # the word lists end inside their panel
+        ax.set_title(names.get(key, key), loc="left")
+        ax.text(1.04, 1.0, "most used words", transform=ax.transAxes, va="bottom", fontsize=8.5, fontweight="bold")
+    fig.suptitle("Which human value categories the LLM lexicon maps to", fontweight="bold", x=0.16, ha="left")
     return fig
 
 

@@ -177,21 +177,3 @@ def overlapping_pairs(boxes: Sequence[Bbox], tolerance: float = 0.5) -> list[tup
             if w > tolerance and h > tolerance:
                 pairs.append((i, j))
     return pairs
-
-
-def fit_xlim_to_texts(ax: plt.Axes, texts: Sequence[Text], margin: float = 0.01) -> None:
-    """Widen the x-axis (from a left limit of 0) until every text placed in data coordinates ends inside it.
-
-    A text at data x with display width w ends at x + w * right / W (W the axes' display width),
-    so the right limit must be at least x / (1 - margin - w / W).
-    """
-    fig = ax.figure
-    renderer = fig.canvas.get_renderer()
-    width = ax.get_window_extent(renderer).width
-    left, right = ax.get_xlim()
-    needed = right
-    for text in texts:
-        share = text.get_window_extent(renderer).width / width
-        if share < 1 - margin:
-            needed = max(needed, left + (text.get_position()[0] - left) / (1 - margin - share))
-    ax.set_xlim(left, needed)
