@@ -59,15 +59,3 @@ def test_placement_is_deterministic() -> None:
         return buffer.getvalue()
 
     assert png() == png()
-
-
-def test_fit_xlim_to_texts_keeps_long_text_inside() -> None:
-    fig, ax = plt.subplots(figsize=(6, 3))
-    ax.barh([0, 1], [10, 3])
-    ax.set_xlim(0, 12)
-    text = ax.text(10.2, 0, "education, personal growth, dedication", va="center")
-    labels.fit_xlim_to_texts(ax, [text])
-    renderer = fig.canvas.get_renderer()
-    assert text.get_window_extent(renderer).x1 <= ax.get_window_extent(renderer).x1
-    assert ax.get_xlim()[1] > 12
-    plt.close(fig)
