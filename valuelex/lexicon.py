@@ -6,7 +6,8 @@ Steps, each counted in the cleaning funnel (the paper reports "40k+ obtained wor
 1. ``normalise``: Unicode NFKC, lower case, quotes and stray punctuation removed, spaces
    collapsed, hyphen spacing unified.
 2. ``drop_non_values``: numbers, single letters, over-long phrases and the reviewable list
-   ``configs/lexicon/non_values.yaml`` (the instrument echoed back, fillers, model names).
+   ``configs/lexicon/non_values.yaml`` (the instrument echoed back, fillers, model names,
+   situations and things such as "circumstances").
 3. ``spelling``: one spelling per word (``configs/lexicon/variants.yaml``; American spelling).
 4. ``families``: morphological families joined (honest/honesty, helpful/helpfulness): explicit
    pairs from ``variants.yaml`` plus equal Snowball stems of every word of the term. The form
