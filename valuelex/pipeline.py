@@ -61,10 +61,14 @@ class Folders:
 
     @classmethod
     def of(cls, run: RunSettings) -> Folders:
+        """The run's folders; ``VALUELEX_PROCESSED``/``_FIGURES``/``_BUILD``/``_RAW``, when set, win."""
         if run.writes_committed_outputs:
-            return cls(paths.DATA / "processed", paths.ROOT / "figures", paths.ROOT / "build", run.raw_dir)
-        out = run.output_dir
-        return cls(out / "data" / "processed", out / "figures", out / "build", run.raw_dir)
+            mine = cls(paths.DATA / "processed", paths.ROOT / "figures", paths.ROOT / "build", run.raw_dir)
+        else:
+            out = run.output_dir
+            mine = cls(out / "data" / "processed", out / "figures", out / "build", run.raw_dir)
+        env = {name: os.environ.get(f"VALUELEX_{name.upper()}") for name in ("processed", "figures", "build", "raw")}
+        return cls(**{name: Path(value) if value else getattr(mine, name) for name, value in env.items()})
 
     def environment(self) -> dict[str, str]:
         return {
