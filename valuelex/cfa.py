@@ -715,7 +715,7 @@ def plot_fit_comparison(table: pd.DataFrame):
 
     apply_style()
     rows = table.reset_index(drop=True)
-    fig, axes = plt.subplots(1, 4, figsize=(12.0, 0.45 * max(len(rows), 1) + 1.8), sharey=True)
+    fig, axes = plt.subplots(1, 4, figsize=(12.0, 0.45 * max(len(rows), 1) + 2.4), sharey=True, layout="constrained")
     y = np.arange(len(rows))[::-1]
     shown = rows["chi2"].astype(float).notna().to_numpy()
     panels = [
@@ -730,9 +730,17 @@ def plot_fit_comparison(table: pd.DataFrame):
             ax.hlines(y[shown], lo[shown], hi[shown], color="#777777")
         ax.axvline(cut, color="#555555", ls="--", lw=0.8)
         ax.set_title(f"{col} ({op} {cut})")
+        ax.margins(x=0.12)  # points at the extremes stay clear of the frame
     for yi, note in zip(y[~shown], rows.loc[~shown, "notes"], strict=True):
         label = "not fitted" if str(note).startswith("not fitted") else "not estimable"
-        axes[0].text(0.02, yi, label, transform=axes[0].get_yaxis_transform(), va="center", color="#777777")
+        axes[1].text(0.5, yi, label, transform=axes[1].get_yaxis_transform(), ha="center", va="center", color="#777777")
     axes[0].set_yticks(y, rows["model"])
-    fig.tight_layout()
+    handles = [
+        plt.Line2D([], [], marker="o", ls="", color="#3f9b62", label="meets the cut-off"),
+        plt.Line2D([], [], marker="o", ls="", color="#c44e52", label="misses it"),
+        plt.Line2D([], [], color="#555555", ls="--", lw=0.8, label="Hu & Bentler (1999) cut-off"),
+        plt.Line2D([], [], color="#777777", label="RMSEA 90% CI"),
+    ]
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=8, frameon=False)
+    fig.suptitle("CFA fit of the taxonomy, our EFA model and one-factor baselines", fontweight="bold")
     return fig
