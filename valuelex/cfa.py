@@ -568,7 +568,7 @@ def fit_cfa(
 
 def _fit_wlsmv(spec: ModelSpec, data: pd.DataFrame, result: CFAFit) -> CFAFit:
     try:
-        fitted = wlsmv.fit(spec.factors, data[spec.words], spec.higher_order)
+        fitted = wlsmv.fit(spec.factors, data, spec.higher_order)
     except wlsmv.OrdinalDataError as err:
         result.error = f"not fitted: {err}"
         return result
