@@ -267,7 +267,19 @@ def ordinal_statistics(data: pd.DataFrame) -> OrdinalStatistics:
     return OrdinalStatistics(names, n, levels, taus, corr, gamma, empty_pairs)
 
 
-def _pair_scores(codes, members, rows, cols, t1, t2, tables, rho, th_start, corr_scores, a21) -> None:
+def _pair_scores(
+    codes: np.ndarray,
+    members: np.ndarray,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    t1: np.ndarray,
+    t2: np.ndarray,
+    tables: np.ndarray,
+    rho: np.ndarray,
+    th_start: np.ndarray,
+    corr_scores: np.ndarray,
+    a21: np.ndarray,
+) -> None:
     """Case-wise scores of each pair's bivariate likelihood in rho, and the rho-threshold block of the
     Jacobian (lavaan's A21), from ``lav_bvord_cor_scores`` evaluated on the observed (uncorrected) cells."""
     k1, k2 = t1.shape[1] + 1, t2.shape[1] + 1
@@ -586,7 +598,10 @@ def fit(
     """
     higher_order = higher_order or {}
     indicators = list(dict.fromkeys(w for ws in factors.values() for w in ws))
-    sample = statistics if statistics is not None else ordinal_statistics(data[indicators])
+    if statistics is None:
+        with threadpool_limits(limits=1):  # small matrices: one BLAS thread is much faster on a busy machine
+            statistics = ordinal_statistics(data[indicators])
+    sample = statistics
     if sample.names != [str(w) for w in indicators]:
         raise ValueError("statistics were computed on other columns than the model's indicators")
     model = FactorModel(factors, higher_order, indicators)
