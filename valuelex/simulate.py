@@ -806,6 +806,7 @@ def _choice_task(
                         "bias": float(error.mean()),
                         "bias_top_decile": float(error[strongest].mean()),
                         "rmse": float(np.sqrt((error**2).mean())),
+                        "median_abs_error": float(np.median(np.abs(error))),
                         "smoothed": corr.smoothed,
                         "factors_found": parallel.n_factors,
                         "min_congruence_true_k": recovery_scores(structure, fit)["min_congruence"],
@@ -829,7 +830,8 @@ class CorrelationChoice(Report):
 
     def summary(self) -> pd.DataFrame:
         """Per panel shape and method: mean bias (all pairs and the strongest tenth of the planted
-        correlations) and RMSE of the raw (unsmoothed) matrix against the planted latent correlations,
+        correlations), RMSE and median absolute error of the raw (unsmoothed) matrix against the planted
+        latent correlations,
         median factors found by parallel analysis (planted: 3), share of panels with the right count,
         median lowest congruence at the true count, CPU seconds per matrix."""
         ok = self.runs[self.runs["error"] == ""]
@@ -841,6 +843,7 @@ class CorrelationChoice(Report):
                 "bias": g["bias"].mean(),
                 "bias_strongest_pairs": g["bias_top_decile"].mean(),
                 "rmse": g["rmse"].mean(),
+                "median_abs_error": g["median_abs_error"].mean(),
                 "median_factors_found": g["factors_found"].median(),
                 "factor_count_right": g["factors_found"].apply(lambda s: float((s == k_true).mean())),
                 "median_min_congruence_true_k": g["min_congruence_true_k"].median(),
