@@ -111,6 +111,10 @@ def test_stats_by_decomposes_the_pooled_correlation():
     assert sb.ICC1.median() > 0.05  # vocabulary_icc 0.4: words differ between models
     text = str(sb)
     assert "ICC1" in text and "median ICC1" in text and sb.metrics()["models"] == 4
+    from IPython.lib.pretty import pretty
+
+    assert pretty(sb) == text  # a notebook shows the report, not a dataclass repr
+    assert "<table>" in sb._repr_html_() or "<table" in sb._repr_html_()
 
 
 def test_stats_by_errors_are_one_line():

@@ -85,7 +85,7 @@ def group_labels(index: pd.Index, table: pd.DataFrame, key: str, column: str) ->
 # ------------------------------------------------------------------------------------------
 # 1. psych::statsBy
 # ------------------------------------------------------------------------------------------
-@dataclass
+@dataclass(repr=False)  # IPython would prefer a dataclass __repr__ to Report's display
 class StatsBy(Report):
     """Within/between decomposition of a units x words matrix by one grouping (``psych::statsBy``)."""
 
@@ -809,7 +809,7 @@ def _best_matches(reference: efa.EFAResult, other: efa.EFAResult | None, prefix:
     )
 
 
-@dataclass
+@dataclass(repr=False)  # IPython would prefer a dataclass __repr__ to Report's display
 class LevelComparison(Report):
     """Pooled, within-group and between-group factor solutions of the same words, side by side."""
 
@@ -968,7 +968,7 @@ def compare_levels(
 # ------------------------------------------------------------------------------------------
 # 5. Response-level units: model and prompt both group the answers
 # ------------------------------------------------------------------------------------------
-@dataclass
+@dataclass(repr=False)  # IPython would prefer a dataclass __repr__ to Report's display
 class CrossedDecomposition(Report):
     """Per word, the variance shares of two crossed groupings (e.g. model and prompt) of the units."""
 
@@ -1076,7 +1076,7 @@ def response_groups(index: pd.Index, respondents: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"model": model.to_numpy(), "prompt": parts[1].to_numpy()}, index=index)
 
 
-@dataclass
+@dataclass(repr=False)  # IPython would prefer a dataclass __repr__ to Report's display
 class ResponseLevels(Report):
     """Response-level units: the pooled EFA and the EFA within model x prompt cells, side by side."""
 

@@ -567,7 +567,7 @@ def run_tasks(function, tasks: list[tuple], n_jobs: int | None = None, progress:
     return list(results)
 
 
-@dataclass
+@dataclass(repr=False)  # IPython would prefer a dataclass __repr__ to Report's display
 class ModelGrid(Report):
     """Recovery of a planted structure by the pooled and the within-model EFA over models x respondents."""
 
@@ -615,12 +615,12 @@ class ModelGrid(Report):
             rows.append(
                 {
                     "level": level,
-                    "per_model": per_model,
+                    "per_model": int(per_model),
                     "models_needed": needed,
-                    "respondents_needed": None if needed is None else needed * per_model,
+                    "respondents_needed": None if needed is None else needed * int(per_model),
                 }
             )
-        return pd.DataFrame(rows)
+        return pd.DataFrame(rows, dtype=object)  # None (not NaN) where no simulated count suffices
 
     def paper_panel(self) -> pd.DataFrame:
         """The simulated cell nearest the paper's panel (30+ models x about 17 respondents each)."""
@@ -819,7 +819,7 @@ def _choice_task(
     return rows
 
 
-@dataclass
+@dataclass(repr=False)  # IPython would prefer a dataclass __repr__ to Report's display
 class CorrelationChoice(Report):
     """Which within-model correlation recovers the planted structure from 0/1 words (by simulation)."""
 
