@@ -832,7 +832,7 @@ class LevelComparison(Report):
     def levels(self) -> pd.DataFrame:
         """One row per level: correlation, units it rests on, words, factors, RMSR, smoothing."""
         rows = [
-            ("pooled", "tetrachoric / as notebook", self.pooled.n_obs, self.pooled),
+            ("pooled", "as fitted (pooled)", self.pooled.n_obs, self.pooled),
             ("within", self.within.correlation.method, self.within.correlation.n_obs, self.within.result),
             ("between", "rbg (group means)", self.between_correlation.n_obs, self.between),
         ]
