@@ -263,6 +263,7 @@ def test_within_analysis_recovers_what_pooling_confounds():
     assert attribution["ICC1_model"].max() > 0.3
     assert levels.within_shares["ICC1"].max() < attribution["ICC1_model"].max()
     assert levels.between is not None and levels.between.n_factors <= 3
+    assert set(levels.within_shares["main_within_source"]) <= set(panel.models)  # named, not coded
     text = str(levels)
     assert "how much is model identity" in text and "bootstrap congruence" in text
     metrics = levels.metrics()

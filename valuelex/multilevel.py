@@ -849,7 +849,9 @@ class LevelComparison(Report):
                     "variance_explained": np.nan if res is None else float(res.variance.loc["Proportion Var"].sum()),
                 }
             )
-        out[1]["parallel_null"] = self.within.parallel.null if self.within.parallel else "fixed count"
+        out[0]["factors_from"] = "as fitted above"
+        out[1]["factors_from"] = f"parallel analysis, {self.within.parallel.null}" if self.within.parallel else "fixed"
+        out[2]["factors_from"] = f"pooled count, at most {self.between_correlation.n_obs - 1} ({self.group}s - 1)"
         return pd.DataFrame(out)
 
     def attribution(self) -> pd.DataFrame:
@@ -950,6 +952,7 @@ def compare_levels(
         )
     pooled_table = efa.word_factors(pooled, cutoff)
     within_table = efa.word_factors(within.result, cutoff)
+    named = np.asarray(labels, dtype=object)[codes]  # group names, not codes, in the tables
     return LevelComparison(
         group=group,
         decomposition=decomposition,
@@ -957,8 +960,8 @@ def compare_levels(
         within=within,
         between=between,
         between_correlation=between_corr,
-        pooled_shares=score_shares(data, pooled_table, codes),
-        within_shares=score_shares(data, within_table, codes),
+        pooled_shares=score_shares(data, pooled_table, named),
+        within_shares=score_shares(data, within_table, named),
         cutoff=cutoff,
         stability=stability,
         notes=notes,
