@@ -9,6 +9,11 @@ the median wall time of each, their ratio (the target is >= 1.8 on an idle 2-cor
 load average before and after, and checks that both give identical numbers. The worker start-up of
 the first parallel call is timed separately (a warm-up), since a session pays it once. Timing needs
 a quiet machine: on a shared one the ratio says little.
+
+It also measures the CPU seconds of every task (one panel: simulation and both analyses, run
+sequentially through the public functions) and the speed-up their sizes allow on 2 workers when
+the largest are sent first, as ``model_count_grid`` does (total CPU / the busier worker's CPU): a
+bound that does not depend on the machine's load. ``--repeats 0`` measures only that.
 """
 
 from __future__ import annotations
@@ -42,6 +47,28 @@ def timed_grid(
     return time.perf_counter() - start, grid.grid
 
 
+def task_balance(structure: simulate.PlantedStructure, args: argparse.Namespace) -> None:
+    """CPU seconds per task, and the 2-worker speed-up the task sizes allow (largest first, greedy)."""
+    from threadpoolctl import threadpool_limits
+
+    cpu = {}
+    for k in args.models:
+        for r in args.per_model:
+            for rep in range(args.replications):
+                start = time.process_time()
+                seed = simulate.task_seed(args.seed, k, r, rep)
+                panel = simulate.simulate_model_panel(structure, k, r, seed=seed)
+                with threadpool_limits(limits=1):
+                    simulate.recover_by_level(structure, panel, parallel_iter=args.parallel_iter, seed=seed)
+                cpu[(k, r, rep)] = time.process_time() - start
+    workers = [0.0, 0.0]
+    for key in sorted(cpu, key=lambda t: -t[0] * t[1]):  # the order model_count_grid sends them in
+        workers[workers.index(min(workers))] += cpu[key]
+    total, largest = sum(cpu.values()), max(cpu.values())
+    print(f"{'task CPU seconds: total / largest':<52s} {total:8.2f} s / {largest:.2f} s")
+    print(f"{'2-worker speed-up the task sizes allow':<52s} {total / max(workers):8.2f} x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", type=int, nargs="+", default=list(simulate.MODEL_COUNTS))
@@ -57,6 +84,9 @@ def main() -> None:
     print(f"grid: {cells} panels ({args.models} models x {args.per_model} per model x {args.replications})")
     print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())} on {os.cpu_count()} cores")
 
+    task_balance(structure, args)
+    if args.repeats < 1:
+        return
     start = time.perf_counter()
     simulate.model_count_grid(structure, n_models=(4,), per_model=(5,), n_jobs=2, progress=False, parallel_iter=2)
     print(f"{'worker start-up (first parallel call, tiny grid)':<52s} {time.perf_counter() - start:8.2f} s")
