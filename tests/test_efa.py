@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 from pathlib import Path
 
@@ -202,6 +203,13 @@ def test_fit_reduces_unidentifiable_factor_counts(sim_data):
     result = efa.fit_efa(corr, 4, extraction="minres", rotation="oblimin")
     assert result.n_factors == efa.max_factors(5) == 2
     assert any("cannot be identified" in n for n in result.notes)
+
+
+def test_rmsea_bound_is_missing_when_psych_finds_none():
+    """psych's uniroot search for the RMSEA bound can fail (a tiny panel with a huge chi2); psych then
+    reports NA (try()), not an error. chi2 939 on 35 df with 20 units: a case from notebook 07's grid."""
+    lower, upper = efa._rmsea_interval(938.9, 35.0, 20, 0.90)
+    assert math.isnan(upper) and lower > 0
 
 
 def test_factor_count_policy():

@@ -9,7 +9,7 @@ import pandas as pd
 
 from tests.conftest import run_notebook
 
-SMALL = {"n_boot": 5, "parallel_iter": 5}
+SMALL = {"n_boot": 5, "parallel_iter": 5, "n_boot_within": 3}
 
 
 def _private_copy(pipeline: dict, tmp_path: Path) -> dict[str, str]:
@@ -32,6 +32,13 @@ def test_notebooks_03_and_04_on_the_local_panel(processed_pipeline: dict, tmp_pa
     assert efa_numbers["bootstrap_samples"] == SMALL["n_boot"]
     eta = efa_numbers["factor_eta_squared_by_model"]
     assert len(eta) == efa_numbers["n_factors"] and all(0 <= e <= 1 for e in eta)
+    # 4c: within and between models, response-level units
+    assert 0 < efa_numbers["median_word_icc1_model"] < 1 and efa_numbers["within_n_obs"] == 120 - 4
+    assert (
+        efa_numbers["within_factors"] >= 1 and len(efa_numbers["pooled_within_congruence"]) == efa_numbers["n_factors"]
+    )
+    assert len(efa_numbers["within_bootstrap_median"]) == efa_numbers["within_factors"]
+    assert efa_numbers["response_units"] > 1000 and efa_numbers["response_pooled_factors"] >= 1
     word_factors = pd.read_csv(Path(env["VALUELEX_PROCESSED"]) / "efa_word_factors.csv")
     assert set(word_factors.columns) >= {"word", "factor", "loading", "assigned"}
     assert word_factors["assigned"].sum() == efa_numbers["words_assigned"]
@@ -48,5 +55,5 @@ def test_notebooks_03_and_04_on_the_local_panel(processed_pipeline: dict, tmp_pa
     assert withheld["notes"].str.match("not (estimable|fitted)").all()
     shown = table[table["estimable"]]
     assert shown["CFI"].between(0, 1).all() and (shown["RMSEA"] >= 0).all()
-    for name in ("efa_scree", "efa_loadings_heatmap", "cfa_model_comparison"):
+    for name in ("efa_scree", "efa_loadings_heatmap", "cfa_model_comparison", "efa_levels", "efa_word_icc_by_model"):
         assert any((Path(env["VALUELEX_FIGURES"]) / f"{name}.{ext}").exists() for ext in ("png", "csv"))

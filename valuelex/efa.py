@@ -618,7 +618,10 @@ def _rmsea_interval(chi2: float, dof: float, n_obs: int, level: float) -> tuple[
         if stats.chi2.cdf(chi2, dof) <= target:
             return 0.0
         upper = max(n_obs, chi2) + 2 * n_obs
-        lam = optimize.brentq(lambda x: stats.ncx2.cdf(chi2, dof, max(x, 1e-12)) - target, 0.0, upper)
+        try:
+            lam = optimize.brentq(lambda x: stats.ncx2.cdf(chi2, dof, max(x, 1e-12)) - target, 0.0, upper)
+        except ValueError:  # no root in psych's search interval: psych's try() gives NA
+            return float("nan")
         return math.sqrt(lam / (n_obs - 1) / dof)
 
     return bound(1 - tail), bound(tail)
