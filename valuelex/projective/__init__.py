@@ -38,6 +38,7 @@ from .instrument import (
     INSTRUMENT_FILE,
     JUDGE_STUDY,
     RUBRIC_FILE,
+    STANCE_CALIBRATION_FILE,
     STUDY,
     SUBDIMENSIONS,
     Instrument,
@@ -52,8 +53,28 @@ from .instrument import (
     load_instrument,
     scoring_cases,
 )
-from .judge import JudgeScorer, Rubrics, Verdict, judge_sample, load_rubrics, parse_verdict
+from .judge import (
+    JudgeScorer,
+    LogprobJudge,
+    Rubrics,
+    Verdict,
+    answer_distribution,
+    judge_sample,
+    load_rubrics,
+    parse_verdict,
+)
 from .plots import plot_heatmap, plot_scorer_agreement, plot_subdimension_bars
+from .reliability import Reliability, reliability
+from .scorers import (
+    DEFAULT_SCORER,
+    SCORERS,
+    Scorer,
+    StanceCalibration,
+    StanceScorer,
+    load_stance_calibration,
+    make_scorer,
+    save_stance_calibration,
+)
 from .scores import (
     case_scores_by_measure,
     compare_groups,
@@ -72,7 +93,20 @@ __all__ = [
     "INSTRUMENT_FILE",
     "JUDGE_STUDY",
     "RUBRIC_FILE",
+    "STANCE_CALIBRATION_FILE",
     "STUDY",
+    "DEFAULT_SCORER",
+    "SCORERS",
+    "Scorer",
+    "StanceCalibration",
+    "StanceScorer",
+    "LogprobJudge",
+    "Reliability",
+    "reliability",
+    "answer_distribution",
+    "load_stance_calibration",
+    "make_scorer",
+    "save_stance_calibration",
     "SUBDIMENSIONS",
     "Calibration",
     "Descriptions",

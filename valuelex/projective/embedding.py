@@ -66,6 +66,11 @@ def load_descriptions(path: str | Path = DESCRIPTIONS_FILE) -> Descriptions:
     return Descriptions(str(data["version"]), subs, general)
 
 
+#: The scale used when a caller asks for no calibration (``calibration=None``), and how it is labelled.
+UNFITTED_SLOPE = 10.0
+UNFITTED = "not fitted: default scale (slope 10, intercept 0), chosen by the caller"
+
+
 @dataclass(frozen=True)
 class Calibration:
     """Platt scaling of the raw embedding contrast: P(high) = 1 / (1 + exp(-(slope * raw + intercept)))."""
@@ -75,7 +80,7 @@ class Calibration:
     method: str
     descriptions_version: str
     context: str = "completion"
-    fitted_on: str = "not fitted (default scale)"
+    fitted_on: str = UNFITTED
     n_cases: int = 0
 
     def apply(self, raw: np.ndarray) -> np.ndarray:
@@ -145,14 +150,23 @@ class EmbeddingScorer:
         self.context = context
         if isinstance(calibration, (str, Path)):
             path = Path(calibration)
-            calibration = load_calibration(path) if path.exists() else None
-        if calibration is not None and (
-            calibration.method != method
-            or calibration.context != context
-            or calibration.descriptions_version != self.descriptions.version
-        ):
-            calibration = None  # fitted for another variant or wording: fall back to the default scale
-        self.calibration = calibration or Calibration(10.0, 0.0, method, self.descriptions.version, context)
+            if not path.exists():
+                raise ConfigError(f"{path}: calibration file not found (pass calibration=None for the unfitted scale)")
+            calibration = load_calibration(path)
+            for name, wanted in (
+                ("method", method),
+                ("context", context),
+                ("descriptions_version", self.descriptions.version),
+            ):
+                if str(getattr(calibration, name)) != str(wanted):
+                    raise ConfigError(
+                        f"{path}: field {name!r} is {getattr(calibration, name)!r} but the scorer uses {wanted!r}; "
+                        "refit it (python -m valuelex.scorer_eval ... --write-calibration) or pass calibration=None"
+                    )
+        # calibration=None asks, explicitly, for the unfitted default scale (stated in fitted_on)
+        self.calibration = calibration or Calibration(
+            UNFITTED_SLOPE, 0.0, method, self.descriptions.version, context, UNFITTED
+        )
         self._pole_vectors: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def _poles(self, key: str) -> tuple[np.ndarray, np.ndarray]:

@@ -38,6 +38,7 @@ INSTRUMENT_FILE = paths.INSTRUMENTS / "projective.yaml"
 RUBRIC_FILE = paths.INSTRUMENTS / "rubrics.yaml"
 DESCRIPTIONS_FILE = paths.INSTRUMENTS / "subdimension_descriptions.yaml"
 CALIBRATION_FILE = paths.INSTRUMENTS / "embedding_calibration.yaml"
+STANCE_CALIBRATION_FILE = paths.INSTRUMENTS / "stance_calibration.yaml"
 
 
 def canonical_subdimension(name: str) -> str:

@@ -27,10 +27,12 @@ class Rubrics:
     template: str
     scale: tuple[int, int]
     subdimensions: dict[str, dict[str, str]]
+    logprob_version: str = ""
+    logprob_template: str = ""
 
-    def prompt(self, subdimension: str, stem: str, completion: str) -> str:
+    def prompt(self, subdimension: str, stem: str, completion: str, template: str | None = None) -> str:
         r = self.subdimensions[canonical_subdimension(subdimension)]
-        return self.template.format(
+        return (template or self.template).format(
             subdimension=canonical_subdimension(subdimension),
             definition=r["definition"],
             high=r["high"],
@@ -53,7 +55,17 @@ def load_rubrics(path: str | Path = RUBRIC_FILE) -> Rubrics:
             if key not in subs.get(name, {}):
                 raise ConfigError(f"{path}: missing required field 'subdimensions.{name}.{key}'")
     scale = (int(data["scale"]["min"]), int(data["scale"]["max"]))
-    return Rubrics(str(data["version"]), str(data["system"]).strip(), str(data["template"]), scale, subs)
+    if ("logprob_template" in data) != ("logprob_version" in data):
+        raise ConfigError(f"{path}: fields 'logprob_template' and 'logprob_version' go together")
+    return Rubrics(
+        str(data["version"]),
+        str(data["system"]).strip(),
+        str(data["template"]),
+        scale,
+        subs,
+        str(data.get("logprob_version", "")),
+        str(data.get("logprob_template", "")),
+    )
 
 
 @dataclass(frozen=True)
@@ -202,3 +214,137 @@ def judge_sample(
         firsts = sorted(group["respondent"].unique(), key=order.__getitem__)[:respondents_per_model]
         keep.append(group[group["respondent"].isin(firsts)])
     return pd.concat(keep) if keep else chosen.iloc[0:0]
+
+
+# --- the log-probability judge ---------------------------------------------------------------
+#: Top log-probabilities asked for the judge's one answer token.
+TOP_LOGPROBS = 20
+#: Probability the answer tokens must carry together for a verdict to count (else: off-scale).
+MIN_ANSWER_MASS = 0.5
+
+
+def answer_distribution(logprobs: dict[str, Any] | None, scale: tuple[int, int] = (1, 5)) -> tuple[np.ndarray, float]:
+    """Probabilities of the scale's answer tokens at the first generated token, and their total mass.
+
+    Reads the OpenAI shapes llama.cpp's server returns: chat (``content[0].top_logprobs``, a list
+    of ``{token, logprob}``) and completions (``top_logprobs[0]``, a ``{token: logprob}`` dict).
+    Tokens are compared without surrounding white space, so " 4" and "4" both count as 4. The
+    returned probabilities are normalised over the scale (they sum to 1 when the mass is > 0).
+    """
+    values = np.arange(scale[0], scale[1] + 1)
+    probs = np.zeros(len(values))
+    if not logprobs:
+        return probs, 0.0
+    if logprobs.get("content"):
+        first = logprobs["content"][0] or {}
+        pairs = [(t.get("token", ""), t.get("logprob")) for t in first.get("top_logprobs") or []]
+        if not pairs:
+            pairs = [(first.get("token", ""), first.get("logprob"))]
+    elif logprobs.get("top_logprobs"):
+        pairs = list((logprobs["top_logprobs"][0] or {}).items())
+    else:
+        return probs, 0.0
+    for token, logprob in pairs:
+        text = str(token).strip()
+        if logprob is None or not text.isdigit() or not scale[0] <= int(text) <= scale[1]:
+            continue
+        probs[int(text) - scale[0]] += float(np.exp(logprob))
+    mass = float(probs.sum())
+    return (probs / mass if mass > 0 else probs), mass
+
+
+class LogprobJudge:
+    """The judge reads the rubric and the case and writes one token; the score is its expected rating.
+
+    P(rating = k) for k = 1..5 comes from the log-probabilities of the answer tokens (no sampling,
+    no parsing of free text); the score is (E[rating] - 1) / 4 in [0, 1]. A verdict is off-scale
+    (``valid = False``) when the five answer tokens carry less than ``MIN_ANSWER_MASS`` of the
+    probability. Calls go through ``LLMRunner`` into ``data/raw/judge/`` (temperature 0, seed 0,
+    one token, requests ordered by sub-dimension so the shared rubric prefix is evaluated once).
+    """
+
+    name = "logprob_judge"
+
+    def __init__(
+        self,
+        judge_model: str = DEFAULT_JUDGE,
+        *,
+        mode: str = "replay",
+        cards: dict[str, ModelCard] | None = None,
+        store_root: Path | None = None,
+        rubrics: Rubrics | None = None,
+        limits: Limits | None = None,
+        progress: bool = True,
+    ):
+        self.cards = cards or load_model_cards()
+        if judge_model not in self.cards:
+            raise KeyError(f"no model card for judge {judge_model!r} (known: {', '.join(sorted(self.cards))})")
+        self.judge_model = judge_model
+        self.rubrics = rubrics or load_rubrics()
+        if not self.rubrics.logprob_template:
+            raise ConfigError(f"{RUBRIC_FILE}: missing required field 'logprob_template' (the log-probability judge)")
+        card = self.cards[judge_model]
+        self.extra = (
+            (("logprobs", True), ("top_logprobs", TOP_LOGPROBS))
+            if card.api == "chat"
+            else (("logprobs", TOP_LOGPROBS),)
+        )
+        store = ResponseStore(store_root or paths.raw_store(JUDGE_STUDY))
+        self.runner = LLMRunner(
+            {judge_model: card},
+            store,
+            mode=mode,
+            limits=limits or Limits(max_reasks=0),
+            validator=lambda text: True,  # the answer is in the log-probabilities, not the text
+            progress=progress,
+        )
+
+    def requests(self, cases: pd.DataFrame) -> list[Request]:
+        out = []
+        for stem, completion, sub in zip(cases["stem"], cases["completion"], cases["subdimension"], strict=True):
+            sub = canonical_subdimension(sub)
+            prompt = self.rubrics.prompt(sub, stem, completion, self.rubrics.logprob_template)
+            out.append(
+                Request(
+                    model=self.judge_model,
+                    messages=(("system", self.rubrics.system), ("user", prompt)),
+                    temperature=0.0,
+                    top_p=1.0,
+                    max_tokens=1,
+                    seed=0,
+                    prompt_id=f"logprob-rubric:{sub}",
+                    prompt_version=self.rubrics.logprob_version,
+                    extra=self.extra,
+                )
+            )
+        return out
+
+    def score(self, cases: pd.DataFrame) -> pd.DataFrame:
+        requests = self.requests(cases)
+        order = sorted(range(len(requests)), key=lambda i: (requests[i].prompt_id, i))  # shared prefixes together
+        records: list[dict[str, Any]] = [{}] * len(requests)
+        if requests:
+            for i, record in zip(order, self.runner.run([requests[i] for i in order]), strict=True):
+                records[i] = record
+        lo, hi = self.rubrics.scale
+        values = np.arange(lo, hi + 1)
+        rows = []
+        for record in records:
+            if record.get("status") != "ok":
+                rows.append((np.nan, np.nan, 0.0, "error"))
+                continue
+            probs, mass = answer_distribution(record.get("logprobs"), self.rubrics.scale)
+            if mass < MIN_ANSWER_MASS:
+                rows.append((np.nan, np.nan, mass, "off-scale"))
+                continue
+            expected = float(probs @ values)
+            rows.append((expected, (expected - lo) / (hi - lo), mass, "ok"))
+        out = cases.copy()
+        out["judge_expected"] = [r[0] for r in rows]
+        out["score"] = [r[1] for r in rows]
+        out["answer_mass"] = [r[2] for r in rows]
+        out["status"] = [r[3] for r in rows]
+        out["valid"] = out["status"] == "ok"
+        out["rationale"] = ""
+        out["judge_key"] = [r.get("key") for r in records]
+        return out
