@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,7 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, r
 
 from . import paths
 from .config import ConfigError
+from .display import Report
 from .figures import save_table
 from .projective import (
     CALIBRATION_FILE,
@@ -393,6 +395,36 @@ def run(
     score = scored["score"].fillna(0.5).to_numpy()
     info["invalid_cases"] = int((~scored["valid"].astype(bool)).sum())
     return evaluate(chosen, score, majority=majority, n_boot=n_boot, ci=ci), info
+
+
+@dataclass
+class ScorerValidation(Report):
+    """One scorer's validation on one labelled file: what was scored, and the metrics table."""
+
+    table: pd.DataFrame
+    info: dict[str, Any]
+
+    @property
+    def title(self) -> str:  # type: ignore[override]
+        return f"Scorer validation: {self.info['scorer']} on {self.info['file']} ({self.info['evaluated']})"
+
+    def sections(self) -> list[tuple[str, Any]]:
+        facts = {k: self.info[k] for k in ("evaluated_cases", "evaluated_stems", "majority_label", "invalid_cases")}
+        columns = ["subdimension", "n", "n_low", "accuracy", "balanced_accuracy", "roc_auc", "roc_auc_ci_low",
+                   "roc_auc_ci_high", "macro_f1", "majority_accuracy", "ci_note"]  # fmt: skip
+        return [("", facts), ("Metrics (ROC AUC with a 95% CI)", self.table[columns].set_index("subdimension"))]
+
+    def metrics(self) -> dict[str, Any]:
+        t = self.table.set_index("subdimension")
+        return {
+            "roc_auc": {k: round(float(v), 4) for k, v in t["roc_auc"].items()},
+            "cases": int(t.loc["overall", "n"]),
+        }
+
+
+def validate(cases_path: str | Path, scorer: str = DEFAULT_SCORER, **kw: Any) -> ScorerValidation:
+    """``run`` as a report that shows itself (notebooks)."""
+    return ScorerValidation(*run(cases_path, scorer, **kw))
 
 
 def _command(cases_path: Path, scorer: str, part: str, split: str | None) -> list[str]:

@@ -76,6 +76,7 @@ from .scorers import (
     save_stance_calibration,
 )
 from .scores import (
+    attach_reliability,
     case_scores_by_measure,
     compare_groups,
     consistency,
@@ -118,6 +119,7 @@ __all__ = [
     "Stem",
     "Verdict",
     "administer",
+    "attach_reliability",
     "build_requests",
     "canonical_subdimension",
     "case_scores_by_measure",

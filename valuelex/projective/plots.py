@@ -15,7 +15,11 @@ from .scores import score_matrix
 # Figures
 # ---------------------------------------------------------------------------------------------
 def plot_subdimension_bars(scores: pd.DataFrame, title: str = "Projective test: sub-dimension scores") -> plt.Figure:
-    """Grouped bars per model, one bar per sub-dimension, with bootstrap CIs (as Figure 1(c))."""
+    """Grouped bars per model, one bar per sub-dimension, with bootstrap CIs (as Figure 1(c)).
+
+    When ``scores`` has a ``reportable`` column (``attach_reliability``), bars of scores below the
+    reliability floor are drawn pale and hatched: shown, not to be interpreted.
+    """
     apply_style()
     sub = scores[scores["level"] == "subdimension"]
     models = list(dict.fromkeys(sub["model"]))
@@ -25,7 +29,7 @@ def plot_subdimension_bars(scores: pd.DataFrame, title: str = "Projective test: 
     for j, name in enumerate(SUBDIMENSIONS):
         rows = sub[sub["measure"] == name].set_index("model").reindex(models)
         err = np.vstack([rows["score"] - rows["ci_low"], rows["ci_high"] - rows["score"]])
-        ax.bar(
+        bars = ax.bar(
             x + (j - (len(SUBDIMENSIONS) - 1) / 2) * width,
             rows["score"],
             width,
@@ -36,9 +40,18 @@ def plot_subdimension_bars(scores: pd.DataFrame, title: str = "Projective test: 
             label=name,
             error_kw={"elinewidth": 0.8, "capsize": 1.5, "ecolor": "#444444"},
         )
+        if "reportable" in rows.columns:
+            for bar, ok in zip(bars, rows["reportable"].fillna(False), strict=True):
+                if not ok:
+                    bar.set_alpha(0.35)
+                    bar.set_hatch("///")
     ax.set_xticks(x, [m.replace("-instruct", "\n-instruct").replace("-base", "\n-base") for m in models], fontsize=8)
     ax.set_ylim(0, 100)
     ax.set_ylabel("score (0-100), 95% CI")
+    if "reportable" in sub.columns and not sub["reportable"].all():
+        ax.text(
+            0.99, 0.98, "hatched: reliability below the floor", transform=ax.transAxes, ha="right", va="top", fontsize=7
+        )
     ax.set_title(title)
     ax.legend(ncol=3, fontsize=8, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.18))
     fig.tight_layout()
@@ -64,18 +77,21 @@ def plot_heatmap(scores: pd.DataFrame, title: str = "Projective test: models x s
     return fig
 
 
-def plot_scorer_agreement(embedding: pd.DataFrame, judge: pd.DataFrame) -> plt.Figure:
-    """Embedding score against judge score on the cases both scored (judge-valid only)."""
+def plot_scorer_agreement(
+    a: pd.DataFrame, b: pd.DataFrame, name_a: str = "stance", name_b: str = "embedding"
+) -> plt.Figure:
+    """Case scores of two scorers on the cases both scored validly, one colour per model."""
     apply_style()
     key = ["key", "subdimension"]
-    both = embedding[key + ["score", "model"]].merge(judge[judge["valid"]][key + ["judge_score"]], on=key)
+    both = a[a["valid"]][[*key, "score", "model"]].merge(b[b["valid"]][[*key, "score"]], on=key, suffixes=("_a", "_b"))
     fig, ax = plt.subplots(figsize=(5.5, 4.0))
-    jitter = np.random.default_rng(0).uniform(-0.12, 0.12, len(both))
     for model, g in both.groupby("model", sort=False):
-        ax.scatter(g["judge_score"] + jitter[both["model"] == model], g["score"], s=14, alpha=0.7, label=model)
-    ax.set_xlabel("judge score (1-5)")
-    ax.set_ylabel("embedding score (P(high))")
-    ax.set_title("Two scorers on the same completions")
+        ax.scatter(g["score_b"], g["score_a"], s=10, alpha=0.6, label=model)
+    ax.set_xlabel(f"{name_b} score")
+    ax.set_ylabel(f"{name_a} score")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_title("Two scorers on the same cases")
     ax.legend(fontsize=7, frameon=False)
     fig.tight_layout()
     return fig

@@ -170,8 +170,50 @@ def consistency(scored: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def attach_reliability(scores: pd.DataFrame, gate: pd.DataFrame) -> pd.DataFrame:
+    """``scores`` plus each score's reliability figures (``reliability.reliability_gate``) and ``reportable``.
+
+    A dimension score is reportable when both of its sub-dimension scores are; its reliability
+    columns are the smaller of the two.
+    """
+    g = gate.set_index(["model", "subdimension"])
+    out = scores.copy()
+    for column in ("panel_alpha", "icc2k", "reportable"):
+        values = []
+        for model, measure in zip(out["model"], out["measure"], strict=True):
+            parts = DIMENSIONS.get(measure, (measure,))
+            found = [g[column].get((model, p)) for p in parts]
+            found = [v for v in found if v is not None and not (isinstance(v, float) and np.isnan(v))]
+            if column == "reportable":
+                values.append(bool(found) and len(found) == len(parts) and all(found))
+            else:
+                values.append(min(found) if len(found) == len(parts) else np.nan)
+        out[column] = values
+    return out
+
+
+def _gated(verdict: str, models: list[str], measures: tuple[str, ...], scores: pd.DataFrame | None) -> tuple[str, str]:
+    """(verdict, reliability) of a finding: not reported unless every score it rests on is reliable enough."""
+    if scores is None or "reportable" not in scores.columns:
+        return verdict, "no reliability figure"
+    used = scores[scores["model"].isin(models) & scores["measure"].isin(measures)]
+    n_ok, n = int(used["reportable"].sum()), len(used)
+    figure = f"{n_ok} of {n} scores reliable (panel alpha and ICC2k >= 0.70)"
+    if n == 0 or verdict.startswith("not testable"):
+        return verdict, figure
+    if n_ok < n:
+        return f"not reported: unreliable scores (measured direction: {verdict})", figure
+    return verdict, figure
+
+
 def paper_findings(scores: pd.DataFrame, scored: pd.DataFrame) -> pd.DataFrame:
-    """Check the paper's second-hand findings against these data; each row says what was measured."""
+    """Check the paper's second-hand findings against these data; each row says what was measured.
+
+    When ``scores`` carries reliability columns (``attach_reliability``), a finding whose scores do
+    not all reach the reliability floor is not reported (its verdict says so and keeps the measured
+    direction), and column ``reliability`` gives the figure; without them every row says
+    "no reliability figure".
+    """
     dims = score_matrix(scores, "dimension")
     meta = scores.drop_duplicates("model").set_index("model")
     cons = consistency(scored).set_index("model")
@@ -181,8 +223,13 @@ def paper_findings(scores: pd.DataFrame, scored: pd.DataFrame) -> pd.DataFrame:
     top = dims.idxmax(axis=1)
     n_top = int((top == "Competence").sum())
     verdict = "supported" if n_top == len(dims) else ("partly" if n_top else "not supported")
+    models = list(dims.index)
     rows.append(
-        ("Competence is valued highest", f"Competence is the top dimension for {n_top} of {len(dims)} models", verdict)
+        (
+            "Competence is valued highest",
+            f"Competence is the top dimension for {n_top} of {len(dims)} models",
+            *_gated(verdict, models, tuple(DIMENSIONS), scores),
+        )
     )
 
     pre, ins = cons[stages == "pretrained"], cons[stages != "pretrained"]
@@ -197,19 +244,28 @@ def paper_findings(scores: pd.DataFrame, scored: pd.DataFrame) -> pd.DataFrame:
             verdict = "partly (" + ("lower scores, profile not flatter" if lower else "flatter profile only") + ")"
         else:
             verdict = "not supported"
-        rows.append(("Pretrained-only models show no clear value orientation", f"{overall}; {spread}", verdict))
+        rows.append(
+            (
+                "Pretrained-only models show no clear value orientation",
+                f"{overall}; {spread}",
+                *_gated(verdict, models, SUBDIMENSIONS, scores),
+            )
+        )
         cons_ok = pre["respondent_sd"].mean() > ins["respondent_sd"].mean()
         rows.append(
             (
                 "Instruction tuning makes dimensions more consistent",
                 f"respondent SD: pretrained {pre['respondent_sd'].mean():.1f} vs instruct/aligned "
                 f"{ins['respondent_sd'].mean():.1f}",
-                "supported (direction only)" if cons_ok else "not supported",
+                *_gated("supported (direction only)" if cons_ok else "not supported", models, SUBDIMENSIONS, scores),
             )
         )
     else:
-        rows.append(("Pretrained-only models show no clear value orientation", "no pretrained model", "not testable"))
-        rows.append(("Instruction tuning makes dimensions more consistent", "no pretrained model", "not testable"))
+        for finding in (
+            "Pretrained-only models show no clear value orientation",
+            "Instruction tuning makes dimensions more consistent",
+        ):
+            rows.append((finding, "no pretrained model", *_gated("not testable", [], (), scores)))
 
     aligned, instruct = cons[stages == "aligned"], cons[stages == "instruct"]
     if len(aligned) and len(instruct):
@@ -217,12 +273,18 @@ def paper_findings(scores: pd.DataFrame, scored: pd.DataFrame) -> pd.DataFrame:
         rows.append(
             (
                 "Alignment makes values more diverse",
-                f"profile SD: aligned {aligned['profile_sd'].mean():.1f} vs instruct {instruct['profile_sd'].mean():.1f}",
-                "supported (direction only)" if more else "not supported",
+                f"profile SD: aligned {aligned['profile_sd'].mean():.1f} ({len(aligned)} models) vs instruct "
+                f"{instruct['profile_sd'].mean():.1f} ({len(instruct)} models)",
+                *_gated("supported (direction only)" if more else "not supported", models, SUBDIMENSIONS, scores),
             )
         )
     else:
-        rows.append(("Alignment makes values more diverse", "no aligned model in the panel", "not testable"))
+        why = (
+            "no aligned model in the panel"
+            if not len(aligned)
+            else f"every chat model of the panel ({len(aligned)}) is preference-aligned; none is instruction-tuned only"
+        )
+        rows.append(("Alignment makes values more diverse", why, *_gated("not testable", [], (), scores)))
 
     lean = dims["Competence"] - dims[["Character", "Integrity"]].mean(axis=1)
     sized = meta["params_b"].reindex(lean.index).astype(float)
@@ -238,9 +300,11 @@ def paper_findings(scores: pd.DataFrame, scored: pd.DataFrame) -> pd.DataFrame:
             (
                 "Larger models lean to Competence",
                 f"Spearman rho(params, Competence - mean of others) = {rho:.2f} over {int(ok.sum())} models (p = {p:.2f})",
-                verdict,
+                *_gated(verdict, models, tuple(DIMENSIONS), scores),
             )
         )
     else:
-        rows.append(("Larger models lean to Competence", "fewer than 3 model sizes", "not testable"))
-    return pd.DataFrame(rows, columns=["finding", "measured", "verdict"])
+        rows.append(
+            ("Larger models lean to Competence", "fewer than 3 model sizes", *_gated("not testable", [], (), scores))
+        )
+    return pd.DataFrame(rows, columns=["finding", "measured", "verdict", "reliability"])
