@@ -29,6 +29,7 @@ class Rubrics:
     subdimensions: dict[str, dict[str, str]]
     logprob_version: str = ""
     logprob_template: str = ""
+    logprob_system: str = ""
 
     def prompt(self, subdimension: str, stem: str, completion: str, template: str | None = None) -> str:
         r = self.subdimensions[canonical_subdimension(subdimension)]
@@ -55,8 +56,9 @@ def load_rubrics(path: str | Path = RUBRIC_FILE) -> Rubrics:
             if key not in subs.get(name, {}):
                 raise ConfigError(f"{path}: missing required field 'subdimensions.{name}.{key}'")
     scale = (int(data["scale"]["min"]), int(data["scale"]["max"]))
-    if ("logprob_template" in data) != ("logprob_version" in data):
-        raise ConfigError(f"{path}: fields 'logprob_template' and 'logprob_version' go together")
+    present = [k for k in ("logprob_version", "logprob_system", "logprob_template") if k in data]
+    if present and len(present) < 3:
+        raise ConfigError(f"{path}: fields 'logprob_version', 'logprob_system' and 'logprob_template' go together")
     return Rubrics(
         str(data["version"]),
         str(data["system"]).strip(),
@@ -65,6 +67,7 @@ def load_rubrics(path: str | Path = RUBRIC_FILE) -> Rubrics:
         subs,
         str(data.get("logprob_version", "")),
         str(data.get("logprob_template", "")),
+        str(data.get("logprob_system", "")).strip(),
     )
 
 
@@ -307,7 +310,7 @@ class LogprobJudge:
             out.append(
                 Request(
                     model=self.judge_model,
-                    messages=(("system", self.rubrics.system), ("user", prompt)),
+                    messages=(("system", self.rubrics.logprob_system), ("user", prompt)),
                     temperature=0.0,
                     top_p=1.0,
                     max_tokens=1,
