@@ -248,3 +248,53 @@ def test_notebook_06_replays_the_committed_completions(pipeline_dirs: dict) -> N
     assert numbers["findings"]["Alignment makes values more diverse"] == "not testable"
     for name in ("projective_subdimension_bars.png", "projective_heatmap.pdf", "projective_scores.csv"):
         assert Path(pipeline_dirs["VALUELEX_FIGURES"], name).exists()
+
+
+def test_findings_rest_on_reliable_scores_only() -> None:
+    scored = _scored_panel()
+    scores = pj.model_scores(scored, n_boot=50)
+    gate = pd.DataFrame(
+        [
+            {
+                "model": m,
+                "subdimension": s,
+                "panel_alpha": 0.8,
+                "icc2k": 0.9 if m == "b" else 0.4,
+                "reportable": m == "b",
+            }
+            for m in ("a", "b")
+            for s in pj.SUBDIMENSIONS
+        ]
+    )
+    gated = pj.attach_reliability(scores, gate).set_index(["model", "measure"])
+    assert gated.loc[("b", "Integrity"), "reportable"] and not gated.loc[("a", "Social"), "reportable"]
+    assert gated.loc[("a", "Character"), "icc2k"] == pytest.approx(0.4)  # the smaller of its two parts
+    findings = pj.paper_findings(gated.reset_index(), scored).set_index("finding")
+    row = findings.loc["Pretrained-only models show no clear value orientation"]
+    assert row["verdict"].startswith("not reported: unreliable scores (measured direction: supported")
+    assert row["reliability"] == "6 of 12 scores reliable (panel alpha and ICC2k >= 0.70)"
+    assert findings.loc["Alignment makes values more diverse", "verdict"] == "not testable"
+    ungated = pj.paper_findings(scores, scored).set_index("finding")
+    assert (ungated["reliability"] == "no reliability figure").all()
+
+
+def test_findings_when_every_chat_model_is_aligned() -> None:
+    scored = _scored_panel().replace({"training_stage": {"instruct": "aligned"}})
+    findings = pj.paper_findings(pj.model_scores(scored, n_boot=50), scored).set_index("finding")
+    assert findings.loc["Alignment makes values more diverse", "measured"] == (
+        "every chat model of the panel (1) is preference-aligned; none is instruction-tuned only"
+    )
+
+
+def test_score_panel_states_its_fallback() -> None:
+    """Cases the judge has not scored: the figures use the fallback, and say so; no error, no silence."""
+    cases = _cases(["check every fact twice before I answer", "make things up"])
+    cases["key"] = ["k1", "k2"]
+    cases["model"] = "m"
+    scoring = pj.score_panel(cases, "stance", "embedding", "embedding")
+    assert scoring.used == "embedding" and scoring.main == "stance" and scoring.coverage == 0.0
+    assert scoring.second_name == "stance" and scoring.second is not None and scoring.second.empty
+    assert "has not scored every case yet" in str(scoring)
+    assert scoring.metrics()["coverage"] == 0.0
+    with pytest.raises(StoreMiss):
+        pj.score_panel(cases, "stance", "embedding", None)  # no fallback asked for: the miss is an error

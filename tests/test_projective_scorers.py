@@ -83,6 +83,8 @@ def test_logprob_judge_replays_and_flags_off_scale(tmp_path: Path) -> None:
     assert 'Completion: "none of my concern."' in requests[1].messages[1][1]
     with pytest.raises(StoreMiss, match="3 of 3 requests"):
         judge.score(CASES)
+    nothing = judge.score(CASES, stored_only=True)  # replay what is there: nothing yet
+    assert (nothing["status"] == "not judged").all() and not nothing["valid"].any()
     _store_answers(judge, tmp_path, [_chat_logprobs({"5": 0.9, "4": 0.1}), _chat_logprobs({"1": 0.8, "2": 0.2}), None])
     scored = pj.LogprobJudge(mode="replay", store_root=tmp_path, progress=False).score(CASES)
     assert scored["status"].tolist() == ["ok", "ok", "off-scale"]

@@ -68,12 +68,14 @@ from .reliability import Reliability, reliability
 from .scorers import (
     DEFAULT_SCORER,
     SCORERS,
+    PanelScoring,
     Scorer,
     StanceCalibration,
     StanceScorer,
     load_stance_calibration,
     make_scorer,
     save_stance_calibration,
+    score_panel,
 )
 from .scores import (
     attach_reliability,
@@ -107,6 +109,8 @@ __all__ = [
     "answer_distribution",
     "load_stance_calibration",
     "make_scorer",
+    "PanelScoring",
+    "score_panel",
     "save_stance_calibration",
     "SUBDIMENSIONS",
     "Calibration",

@@ -322,11 +322,15 @@ class LogprobJudge:
             )
         return out
 
-    def score(self, cases: pd.DataFrame) -> pd.DataFrame:
+    def score(self, cases: pd.DataFrame, stored_only: bool = False) -> pd.DataFrame:
+        """Score every case; with ``stored_only`` (replay), cases whose call is not stored get status "not judged"."""
         requests = self.requests(cases)
         order = sorted(range(len(requests)), key=lambda i: (requests[i].prompt_id, i))  # shared prefixes together
-        records: list[dict[str, Any]] = [{}] * len(requests)
-        if requests:
+        if stored_only:
+            card = self.cards[self.judge_model]
+            order = [i for i in order if self.runner.store.get(requests[i].key(card)) is not None]
+        records: list[dict[str, Any]] = [{"status": "not judged"}] * len(requests)
+        if order:
             for i, record in zip(order, self.runner.run([requests[i] for i in order]), strict=True):
                 records[i] = record
         lo, hi = self.rubrics.scale
@@ -334,7 +338,7 @@ class LogprobJudge:
         rows = []
         for record in records:
             if record.get("status") != "ok":
-                rows.append((np.nan, np.nan, 0.0, "error"))
+                rows.append((np.nan, np.nan, 0.0, "not judged" if record.get("status") == "not judged" else "error"))
                 continue
             probs, mass = answer_distribution(record.get("logprobs"), self.rubrics.scale)
             if mass < MIN_ANSWER_MASS:

@@ -21,6 +21,7 @@ import pandas as pd
 import yaml
 
 from ..config import ConfigError
+from ..display import Report
 from .embedding import EmbeddingScorer
 from .instrument import DEFAULT_JUDGE, STANCE_CALIBRATION_FILE
 from .judge import JudgeScorer, LogprobJudge
@@ -119,9 +120,9 @@ class StanceScorer:
     def runner(self) -> Any:
         return self.judge.runner
 
-    def features(self, cases: pd.DataFrame) -> pd.DataFrame:
+    def features(self, cases: pd.DataFrame, stored_only: bool = False) -> pd.DataFrame:
         """The judge's verdicts plus the embedding contrast (column ``contrast``) of every case."""
-        judged = self.judge.score(cases)
+        judged = self.judge.score(cases, stored_only=stored_only)
         judged["contrast"] = self.embedding.raw(cases) if len(cases) else np.zeros(0)
         return judged
 
@@ -146,10 +147,11 @@ class StanceScorer:
         )
         return self.calibration
 
-    def score(self, cases: pd.DataFrame) -> pd.DataFrame:
+    def score(self, cases: pd.DataFrame, stored_only: bool = False) -> pd.DataFrame:
+        """Score every case; ``stored_only``: cases the judge has not scored yet get status "not judged"."""
         if self.calibration is None:
             raise ConfigError("the stance scorer has no head: pass calibration=PATH or call fit() first")
-        out = self.features(cases)
+        out = self.features(cases, stored_only=stored_only)
         out["score"] = np.where(
             out["valid"], self.calibration.apply(out["judge_expected"].fillna(NEUTRAL_RATING), out["contrast"]), np.nan
         )
@@ -167,3 +169,71 @@ def make_scorer(kind: str = DEFAULT_SCORER, **kw: Any) -> Scorer:
     if kind == "judge":
         return JudgeScorer(**kw)
     raise ValueError(f"scorer must be one of {', '.join(SCORERS)}, got {kind!r}")
+
+
+@dataclass
+class PanelScoring(Report):
+    """A panel's cases scored by the main scorer and a second one, and which of them the figures use.
+
+    In replay mode a judge-based main scorer may not have scored every case yet (its calls are
+    collected with ``python -m valuelex.projective --mode live --score logprob``, resumable). Then
+    the figures use ``fallback`` -- stated here, in the notebook and in the recorded numbers, never
+    silently -- and the main scorer's verdicts on the cases it has scored become the second
+    opinion, so that the agreement of the two scorers is still measured.
+    """
+
+    main: str
+    used: str
+    coverage: float
+    scored: pd.DataFrame
+    second_name: str | None
+    second: pd.DataFrame | None
+    title: str = "Scoring of the panel's completions"
+
+    def sections(self) -> list[tuple[str, Any]]:
+        facts = {
+            "cases": len(self.scored),
+            "main scorer": self.main,
+            f"cases the {self.main} scorer has scored": f"{self.coverage:.1%}",
+            "scorer used for the scores and figures": self.used,
+            "second scorer (agreement)": self.second_name or "none",
+        }
+        status = self.scored["status"].value_counts().rename_axis("status").to_frame("cases")
+        parts: list[tuple[str, Any]] = [("", facts), (f"Status of the {self.used} scores", status)]
+        if self.used != self.main:
+            parts.append(
+                (
+                    "Note",
+                    f"The {self.main} scorer has not scored every case yet, so the figures use the {self.used} "
+                    f"scorer. Complete the judge calls with: python -m valuelex.projective --mode live --score logprob",
+                )
+            )
+        return parts
+
+    def metrics(self) -> dict[str, Any]:
+        return {"main": self.main, "used": self.used, "coverage": round(self.coverage, 4), "cases": len(self.scored)}
+
+
+def score_panel(
+    cases: pd.DataFrame,
+    scorer: str = DEFAULT_SCORER,
+    second_scorer: str | None = "embedding",
+    fallback: str | None = "embedding",
+    *,
+    judge_model: str = DEFAULT_JUDGE,
+    mode: str = "replay",
+) -> PanelScoring:
+    """Score a panel's cases with ``scorer`` (and ``second_scorer``); see ``PanelScoring`` for the fallback."""
+
+    def make(kind: str) -> Any:
+        return make_scorer(kind) if kind == "embedding" else make_scorer(kind, judge_model=judge_model, mode=mode)
+
+    main = make(scorer)
+    partial = mode == "replay" and scorer != "embedding" and fallback is not None
+    scored = main.score(cases, stored_only=True) if partial else main.score(cases)
+    coverage = float((scored["status"] != "not judged").mean()) if len(scored) else 1.0
+    if coverage < 1.0:
+        judged = scored[scored["status"] != "not judged"]
+        return PanelScoring(scorer, str(fallback), coverage, make(str(fallback)).score(cases), scorer, judged)
+    second = make(second_scorer).score(cases) if second_scorer else None
+    return PanelScoring(scorer, scorer, coverage, scored, second_scorer, second)
