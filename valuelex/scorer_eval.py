@@ -325,7 +325,7 @@ def run(
     if calibration not in ("shipped", "fit"):
         raise ValueError(f"calibration must be shipped or fit, got {calibration!r}")
     chosen, train, what = select(cases, part, split)
-    if judge_sample and scorer in ("judge", "logprob", "stance"):
+    if judge_sample:  # any scorer, so that the embedding scorer can be compared on the judge's sample
         chosen = stratified_sample(chosen, judge_sample)
         what += f", stratified sample of {len(chosen)} cases"
     majority = int((train if train is not None else chosen)["label"].mean() >= 0.5)

@@ -198,7 +198,7 @@ def _gated(verdict: str, models: list[str], measures: tuple[str, ...], scores: p
         return verdict, "no reliability figure"
     used = scores[scores["model"].isin(models) & scores["measure"].isin(measures)]
     n_ok, n = int(used["reportable"].sum()), len(used)
-    figure = f"{n_ok} of {n} scores reliable (panel alpha and ICC2k >= 0.70)"
+    figure = f"{n_ok} of {n} scores reliable (panel alpha and ICC2k >= 0.70)" if n else "rests on no score"
     if n == 0 or verdict.startswith("not testable"):
         return verdict, figure
     if n_ok < n:
