@@ -450,7 +450,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="embedding scorer: embed the completion alone (default) or with its stem")  # fmt: skip
     parser.add_argument("--judge-model", default=DEFAULT_JUDGE)
     parser.add_argument(
-        "--judge-sample", type=int, default=0, help="judge scorers: a stratified sample of N cases (0 = all)"
+        "--judge-sample",
+        type=int,
+        default=0,
+        help="a stratified sample of N cases (0 = all; the judge is slow locally)",
     )
     parser.add_argument("--mode", default="replay", choices=["replay", "live"], help="judge calls: replay or live")
     parser.add_argument("--store", type=Path, default=None,
