@@ -117,7 +117,7 @@ def _scored_panel() -> pd.DataFrame:
 
 def test_panel_reliability_report() -> None:
     scored = _scored_panel()
-    report = rl.reliability(scored, scored.assign(score=scored["score"] * 0.5 + 0.2))
+    report = rl.assess_reliability(scored, scored.assign(score=scored["score"] * 0.5 + 0.2))
     retest = report.retest.set_index(["model", "subdimension"])
     assert retest.loc[("b", "Social"), "icc2k"] > 0.95 > retest.loc[("a", "Social"), "icc2k"]
     assert retest.loc[("b", "Social"), "seed_icc"] > retest.loc[("a", "Social"), "seed_icc"]

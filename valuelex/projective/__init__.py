@@ -64,7 +64,7 @@ from .judge import (
     parse_verdict,
 )
 from .plots import plot_heatmap, plot_scorer_agreement, plot_subdimension_bars
-from .reliability import Reliability, reliability
+from .reliability import Reliability, assess_reliability
 from .scorers import (
     DEFAULT_SCORER,
     SCORERS,
@@ -105,7 +105,7 @@ __all__ = [
     "StanceScorer",
     "LogprobJudge",
     "Reliability",
-    "reliability",
+    "assess_reliability",
     "answer_distribution",
     "load_stance_calibration",
     "make_scorer",

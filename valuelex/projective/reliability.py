@@ -356,7 +356,7 @@ class Reliability(Report):
         return out
 
 
-def reliability(scored: pd.DataFrame, second: pd.DataFrame | None = None) -> Reliability:
+def assess_reliability(scored: pd.DataFrame, second: pd.DataFrame | None = None) -> Reliability:
     """All reliability figures of a scored panel; ``second`` is another scorer's scores of the same cases."""
     agreement = scorer_agreement(scored, second) if second is not None else None
     return Reliability(internal_consistency(scored), retest_reliability(scored), agreement)
