@@ -62,12 +62,17 @@ class RunPlan(Report):
         return {"to_call": self.to_call, "cost_usd": self.cost_usd}
 
 
+#: Scorers that call an LLM judge (paid in live mode).
+JUDGE_SCORERS = ("stance", "logprob", "judge")
+
+
 def cards_of_run(run: RunSettings) -> list[ModelCard]:
     """Every model card a run would call: both panels' models and the judge."""
     cards = load_model_cards()
     names = list(load_panel(run.elicitation.panel).models)
     names += [m for m in load_panel(run.projective.panel).models if m not in names]
-    if run.projective.judge_respondents and run.projective.judge not in names:
+    judged = {run.projective.scorer, run.projective.second_scorer} & set(JUDGE_SCORERS)
+    if judged and run.projective.judge not in names:
         names.append(run.projective.judge)
     return [cards[n] for n in names]
 
@@ -98,32 +103,45 @@ def plan_run(run: RunSettings) -> RunPlan:
     completion_plan = completion_runner.plan(completions)
     parts.append(("projective completions", completion_plan, ""))
 
-    if p.judge_respondents:
-        judge_card = load_model_cards()[p.judge]
-        judge = projective.JudgeScorer(p.judge, mode="live", cards={p.judge: judge_card},
-                                       store_root=run.raw_dir / projective.JUDGE_STUDY, progress=False)  # fmt: skip
+    for kind in dict.fromkeys(k for k in (p.scorer, p.second_scorer) if k in JUDGE_SCORERS):
+        judge = _judge(kind, p.judge, run)
+        name = f"judge ({kind} scorer)"
         if completion_plan.to_call == 0:
             completion_runner.mode = "replay"
             records = completion_runner.run(completions)
-            table = projective.completions_table(ppanel, instrument, completions, records)
-            cases = projective.judge_sample(projective.scoring_cases(table, instrument), p.judge_respondents)
-            parts.append(("judge", judge.runner.plan(judge.requests(cases)), ""))
+            cases = projective.scoring_cases(projective.completions_table(ppanel, instrument, completions, records))
+            parts.append((name, judge.runner.plan(judge.requests(cases)), ""))
         else:
-            bound = _judge_upper_bound(judge, instrument, ppanel, p.judge_respondents, p.max_models)
-            parts.append(("judge", bound, "upper bound: the completions it scores are not stored yet"))
+            parts.append(
+                (name, _judge_upper_bound(judge, instrument, completions), "upper bound: completions not stored yet")
+            )
     return RunPlan(run.name, parts)
 
 
-def _judge_upper_bound(judge, instrument, panel, respondents: int, max_models: int | None) -> Plan:
-    """One judge call per targeted stem of each model's first respondents, at the longest rubric."""
-    targeted = [s for s in instrument.stems if s.kind == "targeted"]
-    models = panel.models[:max_models] if max_models else panel.models
-    n = len(targeted) * respondents * len(models)
+def _judge(kind: str, model: str, run: RunSettings):
+    """The judge a scorer calls (the log-probability judge for stance and logprob, the JSON judge otherwise)."""
+    from . import projective
+
+    cards = {model: load_model_cards()[model]}
+    store = run.raw_dir / projective.JUDGE_STUDY
+    if kind == "judge":
+        return projective.JudgeScorer(model, mode="live", cards=cards, store_root=store, progress=False)
+    return projective.LogprobJudge(model, mode="live", cards=cards, store_root=store, progress=False)
+
+
+def _judge_upper_bound(judge, instrument, completions: list) -> Plan:
+    """One judge call per completion and sub-dimension its stem targets (every completion assumed usable)."""
+    targets = {s.id: len(s.targets) for s in instrument.stems}
+    n = sum(targets[r.prompt_id] for r in completions)
     card = judge.cards[judge.judge_model]
-    prompt = max(len(judge.rubrics.prompt(s.targets[0], s.text, "x" * 200)) for s in targeted) // 3 if targeted else 0
-    cost = n * card.cost(prompt, judge.max_tokens)
+    stem = max(instrument.stems, key=lambda s: len(s.text))
+    sample = judge.requests(
+        pd.DataFrame({"stem": [stem.text], "completion": ["x" * 200], "subdimension": [stem.targets[0]]})
+    )[0]
+    prompt = sum(len(c) for _, c in sample.messages) // 3
+    cost = n * card.cost(prompt, sample.max_tokens)
     per_model = {judge.judge_model: {"to_call": n, "cost_usd": cost}} if n else {}
-    return Plan(n, 0, n, n * prompt, n * judge.max_tokens, cost, per_model)
+    return Plan(n, 0, n, n * prompt, n * sample.max_tokens, cost, per_model)
 
 
 def confirm_live(plan: RunPlan, assume_yes: bool = False) -> bool:

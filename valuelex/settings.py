@@ -65,20 +65,23 @@ class EFASettings:
     cutoff: float = 0.30  # a word is assigned to its factor when |loading| reaches this
     min_frequency: float = 0.05  # a word must occur in at least this share of units ...
     min_units: int = 5  # ... and in at least this many units
-    max_words: int | Literal["auto"] | None = "auto"  # "auto": at most half as many words as units
+    max_words: int | Literal["auto"] | None = None  # None: every word above the floor; "auto": units // 2
+    parallel_max_words: int | Literal["auto"] | None = "auto"  # words parallel analysis counts on: units // 3
     parallel_iter: int = 20  # null data sets in the parallel analysis
     parallel_quantile: float = 0.95  # the null eigenvalue quantile an observed eigenvalue must beat
     parallel_null: Literal["permute", "normal"] = "permute"  # shuffle each word's column, or psych's normal data
     parallel_eigenvalues: Literal["fa", "pc"] = "fa"  # reduced-matrix eigenvalues (psych) or components (Horn)
     n_boot: int = 200  # bootstrap samples of units for the stability check
+    within_correlation: Literal["tetrachoric", "rwg", "tetrachoric_pooled"] = "tetrachoric"  # model thresholds
+    n_boot_within: int = 50  # bootstrap samples (respondents redrawn inside each model), within-model factors
     seed: int = 20240419
 
 
 @dataclass(frozen=True)
 class CFASettings:
-    """Notebook 04: confirmatory factor analysis of the taxonomy and the EFA model."""
+    """Notebooks 04 and 08: confirmatory factor analysis (units and coding as in ``efa``)."""
 
-    cfa_input: Literal["pearson", "tetrachoric"] = "pearson"
+    estimator: Literal["WLSMV", "ML"] = "WLSMV"  # the words as ordered 0/1 indicators (lavaan's default for them)
     holdout: bool | Literal["auto"] = "auto"  # split the units (EFA half / CFA half) when there are >= 400
     holdout_fraction: float = 0.5  # share of units used to re-derive the EFA model when splitting
     max_indicators: int = 8  # words per EFA-derived factor (largest loadings)
@@ -109,13 +112,15 @@ class ProjectiveSettings:
     """Notebook 06: the projective (sentence-completion) test."""
 
     panel: str = "projective_local"  # whom to test: a panel under configs/panels/
-    scorer: Literal["embedding", "judge"] = "embedding"  # main scorer for the figures
-    judge: str = "qwen2.5-coder-1.5b-instruct"  # the judge's model card (the best local model)
-    judge_respondents: int = 1  # judge sample: first N respondents per model (0: no judge)
+    scorer: Literal["stance", "embedding", "logprob", "judge"] = "stance"  # main scorer for the figures
+    second_scorer: Literal["stance", "embedding", "logprob", "judge"] | None = "embedding"  # agreement
+    fallback_scorer: Literal["embedding"] | None = "embedding"  # used, and said so, while judge calls are missing
+    judge: str = "qwen2.5-coder-1.5b-instruct"  # the judge of the stance/logprob scorers (the best local model)
     stem_ids: tuple[str, ...] | None = None  # only these stems; None: every stem of the instrument
     max_models: int | None = None  # only the first N models of the panel
     respondents_per_model: int | None = None  # only the first N respondents of each model
-    n_boot: int = 2000  # bootstrap replicates for the confidence intervals
+    validate: bool = True  # re-run the validation on our labelled test part and the minimal pairs
+    n_boot: int = 2000  # bootstrap replicates for the confidence intervals of the scores
     seed: int = 0
 
 
@@ -133,6 +138,14 @@ class SimulationSettings:
     replications: int = 8  # simulated panels per size and condition
     parallel_iter: int = 20
     n_jobs: int = 2  # processes (results do not depend on it)
+    word_sizes: tuple[int, ...] = (120, 525)  # respondents for the word-selection comparison
+    model_counts: tuple[int, ...] = (4, 8, 16, 32, 64)  # part 2: models per simulated panel
+    per_model: tuple[int, ...] = (5, 17, 30, 100)  # part 2: respondents (decoding settings) per model
+    model_grid_replications: int = 1  # part 2: simulated panels per cell (the finer run: 10)
+    model_grid_parallel_iter: int = 10  # part 2: null data sets per parallel analysis (the finer run: 20)
+    vocabulary_icc: float = 0.2  # share of a word's latent variance that is the model's vocabulary
+    value_icc: float = 0.0  # share of the value factors' variance that lies between models
+    choice_replications: int = 1  # panels per shape when choosing the within-model correlation (finer: 10)
     seed: int = 20240419
 
 
