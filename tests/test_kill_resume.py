@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from valuelex.fault_server import FaultServer, answer_text, write_card
+from tests.fault_server import FaultServer, answer_text, write_card
 from valuelex.paths import ROOT
 from valuelex.store import ResponseStore
 

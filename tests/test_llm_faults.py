@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fault_server import FaultServer, answer_text, write_card
 from valuelex.config import MissingKeyError, load_model_cards
-from valuelex.fault_server import FaultServer, answer_text, write_card
 from valuelex.llm import Limits, LLMRunner, Request
 from valuelex.store import ResponseStore, StoreMiss
 

@@ -15,8 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.fault_server import FaultServer, write_card
 from valuelex import paths
-from valuelex.fault_server import FaultServer, write_card
 from valuelex.store import ResponseStore
 
 SCRIPT = Path(__file__).with_name("llm_live_run.py")

@@ -125,13 +125,13 @@ def _descriptor(item: str) -> str | None:
     return item
 
 
-def parse_answer(text: str | None, truncated: bool = False) -> ParseResult:
+def parse_answer(text: object, truncated: bool = False) -> ParseResult:
     """Descriptors in order of first appearance (case-insensitive duplicates removed).
 
     ``truncated``: the answer hit the token limit (finish reason ``length``), so its last item
     may be a cut-off word ("Trans" for "Transparency") and is dropped.
     """
-    if text is None or not text.strip():
+    if not isinstance(text, str) or not text.strip():  # None, or NaN from a table: no answer text
         return ParseResult([], "empty")
     refusal = bool(_REFUSAL.search(text))
     items = _items(text)
