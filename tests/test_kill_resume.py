@@ -6,6 +6,7 @@ loopback with 150 ms of latency; the server's per-message counters show what was
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -38,14 +39,24 @@ def messages() -> list[str]:
     return out
 
 
+def complete_lines(shard: Path) -> list[bytes]:
+    """The complete lines of a shard a live run is writing: read under a shared lock (as the store's
+    loader does), so no line is seen half written, and without a last line that has no newline yet."""
+    if not shard.exists():
+        return []
+    with open(shard, "rb") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_SH)
+        data = fh.read()
+        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    return [line for line in data.split(b"\n")[:-1] if line.strip()]
+
+
 def finals_in(shard: Path) -> Counter:
     """Final records per key, straight from the file (not through the loader's dedup)."""
     counts: Counter = Counter()
-    if shard.exists():
-        for line in shard.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                rec = json.loads(line)
-                counts[rec["key"]] += rec["final"]
+    for line in complete_lines(shard):
+        rec = json.loads(line)
+        counts[rec["key"]] += rec["final"]
     return counts
 
 
@@ -125,3 +136,45 @@ def test_sigkill_and_resume_loses_and_duplicates_nothing(tmp_path: Path):
     answered = sum(end["ok"].values())
     expected = N + sum("[fault:empty]" in t for t in texts)  # an empty answer is re-asked once, by design
     assert expected <= answered <= expected + 2 * CONCURRENCY
+
+
+def test_two_live_runs_on_one_store_never_pay_twice(tmp_path: Path):
+    """The second run stops at once, naming the first; started together, one of them asks everything once."""
+    cards, store_dir, log = tmp_path / "cards", tmp_path / "store", tmp_path / "run.log"
+    texts = [f"question {i}" for i in range(20)]
+    (tmp_path / "messages.json").write_text(json.dumps([["fault-chat", t] for t in texts]))
+    env = {**os.environ, "VALUELEX_TEST_KEY": "sk-test-two-runs", "PYTHONPATH": str(ROOT)}
+    lock = store_dir / ".run.lock"
+    with FaultServer(latency_ms=600) as server:  # a run takes 6 s: long enough for a second one to start
+        write_card(cards, "fault-chat", server.base_url)
+        args = ["--cards", str(cards), "--messages", str(tmp_path / "messages.json"), "--store", str(store_dir)]
+        args += ["--concurrency", "2"]
+
+        # one run holds the store; a second one is refused with the holder's pid
+        first = start_run(args, env, log)
+        deadline = time.monotonic() + 60
+        while not (lock.exists() and lock.read_text().startswith(f"pid {first.pid} on ")):
+            assert first.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.02)
+        second = subprocess.run(
+            [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=60
+        )
+        assert first.wait(60) == 0, log.read_text()
+        assert second.returncode == 2, second.stderr
+        assert second.stderr.strip().splitlines()[-1] == (
+            f"error: the response store {store_dir} is in use by another live run ({lock.read_text()}); "
+            "let it finish or stop it, then run again"
+        )
+        assert "Traceback" not in second.stderr
+        assert server.stats()["received"] == {t: 1 for t in texts}
+
+        # started at the same moment on a new set of questions: each question is still asked once
+        server.reset()
+        fresh = [f"new question {i}" for i in range(20)]
+        (tmp_path / "messages.json").write_text(json.dumps([["fault-chat", t] for t in fresh]))
+        runs = [start_run(args, env, log) for _ in range(2)]
+        codes = sorted(run.wait(60) for run in runs)
+        assert codes in ([0, 0], [0, 2]), log.read_text()[-3000:]
+        assert server.stats()["received"] == {t: 1 for t in fresh}
+    store = ResponseStore(store_dir)
+    assert store.stats.final == 40 and store.stats.duplicate_finals == 0 and not store.stats.issues

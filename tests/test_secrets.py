@@ -3,7 +3,7 @@
 Two keys are planted: an OpenAI-shaped one (``sk-...``) and one of letters and digits only
 (as some providers issue), which no key-shaped pattern can catch: only redaction by value does.
 The fault server echoes the Authorization header back in 401 and 500 error messages, as
-OpenAI's API does for a wrong key.
+OpenAI's API does for a wrong key, and inside the text of a 200 answer.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ def test_canary_keys_appear_nowhere(tmp_path: Path):
             [model, f"[fault:500echo,500echo] a server that echoes the key of {model}, twice"],
             [model, f"[fault:429] rate limited {model}"],
             [model, f"[fault:malformed] broken body for {model}"],
+            [model, f"[fault:echo200] a good answer that echoes the key of {model}"],
         ]
     (tmp_path / "messages.json").write_text(json.dumps(pairs))
     with FaultServer() as server:
@@ -84,8 +85,11 @@ def test_canary_keys_appear_nowhere(tmp_path: Path):
     assert stats["received"]["[fault:401echo] a wrong key for fault-sk"] == 1
     assert stats["received"]["[fault:500echo,500echo] a server that echoes the key of fault-plain, twice"] == 3
     store = ResponseStore(dirs["raw"] / "secrets")
-    assert store.stats.final == 10 and not store.stats.issues
+    assert store.stats.final == 12 and not store.stats.issues
     echoed = [r for r in store.records() if r["status"] == "error" and "echo" in r["request"]["messages"][0]["content"]]
     assert len(echoed) == 2 * 3  # per model: one 401 (final) and two 500s (retried)
     assert all("Incorrect API key provided: [REDACTED]" in r["error"]["message"] for r in echoed)
+    assert all("Incorrect API key provided: [REDACTED]" in r["error"]["raw_body"] for r in echoed)
+    answers = [r["text"] for r in store.records() if "[fault:echo200]" in r["request"]["messages"][0]["content"]]
+    assert len(answers) == 2 and all(a.endswith("(your key is [REDACTED])") for a in answers)
     assert (dirs["logs"] / "run.log").stat().st_size > 0  # DEBUG logging of openai/httpx was on

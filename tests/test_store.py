@@ -1,17 +1,39 @@
-"""The response store: canonical keys, append/reload, damaged files, concurrent writers."""
+"""The response store: canonical keys, append/reload, damaged files (fuzzed), locks, concurrent writers."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import multiprocessing
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from valuelex import paths
 from valuelex.config import ModelCard
 from valuelex.llm import Request
-from valuelex.store import ResponseStore, canonical_json, request_key, validate_record
+from valuelex.store import (
+    ERROR_FIELDS,
+    MESSAGE_FIELDS,
+    PARAMS_FIELDS,
+    RECORD_FIELDS,
+    REQUEST_FIELDS,
+    USAGE_FIELDS,
+    ResponseStore,
+    StoreBusy,
+    StoreStats,
+    canonical_json,
+    request_key,
+    validate_record,
+)
 
 CARD = ModelCard(
     name="m",
@@ -42,7 +64,7 @@ def record(
     req: Request = REQ, *, final: bool = True, text: str = "honesty", attempt: int = 1, status: str = "ok"
 ) -> dict:
     canon = req.canonical(CARD)
-    return {
+    rec = {
         "key": request_key(canon),
         "request": canon,
         "attempt": attempt,
@@ -52,6 +74,9 @@ def record(
         "text": text,
         "usage": {"prompt_tokens": 5, "completion_tokens": 1},
     }
+    if status == "error":
+        rec["error"] = {"type": "http_500", "status_code": 500, "message": "boom", "raw_body": "{}"}
+    return rec
 
 
 def requests(n: int, tag: str = "") -> list[Request]:
@@ -154,6 +179,7 @@ def test_corrupt_middle_line_does_not_poison_the_rest(tmp_path: Path):
     assert [(i.file, i.line) for i in store.stats.issues] == [(shard, 2), (shard, 4)]
     assert store.stats.issues[0].problem.startswith("not JSON")
     assert store.stats.issues[1].problem == "missing field 'request'"
+    assert [i.key for i in store.stats.issues] == [reqs[1].key(CARD), None]
 
 
 def test_a_record_whose_key_does_not_match_its_request_is_rejected(tmp_path: Path):
@@ -230,3 +256,345 @@ def test_concurrent_writer_processes_lose_and_mangle_nothing(tmp_path: Path):
     # the writes really interleaved (they did not run one process after the other)
     order = [int(json.loads(line)["text"].split("-")[0]) for line in lines[:-1]]
     assert sum(a != b for a, b in zip(order, order[1:], strict=False)) > workers
+
+
+def test_the_writer_takes_the_file_lock(tmp_path: Path):
+    """append waits while another process holds the shard's lock (deterministic, unlike racing writers)."""
+    store = ResponseStore(tmp_path)
+    store.append(record(requests(1)[0]))
+    shard = tmp_path / "m.jsonl"
+    size = shard.stat().st_size
+    with open(shard, "rb") as other:
+        fcntl.flock(other.fileno(), fcntl.LOCK_EX)
+        writer = threading.Thread(target=store.append, args=(record(requests(2)[1]),))
+        writer.start()
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline and shard.stat().st_size == size:
+            time.sleep(0.02)
+        assert shard.stat().st_size == size, "append wrote while another process held the lock"
+        fcntl.flock(other.fileno(), fcntl.LOCK_UN)
+    writer.join(10)
+    assert not writer.is_alive() and ResponseStore(tmp_path).stats.final == 2
+
+
+def test_the_loader_reads_only_complete_lines_of_a_live_writer(tmp_path: Path, capsys):
+    """A line being written (the writer holds the lock) is not read half: the loader waits for it."""
+    reqs = requests(2)
+    shard = tmp_path / "m.jsonl"
+    shard.write_text(canonical_json({"schema": 1, **record(reqs[0])}) + "\n")
+    second = canonical_json({"schema": 1, **record(reqs[1])}) + "\n"
+    loaded: list[ResponseStore] = []
+    with open(shard, "a") as writer:
+        fcntl.flock(writer.fileno(), fcntl.LOCK_EX)
+        writer.write(second[:40])
+        writer.flush()
+        reader = threading.Thread(target=lambda: loaded.append(ResponseStore(tmp_path)))
+        reader.start()
+        reader.join(2.0)
+        assert reader.is_alive(), "the loader read the file while a writer held its lock"
+        writer.write(second[40:])
+        writer.flush()
+        fcntl.flock(writer.fileno(), fcntl.LOCK_UN)
+    reader.join(10)
+    assert loaded[0].stats.final == 2 and not loaded[0].stats.issues
+    assert capsys.readouterr().err == ""
+
+
+def test_reload_twice_gives_the_same_state(tmp_path: Path):
+    store = ResponseStore(tmp_path)
+    for i, r in enumerate(requests(3)):
+        store.append(record(r, final=False, status="error", text=None))
+        store.append(record(r, attempt=2, text=f"a{i}"))
+    (tmp_path / "m.jsonl").open("a").write("not json\n")
+    first = store.reload()
+    second = store.reload()
+    assert (second.records, second.final, second.duplicate_finals) == (first.records, first.final, 0) == (6, 3, 0)
+    assert [str(i) for i in second.issues] == [str(i) for i in first.issues] and len(second.issues) == 1
+    assert len(store) == 3 and len(store.records()) == 6 and len(store.final_records()) == 3
+
+
+def test_state_in_memory_after_append_matches_a_reload(tmp_path: Path):
+    store = ResponseStore(tmp_path / "new" / "study")  # the folder (and its parent) does not exist yet
+    assert len(store) == 0 and store.stats.records == 0 and not store.stats.issues
+    reqs = requests(3)
+    store.append(record(reqs[0], final=False, status="error", text=None))
+    assert reqs[0].key(CARD) not in store and store.get(reqs[0].key(CARD)) is None
+    store.append(record(reqs[0], attempt=2, final=True, status="error", text=None))
+    assert store.get(reqs[0].key(CARD))["status"] == "error"
+    store.append(record(reqs[0], attempt=3, text="later success"))  # replaces the final error
+    store.append(record(reqs[0], attempt=4, text="a second success"))  # ignored: first success wins
+    store.append(record(reqs[1]))
+    assert store.get(reqs[0].key(CARD))["text"] == "later success"
+    assert (store.stats.records, store.stats.final, store.stats.duplicate_finals, len(store)) == (5, 2, 1, 2)
+    assert [r["attempt"] for r in store.records()] == [1, 2, 3, 4, 1]
+    assert all(r["schema"] == 1 for r in store.records())
+    again = ResponseStore(tmp_path / "new" / "study")
+    assert (again.stats.records, again.stats.final, again.stats.duplicate_finals) == (5, 2, 1)
+    assert again.get(reqs[0].key(CARD))["text"] == "later success"
+    assert [r["attempt"] for r in again.records()] == [1, 2, 3, 4, 1]
+
+
+def test_a_corrupt_middle_line_and_a_torn_tail_together(tmp_path: Path, capsys):
+    reqs = requests(4)
+    lines = [canonical_json({"schema": 1, **record(r)}) for r in reqs]
+    shard = tmp_path / "m.jsonl"
+    shard.write_bytes(
+        (lines[0] + "\n" + lines[1][:-30] + "\n" + lines[2] + "\n" + lines[3][:100]).encode()
+    )  # line 2 cut (then healed by a later write), line 4 torn
+    store = ResponseStore(tmp_path)
+    assert {r["request"]["prompt_id"] for r in store.final_records()} == {"p0", "p2"}
+    assert [(i.line, i.problem.split(" (")[0]) for i in store.stats.issues] == [(2, "not JSON"), (4, "torn last line")]
+    assert store.damaged(reqs[1].key(CARD))[0].line == 2
+    assert store.damaged(reqs[3].key(CARD))[0].line == 4 and store.damaged(reqs[0].key(CARD)) == []
+    err = capsys.readouterr().err
+    assert f"{shard}:2: not JSON" in err and f"{shard}:4: torn last line (a writer was killed mid-write)" in err
+
+
+def test_bytes_that_are_not_utf8_are_reported_not_fatal(tmp_path: Path, capsys):
+    reqs = requests(3)
+    good = [canonical_json({"schema": 1, **record(r, text="honnêteté 😀")}).encode() for r in reqs]
+    shard = tmp_path / "m.jsonl"
+    cut_inside_a_character = good[2][: good[2].index("😀".encode()) + 2]
+    shard.write_bytes(good[0] + b"\n" + b"\xff\xfe stray bytes\n" + good[1] + b"\n" + cut_inside_a_character)
+    store = ResponseStore(tmp_path)
+    assert store.stats.final == 2
+    assert [str(i) for i in store.stats.issues] == [
+        f"{shard}:2: not UTF-8 text (invalid byte 0xff at byte 1 of the line)",
+        f"{shard}:4: torn last line (a writer was killed mid-write)",
+    ]
+    assert store.get(reqs[0].key(CARD))["text"] == "honnêteté 😀"
+    assert f"{shard}:2: not UTF-8 text" in capsys.readouterr().err
+
+
+def test_files_that_are_not_shards_are_reported(tmp_path: Path, capsys):
+    ResponseStore(tmp_path).append(record())
+    (tmp_path / "notes.txt").write_text("my notes\n")
+    (tmp_path / "dump.json").write_text("[1, 2, 3]\n")
+    (tmp_path / "dir.jsonl").mkdir()
+    (tmp_path / ".run.lock").write_text("pid 1")  # hidden files are the store's own
+    (tmp_path / "list.jsonl").write_text("[1, 2, 3]\n\n   \n")
+    (tmp_path / "binary.jsonl").write_bytes(bytes(range(256)) * 4)
+    store = ResponseStore(tmp_path)
+    assert store.stats.final == 1
+    issues = {(i.file.name, i.line): i.problem for i in store.stats.issues}
+    assert issues[("notes.txt", None)] == "a file that is not a store shard (only *.jsonl files are read); ignored"
+    assert issues[("dump.json", None)] == "a file that is not a store shard (only *.jsonl files are read); ignored"
+    assert issues[("dir.jsonl", None)] == "a directory that is not a store shard (only *.jsonl files are read); ignored"
+    assert issues[("list.jsonl", 1)] == "expected a JSON object, got list"
+    binary = sorted(line for (name, line) in issues if name == "binary.jsonl")
+    assert binary == [1, 2, 3, 4, 5]  # every line with bytes in it (the newlines split it into five)
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'notes.txt'}: a file that is not a store shard" in err
+    assert f"{tmp_path / 'binary.jsonl'}:2-5: not UTF-8 text (4 lines)" in err  # consecutive lines grouped
+
+
+def test_a_store_path_that_is_a_file(tmp_path: Path):
+    path = tmp_path / "elicitation"
+    path.write_text("oops")
+    store = ResponseStore(path)
+    assert [str(i) for i in store.stats.issues] == [f"{path}: is not a folder; nothing loaded"] and len(store) == 0
+
+
+def test_unknown_fields_are_kept_and_known_ones_checked(tmp_path: Path):
+    rec = {"schema": 1, **record(), "logprobs": [{"token": "x", "logprob": -0.1}]}
+    (tmp_path / "m.jsonl").write_text(canonical_json(rec) + "\n")
+    store = ResponseStore(tmp_path)
+    assert store.get(REQ.key(CARD))["logprobs"] == [{"token": "x", "logprob": -0.1}]
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"schema": 2}, "field 'schema' is 2, this version reads schema 1"),
+        ({"key": "ABC"}, "field 'key' must be 32 lower-case hex digits"),
+        ({"attempt": 0}, "field 'attempt' must be >= 1"),
+        ({"attempt": True}, "field 'attempt' must be an integer, got bool"),
+        ({"status": "maybe"}, "field 'status' must be ok or error, got 'maybe'"),
+        ({"status": "error"}, "a record with status error needs an 'error' object"),
+        ({"usage": {"prompt_tokens": -1}}, "field 'usage' holds a negative token count"),
+        ({"final": 1}, "field 'final' must be true or false, got int"),
+        ({"cost_usd": True}, "field 'cost_usd' must be a number or null, got bool"),
+    ],
+)
+def test_record_values_out_of_their_domain(change: dict, problem: str):
+    assert validate_record({"schema": 1, **record(), **change}) == problem
+
+
+def test_a_message_that_is_not_an_object():
+    rec = {"schema": 1, **record()}
+    rec["request"]["messages"] = ["just text"]
+    assert validate_record(rec) == "field 'request.messages[0]' must be an object, got str"
+
+
+def test_records_that_are_not_valid_unicode_are_refused_before_writing(tmp_path: Path):
+    store = ResponseStore(tmp_path)
+    with pytest.raises(ValueError, match="not valid Unicode text: surrogates not allowed"):
+        store.append(record(text="honesty \ud83d"))
+    assert not (tmp_path / "m.jsonl").exists() and len(store) == 0 and store.stats.records == 0
+
+
+def test_summary_groups_runs_of_the_same_problem():
+    from valuelex.store import LoadIssue
+
+    f, g = Path("a.jsonl"), Path("b.jsonl")
+    issues = [LoadIssue(f, n, f"not JSON (x at column {n})") for n in (1, 2, 3)]
+    issues += [LoadIssue(f, 5, "not JSON (y)"), LoadIssue(f, 6, "not UTF-8 text (z)"), LoadIssue(g, 7, "not JSON (w)")]
+    assert StoreStats(records=9, issues=issues).summary(Path("s")).splitlines() == [
+        "response store s: 6 damaged line(s) or file(s) skipped, 9 records kept:",
+        "  a.jsonl:1-3: not JSON (3 lines)",
+        "  a.jsonl:5: not JSON (y)",
+        "  a.jsonl:6: not UTF-8 text (z)",
+        "  b.jsonl:7: not JSON (w)",
+    ]
+
+
+def test_issues_are_announced_once(tmp_path: Path, capsys):
+    (tmp_path / "m.jsonl").write_text("garbage\n")
+    store = ResponseStore(tmp_path)
+    assert "m.jsonl:1: not JSON" in capsys.readouterr().err
+    store.reload()
+    assert capsys.readouterr().err == ""  # already shown
+    ResponseStore(tmp_path, announce=False)
+    assert capsys.readouterr().err == ""
+
+
+# the run lock ---------------------------------------------------------------------------
+def test_run_lock_is_exclusive_and_names_the_holder(tmp_path: Path):
+    store, other = ResponseStore(tmp_path / "s"), ResponseStore(tmp_path / "s")
+    with store.run_lock():
+        with pytest.raises(StoreBusy) as err:
+            with other.run_lock():
+                pass
+        message = str(err.value)
+        assert message.startswith(
+            f"the response store {tmp_path / 's'} is in use by another live run (pid {os.getpid()} on "
+        )
+        assert message.endswith("; let it finish or stop it, then run again")
+    with other.run_lock():  # released
+        assert (tmp_path / "s" / ".run.lock").read_text().startswith(f"pid {os.getpid()} on ")
+    assert not other.stats.issues and not ResponseStore(tmp_path / "s").stats.issues  # the lock file is not a shard
+
+
+def test_a_killed_holder_releases_the_run_lock(tmp_path: Path):
+    code = (
+        "import sys, time; from valuelex.store import ResponseStore\n"
+        f"with ResponseStore({str(tmp_path)!r}).run_lock():\n    print('held', flush=True); time.sleep(60)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(paths.ROOT)}
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)
+    assert holder.stdout.readline().strip() == "held"  # type: ignore[union-attr]
+    with pytest.raises(StoreBusy, match=f"pid {holder.pid} on "):
+        with ResponseStore(tmp_path).run_lock():
+            pass
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.wait(10)
+    holder.stdout.close()  # type: ignore[union-attr]
+    with ResponseStore(tmp_path).run_lock():
+        pass
+
+
+# fuzzing the loader ---------------------------------------------------------------------
+def _real_line() -> bytes:
+    """A committed record with multi-byte characters (Hebrew letters in a SmolLM2 answer)."""
+    for line in (paths.RAW / "elicitation" / "smollm2-135m-instruct.jsonl").read_bytes().splitlines():
+        if b'"key":"66345b580f5313d983e03f1f1d3c67e0"' in line:
+            return line
+    raise AssertionError("the committed record is missing")
+
+
+def test_fuzz_truncation_at_every_byte_of_a_real_record(tmp_path: Path):
+    line = _real_line()
+    assert len(line) != len(line.decode("utf-8"))  # it has multi-byte characters to cut through
+    other = canonical_json({"schema": 1, **record()}).encode()
+    key = json.loads(line)["key"]
+    key_end = line.index(key.encode()) + len(key) + 1
+    shard = tmp_path / "m.jsonl"
+    for cut in range(1, len(line)):
+        # torn at the end of the file: reported as torn, the record before it kept
+        shard.write_bytes(other + b"\n" + line[:cut])
+        store = ResponseStore(tmp_path, announce=False)
+        assert store.stats.final == 1 and store.get(REQ.key(CARD)) is not None, cut
+        assert [(i.line, i.problem) for i in store.stats.issues] == [
+            (2, "torn last line (a writer was killed mid-write)")
+        ], cut
+        assert [i.key for i in store.stats.issues] == [key if cut >= key_end else None], cut
+        # healed by a later write: reported, the record after it kept
+        shard.write_bytes(line[:cut] + b"\n" + other + b"\n")
+        store = ResponseStore(tmp_path, announce=False)
+        assert store.stats.final == 1 and len(store.stats.issues) == 1 and store.stats.issues[0].line == 1, cut
+        assert store.stats.issues[0].problem.startswith(("not JSON", "not UTF-8 text")), cut
+    shard.write_bytes(line + b"\n")
+    assert ResponseStore(tmp_path, announce=False).get(key)["text"] == json.loads(line)["text"]
+
+
+def test_fuzz_random_bytes_never_break_the_loader(tmp_path: Path):
+    rng = random.Random(15)
+    good = [canonical_json({"schema": 1, **record(r)}).encode() for r in requests(5)]
+    alphabet = [b"{", b"}", b'"', b":", b",", b"[", b"]", b"\\", b"\n", b"\xff", b"\xc3", b"\x00", b"key", b" "]
+    for trial in range(300):
+        pieces = []
+        for _ in range(rng.randint(0, 12)):
+            kind = rng.random()
+            if kind < 0.4:
+                pieces.append(bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 80))))
+            elif kind < 0.7:
+                pieces.append(b"".join(rng.choice(alphabet) for _ in range(rng.randint(1, 40))))
+            else:
+                g = rng.choice(good)
+                start = rng.randint(0, len(g))
+                pieces.append(g[start : rng.randint(start, len(g))])
+        garbage = b"".join(pieces).replace(b"\n", b"")
+        lines = [garbage, *good[:2], garbage[::-1]]
+        (tmp_path / "m.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+        store = ResponseStore(tmp_path, announce=False)  # never raises
+        assert store.stats.final >= 2, trial  # the good lines survive whatever surrounds them
+        nonblank = sum(bool(x.strip()) for x in lines)
+        assert store.stats.records + len(store.stats.issues) == nonblank, trial
+        assert all(i.line in (1, 4) for i in store.stats.issues), trial
+
+
+def _field_paths() -> list[tuple[tuple, tuple[type, ...]]]:
+    """(path into a record, accepted types) for every field the schema knows."""
+    out = [((name,), types) for name, (types, _) in RECORD_FIELDS.items()]
+    out += [(("request", name), types) for name, (types, _) in REQUEST_FIELDS.items()]
+    out += [(("request", "params", name), types) for name, (types, _) in PARAMS_FIELDS.items()]
+    out += [(("request", "messages", 0, name), types) for name, (types, _) in MESSAGE_FIELDS.items()]
+    out += [(("usage", name), types) for name, (types, _) in USAGE_FIELDS.items()]
+    out += [(("error", name), types) for name, (types, _) in ERROR_FIELDS.items()]
+    return out
+
+
+WRONG_VALUES = [None, True, 7, 2.5, "text", [1], {"a": 1}]
+
+
+def _accepts(types: tuple[type, ...], value: object) -> bool:
+    return bool in types if isinstance(value, bool) else isinstance(value, types)
+
+
+@pytest.mark.parametrize(
+    ("path", "types"),
+    _field_paths(),
+    ids=lambda x: ".".join(map(str, x)) if isinstance(x, tuple) and x and not isinstance(x[0], type) else "",
+)
+def test_fuzz_wrong_types_in_every_field(tmp_path: Path, path: tuple, types: tuple[type, ...]):
+    base = {"schema": 1, **record(status="error", text=None)}
+    base["request"]["stop"], base["request"]["prompt_template"] = ["\\n"], "{user}"
+    base["key"] = request_key(base["request"])
+    lines = []
+    for value in WRONG_VALUES:
+        if _accepts(types, value):
+            continue
+        rec = json.loads(json.dumps(base))
+        target = rec
+        for step in path[:-1]:
+            target = target[step]
+        target[path[-1]] = value
+        if path[0] == "request":
+            rec["key"] = request_key(rec["request"])  # the key stays right: only the type is wrong
+        lines.append(canonical_json(rec))
+    (tmp_path / "m.jsonl").write_text("\n".join([*lines, canonical_json(base)]) + "\n")
+    store = ResponseStore(tmp_path, announce=False)
+    assert store.stats.records == 1 and len(store.stats.issues) == len(lines)  # each wrong one reported
+    name = ".".join(f"[{p}]" if isinstance(p, int) else p for p in path).replace(".[", "[")
+    for issue in store.stats.issues:
+        assert issue.problem.startswith(f"field '{name}' must be "), issue.problem

@@ -260,7 +260,7 @@ def _decode_line(raw: bytes) -> tuple[Any, str | None]:
     try:
         return json.loads(text), None
     except json.JSONDecodeError as exc:
-        return None, f"not JSON ({exc.msg} at column {exc.colno})"
+        return None, f"not JSON ({exc.msg}; column {exc.colno})"
     except RecursionError:
         return None, "not JSON (nested too deeply)"
 
@@ -339,7 +339,7 @@ class ResponseStore:
             if problem is None:
                 problem = validate_record(rec, raw)
             if problem:
-                if torn_tail and number == len(lines):
+                if torn_tail and number == len(lines) and raw.lstrip().startswith(b"{"):  # the start of a record
                     problem = "torn last line (a writer was killed mid-write)"
                 issue = LoadIssue(path, number, problem, _line_key(rec, raw))
                 stats.issues.append(issue)
