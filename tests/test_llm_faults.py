@@ -8,6 +8,9 @@ a bounded number of times, and replay afterwards without any server.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from collections import defaultdict
 from dataclasses import replace
@@ -16,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.fault_server import ODD_ANSWERS, FaultServer, answer_text, write_card
+from valuelex import paths
 from valuelex.config import MissingKeyError, load_model_cards
 from valuelex.llm import AllCallsFailed, Limits, LLMRunner, Request
 from valuelex.store import ResponseStore, StoreMiss
@@ -437,3 +441,18 @@ def test_a_store_that_cannot_be_written_stops_the_run_without_false_records(serv
     sent = server.stats()["total"]
     time.sleep(0.5)
     assert server.stats()["total"] == sent  # nothing is still being asked after the run stopped
+
+
+def test_the_command_line_exits_1_when_every_call_failed(server, cards_dir, tmp_path):
+    (tmp_path / "messages.json").write_text(json.dumps([["fault-chat", "[fault:401echo] wrong key"]]))
+    env = {**os.environ, "VALUELEX_TEST_KEY": "sk-test-cli-all-fail", "PYTHONPATH": str(paths.ROOT)}
+    script = Path(__file__).with_name("llm_live_run.py")
+    args = ["--cards", str(cards_dir), "--messages", str(tmp_path / "messages.json"), "--store", str(tmp_path / "s")]
+    run = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, env=env, timeout=60)
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert (
+        run.stderr.strip()
+        .splitlines()[-1]
+        .startswith("error: every one of the 1 requests of this live run failed (http_401 x1; ")
+    )
+    assert "sk-test-cli-all-fail" not in run.stdout + run.stderr

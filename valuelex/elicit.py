@@ -109,6 +109,7 @@ def responses_table(panel: Panel, requests: list[Request], records: list[dict[st
                 "finish_reason": rec.get("finish_reason"),
                 "completion_tokens": (rec.get("usage") or {}).get("completion_tokens", 0),
                 "text": rec.get("text"),
+                "error": (rec.get("error") or {}).get("type"),  # why a failed call failed (None when it did not)
                 "key": rec["key"],
             }
         )
