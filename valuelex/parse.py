@@ -24,7 +24,7 @@ _REFUSAL = re.compile(
     r"|i am not capable of having|i don't possess)\b",
     re.I,
 )
-_MARKDOWN = re.compile(r"(\*\*|__|\*|`|#+\s)")
+_MARKDOWN = re.compile(r"(__|\*|`|#+\s)")
 _HTML_TAG = re.compile(r"</?[a-zA-Z][^<>]*>|</?[a-zA-Z]*$")  # whole tags, and a tag cut off at the end
 _LIST_MARKER = re.compile(r"^\s*(?:[-*•·‣◦]+|\(?\d{1,3}[.)]|\(?[a-zA-Z][.)](?=\s))\s*")
 _EXPLANATION = re.compile(r"\s*(?::|\s[-–—]\s|\()")
@@ -38,9 +38,9 @@ _LEAD_IN = re.compile(
 )
 _DISCOURSE = re.compile(
     r"^(?:however|but|no|yes|also|additionally|finally|overall|furthermore|moreover|lastly|firstly|secondly|"
-    r"thirdly|then|so|i'm|i’m|im|i am|i|being|be|am|a|an|the|my|our|to|very|more|most|always|believe in|"
+    r"thirdly|then|so|i'm|i’m|im|i|being|be|am|a|an|the|my|our|to|very|more|most|always|believe in|"
     r"value|values|strive for|care about|focus on|prioritize|prioritise|embrace|promote|promotes|uphold|include|"
-    r"including|importance of|the value of|value of|principle of|principles of|sense of|supports|cultivating|developing|"
+    r"including|importance of|principle of|principles of|sense of|supports|cultivating|developing|"
     r"fostering)\b[\s,]*",
     re.I,
 )
