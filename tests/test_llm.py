@@ -341,3 +341,205 @@ def test_replay_lists_at_most_five_misses(tmp_path: Path):
 def test_limits_defaults_are_documented_choices():
     limits = Limits()
     assert (limits.timeout_s, limits.max_retries, limits.max_reasks, limits.max_retry_after_s) == (120.0, 5, 2, 120.0)
+
+
+# retries, waits and limits ----------------------------------------------------------------
+def test_which_statuses_are_retried():
+    retried = {408, 409, 425, 429, 500, 502, 503, 504, 529}  # the specification, not read from the module
+    for status in range(400, 600):
+        info, again = describe_failure(_status_error(status, b"x"), None, [], 1.0)
+        assert info["type"] == f"http_{status}" and again is (status in retried), status
+
+
+def test_a_failure_message_is_kept_short():
+    info, _ = describe_failure(KeyError("x" * 1000), None, [], 1.0)
+    assert len(info["message"]) == 500 and info["message"].startswith("KeyError: 'xxx")
+
+
+def test_raw_bodies_are_capped_at_64_kib():
+    assert body_text(b"y" * 65_536, []) == "y" * 65_536
+    assert body_text(b"y" * 65_537, []) == "y" * 65_536 + "[... 1 more bytes]"
+
+
+def _waits(monkeypatch, limits: Limits, retries: int, exc: BaseException) -> list[float]:
+    """The waits _wait_before_retry asks for (asyncio.sleep recorded, jitter fixed at its middle)."""
+    import asyncio
+
+    import valuelex.llm as llm
+
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    monkeypatch.setattr(llm.asyncio, "sleep", sleep)
+    monkeypatch.setattr(llm.random, "random", lambda: 0.5)
+    runner = LLMRunner({"m": CARD}, ResponseStore(Path("/nonexistent/store"), announce=False), limits=limits)
+    asyncio.run(runner._wait_before_retry(retries, exc, CARD))
+    return waits
+
+
+def test_backoff_doubles_up_to_its_maximum(monkeypatch):
+    limits = Limits(backoff_base_s=0.5, backoff_max_s=3.0)
+    assert [_waits(monkeypatch, limits, k, TimeoutError())[0] for k in (1, 2, 3, 4, 5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
+
+
+def test_jitter_scales_the_backoff_between_half_and_one_and_a_half(monkeypatch):
+    import asyncio
+
+    import valuelex.llm as llm
+
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    monkeypatch.setattr(llm.asyncio, "sleep", sleep)
+    runner = LLMRunner({"m": CARD}, ResponseStore(Path("/nonexistent/store"), announce=False), limits=Limits())
+    for draw in (0.0, 0.999):
+        monkeypatch.setattr(llm.random, "random", lambda d=draw: d)
+        asyncio.run(runner._wait_before_retry(2, TimeoutError(), CARD))
+    assert waits == [pytest.approx(0.5), pytest.approx(1.499)]  # backoff 1 s at the second retry
+
+
+def test_retry_after_wins_when_longer_and_is_capped_and_announced(monkeypatch, capsys):
+    limits = Limits(backoff_base_s=0.5, max_retry_after_s=30.0)
+    assert _waits(monkeypatch, limits, 1, _status_error(429, b"", {"Retry-After": "0.1"})) == [0.5]  # backoff longer
+    assert _waits(monkeypatch, limits, 1, _status_error(429, b"", {"Retry-After": "9.5"})) == [9.5]
+    assert capsys.readouterr().err == ""  # a short wait is not announced
+    assert _waits(monkeypatch, limits, 1, _status_error(429, b"", {"Retry-After": "10"})) == [10.0]
+    assert capsys.readouterr().err == "m: the server asked to wait 10 s before retrying (Retry-After)\n"
+    assert _waits(monkeypatch, limits, 1, _status_error(429, b"", {"Retry-After": "100000"})) == [30.0]
+    assert capsys.readouterr().err == (
+        "m: the server asked to wait 100000 s before retrying (Retry-After), capped to 30 s (Limits.max_retry_after_s)\n"
+    )
+
+
+class _Clock:
+    """A fake clock for the rate limiter: sleeping moves time on."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(round(seconds, 6))
+        self.now += seconds
+
+
+def _limited(monkeypatch, rpm, tpm, tokens: list[float], gap: float = 0.0) -> _Clock:
+    import asyncio
+
+    import valuelex.llm as llm
+
+    clock = _Clock()
+    monkeypatch.setattr(llm.time, "monotonic", clock.monotonic)
+    monkeypatch.setattr(llm.asyncio, "sleep", clock.sleep)
+
+    async def go() -> None:
+        limiter = llm.RateLimiter(rpm, tpm)
+        for t in tokens:
+            await limiter.acquire(t)
+            clock.now += gap
+
+    asyncio.run(go())
+    return clock
+
+
+def test_requests_per_minute(monkeypatch):
+    assert _limited(monkeypatch, None, None, [1] * 5).sleeps == []
+    clock = _limited(monkeypatch, 2, None, [1, 1, 1], gap=10.0)
+    assert clock.sleeps == [40.0]  # the third waits until the first is a minute old
+    assert _limited(monkeypatch, 3, None, [1, 1, 1], gap=10.0).sleeps == []
+
+
+def test_tokens_per_minute(monkeypatch):
+    assert _limited(monkeypatch, None, 100, [60, 40], gap=1.0).sleeps == []  # exactly at the limit
+    assert _limited(monkeypatch, None, 100, [60, 41], gap=1.0).sleeps == [59.0]
+    assert _limited(monkeypatch, None, 100, [500]).sleeps == []  # one request larger than the limit still goes
+    assert _limited(monkeypatch, None, 100, [60, 60], gap=60.0).sleeps == []  # the first has left the window
+
+
+def test_a_wait_is_never_shorter_than_ten_milliseconds(monkeypatch):
+    clock = _limited(monkeypatch, 1, None, [1, 1], gap=59.999)
+    assert clock.sleeps == [0.01]
+
+
+def test_effective_limits_take_the_tighter_of_runner_and_card():
+    from valuelex.llm import effective_limits
+
+    assert effective_limits(Limits(concurrency=8), CARD) == (8, None, None)
+    card = replace(CARD, concurrency=2, rpm=60.0, tpm=None)
+    assert effective_limits(Limits(concurrency=8, rpm=100, tpm=5000), card) == (2, 60.0, 5000)
+    assert effective_limits(Limits(concurrency=1, rpm=30), card) == (1, 30, None)
+    assert effective_limits(Limits(concurrency=0), CARD) == (1, None, None)
+    assert effective_limits(Limits(concurrency=8), replace(CARD, provider="llama_cpp"))[0] == 1
+
+
+# small things -------------------------------------------------------------------------------
+def test_token_estimates():
+    from valuelex.llm import estimate_tokens
+
+    assert (estimate_tokens(""), estimate_tokens("abc"), estimate_tokens("abcdefgh"), estimate_tokens("x" * 9)) == (
+        1,
+        1,
+        2,
+        2,
+    )
+    assert REQ.estimated_tokens() == (2 + 4 + 8, 64)  # "Be brief." and "What do you value?", 8 for the roles
+
+
+def test_keys_of_six_characters_are_redacted():
+    assert redact("key abc123 here", ["abc123"]) == "key [REDACTED] here"
+    assert redact("a Bearer tok3n.value here", []) == "a [REDACTED] here"
+    assert redact("sk-12345 and sk-123456", []) == "sk-12345 and [REDACTED]"
+
+
+def test_more_retry_after_forms():
+    assert _retry_after(_status_error(429, b"", {"retry-after-ms": "-5"})) == 0.0
+    naive = email.utils.format_datetime(datetime.now(UTC).replace(tzinfo=None) + timedelta(seconds=20))
+    assert naive.endswith("-0000") and 15 < _retry_after(_status_error(429, b"", {"Retry-After": naive})) <= 20  # type: ignore[operator]
+    assert _retry_after(_status_error(429, b"", {"retry-after-ms": "soon"})) is None
+
+
+def test_a_completions_card_without_template_sends_the_question():
+    _, body = request_body(replace(TEXT_CARD, prompt_template=None), REQ)
+    assert body["prompt"] == "What do you value?"
+
+
+def test_the_stop_sequences_are_part_of_a_completion_request_key():
+    other = replace(TEXT_CARD, stop=("\nQuestion:",))
+    assert REQ.key(other) != REQ.key(TEXT_CARD)
+    assert REQ.canonical(TEXT_CARD)["stop"] == ["\nQ:"] and "stop" not in REQ.canonical(CARD)
+
+
+def test_run_works_inside_a_running_event_loop(tmp_path: Path):
+    """In Jupyter a loop is already running: run() then uses a thread of its own."""
+    import asyncio
+
+    store = ResponseStore(tmp_path)
+    store.append(_record(REQ))
+    runner = LLMRunner({"m": CARD}, store, mode="replay", progress=False)
+
+    async def inside() -> list[dict]:
+        return runner.run([REQ])
+
+    assert asyncio.run(inside())[0]["text"] == "a"
+
+
+def test_replay_with_exactly_five_misses_lists_them_all(tmp_path: Path):
+    reqs = [replace(REQ, prompt_id=f"p{i}") for i in range(5)]
+    with pytest.raises(StoreMiss) as err:
+        LLMRunner({"m": CARD}, ResponseStore(tmp_path), mode="replay").run(reqs)
+    assert "more" not in str(err.value) and len(str(err.value).splitlines()) == 1 + 5 + 1
+
+
+def test_a_request_with_a_final_error_and_a_damaged_line_is_not_counted_as_damaged(tmp_path: Path):
+    store = ResponseStore(tmp_path)
+    store.append(_record(REQ, status="error", text=None))
+    (tmp_path / "m.jsonl").open("a").write(canonical_json({"schema": 1, **_record(REQ)})[:-9] + "\n")
+    store = ResponseStore(tmp_path, announce=False)
+    assert store.damaged(REQ.key(CARD)) and LLMRunner({"m": CARD}, store, mode="live").plan([REQ]).damaged == 0

@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import replace
 from pathlib import Path
 
@@ -104,7 +104,9 @@ def fault_run(server: FaultServer, cards_dir: Path, tmp_path_factory: pytest.Tem
     records = runner.run(requests)
     elapsed = time.monotonic() - started
     stats = server.stats()
-    yield {"root": root, "cards": cards, "requests": requests, "records": records, "stats": stats}
+    attempts = ResponseStore(root).records()  # before the tests below add to the store
+    yield {"root": root, "cards": cards, "requests": requests, "records": records, "stats": stats, "runner": runner,
+           "attempts": attempts}  # fmt: skip
     mp.undo()
     assert elapsed < 20, f"the fault batch took {elapsed:.1f} s"
 
@@ -456,3 +458,76 @@ def test_the_command_line_exits_1_when_every_call_failed(server, cards_dir, tmp_
         .startswith("error: every one of the 1 requests of this live run failed (http_401 x1; ")
     )
     assert "sk-test-cli-all-fail" not in run.stdout + run.stderr
+
+
+def test_the_report_counts_what_the_run_did(fault_run):
+    report = fault_run["runner"].report
+    attempts = [a for plan in PLAN.values() for a in plan]
+    oks = [rec for rec in fault_run["attempts"] if rec["status"] == "ok"]
+    assert (report.requested, report.hits, report.sent) == (len(PLAN), 0, len(PLAN))
+    assert report.calls == sum(status == "ok" for status, _ in attempts) == len(oks)
+    assert report.failed_attempts == sum(status == "error" for status, _ in attempts)
+    final_errors = [plan[-1][1] for plan in PLAN.values() if plan[-1][0] == "error"]
+    assert report.failed == len(final_errors) and dict(report.errors) == dict(Counter(final_errors))
+    assert report.unusable_final == len(final_errors) + sum(plan[-1] == ("ok", False) for plan in PLAN.values())
+    usage = report.per_model["fault-chat"]
+    assert usage["calls"] == len(oks)
+    assert usage["prompt_tokens"] == sum(r["usage"]["prompt_tokens"] for r in oks)
+    assert usage["completion_tokens"] == sum(r["usage"]["completion_tokens"] for r in oks)
+    assert usage["cost_usd"] == pytest.approx(sum(r["cost_usd"] for r in oks))
+    for rec in fault_run["attempts"]:
+        assert rec["latency_s"] == round(rec["latency_s"], 4) and rec["latency_s"] >= 0
+        assert rec["timestamp"][-6:] == "+00:00" and len(rec["timestamp"]) == len("2026-01-01T00:00:00.000+00:00")
+
+
+def test_a_store_loaded_before_another_run_is_reloaded_before_calling(server, cards_dir, tmp_path, monkeypatch):
+    """Two runs one after the other, the second holding a store read before the first ran: nothing is paid twice."""
+    monkeypatch.setenv("VALUELEX_TEST_KEY", "sk-test-stale-0000")
+    server.reset()
+    cards = load_model_cards(cards_dir)
+    requests = make_requests("fault-chat", [f"question {i}" for i in range(5)])
+    stale = ResponseStore(tmp_path)  # read while the store is still empty
+    LLMRunner(cards, ResponseStore(tmp_path), mode="live", limits=LIMITS, progress=False).run(requests)
+    second = LLMRunner(cards, stale, mode="live", limits=LIMITS, progress=False)
+    records = second.run(requests)
+    assert all(r["status"] == "ok" for r in records) and second.report.calls == 0 and second.report.sent == 0
+    assert server.stats()["received"] == {f"question {i}": 1 for i in range(5)}
+
+
+def test_an_endpoint_given_to_the_runner_wins_over_the_card(server, cards_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("VALUELEX_TEST_KEY", "sk-test-endpoint-0000")
+    server.reset()
+    cards = dict(load_model_cards(cards_dir).items())
+    cards["fault-chat"] = replace(cards["fault-chat"], base_url="http://127.0.0.1:9/v1")  # nothing listens there
+    runner = LLMRunner(
+        cards, ResponseStore(tmp_path), mode="live", limits=LIMITS, endpoints={"fault-chat": server.base_url}
+    )
+    (rec,) = runner.run(make_requests("fault-chat", ["through the given endpoint"]))
+    assert rec["status"] == "ok" and server.stats()["received"] == {"through the given endpoint": 1}
+
+
+def test_a_cards_concurrency_limit_is_kept(cards_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("VALUELEX_TEST_KEY", "sk-test-concurrency-0000")
+    with FaultServer(latency_ms=300) as slow:
+        write_card(tmp_path / "cards", "fault-two", slow.base_url, concurrency=2)
+        runner = LLMRunner(
+            load_model_cards(tmp_path / "cards"), ResponseStore(tmp_path / "s"), mode="live", limits=LIMITS
+        )
+        started = time.monotonic()
+        runner.run(make_requests("fault-two", [f"q{i}" for i in range(6)]))
+        elapsed = time.monotonic() - started
+        arrivals = sorted(t for ts in slow.stats()["arrivals"].values() for t in ts)
+    assert elapsed >= 3 * 0.3  # three rounds of two
+    first = arrivals[0]
+    assert sum(t < first + 0.25 for t in arrivals) <= 2  # never more than two at once
+
+
+def test_a_partial_failure_is_announced(server, cards_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("VALUELEX_TEST_KEY", "sk-test-partial-0000")
+    server.reset()
+    runner = LLMRunner(load_model_cards(cards_dir), ResponseStore(tmp_path), mode="live", limits=LIMITS, progress=False)
+    runner.run(make_requests("fault-chat", ["fine", "[fault:401echo] refused", "[fault:500*inf] broken"]))
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "2 of 3 requests ended in an error (http_401 x1, http_500 x1); they are stored, and the next live run "
+        "asks them again"
+    )

@@ -244,3 +244,47 @@ def test_repeats_and_discarded_items_are_counted():
         "inside warm houses"
     )
     assert parse_answer(f"{prose}, kindness").discarded == [prose[:80]]  # kept short in the table
+
+
+def test_an_answer_without_text_has_empty_counters():
+    for text in (None, float("nan"), "   "):
+        result = parse_answer(text)
+        assert (result.status, result.descriptors, result.items, result.repeats) == ("empty", [], 0, 0)
+        assert result.refusal_phrase is False and result.discarded == []
+
+
+def test_parse_responses_columns_for_every_status():
+    responses = pd.DataFrame(
+        {
+            "respondent": ["a|t=0.2", "a|t=0.2", "b|t=1", "b|t=1"],
+            "model": ["m1", "m1", "m2", "m2"],
+            "training_stage": ["instruct", "instruct", "pretrained", "pretrained"],
+            "prompt_id": ["p01", "p02", "p01", "p02"],
+            "sample": [0, 1, 0, 0],
+            "status": ["ok", "error", "ok", "ok"],
+            "finish_reason": ["stop", None, "length", "stop"],
+            "text": [
+                "As an AI, honesty, honesty",
+                "As an AI, honesty, honesty",
+                "kindness, trust, fair",
+                "trust, fair",
+            ],
+        }
+    )
+    out, descriptors = parse_responses(responses)
+    assert out["parse_status"].tolist() == ["ok", "error", "ok", "ok"]
+    assert out["refusal_phrase"].tolist() == [True, False, False, False]  # a failed call has no refusal phrase
+    assert out["repeated_items"].tolist() == [1, 0, 0, 0]
+    assert out["n_descriptors"].tolist() == [1, 0, 2, 2]  # "fair" cut off by the token limit is dropped
+    assert descriptors.to_dict("records") == [
+        {"respondent": "a|t=0.2", "model": "m1", "training_stage": "instruct", "prompt_id": "p01", "sample": 0,
+         "position": 0, "raw": "honesty"},
+        {"respondent": "b|t=1", "model": "m2", "training_stage": "pretrained", "prompt_id": "p01", "sample": 0,
+         "position": 0, "raw": "kindness"},
+        {"respondent": "b|t=1", "model": "m2", "training_stage": "pretrained", "prompt_id": "p01", "sample": 0,
+         "position": 1, "raw": "trust"},
+        {"respondent": "b|t=1", "model": "m2", "training_stage": "pretrained", "prompt_id": "p02", "sample": 0,
+         "position": 0, "raw": "trust"},
+        {"respondent": "b|t=1", "model": "m2", "training_stage": "pretrained", "prompt_id": "p02", "sample": 0,
+         "position": 1, "raw": "fair"},
+    ]  # fmt: skip

@@ -44,6 +44,7 @@ MODES = ("replay", "live")
 RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 529}
 _KEYLIKE = re.compile(r"(sk-[A-Za-z0-9_\-]{6,}|Bearer\s+[A-Za-z0-9._\-]{6,})")
 REDACTED = "[REDACTED]"
+MESSAGE_OVERHEAD_TOKENS = 8  # role markers and the like, for estimates only
 MAX_RAW_BODY = 65_536  # bytes of a bad response body kept in its error record
 ANNOUNCE_WAIT_S = 10.0  # a server-requested wait at least this long is announced on stderr
 
@@ -114,6 +115,10 @@ class Request:
 
     def key(self, card: ModelCard) -> str:
         return request_key(self.canonical(card))
+
+    def estimated_tokens(self) -> tuple[int, int]:
+        """(prompt, completion) tokens at most: a rough prompt count plus message overhead, and max_tokens."""
+        return sum(estimate_tokens(c) for _, c in self.messages) + MESSAGE_OVERHEAD_TOKENS, self.max_tokens
 
     def describe(self) -> str:
         return (
@@ -267,6 +272,19 @@ class RateLimiter:
                     self._events.append((now, tokens))
                     return
                 await asyncio.sleep(max(0.01, 60.0 - (now - self._events[0][0])))
+
+
+def effective_limits(limits: Limits, card: ModelCard) -> tuple[int, float | None, float | None]:
+    """(concurrency, requests per minute, tokens per minute) for one model: the tighter of the runner's and the card's."""
+    concurrency = min(limits.concurrency, card.concurrency or limits.concurrency)
+    if card.provider == "llama_cpp":
+        concurrency = 1  # one llama.cpp server answers one request at a time
+
+    def tighter(a: float | None, b: float | None) -> float | None:
+        given = [x for x in (a, b) if x]
+        return min(given) if given else None
+
+    return max(1, concurrency), tighter(limits.rpm, card.rpm), tighter(limits.tpm, card.tpm)
 
 
 def estimate_tokens(text: str) -> int:
@@ -534,10 +552,10 @@ class LLMRunner:
         cost = 0.0
         for r in misses:
             card = self._card(r)
-            p = sum(estimate_tokens(c) for _, c in r.messages) + 8
+            p, n = r.estimated_tokens()
             tp += p
-            tc += r.max_tokens
-            c = card.cost(p, r.max_tokens)
+            tc += n
+            c = card.cost(p, n)
             cost += c
             m = per_model.setdefault(r.model, {"to_call": 0, "cost_usd": 0.0})
             m["to_call"] += 1
@@ -625,12 +643,7 @@ class LLMRunner:
         return _Fixed(card.base_url or "")
 
     async def _call_model(self, card: ModelCard, base_url: str, reqs: list[Request], bar: Any) -> None:
-        concurrency = min(self.limits.concurrency, card.concurrency or self.limits.concurrency)
-        if card.provider == "llama_cpp":
-            concurrency = 1  # one llama.cpp server answers one request at a time
-        concurrency = max(1, concurrency)
-        rpm = min(x for x in (self.limits.rpm, card.rpm, float("inf")) if x) if (self.limits.rpm or card.rpm) else None
-        tpm = min(x for x in (self.limits.tpm, card.tpm, float("inf")) if x) if (self.limits.tpm or card.tpm) else None
+        concurrency, rpm, tpm = effective_limits(self.limits, card)
         limiter = RateLimiter(rpm, tpm)
         # The SDK's aiohttp transport: the same SDK and request path, with about half the CPU per call of
         # the default httpx transport, whose connection pool also costs O(connections) per request
@@ -673,7 +686,7 @@ class LLMRunner:
         """Ask one request until it has a final record; never raises for anything the server sends."""
         canon = r.canonical(card)
         k = request_key(canon)
-        est = sum(estimate_tokens(c) for _, c in r.messages) + r.max_tokens
+        est = sum(r.estimated_tokens())
         self.report.sent += 1
         retries = reasks = attempt = 0
         try:

@@ -30,7 +30,7 @@ import socket
 import sys
 import threading
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -276,11 +276,8 @@ def _line_key(rec: Any, raw: bytes) -> str | None:
 def _read_locked(path: Path) -> bytes:
     """A shard's bytes, read under a shared lock so a writer's line is never seen half written."""
     with open(path, "rb") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_SH)
-        try:
-            return fh.read()
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        fcntl.flock(fh.fileno(), fcntl.LOCK_SH)  # released when the file is closed
+        return fh.read()
 
 
 class ResponseStore:
@@ -435,10 +432,6 @@ class ResponseStore:
             self._final[rec["key"]] = rec
             return "replaced"
         return "duplicate"
-
-    def extend(self, records: Iterable[dict[str, Any]]) -> None:
-        for rec in records:
-            self.append(rec)
 
     # one live run at a time ------------------------------------------------------------
     @contextmanager
