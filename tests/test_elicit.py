@@ -180,7 +180,8 @@ def test_notebook_01_with_failed_calls_in_the_store(tmp_path: Path):
             rec |= {"status": "error", "usable": False, "text": None, "finish_reason": None, "usage": None}
             rec["error"] = {"type": "http_500", "status_code": 500, "message": "server error", "raw_body": "{}"}
         lines.append(json.dumps(rec, sort_keys=True, separators=(",", ":"), ensure_ascii=False))
-    (raw / shard.name).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    lines.append(lines[0][: len(lines[0]) // 2])  # and a torn last line: reported in the notebook, skipped
+    (raw / shard.name).write_text("\n".join(lines), encoding="utf-8")
     env = {
         "VALUELEX_RAW": str(tmp_path / "raw"),
         "VALUELEX_PROCESSED": str(tmp_path / "processed"),
@@ -194,3 +195,9 @@ def test_notebook_01_with_failed_calls_in_the_store(tmp_path: Path):
     errors = responses[responses["parse_status"] == "error"]
     assert len(errors) == failed and set(errors["error"]) == {"http_500"} and errors["text"].isna().all()
     assert (responses.loc[responses["parse_status"] != "error", "error"].isna()).all()
+    executed = json.loads((tmp_path / "out" / "01_elicitation.ipynb").read_text(encoding="utf-8"))
+    stderr = "".join(
+        "".join(o["text"]) for c in executed["cells"] for o in c.get("outputs", []) if o.get("name") == "stderr"
+    )
+    torn = f"{raw / shard.name}:{len(lines)}: torn last line (a writer was killed mid-write)"
+    assert torn in stderr  # the damaged line is shown to the reader of the notebook
