@@ -288,6 +288,7 @@ def test_misses_plan_and_retry_errors(tmp_path: Path):
     plan = live.plan(reqs)
     assert (plan.requested, plan.stored, plan.to_call, plan.damaged) == (4, 1, 3, 0)
     assert plan.est_completion_tokens == 3 * 64 and plan.per_model["m"]["to_call"] == 3
+    assert plan.est_prompt_tokens == 3 * (2 + 4 + 8)
     assert plan.est_cost_usd == pytest.approx(CARD.cost(plan.est_prompt_tokens, 3 * 64))
     replay = LLMRunner({"m": CARD}, store, mode="replay", progress=False)
     assert replay.misses(reqs) == reqs[2:]  # replay returns stored errors as they are
@@ -341,6 +342,8 @@ def test_replay_lists_at_most_five_misses(tmp_path: Path):
 def test_limits_defaults_are_documented_choices():
     limits = Limits()
     assert (limits.timeout_s, limits.max_retries, limits.max_reasks, limits.max_retry_after_s) == (120.0, 5, 2, 120.0)
+    assert (limits.concurrency, limits.rpm, limits.tpm) == (8, None, None)
+    assert (limits.backoff_base_s, limits.backoff_max_s) == (0.5, 60.0)
 
 
 # retries, waits and limits ----------------------------------------------------------------
@@ -543,3 +546,15 @@ def test_a_request_with_a_final_error_and_a_damaged_line_is_not_counted_as_damag
     (tmp_path / "m.jsonl").open("a").write(canonical_json({"schema": 1, **_record(REQ)})[:-9] + "\n")
     store = ResponseStore(tmp_path, announce=False)
     assert store.damaged(REQ.key(CARD)) and LLMRunner({"m": CARD}, store, mode="live").plan([REQ]).damaged == 0
+
+
+def test_a_multi_turn_conversation_as_a_plain_prompt():
+    convo = replace(REQ, messages=(("system", "A."), ("system", "B."), ("user", "one"), ("assistant", "two")))
+    _, body = request_body(TEXT_CARD, convo)
+    assert body["prompt"] == "A.\nB.\n\nQ: one\ntwo\nA:"
+
+
+def test_redaction_never_touches_the_key_of_a_record():
+    record = {"key": "0123456789abcdef0123456789abcdef", "request": {}, "text": "0123456789abcdef"}
+    clean = redact_record(record, ["0123456789abcdef"])
+    assert clean["key"] == record["key"] and clean["text"] == "[REDACTED]"

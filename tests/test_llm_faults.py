@@ -531,3 +531,17 @@ def test_a_partial_failure_is_announced(server, cards_dir, tmp_path, monkeypatch
         "2 of 3 requests ended in an error (http_401 x1, http_500 x1); they are stored, and the next live run "
         "asks them again"
     )
+
+
+def test_progress_is_shown_only_when_asked(server, cards_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("VALUELEX_TEST_KEY", "sk-test-progress-0000")
+    cards = load_model_cards(cards_dir)
+    LLMRunner(cards, ResponseStore(tmp_path / "a"), mode="live", limits=LIMITS, progress=False).run(
+        make_requests("fault-chat", ["quiet question"])
+    )
+    assert capsys.readouterr().err == ""
+    LLMRunner(cards, ResponseStore(tmp_path / "b"), mode="live", limits=LIMITS, progress=True).run(
+        make_requests("fault-chat", ["loud question 1", "loud question 2"])
+    )
+    err = capsys.readouterr().err
+    assert "LLM calls: 100%" in err and "2/2" in err and "call/s" in err
