@@ -240,69 +240,6 @@ def _writer(root: str, worker: int, n: int, barrier) -> None:
         store.append(record(r, text=f"{worker}-{i} {big if i % 5 == 0 else ''}"))
 
 
-def test_concurrent_writer_processes_lose_and_mangle_nothing(tmp_path: Path):
-    workers, n = 4, 150
-    ctx = multiprocessing.get_context("fork")
-    barrier = ctx.Barrier(workers)
-    procs = [ctx.Process(target=_writer, args=(str(tmp_path), w, n, barrier)) for w in range(workers)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(60)
-        assert p.exitcode == 0
-    lines = (tmp_path / "m.jsonl").read_bytes().split(b"\n")
-    assert lines[-1] == b"" and len(lines) - 1 == workers * n
-    texts = {json.loads(line)["text"].split()[0] for line in lines[:-1]}
-    assert texts == {f"{w}-{i}" for w in range(workers) for i in range(n)}
-    store = ResponseStore(tmp_path)
-    assert store.stats.final == workers * n and not store.stats.issues and store.stats.duplicate_finals == 0
-    # the writes really interleaved (they did not run one process after the other)
-    order = [int(json.loads(line)["text"].split("-")[0]) for line in lines[:-1]]
-    assert sum(a != b for a, b in zip(order, order[1:], strict=False)) > workers
-
-
-def test_the_writer_takes_the_file_lock(tmp_path: Path):
-    """append waits while another process holds the shard's lock (deterministic, unlike racing writers)."""
-    store = ResponseStore(tmp_path)
-    store.append(record(requests(1)[0]))
-    shard = tmp_path / "m.jsonl"
-    size = shard.stat().st_size
-    with open(shard, "rb") as other:
-        fcntl.flock(other.fileno(), fcntl.LOCK_EX)
-        writer = threading.Thread(target=store.append, args=(record(requests(2)[1]),))
-        writer.start()
-        deadline = time.monotonic() + 2.0
-        while time.monotonic() < deadline and shard.stat().st_size == size:
-            time.sleep(0.02)
-        assert shard.stat().st_size == size, "append wrote while another process held the lock"
-        fcntl.flock(other.fileno(), fcntl.LOCK_UN)
-    writer.join(10)
-    assert not writer.is_alive() and ResponseStore(tmp_path).stats.final == 2
-
-
-def test_the_loader_reads_only_complete_lines_of_a_live_writer(tmp_path: Path, capsys):
-    """A line being written (the writer holds the lock) is not read half: the loader waits for it."""
-    reqs = requests(2)
-    shard = tmp_path / "m.jsonl"
-    shard.write_text(canonical_json({"schema": 1, **record(reqs[0])}) + "\n")
-    second = canonical_json({"schema": 1, **record(reqs[1])}) + "\n"
-    loaded: list[ResponseStore] = []
-    with open(shard, "a") as writer:
-        fcntl.flock(writer.fileno(), fcntl.LOCK_EX)
-        writer.write(second[:40])
-        writer.flush()
-        reader = threading.Thread(target=lambda: loaded.append(ResponseStore(tmp_path)))
-        reader.start()
-        reader.join(2.0)
-        assert reader.is_alive(), "the loader read the file while a writer held its lock"
-        writer.write(second[40:])
-        writer.flush()
-        fcntl.flock(writer.fileno(), fcntl.LOCK_UN)
-    reader.join(10)
-    assert loaded[0].stats.final == 2 and not loaded[0].stats.issues
-    assert capsys.readouterr().err == ""
-
-
 def test_reload_twice_gives_the_same_state(tmp_path: Path):
     store = ResponseStore(tmp_path)
     for i, r in enumerate(requests(3)):
@@ -476,24 +413,6 @@ def test_run_lock_is_exclusive_and_names_the_holder(tmp_path: Path):
     assert not other.stats.issues and not ResponseStore(tmp_path / "s").stats.issues  # the lock file is not a shard
 
 
-def test_a_killed_holder_releases_the_run_lock(tmp_path: Path):
-    code = (
-        "import sys, time; from valuelex.store import ResponseStore\n"
-        f"with ResponseStore({str(tmp_path)!r}).run_lock():\n    print('held', flush=True); time.sleep(60)"
-    )
-    env = {**os.environ, "PYTHONPATH": str(paths.ROOT)}
-    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)
-    assert holder.stdout.readline().strip() == "held"  # type: ignore[union-attr]
-    with pytest.raises(StoreBusy, match=f"pid {holder.pid} on "):
-        with ResponseStore(tmp_path).run_lock():
-            pass
-    os.kill(holder.pid, signal.SIGKILL)
-    holder.wait(10)
-    holder.stdout.close()  # type: ignore[union-attr]
-    with ResponseStore(tmp_path).run_lock():
-        pass
-
-
 # fuzzing the loader ---------------------------------------------------------------------
 def _real_line() -> bytes:
     """A committed record with multi-byte characters (Hebrew letters in a SmolLM2 answer)."""
@@ -501,57 +420,6 @@ def _real_line() -> bytes:
         if b'"key":"66345b580f5313d983e03f1f1d3c67e0"' in line:
             return line
     raise AssertionError("the committed record is missing")
-
-
-def test_fuzz_truncation_at_every_byte_of_a_real_record(tmp_path: Path):
-    line = _real_line()
-    assert len(line) != len(line.decode("utf-8"))  # it has multi-byte characters to cut through
-    other = canonical_json({"schema": 1, **record()}).encode()
-    key = json.loads(line)["key"]
-    key_end = line.index(key.encode()) + len(key) + 1
-    shard = tmp_path / "m.jsonl"
-    for cut in range(1, len(line)):
-        # torn at the end of the file: reported as torn, the record before it kept
-        shard.write_bytes(other + b"\n" + line[:cut])
-        store = ResponseStore(tmp_path, announce=False)
-        assert store.stats.final == 1 and store.get(REQ.key(CARD)) is not None, cut
-        assert [(i.line, i.problem) for i in store.stats.issues] == [
-            (2, "torn last line (a writer was killed mid-write)")
-        ], cut
-        assert [i.key for i in store.stats.issues] == [key if cut >= key_end else None], cut
-        # healed by a later write: reported, the record after it kept
-        shard.write_bytes(line[:cut] + b"\n" + other + b"\n")
-        store = ResponseStore(tmp_path, announce=False)
-        assert store.stats.final == 1 and len(store.stats.issues) == 1 and store.stats.issues[0].line == 1, cut
-        assert store.stats.issues[0].problem.startswith(("not JSON", "not UTF-8 text")), cut
-    shard.write_bytes(line + b"\n")
-    assert ResponseStore(tmp_path, announce=False).get(key)["text"] == json.loads(line)["text"]
-
-
-def test_fuzz_random_bytes_never_break_the_loader(tmp_path: Path):
-    rng = random.Random(15)
-    good = [canonical_json({"schema": 1, **record(r)}).encode() for r in requests(5)]
-    alphabet = [b"{", b"}", b'"', b":", b",", b"[", b"]", b"\\", b"\n", b"\xff", b"\xc3", b"\x00", b"key", b" "]
-    for trial in range(300):
-        pieces = []
-        for _ in range(rng.randint(0, 12)):
-            kind = rng.random()
-            if kind < 0.4:
-                pieces.append(bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 80))))
-            elif kind < 0.7:
-                pieces.append(b"".join(rng.choice(alphabet) for _ in range(rng.randint(1, 40))))
-            else:
-                g = rng.choice(good)
-                start = rng.randint(0, len(g))
-                pieces.append(g[start : rng.randint(start, len(g))])
-        garbage = b"".join(pieces).replace(b"\n", b"")
-        lines = [garbage, *good[:2], garbage[::-1]]
-        (tmp_path / "m.jsonl").write_bytes(b"\n".join(lines) + b"\n")
-        store = ResponseStore(tmp_path, announce=False)  # never raises
-        assert store.stats.final >= 2, trial  # the good lines survive whatever surrounds them
-        nonblank = sum(bool(x.strip()) for x in lines)
-        assert store.stats.records + len(store.stats.issues) == nonblank, trial
-        assert all(i.line in (1, 4) for i in store.stats.issues), trial
 
 
 # The record schema, written out here as the specification (not read from the module under test):
@@ -724,3 +592,136 @@ def test_a_lock_held_before_its_holder_wrote_its_name(tmp_path: Path):
         with pytest.raises(StoreBusy, match=r"in use by another live run \(holder unknown\)"):
             with ResponseStore(tmp_path).run_lock():
                 pass
+
+
+# the slow ones last (they race real processes, wait on locks, or load the store thousands of times) -----
+def test_concurrent_writer_processes_lose_and_mangle_nothing(tmp_path: Path):
+    workers, n = 4, 150
+    ctx = multiprocessing.get_context("fork")
+    barrier = ctx.Barrier(workers)
+    procs = [ctx.Process(target=_writer, args=(str(tmp_path), w, n, barrier)) for w in range(workers)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    lines = (tmp_path / "m.jsonl").read_bytes().split(b"\n")
+    assert lines[-1] == b"" and len(lines) - 1 == workers * n
+    texts = {json.loads(line)["text"].split()[0] for line in lines[:-1]}
+    assert texts == {f"{w}-{i}" for w in range(workers) for i in range(n)}
+    store = ResponseStore(tmp_path)
+    assert store.stats.final == workers * n and not store.stats.issues and store.stats.duplicate_finals == 0
+    # the writes really interleaved (they did not run one process after the other)
+    order = [int(json.loads(line)["text"].split("-")[0]) for line in lines[:-1]]
+    assert sum(a != b for a, b in zip(order, order[1:], strict=False)) > workers
+
+
+def test_the_writer_takes_the_file_lock(tmp_path: Path):
+    """append waits while another process holds the shard's lock (deterministic, unlike racing writers)."""
+    store = ResponseStore(tmp_path)
+    store.append(record(requests(1)[0]))
+    shard = tmp_path / "m.jsonl"
+    size = shard.stat().st_size
+    with open(shard, "rb") as other:
+        fcntl.flock(other.fileno(), fcntl.LOCK_EX)
+        writer = threading.Thread(target=store.append, args=(record(requests(2)[1]),))
+        writer.start()
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline and shard.stat().st_size == size:
+            time.sleep(0.02)
+        assert shard.stat().st_size == size, "append wrote while another process held the lock"
+        fcntl.flock(other.fileno(), fcntl.LOCK_UN)
+    writer.join(10)
+    assert not writer.is_alive() and ResponseStore(tmp_path).stats.final == 2
+
+
+def test_the_loader_reads_only_complete_lines_of_a_live_writer(tmp_path: Path, capsys):
+    """A line being written (the writer holds the lock) is not read half: the loader waits for it."""
+    reqs = requests(2)
+    shard = tmp_path / "m.jsonl"
+    shard.write_text(canonical_json({"schema": 1, **record(reqs[0])}) + "\n")
+    second = canonical_json({"schema": 1, **record(reqs[1])}) + "\n"
+    loaded: list[ResponseStore] = []
+    with open(shard, "a") as writer:
+        fcntl.flock(writer.fileno(), fcntl.LOCK_EX)
+        writer.write(second[:40])
+        writer.flush()
+        reader = threading.Thread(target=lambda: loaded.append(ResponseStore(tmp_path)))
+        reader.start()
+        reader.join(2.0)
+        assert reader.is_alive(), "the loader read the file while a writer held its lock"
+        writer.write(second[40:])
+        writer.flush()
+        fcntl.flock(writer.fileno(), fcntl.LOCK_UN)
+    reader.join(10)
+    assert loaded[0].stats.final == 2 and not loaded[0].stats.issues
+    assert capsys.readouterr().err == ""
+
+
+def test_a_killed_holder_releases_the_run_lock(tmp_path: Path):
+    code = (
+        "import sys, time; from valuelex.store import ResponseStore\n"
+        f"with ResponseStore({str(tmp_path)!r}).run_lock():\n    print('held', flush=True); time.sleep(60)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(paths.ROOT)}
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)
+    assert holder.stdout.readline().strip() == "held"  # type: ignore[union-attr]
+    with pytest.raises(StoreBusy, match=f"pid {holder.pid} on "):
+        with ResponseStore(tmp_path).run_lock():
+            pass
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.wait(10)
+    holder.stdout.close()  # type: ignore[union-attr]
+    with ResponseStore(tmp_path).run_lock():
+        pass
+
+
+def test_fuzz_truncation_at_every_byte_of_a_real_record(tmp_path: Path):
+    line = _real_line()
+    assert len(line) != len(line.decode("utf-8"))  # it has multi-byte characters to cut through
+    other = canonical_json({"schema": 1, **record()}).encode()
+    key = json.loads(line)["key"]
+    key_end = line.index(key.encode()) + len(key) + 1
+    shard = tmp_path / "m.jsonl"
+    for cut in range(1, len(line)):
+        # torn at the end of the file: reported as torn, the record before it kept
+        shard.write_bytes(other + b"\n" + line[:cut])
+        store = ResponseStore(tmp_path, announce=False)
+        assert store.stats.final == 1 and store.get(REQ.key(CARD)) is not None, cut
+        assert [(i.line, i.problem) for i in store.stats.issues] == [
+            (2, "torn last line (a writer was killed mid-write)")
+        ], cut
+        assert [i.key for i in store.stats.issues] == [key if cut >= key_end else None], cut
+        # healed by a later write: reported, the record after it kept
+        shard.write_bytes(line[:cut] + b"\n" + other + b"\n")
+        store = ResponseStore(tmp_path, announce=False)
+        assert store.stats.final == 1 and len(store.stats.issues) == 1 and store.stats.issues[0].line == 1, cut
+        assert store.stats.issues[0].problem.startswith(("not JSON", "not UTF-8 text")), cut
+    shard.write_bytes(line + b"\n")
+    assert ResponseStore(tmp_path, announce=False).get(key)["text"] == json.loads(line)["text"]
+
+
+def test_fuzz_random_bytes_never_break_the_loader(tmp_path: Path):
+    rng = random.Random(15)
+    good = [canonical_json({"schema": 1, **record(r)}).encode() for r in requests(5)]
+    alphabet = [b"{", b"}", b'"', b":", b",", b"[", b"]", b"\\", b"\n", b"\xff", b"\xc3", b"\x00", b"key", b" "]
+    for trial in range(300):
+        pieces = []
+        for _ in range(rng.randint(0, 12)):
+            kind = rng.random()
+            if kind < 0.4:
+                pieces.append(bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 80))))
+            elif kind < 0.7:
+                pieces.append(b"".join(rng.choice(alphabet) for _ in range(rng.randint(1, 40))))
+            else:
+                g = rng.choice(good)
+                start = rng.randint(0, len(g))
+                pieces.append(g[start : rng.randint(start, len(g))])
+        garbage = b"".join(pieces).replace(b"\n", b"")
+        lines = [garbage, *good[:2], garbage[::-1]]
+        (tmp_path / "m.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+        store = ResponseStore(tmp_path, announce=False)  # never raises
+        assert store.stats.final >= 2, trial  # the good lines survive whatever surrounds them
+        nonblank = sum(bool(x.strip()) for x in lines)
+        assert store.stats.records + len(store.stats.issues) == nonblank, trial
+        assert all(i.line in (1, 4) for i in store.stats.issues), trial
