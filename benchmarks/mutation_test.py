@@ -57,6 +57,14 @@ TESTS = {
 # Mutants checked by hand that change nothing a caller can observe, with the reason. Keys are mutant ids
 # (``--list`` prints them); they name the function and the change, not line numbers.
 EQUIVALENT: dict[str, str] = {
+    "store:LoadIssue.kind:1 -> 2 @ 1": "split(' (', 2)[0] is split(' (', 1)[0]",
+    "store:_stored_request_matches:compare 0: Lt -> LtE @ start < 0": (
+        "find() cannot return 0: a JSON object line starts with '{', not with ',\"request\":'"
+    ),
+    "store:_stored_request_matches:0 -> 1 @ 0": "find() is -1 or at least 1 here (see above)",
+    "store:_stored_request_matches:compare 0: Gt -> GtE @ end > 0": ("find() from start > 0 is -1 or > start, never 0"),
+    "store:_stored_request_matches:0 -> 1 @ 0 #2": "find() from start > 1 is -1 or > 1 (see above)",
+    "store:validate_record:0 -> 1 @ 0 #2": "the fallback is for None and 0, neither of which is negative, nor is 1",
     "parse:_items:delete continue": (
         "an empty line that does not stop early splits into one empty piece, which the filter of the same loop drops"
     ),

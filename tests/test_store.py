@@ -547,9 +547,21 @@ def test_the_fast_key_check_recognises_lines_the_store_writes():
     assert _stored_request_matches(line, rec["key"])
     with_id = canonical_json({**rec, "response_id": "r-1"}).encode()  # "request" is followed by response_id
     assert _stored_request_matches(with_id, rec["key"])
-    assert not _stored_request_matches(line, "0" * 32)  # another key: the full check decides
-    assert not _stored_request_matches(json.dumps(rec).encode(), rec["key"])  # another layout
-    assert not _stored_request_matches(b'{"schema":1}', rec["key"])
+    assert _stored_request_matches(line, "0" * 32) is False  # another key: the full check decides
+    assert _stored_request_matches(json.dumps(rec).encode(), rec["key"]) is False  # another layout
+    assert _stored_request_matches(b'{"schema":1}', rec["key"]) is False
+
+
+def test_a_damaged_record_is_filed_under_its_own_key(tmp_path: Path):
+    """The key of a damaged but readable record is its top-level key, not one nested earlier in the line."""
+    rec = {"schema": 1, **record(status="error", text=None)}
+    rec["error"]["key"] = "f" * 32  # an extra field inside "error", which sorts before the record's "key"
+    del rec["timestamp"]  # the damage
+    line = canonical_json(rec)
+    assert line.index('"key":"ffff') < line.index(f'"key":"{rec["key"]}"')
+    (tmp_path / "m.jsonl").write_text(line + "\n")
+    store = ResponseStore(tmp_path, announce=False)
+    assert [i.key for i in store.stats.issues] == [rec["key"]] and store.damaged("f" * 32) == []
 
 
 def test_shard_names_are_safe_file_names():
