@@ -564,6 +564,19 @@ def test_a_damaged_record_is_filed_under_its_own_key(tmp_path: Path):
     assert [i.key for i in store.stats.issues] == [rec["key"]] and store.damaged("f" * 32) == []
 
 
+def test_new_shards_are_readable_by_all_and_writable_by_their_owner(tmp_path: Path):
+    umask = os.umask(0o022)
+    try:
+        ResponseStore(tmp_path / "a").append(record())  # in a folder that does not exist yet
+        store = ResponseStore(tmp_path / "b")
+        (tmp_path / "b").mkdir()
+        store.append(record())  # in a folder that exists
+    finally:
+        os.umask(umask)
+    for folder in ("a", "b"):
+        assert (tmp_path / folder / "m.jsonl").stat().st_mode & 0o777 == 0o644
+
+
 def test_shard_names_are_safe_file_names():
     assert _safe_name("qwen2.5-coder-0.5b-instruct") == "qwen2.5-coder-0.5b-instruct"
     assert _safe_name("meta/llama 3:8b") == "meta_llama_3_8b"
