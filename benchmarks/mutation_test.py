@@ -70,6 +70,10 @@ EQUIVALENT: dict[str, str] = {
         "exist_ok matters only when another process creates the folder between our open() and mkdir(); "
         "not equivalent, but no deterministic test reaches that race (counted here, named in the report)"
     ),
+    "store:ResponseStore._keep_final:return None instead of 'replaced'": (
+        "only 'new' and 'duplicate' are counted; any other value means replaced"
+    ),
+    "store:ResponseStore._keep_final:'replaced' -> '' @ 'replaced'": "as above",
     "store:validate_record:0 -> 1 @ 0 #2": "the fallback is for None and 0, neither of which is negative, nor is 1",
     "parse:_items:delete continue": (
         "an empty line that does not stop early splits into one empty piece, which the filter of the same loop drops"

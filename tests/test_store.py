@@ -130,6 +130,7 @@ def test_append_then_reload(tmp_path: Path):
     for r in reqs:
         store.append(record(r, text=f"answer {r.prompt_id}", attempt=2))
     assert len(store) == 3 and store.get(reqs[0].key(CARD))["text"] == "answer p0"
+    assert (store.stats.records, store.stats.final, store.stats.duplicate_finals) == (4, 3, 0)
     again = ResponseStore(tmp_path)
     assert again.stats.records == 4 and again.stats.final == 3 and not again.stats.issues
     assert [r["text"] for r in again.records()] == [None, "answer p0", "answer p1", "answer p2"]
@@ -567,6 +568,9 @@ def test_a_damaged_record_is_filed_under_its_own_key(tmp_path: Path):
 def test_new_shards_are_readable_by_all_and_writable_by_their_owner(tmp_path: Path):
     umask = os.umask(0o022)
     try:
+        with ResponseStore(tmp_path / "new" / "study").run_lock():  # its folders are made as needed
+            lock = tmp_path / "new" / "study" / ".run.lock"
+            assert lock.stat().st_mode & 0o777 == 0o644
         ResponseStore(tmp_path / "a").append(record())  # in a folder that does not exist yet
         store = ResponseStore(tmp_path / "b")
         (tmp_path / "b").mkdir()
