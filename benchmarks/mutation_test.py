@@ -74,6 +74,10 @@ EQUIVALENT: dict[str, str] = {
         "only 'new' and 'duplicate' are counted; any other value means replaced"
     ),
     "store:ResponseStore._keep_final:'replaced' -> '' @ 'replaced'": "as above",
+    "store:ResponseStore.run_lock:1000 -> 1001 @ 1000": (
+        "the holder's line is under 400 bytes (a 200-character command, a host name, a pid and a time)"
+    ),
+    "store:ResponseStore.run_lock:0 -> 1 @ 0": "ftruncate to 1 byte, then the new line overwrites that byte",
     "store:validate_record:0 -> 1 @ 0 #2": "the fallback is for None and 0, neither of which is negative, nor is 1",
     "parse:_items:delete continue": (
         "an empty line that does not stop early splits into one empty piece, which the filter of the same loop drops"

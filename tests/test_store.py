@@ -614,6 +614,19 @@ def test_the_lock_file_is_rewritten_by_each_holder(tmp_path: Path, monkeypatch):
         assert f"({text})" in str(err.value)
 
 
+def test_a_lock_file_that_is_not_utf8(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["python", "run.py", "--name", "caf\udce9"])  # a non-UTF-8 byte in argv
+    store = ResponseStore(tmp_path)
+    with store.run_lock():
+        assert (tmp_path / ".run.lock").read_text(encoding="utf-8").endswith(": python run.py --name caf?")
+    (tmp_path / ".run.lock").write_bytes(b"pid 7 \xff")
+    with open(tmp_path / ".run.lock", "rb") as other:
+        fcntl.flock(other.fileno(), fcntl.LOCK_EX)
+        with pytest.raises(StoreBusy, match="in use by another live run \\(pid 7 \ufffd\\)"):
+            with ResponseStore(tmp_path).run_lock():
+                pass
+
+
 def test_a_lock_held_before_its_holder_wrote_its_name(tmp_path: Path):
     (tmp_path / ".run.lock").write_text("")
     with open(tmp_path / ".run.lock", "rb") as other:
