@@ -558,3 +558,55 @@ def test_redaction_never_touches_the_key_of_a_record():
     record = {"key": "0123456789abcdef0123456789abcdef", "request": {}, "text": "0123456789abcdef"}
     clean = redact_record(record, ["0123456789abcdef"])
     assert clean["key"] == record["key"] and clean["text"] == "[REDACTED]"
+
+
+def test_requests_are_frozen_values_with_documented_defaults():
+    import dataclasses
+
+    bare = Request("m", (("user", "q"),), 0.7, 1.0, 8)
+    assert (bare.seed, bare.sample, bare.prompt_id, bare.prompt_version) == (None, 0, "", "")
+    assert hash(bare) == hash(Request("m", (("user", "q"),), 0.7, 1.0, 8)) and len({bare, bare}) == 1
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        bare.sample = 1  # type: ignore[misc]
+    made = Request.for_respondent(Respondent("m", 0.2, 0.9, 3), [("user", "q")], max_tokens=16)
+    assert (made.sample, made.seed, made.temperature, made.max_tokens, made.messages) == (
+        0,
+        3,
+        0.2,
+        16,
+        (("user", "q"),),
+    )
+
+
+def test_runner_defaults(tmp_path: Path):
+    runner = LLMRunner({"m": CARD}, ResponseStore(tmp_path), mode="live")
+    assert runner.progress is True and runner.retry_errors is True and runner.limits == Limits()
+    assert LLMRunner({"m": CARD}, ResponseStore(tmp_path)).mode == "replay"
+
+
+def test_misses_need_one_key_per_request(tmp_path: Path):
+    runner = LLMRunner({"m": CARD}, ResponseStore(tmp_path), mode="live")
+    with pytest.raises(ValueError, match="zip"):
+        runner.misses([REQ, replace(REQ, sample=1)], [REQ.key(CARD)])
+
+
+def test_plan_costs_per_model(tmp_path: Path):
+    other = replace(CARD, name="n", price_input=10.0, price_output=20.0)
+    reqs = [REQ, replace(REQ, model="n"), replace(REQ, model="n", sample=1)]
+    plan = LLMRunner({"m": CARD, "n": other}, ResponseStore(tmp_path), mode="live").plan(reqs)
+    assert plan.per_model == {
+        "m": {"to_call": 1, "cost_usd": pytest.approx(CARD.cost(14, 64))},
+        "n": {"to_call": 2, "cost_usd": pytest.approx(2 * other.cost(14, 64))},
+    }
+    assert plan.est_cost_usd == pytest.approx(CARD.cost(14, 64) + 2 * other.cost(14, 64))
+    assert Plan(1, 1, 0, 0, 0, 0.0, {}).damaged == 0 and "damaged" not in str(Plan(1, 1, 0, 0, 0, 0.0, {}))
+
+
+def test_a_retry_after_date_in_the_past_means_now():
+    past = email.utils.format_datetime(datetime.now(UTC) - timedelta(seconds=30), usegmt=True)
+    assert _retry_after(_status_error(429, b"", {"Retry-After": past})) == 0.0
+
+
+def test_zero_tokens_are_a_count():
+    parsed = parse_completion(chat_body(usage={"prompt_tokens": 0, "completion_tokens": 0}), "chat")
+    assert parsed["usage"] == {"prompt_tokens": 0, "completion_tokens": 0}
