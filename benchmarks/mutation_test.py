@@ -298,8 +298,8 @@ def scratch_project(folder: Path) -> Path:
     return project
 
 
-def run_tests(project: Path, tests: list[str], timeout_s: float) -> str:
-    """ "killed", "survived" or "timeout" (a hang counts as killed)."""
+def run_tests(project: Path, tests: list[str], timeout_s: float, show: bool = False) -> str:
+    """ "killed", "survived" or "timeout" (a hang counts as killed); ``show``: print a failing run's output."""
     env = {**os.environ, "PYTHONPATH": str(project), "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
     env.pop("CI", None)
     cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests]
@@ -307,6 +307,8 @@ def run_tests(project: Path, tests: list[str], timeout_s: float) -> str:
         run = subprocess.run(cmd, cwd=project, env=env, capture_output=True, timeout=timeout_s)
     except subprocess.TimeoutExpired:
         return "timeout"
+    if show and run.returncode != 0:
+        print(run.stdout.decode(errors="replace")[-3000:], file=sys.stderr)
     return "survived" if run.returncode == 0 else "killed"
 
 
@@ -320,7 +322,7 @@ def mutation_run(module: str, only: set[str] | None = None, workers_note: str = 
         project = scratch_project(Path(tmp))
         original = (project / "valuelex" / f"{module}.py").read_text(encoding="utf-8")
         started = time.monotonic()
-        if run_tests(project, fast + slow, 1800) != "survived":
+        if run_tests(project, fast + slow, 1800, show=True) != "survived":
             raise SystemExit(f"the tests of {module} fail without any mutation; fix them first")
         baseline = time.monotonic() - started
         timeout = 3 * baseline + 30
