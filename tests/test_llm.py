@@ -610,3 +610,28 @@ def test_a_retry_after_date_in_the_past_means_now():
 def test_zero_tokens_are_a_count():
     parsed = parse_completion(chat_body(usage={"prompt_tokens": 0, "completion_tokens": 0}), "chat")
     assert parsed["usage"] == {"prompt_tokens": 0, "completion_tokens": 0}
+
+
+def test_the_canonical_request_is_pinned():
+    """The stored dataset is keyed by this form: renaming a field would orphan every committed record."""
+    assert REQ.canonical(CARD) == {
+        "model": "m",
+        "model_id": "served-m",
+        "api": "chat",
+        "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What do you value?"}],
+        "params": {"temperature": 0.7, "top_p": 0.95, "max_tokens": 64, "seed": 11},
+        "sample": 0,
+        "prompt_id": "p1",
+        "prompt_version": "",
+    }
+    assert REQ.key(CARD) == "89ddea0d8cc7d7b2c7b9d8f76e9c50f1"
+
+
+def test_the_committed_elicitation_requests_all_have_their_records():
+    from valuelex.config import load_panel
+    from valuelex.elicit import build_requests, load_prompts
+
+    panel = load_panel("local")
+    store = ResponseStore(Path(__file__).parent.parent / "data" / "raw" / "elicitation", announce=False)
+    keys = [r.key(panel.cards[r.model]) for r in build_requests(panel, load_prompts())]
+    assert len(keys) == 1800 and all(store.get(k) is not None for k in keys)
