@@ -260,9 +260,17 @@ def test_panel_requests_and_respondent_columns():
     few = panel_requests(panel, items, "v1", models=["n"], respondents_per_model=1)
     assert {r.model for r in few} == {"n"} and len(few) == 2 * 2
     assert {(r.temperature, r.seed) for r in few} == {(0.2, 1)}
-    cols = respondent_columns(reqs[0], CARD)
-    assert cols["respondent"] == Respondent("m", 0.2, 0.9, 1).id == "m|t=0.2|p=0.9|s=1"
-    assert (cols["family"], cols["training_stage"], cols["params_b"]) == ("F", "instruct", 1.0)
+    assert respondent_columns(reqs[0], CARD) == {
+        "respondent": Respondent("m", 0.2, 0.9, 1).id,
+        "model": "m",
+        "family": "F",
+        "params_b": 1.0,
+        "training_stage": "instruct",
+        "temperature": 0.2,
+        "top_p": 0.9,
+        "seed": 1,
+    }
+    assert Respondent("m", 0.2, 0.9, 1).id == "m|t=0.2|p=0.9|s=1"
 
 
 # misses, plans and replay -----------------------------------------------------------------
