@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/bench_llm.py --quick    # fewer requests, for a smoke check
 
 Live: ``LLMRunner`` in live mode (new store, every request a miss) against
-``valuelex.fault_server`` in a separate process with 100 ms added to every request, at
+``tests/fault_server.py`` in a separate process with 100 ms added to every request, at
 concurrency 1, 8, 32 and 64; the ideal is concurrency / latency. Baseline: the plain
 synchronous ``openai`` client called one request at a time in a loop, as PsychoBench-style
 tools do. Replay: a store of 50,000 records loaded (``ResponseStore``, which validates every
@@ -33,10 +33,14 @@ from pathlib import Path
 import aiohttp
 import openai
 
-from valuelex.config import load_model_cards
-from valuelex.fault_server import FaultServer, write_card
-from valuelex.llm import Limits, LLMRunner, Request
-from valuelex.store import SCHEMA, ResponseStore, canonical_json
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # the fault server is test equipment: tests/fault_server.py
+    sys.path.insert(0, str(ROOT))
+
+from tests.fault_server import FaultServer, write_card  # noqa: E402
+from valuelex.config import load_model_cards  # noqa: E402
+from valuelex.llm import Limits, LLMRunner, Request  # noqa: E402
+from valuelex.store import SCHEMA, ResponseStore, canonical_json  # noqa: E402
 
 KEY_ENV = "VALUELEX_BENCH_KEY"
 LIVE_FLOOR = 0.80

@@ -2,7 +2,8 @@
 
 ``python tests/llm_live_run.py --cards DIR --messages FILE [--store DIR | --study NAME]``
 asks every (model, message) pair of the JSON file through ``LLMRunner`` in live mode and
-prints one line per final record. ``--log-file`` turns on DEBUG logging (openai, httpx) into
+prints one line per final record; a mistake (a missing key, a store in use by another run) is one
+line on stderr and exit code 2, a run in which every call failed exits with 1. ``--log-file`` turns on DEBUG logging (openai, httpx) into
 that file, so a test can check that nothing secret reaches the logs.
 """
 
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from valuelex import paths
 from valuelex.config import load_model_cards
+from valuelex.errors import run_main
 from valuelex.llm import Limits, LLMRunner, Request
 from valuelex.store import ResponseStore
 
@@ -56,4 +58,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_main(main))

@@ -12,6 +12,7 @@ from valuelex.config import (
     ConfigError,
     MissingKeyError,
     check_keys,
+    check_run_keys,
     load_model_card,
     load_model_cards,
     load_panel,
@@ -106,7 +107,7 @@ def test_remote_card_needs_endpoint_and_key_variable(tmp_path: Path):
         ("training_stage", "chatty", "field 'training_stage' must be one of pretrained, instruct, aligned"),
         ("provider", "magic", "field 'provider' must be one of openai_compatible, llama_cpp"),
         ("price_per_mtok", "{input: -1, output: 1}", "field 'price_per_mtok.input' must be a number >= 0"),
-        ("limits", "{concurrency: 0}", "field 'limits.concurrency' must be a number >= 1"),
+        ("limits", "{concurrency: 0}", "field 'limits.concurrency' must be an integer >= 1, got 0"),
     ],
 )
 def test_wrong_type_or_value_is_named(tmp_path: Path, field: str, value: str, expected: str):
@@ -237,3 +238,221 @@ def test_committed_local_panel_has_120_respondents():
     assert panel.path == paths.PANELS / "local.yaml"
     assert len(panel.models) == 4 and len(panel.respondents()) == 120
     assert len({r.id for r in panel.respondents()}) == 120
+
+
+# every bad input of issue 15, with the exact message ---------------------------------------
+REPEAT = "; each value makes new respondents, so a repeat would count the same respondents twice"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        (
+            "base_url",
+            "api.example.invalid/v1",
+            "field 'base_url' must be an http:// or https:// URL with a host, got 'api.example.invalid/v1'",
+        ),
+        (
+            "base_url",
+            "ftp://example.invalid",
+            "field 'base_url' must be an http:// or https:// URL with a host, got 'ftp://example.invalid'",
+        ),
+        ("n_ctx", "-1", "field 'n_ctx' must be an integer >= 0, got -1"),
+        ("params_b", "-7", "field 'params_b' must be a number >= 0, got -7"),
+        ("model", '" "', "field 'model' must be a non-empty string, got ' '"),
+        ("stop", '[""]', "field 'stop' must list non-empty strings, got ['']"),
+        ("limits", "{concurrency: 2.5}", "field 'limits.concurrency' must be an integer >= 1, got 2.5"),
+        ("limits", "{rpm: 0}", "field 'limits.rpm' must be a number >= 1, got 0"),
+        ("price_per_mtok", "{input: .nan, output: 1}", "field 'price_per_mtok.input' must be a number >= 0, got nan"),
+        (
+            "prompt_template",
+            '"Q: {user}"',
+            "field 'prompt_template' is used only with api completions (this card: api chat)",
+        ),
+        ("gguf", "{file: x}", "field 'gguf' is used only with provider llama_cpp"),
+    ],
+)
+def test_card_values_out_of_range(tmp_path: Path, field: str, value: str, expected: str):
+    path = write(tmp_path, "remote", card_text(**{field: value}))
+    with pytest.raises(ConfigError) as err:
+        load_model_card(path)
+    assert str(err.value) == f"{path}: {expected}"
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ('"{system} Q: {usr}"', "field 'prompt_template' has unknown placeholder {usr} (allowed: {system}, {user})"),
+        ('"{user} {0}"', "field 'prompt_template' has unknown placeholder {0} (allowed: {system}, {user})"),
+        ('"{user.name}"', "field 'prompt_template' has unknown placeholder {user.name} (allowed: {system}, {user})"),
+        (
+            '"Q: {user"',
+            "field 'prompt_template' is not a valid template (expected '}' before end of string; write {{ for a brace)",
+        ),
+        ('"{system} only"', "field 'prompt_template' must contain the placeholder {user}"),
+    ],
+)
+def test_prompt_template_placeholders_are_checked(tmp_path: Path, template: str, expected: str):
+    path = write(tmp_path, "base", card_text("base", api="completions", prompt_template=template))
+    with pytest.raises(ConfigError) as err:
+        load_model_card(path)
+    assert str(err.value) == f"{path}: {expected}"
+    ok = write(tmp_path, "base", card_text("base", api="completions", prompt_template='"{{json}} {system} {user}"'))
+    assert load_model_card(ok).prompt_template == "{{json}} {system} {user}"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", "the file is empty"),
+        ("# only a comment\n", "the file is empty"),
+        ("name: [unclosed\n", "not valid YAML at line 2, column 1: expected ',' or ']', but got '<stream end>'"),
+        ("- a\n", "expected a mapping of fields at the top level, got list"),
+    ],
+)
+def test_yaml_problems_name_the_file(tmp_path: Path, text: str, expected: str):
+    path = write(tmp_path, "remote", text)
+    with pytest.raises(ConfigError) as err:
+        load_model_card(path)
+    assert str(err.value) == f"{path}: {expected}"
+    with pytest.raises(ConfigError) as err:
+        load_panel(path, cards_folder=tmp_path)
+    assert str(err.value) == f"{path}: {expected}"
+
+
+def test_files_that_cannot_be_read(tmp_path: Path):
+    (tmp_path / "dir.yaml").mkdir()
+    with pytest.raises(ConfigError, match=re.escape(f"{tmp_path / 'dir.yaml'}: is a directory, not a YAML file")):
+        load_model_card(tmp_path / "dir.yaml")
+    (tmp_path / "latin.yaml").write_bytes(b"name: caf\xe9\n")
+    with pytest.raises(ConfigError, match=re.escape(f"{tmp_path / 'latin.yaml'}: not UTF-8 text (byte 10)")):
+        load_model_card(tmp_path / "latin.yaml")
+    with pytest.raises(ConfigError, match=re.escape(f"{tmp_path / 'none.yaml'}: file not found")):
+        load_model_card(tmp_path / "none.yaml")
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (
+            "  temperature: [0.2, 1]",
+            "  temperature: [0.7, 0.7]",
+            "field 'decoding.temperature' lists 0.7 twice" + REPEAT,
+        ),
+        (
+            "  temperature: [0.2, 1]",
+            "  temperature: [1, 1.0]",
+            "field 'decoding.temperature' lists 1 and 1.0 (the same value)" + REPEAT,
+        ),
+        ("  top_p: 0.9", "  top_p: [0.9, 0.90]", "field 'decoding.top_p' lists 0.9 twice" + REPEAT),
+        ("  seed: [1, 2, 3]", "  seed: [1, 2, 1]", "field 'decoding.seed' lists 1 twice" + REPEAT),
+        (
+            "  temperature: [0.2, 1]",
+            "  temperature: [100]",
+            "field 'decoding.temperature' must be a number from 0 to 2, got 100",
+        ),
+        (
+            "  temperature: [0.2, 1]",
+            "  temperature: [-0.1]",
+            "field 'decoding.temperature' must be a number from 0 to 2, got -0.1",
+        ),
+        (
+            "  temperature: [0.2, 1]",
+            '  temperature: ["hot"]',
+            "field 'decoding.temperature' must be a number from 0 to 2, got 'hot'",
+        ),
+        ("  top_p: 0.9", "  top_p: 1.5", "field 'decoding.top_p' must be a number from 0 to 1, got 1.5"),
+        ("  seed: [1, 2, 3]", "  seed: [-1]", "field 'decoding.seed' must list integers >= 0 (or null), got -1"),
+        ("max_tokens: 64", "max_tokens: 0", "field 'max_tokens' must be an integer >= 1, got 0"),
+        ("max_tokens: 64", "max_tokens: -5", "field 'max_tokens' must be an integer >= 1, got -5"),
+        ("models: [a]", "models: []", "field 'models' must list at least one model"),
+        ("name: small", "name: ''", "field 'name' must be a non-empty string, got ''"),
+        (
+            "max_tokens: 64",
+            "max_tokens: 64\nextra: 1",
+            "unknown field 'extra' (allowed: name, models, decoding, max_tokens, description)",
+        ),
+    ],
+)
+def test_panel_bad_values_are_refused_with_the_field(tmp_path: Path, old: str, new: str, expected: str):
+    write(tmp_path, "a", card_text("a"))
+    text = PANEL.format(models="a")
+    assert old in text
+    path = write(tmp_path, "small", text.replace(old, new))
+    with pytest.raises(ConfigError) as err:
+        load_panel(path, cards_folder=tmp_path)
+    assert str(err.value) == f"{path}: {expected}"
+
+
+def test_a_model_with_its_own_grid_is_checked_too(tmp_path: Path):
+    write(tmp_path, "a", card_text("a"))
+    path = write(tmp_path, "small", PANEL.format(models="{card: a, temperature: [0.5, 0.50]}"))
+    with pytest.raises(ConfigError) as err:
+        load_panel(path, cards_folder=tmp_path)
+    assert str(err.value) == f"{path}: field 'models[0].temperature' lists 0.5 twice" + REPEAT
+    path = write(tmp_path, "small", PANEL.format(models="{card: a, topp: [0.5]}"))
+    with pytest.raises(
+        ConfigError, match=re.escape("unknown field 'models[0].topp' (allowed: card, temperature, top_p, seed)")
+    ):
+        load_panel(path, cards_folder=tmp_path)
+
+
+def test_values_that_collide_as_respondent_ids_are_refused(tmp_path: Path):
+    write(tmp_path, "a", card_text("a"))
+    path = write(tmp_path, "small", PANEL.format(models="a").replace("[0.2, 1]", "[0.7, 0.7000001]"))
+    with pytest.raises(ConfigError) as err:
+        load_panel(path, cards_folder=tmp_path)
+    assert (
+        str(err.value) == f"{path}: field 'decoding' makes respondent 'a|t=0.7|p=0.9|s=1' twice; use values that differ"
+    )
+
+
+def test_a_broken_card_no_run_uses_breaks_nothing(tmp_path: Path):
+    write(tmp_path, "a", card_text("a"))
+    write(tmp_path, "broken", "name: broken\nprovider: [oops\n")
+    panel = load_panel(write(tmp_path, "small", PANEL.format(models="a")), cards_folder=tmp_path)
+    assert set(panel.cards) == {"a"}
+    catalog = load_model_cards(tmp_path)
+    assert "broken" in catalog and "ghost" not in catalog and list(catalog) == ["a", "broken", "small"]
+    assert catalog["a"].name == "a" and catalog.get("ghost") is None
+    with pytest.raises(ConfigError, match=re.escape(f"{tmp_path / 'broken.yaml'}: not valid YAML")):
+        catalog["broken"]  # noqa: B018 - read when used, and then the error names it
+    with pytest.raises(ConfigError, match="broken.yaml"):
+        catalog.validate_all()
+
+
+@pytest.mark.parametrize("value", ["sk-abc123\n", " sk-abc123", "sk-abc 123", "sk-abc\t123", "sk-abc\x07123"])
+def test_a_key_with_whitespace_or_control_characters_is_refused(tmp_path: Path, monkeypatch, value: str):
+    monkeypatch.setenv("VALUELEX_CFG_KEY", value)
+    card = load_model_card(write(tmp_path, "remote", card_text()))
+    with pytest.raises(MissingKeyError) as err:
+        card.api_key()
+    assert str(err.value) == (
+        f"model 'remote' ({card.path}): environment variable VALUELEX_CFG_KEY holds spaces, a line break or control "
+        'characters around or inside the key; export the key alone (e.g. export VALUELEX_CFG_KEY="$(tr -d '
+        "'[:space:]' < keyfile)\")"
+    )
+    assert "abc" not in str(err.value)
+    with pytest.raises(MissingKeyError, match="holds spaces"):
+        check_keys([card])
+
+
+def test_check_run_keys_covers_the_judge(tmp_path: Path, monkeypatch):
+    """Notebook 06 asks the panel and then a judge: both keys are checked before the first call."""
+    write(tmp_path, "a", card_text("a", key_env="VALUELEX_CFG_A"))
+    write(tmp_path, "judge", card_text("judge", key_env="VALUELEX_CFG_JUDGE"))
+    panel = write(tmp_path, "small", PANEL.format(models="a"))
+    monkeypatch.setenv("VALUELEX_CFG_A", "sk-present")
+    monkeypatch.delenv("VALUELEX_CFG_JUDGE", raising=False)
+    check_run_keys(panel, [], cards_folder=tmp_path)  # the panel alone is fine
+    with pytest.raises(MissingKeyError) as err:
+        check_run_keys(panel, ["judge"], cards_folder=tmp_path)
+    assert str(err.value) == (
+        "no usable API key in the environment for: VALUELEX_CFG_JUDGE (model judge). Export them before a live run."
+    )
+    with pytest.raises(ConfigError, match="no model card 'ghost'"):
+        check_run_keys(panel, ["ghost"], cards_folder=tmp_path)
+
+
+def test_committed_cards_all_validate():
+    assert len(load_model_cards().validate_all()) >= 37

@@ -6,6 +6,7 @@ loopback with 150 ms of latency; the server's per-message counters show what was
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from valuelex.fault_server import FaultServer, answer_text, write_card
+from tests.fault_server import FaultServer, answer_text, write_card
 from valuelex.paths import ROOT
 from valuelex.store import ResponseStore
 
@@ -38,14 +39,24 @@ def messages() -> list[str]:
     return out
 
 
+def complete_lines(shard: Path) -> list[bytes]:
+    """The complete lines of a shard a live run is writing: read under a shared lock (as the store's
+    loader does), so no line is seen half written, and without a last line that has no newline yet."""
+    if not shard.exists():
+        return []
+    with open(shard, "rb") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_SH)
+        data = fh.read()
+        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    return [line for line in data.split(b"\n")[:-1] if line.strip()]
+
+
 def finals_in(shard: Path) -> Counter:
     """Final records per key, straight from the file (not through the loader's dedup)."""
     counts: Counter = Counter()
-    if shard.exists():
-        for line in shard.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                rec = json.loads(line)
-                counts[rec["key"]] += rec["final"]
+    for line in complete_lines(shard):
+        rec = json.loads(line)
+        counts[rec["key"]] += rec["final"]
     return counts
 
 
@@ -125,3 +136,37 @@ def test_sigkill_and_resume_loses_and_duplicates_nothing(tmp_path: Path):
     answered = sum(end["ok"].values())
     expected = N + sum("[fault:empty]" in t for t in texts)  # an empty answer is re-asked once, by design
     assert expected <= answered <= expected + 2 * CONCURRENCY
+
+
+def test_two_live_runs_on_one_store_never_pay_twice(tmp_path: Path):
+    """A run that finds the store held stops at once, naming the holder; started together, each call is paid once."""
+    cards, store_dir, log = tmp_path / "cards", tmp_path / "store", tmp_path / "run.log"
+    texts = [f"question {i}" for i in range(20)]
+    (tmp_path / "messages.json").write_text(json.dumps([["fault-chat", t] for t in texts]))
+    env = {**os.environ, "VALUELEX_TEST_KEY": "sk-test-two-runs", "PYTHONPATH": str(ROOT)}
+    with FaultServer(latency_ms=100) as server:
+        write_card(cards, "fault-chat", server.base_url)
+        args = ["--cards", str(cards), "--messages", str(tmp_path / "messages.json"), "--store", str(store_dir)]
+        args += ["--concurrency", "2"]
+
+        # another live run holds the store (here: this test process): the run is refused, names it, asks nothing
+        with ResponseStore(store_dir).run_lock():
+            holder = (store_dir / ".run.lock").read_text()
+            refused = subprocess.run(
+                [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=120
+            )
+        assert refused.returncode == 2, refused.stderr
+        assert holder.startswith(f"pid {os.getpid()} on ")
+        assert refused.stderr.strip().splitlines()[-1] == (
+            f"error: the response store {store_dir} is in use by another live run ({holder}); "
+            "let it finish or stop it, then run again"
+        )
+        assert "Traceback" not in refused.stderr and server.stats()["total"] == 0
+
+        # two runs started at the same moment: one runs, the other is refused or finds nothing left to ask
+        runs = [start_run(args, env, log) for _ in range(2)]
+        codes = sorted(run.wait(120) for run in runs)
+        assert codes in ([0, 0], [0, 2]), log.read_text()[-3000:]
+        assert server.stats()["received"] == {t: 1 for t in texts}
+    store = ResponseStore(store_dir)
+    assert store.stats.final == 20 and store.stats.duplicate_finals == 0 and not store.stats.issues

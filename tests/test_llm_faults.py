@@ -7,15 +7,21 @@ a bounded number of times, and replay afterwards without any server.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from tests.fault_server import ODD_ANSWERS, FaultServer, answer_text, write_card
+from valuelex import paths
 from valuelex.config import MissingKeyError, load_model_cards
-from valuelex.fault_server import FaultServer, answer_text, write_card
-from valuelex.llm import Limits, LLMRunner, Request
+from valuelex.llm import AllCallsFailed, Limits, LLMRunner, Request
 from valuelex.store import ResponseStore, StoreMiss
 
 TIMEOUT_S = 1.0
@@ -40,6 +46,23 @@ PLAN: dict[str, list[tuple[str, object]]] = {
         ("error", "malformed_response"),
         ("ok", True),
     ],
+    "[fault:drip] trickles in past the deadline once": [("error", "timeout"), ("ok", True)],
+    "[fault:echo200] echoes the key inside a good answer": [("ok", True)],
+    "[fault:surrogate*inf] always a lone surrogate": [("error", "malformed_response")] * 4,
+}
+# Odd 200 answers (tests/fault_server.py): each once, then a good answer; the request stays isolated.
+ODD = {kind: f"[fault:{kind}] an odd answer: {kind}" for kind in ODD_ANSWERS}
+PLAN |= {text: [("error", "malformed_response"), ("ok", True)] for text in ODD.values()}
+RAW_BODY_HOLDS = {  # what the stored raw body of each odd answer shows
+    "list": '"content": [{"type": "text", "text": "honesty"}]',
+    "int": '"content": 42',
+    "surrogate": '"content": "honesty, \\ud83d"',
+    "badutf8": '"content": "honesty, \\xff"',
+    "nullchoice": '"choices": [null]',
+    "strmessage": '"message": "honesty"',
+    "badusage": '"prompt_tokens": "many"',
+    "html": "<html><body>Gateway says hello</body></html>",
+    "jsonlist": '[{"choices": []}]',
 }
 
 
@@ -81,7 +104,9 @@ def fault_run(server: FaultServer, cards_dir: Path, tmp_path_factory: pytest.Tem
     records = runner.run(requests)
     elapsed = time.monotonic() - started
     stats = server.stats()
-    yield {"root": root, "cards": cards, "requests": requests, "records": records, "stats": stats}
+    attempts = ResponseStore(root).records()  # before the tests below add to the store
+    yield {"root": root, "cards": cards, "requests": requests, "records": records, "stats": stats, "runner": runner,
+           "attempts": attempts}  # fmt: skip
     mp.undo()
     assert elapsed < 20, f"the fault batch took {elapsed:.1f} s"
 
@@ -124,7 +149,10 @@ def test_answers_are_stored_verbatim(fault_run):
     for req, rec in zip(fault_run["requests"], fault_run["records"], strict=True):
         if rec["status"] == "ok" and rec["usable"]:
             body = {"temperature": req.temperature, "top_p": req.top_p, "seed": req.seed}
-            assert rec["text"] == answer_text("fault-model", req.messages[-1][1], body)
+            answer = answer_text("fault-model", req.messages[-1][1], body)
+            if "[fault:echo200]" in req.messages[-1][1]:
+                answer += " (your key is [REDACTED])"  # the key the server echoed is not stored
+            assert rec["text"] == answer
             assert rec["finish_reason"] == "stop"
             assert rec["served_model"] == "fault-model"
 
@@ -137,6 +165,37 @@ def test_429_waits_at_least_retry_after(fault_run):
     # a 500 without Retry-After is retried with the short backoff, not a long wait
     five = arrivals["[fault:500] server error once"]
     assert five[1] - five[0] < 1.0
+
+
+def test_odd_answers_are_stored_as_errors_with_their_raw_body(fault_run):
+    records = ResponseStore(fault_run["root"]).records()
+    for kind, text in ODD.items():
+        first = next(r for r in records if r["request"]["messages"][-1]["content"] == text)
+        assert first["status"] == "error" and first["final"] is False and first["text"] is None, kind
+        assert first["error"]["type"] == "malformed_response" and first["error"]["status_code"] is None, kind
+        assert RAW_BODY_HOLDS[kind] in first["error"]["raw_body"], (kind, first["error"]["raw_body"])
+    surrogate = [r for r in records if "surrogate*inf" in r["request"]["messages"][-1]["content"]]
+    assert [r["final"] for r in surrogate] == [False, False, False, True]
+    assert surrogate[-1]["error"]["message"] == (
+        "choices[0].message.content is not valid Unicode (a lone surrogate at character 9)"
+    )
+    # the shard is valid UTF-8 JSON throughout: nothing unencodable reached the file
+    for line in (fault_run["root"] / "fault-chat.jsonl").read_bytes().splitlines():
+        json.loads(line.decode("utf-8"))
+
+
+def test_a_dripping_answer_is_cut_at_the_total_deadline(fault_run):
+    recs = [
+        r
+        for r in ResponseStore(fault_run["root"]).records()
+        if r["request"]["messages"][-1]["content"].startswith("[fault:drip]")
+    ]
+    assert recs[0]["error"]["type"] == "timeout"
+    assert (
+        recs[0]["error"]["message"] == f"no complete answer within {TIMEOUT_S:g} s (the total deadline of one attempt)"
+    )
+    # every read succeeds within the timeout; only a deadline on the whole attempt stops it
+    assert TIMEOUT_S * 0.9 <= recs[0]["latency_s"] < TIMEOUT_S + 0.5
 
 
 def test_hang_is_cut_at_the_client_timeout(fault_run):
@@ -207,8 +266,9 @@ def test_live_rerun_calls_only_the_misses(fault_run, server: FaultServer, monkey
         "[fault:500] a new failing question": 2,
         "[fault:401echo] bad key": 1,
         "[fault:500*inf] always failing": LIMITS.max_retries + 1,
+        "[fault:surrogate*inf] always a lone surrogate": LIMITS.max_retries + 1,
     }
-    assert runner.report.hits == len(PLAN) - 2 and runner.report.calls == 2
+    assert runner.report.hits == len(PLAN) - 3 and runner.report.calls == 2
 
 
 def test_live_rerun_without_retry_errors_calls_only_the_misses(fault_run, server: FaultServer, monkeypatch):
@@ -256,3 +316,232 @@ def test_missing_key_fails_before_any_request(server: FaultServer, cards_dir: Pa
         runner.run(make_requests("fault-nokey", ["anyone there?"]))
     assert server.stats()["total"] == 0
     assert not any(tmp_path.iterdir())
+
+
+def _messages(store: ResponseStore) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = defaultdict(list)
+    for rec in store.records():
+        out[rec["request"]["messages"][-1]["content"]].append(rec)
+    return out
+
+
+def test_a_validator_that_raises_fails_only_its_own_request(
+    server: FaultServer, cards_dir: Path, tmp_path, monkeypatch
+):
+    """An unexpected exception is stored as that request's own error, with its raw body; the others go on."""
+    monkeypatch.setenv("VALUELEX_TEST_KEY", "sk-test-validator-0000")
+    server.reset()
+
+    def validator(text: str | None) -> bool:
+        if "patience" in (text or ""):
+            raise RuntimeError("validator bug")
+        return bool(text)
+
+    texts = [f"question {i}" for i in range(30)]
+    requests = make_requests("fault-chat", texts)
+    store = ResponseStore(tmp_path)
+    runner = LLMRunner(
+        load_model_cards(cards_dir), store, mode="live", limits=LIMITS, validator=validator, progress=False
+    )
+    records = runner.run(requests)
+    bad = [r for r in records if r["status"] == "error"]
+    good = [r for r in records if r["status"] == "ok"]
+    assert bad and good and len(bad) + len(good) == len(texts)  # some answers name patience, some do not
+    for rec in bad:
+        assert rec["error"]["type"] == "internal_error" and rec["attempt"] == 1 and rec["final"]
+        assert rec["error"]["message"] == "RuntimeError: validator bug"
+        assert "patience" in rec["error"]["raw_body"] and rec["usage"]["completion_tokens"] > 0  # paid: kept
+    assert all(r["usable"] and "patience" not in r["text"] for r in good)
+    assert server.stats()["total"] == len(texts)  # each asked once: an internal error is not retried
+    assert all(len(v) == 1 for v in _messages(store).values())
+
+
+def test_a_request_that_cannot_be_built_is_its_own_error_and_is_never_sent(server, cards_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("VALUELEX_TEST_KEY", "sk-test-template-0000")
+    server.reset()
+    cards = dict(load_model_cards(cards_dir).items())
+    cards["fault-text"] = replace(cards["fault-text"], prompt_template="{system} {usr}")  # not through the loader
+    requests = make_requests("fault-text", ["one"]) + make_requests("fault-chat", ["two"])
+    records = LLMRunner(cards, ResponseStore(tmp_path), mode="live", limits=LIMITS, progress=False).run(requests)
+    assert records[0]["status"] == "error" and records[0]["attempt"] == 1 and records[0]["final"]
+    assert records[0]["error"]["type"] == "internal_error" and records[0]["error"]["message"] == "KeyError: 'usr'"
+    assert records[1]["status"] == "ok"
+    assert server.stats()["received"] == {"two": 1}
+
+
+def test_a_long_retry_after_is_capped_and_announced(server, cards_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("VALUELEX_TEST_KEY", "sk-test-retry-after-0000")
+    server.reset()
+    limits = replace(LIMITS, max_retry_after_s=0.5)
+    started = time.monotonic()
+    runner = LLMRunner(load_model_cards(cards_dir), ResponseStore(tmp_path), mode="live", limits=limits, progress=False)
+    (rec,) = runner.run(make_requests("fault-chat", ["[fault:429long] come back tomorrow"]))
+    assert time.monotonic() - started < 5
+    assert rec["status"] == "ok" and rec["attempt"] == 2
+    arrivals = server.stats()["arrivals"]["[fault:429long] come back tomorrow"]
+    assert 0.5 <= arrivals[1] - arrivals[0] < 3
+    err = capsys.readouterr().err
+    assert (
+        "fault-chat: the server asked to wait 100000 s before retrying (Retry-After), "
+        "capped to 0.5 s (Limits.max_retry_after_s)"
+    ) in err
+
+
+def test_a_live_run_in_which_every_call_failed_raises(server, cards_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("VALUELEX_TEST_KEY", "sk-test-all-fail-0000")
+    server.reset()
+    runner = LLMRunner(load_model_cards(cards_dir), ResponseStore(tmp_path), mode="live", limits=LIMITS, progress=False)
+    with pytest.raises(AllCallsFailed) as err:
+        runner.run(make_requests("fault-chat", [f"[fault:401echo] wrong key {i}" for i in range(3)]))
+    assert str(err.value) == (
+        "every one of the 3 requests of this live run failed (http_401 x3; e.g. 'Error code: 401 - Incorrect API "
+        "key provided: [REDACTED]. You can find your API key at https://example.invalid/keys.'). "
+        f"Each attempt is stored in {tmp_path}; fix the cause (key, base_url, model id) and run again: only the "
+        "failed requests are asked."
+    )
+    assert ResponseStore(tmp_path).stats.final == 3  # the failures are on record
+
+
+def test_a_key_with_a_line_break_is_refused_before_any_call(server, cards_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("VALUELEX_TEST_KEY", "sk-test-newline-0000\n")
+    server.reset()
+    runner = LLMRunner(load_model_cards(cards_dir), ResponseStore(tmp_path), mode="live", limits=LIMITS, progress=False)
+    with pytest.raises(MissingKeyError) as err:
+        runner.run(make_requests("fault-chat", ["hello"]))
+    assert "environment variable VALUELEX_TEST_KEY holds spaces, a line break or control characters" in str(err.value)
+    assert "sk-test-newline" not in str(err.value)
+    assert server.stats()["total"] == 0 and not any(tmp_path.iterdir())
+
+
+class _FailingStore(ResponseStore):
+    """A store whose disk fills up after a few writes (the one failure that must stop a run)."""
+
+    def __init__(self, root: Path, writes: int):
+        super().__init__(root)
+        self.writes_left = writes
+
+    def append(self, record: dict) -> None:
+        if self.writes_left == 0:
+            raise OSError(28, "No space left on device")
+        self.writes_left -= 1
+        super().append(record)
+
+
+def test_a_store_that_cannot_be_written_stops_the_run_without_false_records(server, cards_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("VALUELEX_TEST_KEY", "sk-test-disk-full-0000")
+    server.reset()
+    store = _FailingStore(tmp_path, writes=5)
+    limits = replace(LIMITS, concurrency=8)
+    runner = LLMRunner(load_model_cards(cards_dir), store, mode="live", limits=limits, progress=False)
+    started = time.monotonic()
+    with pytest.raises(OSError, match="No space left on device"):
+        runner.run(make_requests("fault-chat", [f"question {i}" for i in range(40)]))
+    assert time.monotonic() - started < 5
+    written = ResponseStore(tmp_path).records()
+    assert len(written) == 5 and all(r["status"] == "ok" for r in written)  # no "client closed" or timeout records
+    time.sleep(0.3)
+    sent = server.stats()["total"]
+    time.sleep(0.5)
+    assert server.stats()["total"] == sent  # nothing is still being asked after the run stopped
+
+
+def test_the_command_line_exits_1_when_every_call_failed(server, cards_dir, tmp_path):
+    (tmp_path / "messages.json").write_text(json.dumps([["fault-chat", "[fault:401echo] wrong key"]]))
+    env = {**os.environ, "VALUELEX_TEST_KEY": "sk-test-cli-all-fail", "PYTHONPATH": str(paths.ROOT)}
+    script = Path(__file__).with_name("llm_live_run.py")
+    args = ["--cards", str(cards_dir), "--messages", str(tmp_path / "messages.json"), "--store", str(tmp_path / "s")]
+    run = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, env=env, timeout=60)
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert (
+        run.stderr.strip()
+        .splitlines()[-1]
+        .startswith("error: every one of the 1 requests of this live run failed (http_401 x1; ")
+    )
+    assert "sk-test-cli-all-fail" not in run.stdout + run.stderr
+
+
+def test_the_report_counts_what_the_run_did(fault_run):
+    report = fault_run["runner"].report
+    attempts = [a for plan in PLAN.values() for a in plan]
+    oks = [rec for rec in fault_run["attempts"] if rec["status"] == "ok"]
+    assert (report.requested, report.hits, report.sent) == (len(PLAN), 0, len(PLAN))
+    assert report.calls == sum(status == "ok" for status, _ in attempts) == len(oks)
+    assert report.failed_attempts == sum(status == "error" for status, _ in attempts)
+    final_errors = [plan[-1][1] for plan in PLAN.values() if plan[-1][0] == "error"]
+    assert report.failed == len(final_errors) and dict(report.errors) == dict(Counter(final_errors))
+    assert report.unusable_final == len(final_errors) + sum(plan[-1] == ("ok", False) for plan in PLAN.values())
+    usage = report.per_model["fault-chat"]
+    assert usage["calls"] == len(oks)
+    assert usage["prompt_tokens"] == sum(r["usage"]["prompt_tokens"] for r in oks)
+    assert usage["completion_tokens"] == sum(r["usage"]["completion_tokens"] for r in oks)
+    assert usage["cost_usd"] == pytest.approx(sum(r["cost_usd"] for r in oks))
+    for rec in fault_run["attempts"]:
+        assert rec["latency_s"] == round(rec["latency_s"], 4) and rec["latency_s"] >= 0
+        assert rec["timestamp"][-6:] == "+00:00" and len(rec["timestamp"]) == len("2026-01-01T00:00:00.000+00:00")
+
+
+def test_a_store_loaded_before_another_run_is_reloaded_before_calling(server, cards_dir, tmp_path, monkeypatch):
+    """Two runs one after the other, the second holding a store read before the first ran: nothing is paid twice."""
+    monkeypatch.setenv("VALUELEX_TEST_KEY", "sk-test-stale-0000")
+    server.reset()
+    cards = load_model_cards(cards_dir)
+    requests = make_requests("fault-chat", [f"question {i}" for i in range(5)])
+    stale = ResponseStore(tmp_path)  # read while the store is still empty
+    LLMRunner(cards, ResponseStore(tmp_path), mode="live", limits=LIMITS, progress=False).run(requests)
+    second = LLMRunner(cards, stale, mode="live", limits=LIMITS, progress=False)
+    records = second.run(requests)
+    assert all(r["status"] == "ok" for r in records) and second.report.calls == 0 and second.report.sent == 0
+    assert server.stats()["received"] == {f"question {i}": 1 for i in range(5)}
+
+
+def test_an_endpoint_given_to_the_runner_wins_over_the_card(server, cards_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("VALUELEX_TEST_KEY", "sk-test-endpoint-0000")
+    server.reset()
+    cards = dict(load_model_cards(cards_dir).items())
+    cards["fault-chat"] = replace(cards["fault-chat"], base_url="http://127.0.0.1:9/v1")  # nothing listens there
+    runner = LLMRunner(
+        cards, ResponseStore(tmp_path), mode="live", limits=LIMITS, endpoints={"fault-chat": server.base_url}
+    )
+    (rec,) = runner.run(make_requests("fault-chat", ["through the given endpoint"]))
+    assert rec["status"] == "ok" and server.stats()["received"] == {"through the given endpoint": 1}
+
+
+def test_a_cards_concurrency_limit_is_kept(cards_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("VALUELEX_TEST_KEY", "sk-test-concurrency-0000")
+    with FaultServer(latency_ms=300) as slow:
+        write_card(tmp_path / "cards", "fault-two", slow.base_url, concurrency=2)
+        runner = LLMRunner(
+            load_model_cards(tmp_path / "cards"), ResponseStore(tmp_path / "s"), mode="live", limits=LIMITS
+        )
+        started = time.monotonic()
+        runner.run(make_requests("fault-two", [f"q{i}" for i in range(6)]))
+        elapsed = time.monotonic() - started
+        arrivals = sorted(t for ts in slow.stats()["arrivals"].values() for t in ts)
+    assert elapsed >= 3 * 0.3  # three rounds of two
+    first = arrivals[0]
+    assert sum(t < first + 0.25 for t in arrivals) <= 2  # never more than two at once
+
+
+def test_a_partial_failure_is_announced(server, cards_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("VALUELEX_TEST_KEY", "sk-test-partial-0000")
+    server.reset()
+    runner = LLMRunner(load_model_cards(cards_dir), ResponseStore(tmp_path), mode="live", limits=LIMITS, progress=False)
+    runner.run(make_requests("fault-chat", ["fine", "[fault:401echo] refused", "[fault:500*inf] broken"]))
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "2 of 3 requests ended in an error (http_401 x1, http_500 x1); they are stored, and the next live run "
+        "asks them again"
+    )
+
+
+def test_progress_is_shown_only_when_asked(server, cards_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("VALUELEX_TEST_KEY", "sk-test-progress-0000")
+    cards = load_model_cards(cards_dir)
+    LLMRunner(cards, ResponseStore(tmp_path / "a"), mode="live", limits=LIMITS, progress=False).run(
+        make_requests("fault-chat", ["quiet question"])
+    )
+    assert capsys.readouterr().err == ""
+    LLMRunner(cards, ResponseStore(tmp_path / "b"), mode="live", limits=LIMITS, progress=True).run(
+        make_requests("fault-chat", ["loud question 1", "loud question 2"])
+    )
+    err = capsys.readouterr().err
+    assert "LLM calls: 100%" in err and "2/2" in err and "call/s" in err

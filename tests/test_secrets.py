@@ -3,7 +3,7 @@
 Two keys are planted: an OpenAI-shaped one (``sk-...``) and one of letters and digits only
 (as some providers issue), which no key-shaped pattern can catch: only redaction by value does.
 The fault server echoes the Authorization header back in 401 and 500 error messages, as
-OpenAI's API does for a wrong key.
+OpenAI's API does for a wrong key, and inside the text of a 200 answer.
 """
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from tests.fault_server import FaultServer, write_card
 from valuelex import paths
-from valuelex.fault_server import FaultServer, write_card
 from valuelex.store import ResponseStore
 
 SCRIPT = Path(__file__).with_name("llm_live_run.py")
@@ -55,6 +57,7 @@ def test_canary_keys_appear_nowhere(tmp_path: Path):
             [model, f"[fault:500echo,500echo] a server that echoes the key of {model}, twice"],
             [model, f"[fault:429] rate limited {model}"],
             [model, f"[fault:malformed] broken body for {model}"],
+            [model, f"[fault:echo200] a good answer that echoes the key of {model}"],
         ]
     (tmp_path / "messages.json").write_text(json.dumps(pairs))
     with FaultServer() as server:
@@ -84,8 +87,40 @@ def test_canary_keys_appear_nowhere(tmp_path: Path):
     assert stats["received"]["[fault:401echo] a wrong key for fault-sk"] == 1
     assert stats["received"]["[fault:500echo,500echo] a server that echoes the key of fault-plain, twice"] == 3
     store = ResponseStore(dirs["raw"] / "secrets")
-    assert store.stats.final == 10 and not store.stats.issues
+    assert store.stats.final == 12 and not store.stats.issues
     echoed = [r for r in store.records() if r["status"] == "error" and "echo" in r["request"]["messages"][0]["content"]]
     assert len(echoed) == 2 * 3  # per model: one 401 (final) and two 500s (retried)
     assert all("Incorrect API key provided: [REDACTED]" in r["error"]["message"] for r in echoed)
+    assert all("Incorrect API key provided: [REDACTED]" in r["error"]["raw_body"] for r in echoed)
+    answers = [r["text"] for r in store.records() if "[fault:echo200]" in r["request"]["messages"][0]["content"]]
+    assert len(answers) == 2 and all(a.endswith("(your key is [REDACTED])") for a in answers)
     assert (dirs["logs"] / "run.log").stat().st_size > 0  # DEBUG logging of openai/httpx was on
+
+
+def test_notebook_06_checks_the_judges_key_before_its_first_paid_call(tmp_path: Path, monkeypatch):
+    """The panel's key is there, the judge's is not: the notebook stops before asking anyone."""
+    import papermill
+
+    from tests.conftest import run_notebook
+
+    cards = tmp_path / "cards"
+    with FaultServer() as server:
+        write_card(cards, "fault-panel", server.base_url, api_key_env="VALUELEX_TEST_PANEL_KEY")
+        panel = tmp_path / "panel.yaml"
+        panel.write_text(
+            "name: keys\nmodels: [cards/fault-panel.yaml]\ndecoding: {temperature: [0.7], seed: [1]}\nmax_tokens: 16\n"
+        )
+        monkeypatch.setenv("VALUELEX_TEST_PANEL_KEY", "sk-test-panel-key-0000")
+        monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+        env = {name: str(tmp_path / name) for name in ("raw", "processed", "figures")}
+        env = {f"VALUELEX_{name.upper()}": path for name, path in env.items()}
+        (tmp_path / "out").mkdir()
+        parameters = {"panel": str(panel), "mode": "live", "judge_model": "gpt-4", "judge_respondents": 1}
+        with pytest.raises(papermill.PapermillExecutionError) as err:
+            run_notebook("06_projective", tmp_path / "out", parameters, env)
+        stats = server.stats()
+    assert err.value.ename == "MissingKeyError"
+    assert err.value.evalue == (
+        "no usable API key in the environment for: OPENAI_API_KEY (model gpt-4). Export them before a live run."
+    )
+    assert stats["total"] == 0 and not (tmp_path / "raw").exists()

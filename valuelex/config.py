@@ -5,7 +5,10 @@ A *model card* (``configs/models/NAME.yaml``) says how to reach one model and wh
 models crossed with a decoding grid; each (model, temperature, top_p, seed) cell is one
 *respondent*, which is how the paper defines its 525 respondents.
 
-Every error names the file and the field, so a typo is found in seconds.
+Every file is checked against its schema before anything is called: unknown fields, wrong
+types, values out of range and repeated grid values are errors that name the file and the
+field, so a typo is found in seconds and never costs a call. Cards are read only when a run
+uses them: a broken card that no panel names does not stop anything.
 """
 
 from __future__ import annotations
@@ -13,6 +16,9 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import string
+import urllib.parse
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,18 +26,28 @@ from typing import Any
 import yaml
 
 from . import paths
+from .errors import UserError
 
 TRAINING_STAGES = ("pretrained", "instruct", "aligned")
 PROVIDERS = ("openai_compatible", "llama_cpp")
 APIS = ("chat", "completions")
+#: decoding ranges accepted in panels (OpenAI's; a provider with a narrower range rejects the call itself)
+TEMPERATURE_RANGE = (0.0, 2.0)
+TOP_P_RANGE = (0.0, 1.0)
+#: placeholders a completions prompt template may use
+TEMPLATE_FIELDS = ("system", "user")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config file is malformed; the message names the file and the field."""
 
 
-class MissingKeyError(RuntimeError):
-    """The environment variable that should hold a model's API key is not set."""
+class MissingKeyError(UserError, RuntimeError):
+    """The environment variable that should hold a model's API key is not set, or holds no usable key."""
+
+
+class MalformedKeyError(MissingKeyError):
+    """The key variable is set but holds whitespace or control characters (a pasted line break)."""
 
 
 @dataclass(frozen=True)
@@ -63,7 +79,7 @@ class ModelCard:
     stop: tuple[str, ...] = ()
     data_source: str = ""
     notes: str = ""
-    n_ctx: int = 2048
+    n_ctx: int = 2048  # llama.cpp context length; 0 = the model's own
     send_seed: bool = True  # False for providers without an OpenAI-style seed (it stays a replicate index)
     concurrency: int | None = None  # None: no limit of the card's own (the runner's Limits apply)
     rpm: float | None = None
@@ -80,6 +96,13 @@ class ModelCard:
             raise MissingKeyError(
                 f"model {self.name!r} ({self.path}): environment variable {self.api_key_env} "
                 "is not set; export it before a live run (keys are read from the environment only)"
+            )
+        if value != value.strip() or any(ch.isspace() or not ch.isprintable() for ch in value):
+            # sent as is, a trailing newline makes every call fail; stripped in silence, it would hide a bad paste
+            raise MalformedKeyError(
+                f"model {self.name!r} ({self.path}): environment variable {self.api_key_env} holds spaces, "
+                "a line break or control characters around or inside the key; export the key alone "
+                f"(e.g. export {self.api_key_env}=\"$(tr -d '[:space:]' < keyfile)\")"
             )
         return value
 
@@ -161,36 +184,50 @@ _PANEL_FIELDS: dict[str, tuple[type | tuple[type, ...], bool]] = {
     "max_tokens": (int, False),
     "description": (str, False),
 }
+_DECODING_FIELDS = ("temperature", "top_p", "seed", "samples")
+_GRID_FIELDS = ("temperature", "top_p", "seed")
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """A YAML file whose top level is a mapping; every problem is a ConfigError naming the file."""
     path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"{path}: file not found")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a YAML file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start + 1})") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+        raise ConfigError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
+    if data is None:
+        raise ConfigError(f"{path}: the file is empty")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of fields at the top level, got {type(data).__name__}")
     return data
 
 
-def _check_fields(path: Path, data: dict[str, Any], spec: dict[str, tuple[Any, bool]]) -> None:
+def check_fields(path: Path, data: dict[str, Any], spec: dict[str, tuple[Any, bool]], prefix: str = "") -> None:
+    """Unknown fields, missing required fields and wrong types are errors naming the field."""
     for key in data:
         if key not in spec:
-            raise ConfigError(f"{path}: unknown field {key!r} (allowed: {', '.join(spec)})")
+            raise ConfigError(f"{path}: unknown field '{prefix}{key}' (allowed: {', '.join(spec)})")
     for key, (types, required) in spec.items():
         if key not in data:
             if required:
-                raise ConfigError(f"{path}: missing required field {key!r}")
+                raise ConfigError(f"{path}: missing required field '{prefix}{key}'")
             continue
         value = data[key]
         if (isinstance(value, bool) and types is not bool) or not isinstance(value, types):
             want = types.__name__ if isinstance(types, type) else " or ".join(t.__name__ for t in types)
-            raise ConfigError(f"{path}: field {key!r} must be {want}, got {value!r}")
+            raise ConfigError(f"{path}: field '{prefix}{key}' must be {want}, got {value!r}")
 
 
 def _choice(path: Path, key: str, value: str, allowed: tuple[str, ...]) -> str:
@@ -199,10 +236,25 @@ def _choice(path: Path, key: str, value: str, allowed: tuple[str, ...]) -> str:
     return value
 
 
-def _number(path: Path, key: str, value: Any, minimum: float = 0.0) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
-        raise ConfigError(f"{path}: field {key!r} must be a number >= {minimum:g}, got {value!r}")
-    return float(value)
+def _number(path: Path, key: str, value: Any, minimum: float = 0.0, maximum: float | None = None) -> float:
+    """A number in [minimum, maximum]; a bool or a string is not a number."""
+    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and value == value  # NaN is not
+    if ok and value >= minimum and (maximum is None or value <= maximum):
+        return float(value)
+    want = f"from {minimum:g} to {maximum:g}" if maximum is not None else f">= {minimum:g}"
+    raise ConfigError(f"{path}: field {key!r} must be a number {want}, got {value!r}")
+
+
+def _integer(path: Path, key: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{path}: field {key!r} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _text(path: Path, key: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{path}: field {key!r} must be a non-empty string, got {value!r}")
+    return value
 
 
 def _is_env_var_name(name: str) -> bool:
@@ -213,60 +265,116 @@ def _is_env_var_name(name: str) -> bool:
     return not looks_like_key
 
 
+def _check_url(path: Path, value: str) -> str:
+    parts = urllib.parse.urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"{path}: field 'base_url' must be an http:// or https:// URL with a host, got {value!r}")
+    return value
+
+
+def template_fields(template: str) -> list[str]:
+    """The placeholders of a ``str.format`` template, or ValueError if its braces are unbalanced."""
+    return [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+
+
+def _check_template(path: Path, template: str) -> str:
+    try:
+        names = template_fields(template)
+    except ValueError as exc:
+        raise ConfigError(
+            f"{path}: field 'prompt_template' is not a valid template ({exc}; write {{{{ for a brace)"
+        ) from None
+    unknown = [n for n in names if n not in TEMPLATE_FIELDS]
+    if unknown:
+        shown = ", ".join("{" + n + "}" for n in unknown)
+        raise ConfigError(
+            f"{path}: field 'prompt_template' has unknown placeholder {shown} (allowed: {{system}}, {{user}})"
+        )
+    if "user" not in names:
+        raise ConfigError(f"{path}: field 'prompt_template' must contain the placeholder {{user}}")
+    return template
+
+
+def _gguf(path: Path, g: Any) -> GgufSource:
+    if not isinstance(g, dict):
+        raise ConfigError(f"{path}: missing required field 'gguf' (needed for provider llama_cpp)")
+    spec = {"file": (str, True), "sha256": (str, True), "member_glob": (str, True), "packages": (list, True)}
+    check_fields(path, g, spec, "gguf.")
+    if not re.fullmatch(r"[0-9a-f]{64}", g["sha256"]):
+        raise ConfigError(f"{path}: field 'gguf.sha256' must be 64 hex digits")
+    if not g["packages"]:
+        raise ConfigError(f"{path}: field 'gguf.packages' must list at least one package")
+    packages = []
+    for i, pkg in enumerate(g["packages"]):
+        if not isinstance(pkg, dict):
+            raise ConfigError(
+                f"{path}: field 'gguf.packages[{i}]' must be a mapping with package, version, wheel_sha256"
+            )
+        check_fields(
+            path,
+            pkg,
+            {k: ((str, int, float), True) for k in ("package", "version", "wheel_sha256")},
+            f"gguf.packages[{i}].",
+        )
+        packages.append({k: str(v) for k, v in pkg.items()})
+    return GgufSource(g["file"], g["sha256"], g["member_glob"], tuple(packages))
+
+
 def load_model_card(path: str | Path) -> ModelCard:
     """Read and validate one model card."""
     path = Path(path)
-    data = _read_yaml(path)
-    _check_fields(path, data, _CARD_FIELDS)
+    data = read_yaml(path)
+    check_fields(path, data, _CARD_FIELDS)
     if data["name"] != path.stem:
         raise ConfigError(f"{path}: field 'name' is {data['name']!r} but must equal the file name {path.stem!r}")
     provider = _choice(path, "provider", data["provider"], PROVIDERS)
     api = _choice(path, "api", data.get("api", "chat"), APIS)
     stage = _choice(path, "training_stage", data["training_stage"], TRAINING_STAGES)
+    _text(path, "model", data["model"])
+    _text(path, "family", data["family"])
+    if data["params_b"] is not None:
+        _number(path, "params_b", data["params_b"])
     price = data["price_per_mtok"]
-    for key in price:
-        if key not in ("input", "output"):
-            raise ConfigError(f"{path}: unknown field 'price_per_mtok.{key}' (allowed: input, output)")
+    check_fields(path, price, {"input": ((int, float), True), "output": ((int, float), True)}, "price_per_mtok.")
     for key in ("input", "output"):
-        if key not in price:
-            raise ConfigError(f"{path}: missing required field 'price_per_mtok.{key}'")
         _number(path, f"price_per_mtok.{key}", price[key])
     if provider == "openai_compatible":
         for key in ("base_url", "api_key_env"):
             if not data.get(key):
                 raise ConfigError(f"{path}: missing required field {key!r} (needed for provider openai_compatible)")
+    if data.get("base_url") is not None:
+        _check_url(path, data["base_url"])
     api_key_env = data.get("api_key_env")
     if api_key_env is not None and not _is_env_var_name(api_key_env):
         raise ConfigError(
             f"{path}: field 'api_key_env' must be the NAME of an environment variable "
             f"(like OPENAI_API_KEY), never the key itself"
         )
-    if api == "completions" and "{user}" not in data.get("prompt_template", ""):
-        raise ConfigError(
-            f"{path}: field 'prompt_template' with a {{user}} placeholder is required for api completions"
-        )
-    gguf = None
-    if provider == "llama_cpp":
-        g = data.get("gguf")
-        if not isinstance(g, dict):
-            raise ConfigError(f"{path}: missing required field 'gguf' (needed for provider llama_cpp)")
-        for key in ("file", "sha256", "member_glob", "packages"):
-            if key not in g:
-                raise ConfigError(f"{path}: missing required field 'gguf.{key}'")
-        if len(str(g["sha256"])) != 64:
-            raise ConfigError(f"{path}: field 'gguf.sha256' must be 64 hex digits")
-        packages = []
-        for i, pkg in enumerate(g["packages"]):
-            for key in ("package", "version", "wheel_sha256"):
-                if not isinstance(pkg, dict) or key not in pkg:
-                    raise ConfigError(f"{path}: missing required field 'gguf.packages[{i}].{key}'")
-            packages.append({k: str(v) for k, v in pkg.items()})
-        gguf = GgufSource(str(g["file"]), str(g["sha256"]), str(g["member_glob"]), tuple(packages))
+    template = data.get("prompt_template")
+    if api == "completions":
+        if template is None:
+            raise ConfigError(
+                f"{path}: field 'prompt_template' with a {{user}} placeholder is required for api completions"
+            )
+        _check_template(path, template)
+    elif template is not None:
+        raise ConfigError(f"{path}: field 'prompt_template' is used only with api completions (this card: api {api})")
+    stop = data.get("stop", [])
+    if not all(isinstance(s, str) and s for s in stop):
+        raise ConfigError(f"{path}: field 'stop' must list non-empty strings, got {stop!r}")
+    n_ctx = _integer(path, "n_ctx", data.get("n_ctx", 2048), minimum=0)
+    gguf = _gguf(path, data.get("gguf")) if provider == "llama_cpp" else None
+    if provider != "llama_cpp" and "gguf" in data:
+        raise ConfigError(f"{path}: field 'gguf' is used only with provider llama_cpp")
     limits = data.get("limits", {})
     for key in limits:
         if key not in ("concurrency", "rpm", "tpm"):
             raise ConfigError(f"{path}: unknown field 'limits.{key}' (allowed: concurrency, rpm, tpm)")
-        _number(path, f"limits.{key}", limits[key], minimum=1)
+    if "concurrency" in limits:
+        _integer(path, "limits.concurrency", limits["concurrency"], minimum=1)
+    for key in ("rpm", "tpm"):
+        if key in limits:
+            _number(path, f"limits.{key}", limits[key], minimum=1)
     return ModelCard(
         name=data["name"],
         provider=provider,
@@ -279,13 +387,13 @@ def load_model_card(path: str | Path) -> ModelCard:
         api=api,
         base_url=data.get("base_url"),
         api_key_env=api_key_env,
-        prompt_template=data.get("prompt_template"),
-        stop=tuple(str(s) for s in data.get("stop", [])),
+        prompt_template=template,
+        stop=tuple(stop),
         data_source=data.get("data_source", ""),
         notes=data.get("notes", ""),
-        n_ctx=int(data.get("n_ctx", 2048)),
-        send_seed=bool(data.get("send_seed", True)),
-        concurrency=int(limits["concurrency"]) if "concurrency" in limits else None,
+        n_ctx=n_ctx,
+        send_seed=data.get("send_seed", True),
+        concurrency=limits.get("concurrency"),
         rpm=limits.get("rpm"),
         tpm=limits.get("tpm"),
         gguf=gguf,
@@ -293,40 +401,91 @@ def load_model_card(path: str | Path) -> ModelCard:
     )
 
 
-def load_model_cards(folder: str | Path = paths.MODEL_CARDS) -> dict[str, ModelCard]:
-    """Every model card in a folder, by name."""
-    return {p.stem: load_model_card(p) for p in sorted(Path(folder).glob("*.yaml"))}
+class ModelCatalog(Mapping[str, ModelCard]):
+    """The model cards of a folder, by name, each read and validated when it is first used.
+
+    ``name in catalog`` only looks for the file, so a broken card that no run uses breaks nothing;
+    iterating over ``values()`` or ``items()`` reads every card (``validate_all`` does it on purpose).
+    """
+
+    def __init__(self, folder: str | Path = paths.MODEL_CARDS):
+        self.folder = Path(folder)
+        self._cards: dict[str, ModelCard] = {}
+
+    def _path(self, name: str) -> Path:
+        return self.folder / f"{name}.yaml"
+
+    def __getitem__(self, name: str) -> ModelCard:
+        if name not in self._cards:
+            if not isinstance(name, str) or not self._path(name).is_file():
+                raise KeyError(name)
+            self._cards[name] = load_model_card(self._path(name))
+        return self._cards[name]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self._path(name).is_file()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(p.stem for p in self.folder.glob("*.yaml")))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self.folder.glob("*.yaml"))
+
+    def validate_all(self) -> dict[str, ModelCard]:
+        """Read every card (the test suite does this for the committed cards)."""
+        return dict(self.items())
 
 
-def _grid(path: Path, decoding: dict[str, Any], key: str, default: list[Any]) -> tuple[Any, ...]:
+def load_model_cards(folder: str | Path = paths.MODEL_CARDS) -> ModelCatalog:
+    """The model cards in a folder, by name; each is read and validated when first used."""
+    return ModelCatalog(folder)
+
+
+def _grid(path: Path, where: str, decoding: dict[str, Any], key: str, default: list[Any]) -> tuple[Any, ...]:
+    """One axis of a decoding grid: values in range, none repeated (1 and 1.0 are the same value)."""
+    name = f"{where}.{key}"
     values = decoding.get(key, default)
     if not isinstance(values, list):
         values = [values]
     if not values:
-        raise ConfigError(f"{path}: field 'decoding.{key}' must list at least one value")
-    for v in values:
+        raise ConfigError(f"{path}: field {name!r} must list at least one value")
+    seen: dict[Any, Any] = {}
+    for raw in values:
+        v = raw
         if key == "seed":
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
-                raise ConfigError(f"{path}: field 'decoding.seed' must list integers, got {v!r}")
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
+                raise ConfigError(f"{path}: field {name!r} must list integers >= 0 (or null), got {v!r}")
         else:
-            _number(path, f"decoding.{key}", v)
+            lo, hi = TEMPERATURE_RANGE if key == "temperature" else TOP_P_RANGE
+            v = _number(path, name, v, lo, hi)
+        if v in seen:
+            same = f"{raw!r} twice" if repr(seen[v]) == repr(raw) else f"{seen[v]!r} and {raw!r} (the same value)"
+            raise ConfigError(
+                f"{path}: field {name!r} lists {same}; each value makes new respondents, "
+                "so a repeat would count the same respondents twice"
+            )
+        seen[v] = raw
     return tuple(values)
 
 
 def load_panel(path: str | Path, cards_folder: str | Path = paths.MODEL_CARDS) -> Panel:
-    """Read a panel and the model cards it names; a name without a card is an error."""
+    """Read a panel and the model cards it names (only those); a name without a card is an error."""
     path = Path(path)
     if not path.suffix:
         path = paths.PANELS / f"{path}.yaml"
-    data = _read_yaml(path)
-    _check_fields(path, data, _PANEL_FIELDS)
+    data = read_yaml(path)
+    check_fields(path, data, _PANEL_FIELDS)
+    _text(path, "name", data["name"])
     decoding = data["decoding"]
     for key in decoding:
-        if key not in ("temperature", "top_p", "seed", "samples"):
-            raise ConfigError(f"{path}: unknown field 'decoding.{key}' (allowed: temperature, top_p, seed, samples)")
+        if key not in _DECODING_FIELDS:
+            raise ConfigError(f"{path}: unknown field 'decoding.{key}' (allowed: {', '.join(_DECODING_FIELDS)})")
     samples = decoding.get("samples", 1)
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
         raise ConfigError(f"{path}: field 'decoding.samples' must be an integer >= 1, got {samples!r}")
+    max_tokens = _integer(path, "max_tokens", data.get("max_tokens", 128), minimum=1)
+    if not data["models"]:
+        raise ConfigError(f"{path}: field 'models' must list at least one model")
     cards: dict[str, ModelCard] = {}
     grids: dict[str, dict[str, tuple]] = {}
     for i, entry in enumerate(data["models"]):
@@ -338,46 +497,74 @@ def load_panel(path: str | Path, cards_folder: str | Path = paths.MODEL_CARDS) -
             own = dict(entry)
             entry = own.pop("card", None)
             for key in own:
-                if key not in ("temperature", "top_p", "seed"):
+                if key not in _GRID_FIELDS:
                     raise ConfigError(
-                        f"{path}: unknown field 'models[{i}].{key}' (allowed: card, temperature, top_p, seed)"
+                        f"{path}: unknown field 'models[{i}].{key}' (allowed: card, {', '.join(_GRID_FIELDS)})"
                     )
-        if not isinstance(entry, str):
+        if not isinstance(entry, str) or not entry:
             raise ConfigError(f"{path}: field 'models[{i}]' must be a card name, a card path or a mapping with 'card'")
         card_path = (path.parent / entry) if entry.endswith(".yaml") else Path(cards_folder) / f"{entry}.yaml"
-        if not card_path.exists():
+        if not card_path.is_file():
             raise ConfigError(f"{path}: field 'models[{i}]' names {entry!r} but {card_path} does not exist")
         card = load_model_card(card_path)
         if card.name in cards:
             raise ConfigError(f"{path}: field 'models' lists {card.name!r} twice")
         cards[card.name] = card
         if own:
-            grids[card.name] = {k: _grid(path, own, k, []) for k in own}
-    return Panel(
+            grids[card.name] = {k: _grid(path, f"models[{i}]", own, k, []) for k in own}
+    panel = Panel(
         name=data["name"],
         models=tuple(cards),
-        temperature=_grid(path, decoding, "temperature", [0.7]),
-        top_p=_grid(path, decoding, "top_p", [1.0]),
-        seed=_grid(path, decoding, "seed", [None]),
+        temperature=_grid(path, "decoding", decoding, "temperature", [0.7]),
+        top_p=_grid(path, "decoding", decoding, "top_p", [1.0]),
+        seed=_grid(path, "decoding", decoding, "seed", [None]),
         samples=samples,
-        max_tokens=int(data.get("max_tokens", 128)),
+        max_tokens=max_tokens,
         description=data.get("description", ""),
         path=path,
         cards=cards,
         grids=grids,
     )
+    ids = [r.id for r in panel.respondents()]
+    if len(set(ids)) != len(ids):  # values distinct as numbers but equal as written in an id (0.7 vs 0.70000001)
+        twice = next(i for i in ids if ids.count(i) > 1)
+        raise ConfigError(f"{path}: field 'decoding' makes respondent {twice!r} twice; use values that differ")
+    return panel
 
 
-def check_keys(cards: list[ModelCard] | dict[str, ModelCard]) -> None:
-    """Fail before any call if a key variable is missing; names every missing variable at once."""
-    values = cards.values() if isinstance(cards, dict) else cards
-    missing = []
+def check_keys(cards: Iterable[ModelCard] | Mapping[str, ModelCard]) -> list[str]:
+    """Fail before any call if a key is missing or malformed; names every problem at once.
+
+    Returns the keys (to redact them from everything stored); keyless local models give none.
+    """
+    values = cards.values() if isinstance(cards, Mapping) else cards
+    problems, keys = [], []
     for card in values:
         try:
-            card.api_key()
-        except MissingKeyError:
-            missing.append(f"{card.api_key_env} (model {card.name})")
-    if missing:
+            key = card.api_key()
+        except MissingKeyError as exc:
+            malformed = isinstance(exc, MalformedKeyError)
+            problems.append(str(exc) if malformed else f"{card.api_key_env} (model {card.name})")
+            continue
+        if card.api_key_env is not None:
+            keys.append(key)
+    if problems:
         raise MissingKeyError(
-            "no API key in the environment for: " + "; ".join(missing) + ". Export them before a live run."
+            "no usable API key in the environment for: " + "; ".join(problems) + ". Export them before a live run."
         )
+    return keys
+
+
+def check_run_keys(
+    panel: str | Path | Panel, extra_models: Iterable[str] = (), cards_folder: str | Path = paths.MODEL_CARDS
+) -> None:
+    """Before a live run's first paid call: the keys of every model it will use (the panel's, plus e.g. a judge)."""
+    if not isinstance(panel, Panel):
+        panel = load_panel(panel, cards_folder)
+    catalog = load_model_cards(cards_folder)
+    extra = []
+    for name in extra_models:
+        if name not in catalog:
+            raise ConfigError(f"no model card {name!r} in {catalog.folder}")
+        extra.append(catalog[name])
+    check_keys([*panel.cards.values(), *extra])

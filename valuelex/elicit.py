@@ -13,14 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
 from . import paths
-from .config import ConfigError, Panel, load_panel
+from .config import ConfigError, Panel, check_fields, load_panel, read_yaml
+from .errors import run_main
 from .llm import Limits, LLMRunner, Plan, Request, panel_requests, respondent_columns
 from .store import ResponseStore
 
 STUDY = "elicitation"
+PROMPT_SOURCES = ("paper", "ours")
 
 
 @dataclass(frozen=True)
@@ -37,31 +38,52 @@ class PromptSet:
     prompts: tuple[Prompt, ...]
 
 
+_PROMPTS_FIELDS = {"version": ((str, int), True), "system": ((str, type(None)), False), "prompts": (list, True)}
+_PROMPT_FIELDS = {"id": (str, True), "text": (str, True), "source": (str, True)}
+
+
 def load_prompts(path: str | Path = paths.PROMPTS / "elicitation.yaml") -> PromptSet:
-    """Read and check the elicitation instrument."""
+    """Read and check the elicitation instrument: unknown fields, empty or repeated prompts are errors."""
     path = Path(path)
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    for key in ("version", "prompts"):
-        if key not in data:
-            raise ConfigError(f"{path}: missing required field {key!r}")
+    data = read_yaml(path)
+    check_fields(path, data, _PROMPTS_FIELDS)
+    system = data.get("system")
+    if system is not None and not system.strip():
+        raise ConfigError(f"{path}: field 'system' is empty; leave it out (or null) for no system prompt")
+    if not data["prompts"]:
+        raise ConfigError(f"{path}: field 'prompts' must list at least one prompt")
     prompts = []
     for i, p in enumerate(data["prompts"]):
-        for key in ("id", "text", "source"):
-            if key not in p:
-                raise ConfigError(f"{path}: missing required field 'prompts[{i}].{key}'")
-        if p["source"] not in ("paper", "ours"):
+        if not isinstance(p, dict):
+            raise ConfigError(f"{path}: field 'prompts[{i}]' must be a mapping with id, text and source")
+        check_fields(path, p, _PROMPT_FIELDS, f"prompts[{i}].")
+        for key in ("id", "text"):
+            if not p[key].strip():
+                raise ConfigError(f"{path}: field 'prompts[{i}].{key}' is empty")
+        if p["source"] not in PROMPT_SOURCES:
             raise ConfigError(f"{path}: field 'prompts[{i}].source' must be paper or ours, got {p['source']!r}")
-        prompts.append(Prompt(str(p["id"]), str(p["text"]), str(p["source"])))
-    ids = [p.id for p in prompts]
-    if len(set(ids)) != len(ids):
-        raise ConfigError(f"{path}: field 'prompts' has duplicate ids")
+        prompts.append(Prompt(p["id"], p["text"], p["source"]))
+    for name in ("id", "text"):
+        values = [getattr(p, name) for p in prompts]
+        repeated = next((v for v in values if values.count(v) > 1), None)
+        if repeated is not None:
+            raise ConfigError(f"{path}: field 'prompts' has the {name} {repeated!r} twice")
     return PromptSet(str(data["version"]), data.get("system"), tuple(prompts))
+
+
+def check_parameters(use_system_prompt: Any, max_models: Any) -> None:
+    """The notebook's parameters have the types they need (a string "false" is not False)."""
+    if not isinstance(use_system_prompt, bool):
+        raise ConfigError(f"parameter use_system_prompt must be True or False, got {use_system_prompt!r}")
+    if max_models is not None and (isinstance(max_models, bool) or not isinstance(max_models, int) or max_models < 1):
+        raise ConfigError(f"parameter max_models must be a positive integer or None, got {max_models!r}")
 
 
 def build_requests(
     panel: Panel, prompts: PromptSet, *, use_system_prompt: bool = True, max_models: int | None = None
 ) -> list[Request]:
     """One request per respondent x prompt x sample, in a stable order."""
+    check_parameters(use_system_prompt, max_models)
     system = [("system", prompts.system)] if use_system_prompt and prompts.system else []
     items = [(p.id, [*system, ("user", p.text)]) for p in prompts.prompts]
     return panel_requests(panel, items, prompts.version, models=panel.models[:max_models] if max_models else None)
@@ -87,6 +109,7 @@ def responses_table(panel: Panel, requests: list[Request], records: list[dict[st
                 "finish_reason": rec.get("finish_reason"),
                 "completion_tokens": (rec.get("usage") or {}).get("completion_tokens", 0),
                 "text": rec.get("text"),
+                "error": (rec.get("error") or {}).get("type"),  # why a failed call failed (None when it did not)
                 "key": rec["key"],
             }
         )
@@ -128,32 +151,6 @@ def save_responses(responses: pd.DataFrame, descriptors: pd.DataFrame, folder: P
     responses[cols].drop_duplicates("respondent").to_csv(out["respondents"], index=False, lineterminator="\n")
     descriptors.to_csv(out["descriptors_raw"], index=False, lineterminator="\n")
     return out
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m valuelex.elicit --panel local --mode live``: make (or check) the elicitation calls."""
-    import argparse
-
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("--panel", default="local")
-    parser.add_argument("--mode", default="replay", choices=["replay", "live", "plan"])
-    parser.add_argument("--no-system-prompt", action="store_true")
-    args = parser.parse_args(argv)
-    panel = load_panel(args.panel)
-    prompts = load_prompts()
-    requests = build_requests(panel, prompts, use_system_prompt=not args.no_system_prompt)
-    run = runner(panel, "live" if args.mode == "plan" else args.mode)
-    print(run.plan(requests), flush=True)
-    if args.mode == "plan":
-        return 0
-    records = run.run(requests)
-    table = responses_table(panel, requests, records)
-    print(f"{len(table)} responses from {table['respondent'].nunique()} respondents; report: {run.report}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
 
 
 # figures -----------------------------------------------------------------------------------
@@ -223,3 +220,31 @@ def example_answers(responses: pd.DataFrame, per_model: int = 3, seed: int = 0) 
         ]
     )
     return sample[["model", "prompt_id", "parse_status", "text", "descriptors"]].reset_index(drop=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m valuelex.elicit --panel local --mode live``: make (or check) the elicitation calls."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--panel", default="local")
+    parser.add_argument("--mode", default="replay", choices=["replay", "live", "plan"])
+    parser.add_argument("--no-system-prompt", action="store_true")
+    parser.add_argument("--prompts", type=Path, default=paths.PROMPTS / "elicitation.yaml", help="the prompts file")
+    parser.add_argument("--store", type=Path, help="the response store (default: data/raw/elicitation)")
+    args = parser.parse_args(argv)
+    panel = load_panel(args.panel)
+    prompts = load_prompts(args.prompts)
+    requests = build_requests(panel, prompts, use_system_prompt=not args.no_system_prompt)
+    run = runner(panel, "live" if args.mode == "plan" else args.mode, args.store)
+    print(run.plan(requests), flush=True)
+    if args.mode == "plan":
+        return 0
+    records = run.run(requests)
+    table = responses_table(panel, requests, records)
+    print(f"{len(table)} responses from {table['respondent'].nunique()} respondents; report: {run.report}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_main(main))

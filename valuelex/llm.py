@@ -3,10 +3,18 @@
 ``LLMRunner.run(requests)`` returns one final record per request. In ``replay`` mode it never
 calls out and a request missing from the store is an error naming it. In ``live`` mode it
 calls only for the misses, with a concurrency limit, requests- and tokens-per-minute limits,
-retries with exponential backoff that honour ``Retry-After`` (429, 5xx, timeouts, malformed
-responses), and bounded re-asks when an answer is unusable (empty, or refused by the
-caller's ``validator``). Every attempt, failed or not, is written to the store as it
-happens, so a killed run resumes without losing or repeating a completed call.
+retries with exponential backoff that honour ``Retry-After`` up to a cap (429, 5xx, timeouts,
+malformed responses), a total deadline per attempt, and bounded re-asks when an answer is
+unusable (empty, or refused by the caller's ``validator``). Every attempt, failed or not, is
+written to the store as it happens, so a killed run resumes without losing or repeating a
+completed call.
+
+Each request is isolated: whatever one response holds (a body that is not JSON, content that is
+a list, a lone surrogate, a validator that raises), it becomes that request's own error record,
+with the raw body, and the other requests go on. Only a store that cannot be written stops a
+run. A live run holds the store's run lock, checks every key it needs before its first call,
+redacts those keys from everything it stores, and raises ``AllCallsFailed`` when nothing it
+asked for succeeded.
 """
 
 from __future__ import annotations
@@ -17,8 +25,9 @@ import email.utils
 import json
 import random
 import re
+import sys
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,15 +35,18 @@ from typing import Any
 
 import httpx2
 import openai
-from openai.types import Completion
-from openai.types.chat import ChatCompletion
 
 from .config import ModelCard, Panel, Respondent, check_keys
+from .errors import RunFailed
 from .store import ResponseStore, StoreMiss, request_key
 
 MODES = ("replay", "live")
 RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 529}
 _KEYLIKE = re.compile(r"(sk-[A-Za-z0-9_\-]{6,}|Bearer\s+[A-Za-z0-9._\-]{6,})")
+REDACTED = "[REDACTED]"
+MESSAGE_OVERHEAD_TOKENS = 8  # role markers and the like, for estimates only
+MAX_RAW_BODY = 65_536  # bytes of a bad response body kept in its error record
+ANNOUNCE_WAIT_S = 10.0  # a server-requested wait at least this long is announced on stderr
 
 
 @dataclass(frozen=True)
@@ -109,6 +121,10 @@ class Request:
     def key(self, card: ModelCard) -> str:
         return request_key(self.canonical(card))
 
+    def estimated_tokens(self) -> tuple[int, int]:
+        """(prompt, completion) tokens at most: a rough prompt count plus message overhead, and max_tokens."""
+        return sum(estimate_tokens(c) for _, c in self.messages) + MESSAGE_OVERHEAD_TOKENS, self.max_tokens
+
     def describe(self) -> str:
         return (
             f"model={self.model} prompt={self.prompt_id}@{self.prompt_version} sample={self.sample} "
@@ -175,11 +191,12 @@ class Limits:
     concurrency: int = 8
     rpm: float | None = None
     tpm: float | None = None
-    timeout_s: float = 120.0
+    timeout_s: float = 120.0  # total deadline of one attempt: connect, send, wait, read the whole body
     max_retries: int = 5
     max_reasks: int = 2
     backoff_base_s: float = 0.5
     backoff_max_s: float = 60.0
+    max_retry_after_s: float = 120.0  # a longer Retry-After is capped to this (our choice), and announced
 
 
 @dataclass
@@ -188,9 +205,12 @@ class RunReport:
 
     requested: int = 0
     hits: int = 0
-    calls: int = 0
+    calls: int = 0  # answers received (HTTP 200 with a completion)
     failed_attempts: int = 0
     unusable_final: int = 0
+    sent: int = 0  # requests asked in this run
+    failed: int = 0  # ... that ended in an error record
+    errors: Counter = field(default_factory=Counter)  # final error types
     per_model: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def add_usage(self, model: str, prompt_tokens: int, completion_tokens: int, cost: float) -> None:
@@ -212,6 +232,7 @@ class Plan:
     est_completion_tokens: int
     est_cost_usd: float
     per_model: dict[str, dict[str, float]]
+    damaged: int = 0  # of those to call, requests whose only stored record is damaged
 
     def __str__(self) -> str:
         lines = [
@@ -219,9 +240,18 @@ class Plan:
             f"at most ~{self.est_prompt_tokens:,} prompt + {self.est_completion_tokens:,} completion tokens, "
             f"estimated cost at list price ${self.est_cost_usd:,.2f}"
         ]
+        if self.damaged:
+            lines.append(
+                f"  {self.damaged} of the requests to call have only damaged records in the store "
+                "(listed when it was loaded); a live run asks them again"
+            )
         for model, m in sorted(self.per_model.items()):
             lines.append(f"  {model}: {int(m['to_call'])} calls, ${m['cost_usd']:,.2f}")
         return "\n".join(lines)
+
+
+class AllCallsFailed(RunFailed):
+    """A live run asked for answers and every request ended in an error."""
 
 
 class RateLimiter:
@@ -249,6 +279,19 @@ class RateLimiter:
                 await asyncio.sleep(max(0.01, 60.0 - (now - self._events[0][0])))
 
 
+def effective_limits(limits: Limits, card: ModelCard) -> tuple[int, float | None, float | None]:
+    """(concurrency, requests per minute, tokens per minute) for one model: the tighter of the runner's and the card's."""
+    concurrency = min(limits.concurrency, card.concurrency or limits.concurrency)
+    if card.provider == "llama_cpp":
+        concurrency = 1  # one llama.cpp server answers one request at a time
+
+    def tighter(a: float | None, b: float | None) -> float | None:
+        given = [x for x in (a, b) if x]
+        return min(given) if given else None
+
+    return max(1, concurrency), tighter(limits.rpm, card.rpm), tighter(limits.tpm, card.tpm)
+
+
 def estimate_tokens(text: str) -> int:
     """Rough token count (4 characters a token), for limits and cost estimates only."""
     return max(1, len(text) // 4)
@@ -256,10 +299,32 @@ def estimate_tokens(text: str) -> int:
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
     """Remove keys (the given values and anything key-shaped) from a message before it is stored."""
+    return _KEYLIKE.sub(REDACTED, redact_values(text, secrets))
+
+
+def redact_values(text: str, secrets: Iterable[str] = ()) -> str:
+    """Replace every occurrence of the given key values (and only those) in a text."""
     for s in secrets:
         if s and len(s) >= 6:
-            text = text.replace(s, "[REDACTED]")
-    return _KEYLIKE.sub("[REDACTED]", text)
+            text = text.replace(s, REDACTED)
+    return text
+
+
+def redact_record(record: dict[str, Any], secrets: Sequence[str]) -> dict[str, Any]:
+    """The record with every known key value removed from every text in it (answers too), the request aside."""
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, str):
+            return redact_values(value, secrets)
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        return value
+
+    if not secrets:
+        return record
+    return {k: v if k in ("key", "request") else clean(v) for k, v in record.items()}
 
 
 def _retry_after(exc: BaseException) -> float | None:
@@ -289,33 +354,129 @@ class MalformedResponse(ValueError):
     """The server answered 200 but not with an OpenAI-shaped completion."""
 
 
-# what a body that is not an OpenAI-shaped completion raises, in the SDK or in _send
-_MALFORMED = (
-    json.JSONDecodeError,
-    openai.APIResponseValidationError,
-    ValueError,
-    KeyError,
-    TypeError,
-    IndexError,
-    AttributeError,
-)
+def request_body(card: ModelCard, r: Request) -> tuple[str, dict[str, Any]]:
+    """The endpoint path and JSON body of one call: the one place a request becomes API parameters."""
+    body: dict[str, Any] = {
+        "model": card.model,
+        "temperature": r.temperature,
+        "top_p": r.top_p,
+        "max_tokens": r.max_tokens,
+    }
+    if r.seed is not None and card.send_seed:
+        body["seed"] = r.seed
+    body.update(dict(r.extra))
+    if card.api == "completions":
+        system = "\n".join(c for role, c in r.messages if role == "system")
+        user = "\n".join(c for role, c in r.messages if role != "system")
+        body["prompt"] = (card.prompt_template or "{user}").format(system=system, user=user).lstrip()
+        if card.stop:
+            body["stop"] = list(card.stop)
+        return "/completions", body
+    body["messages"] = [{"role": role, "content": c} for role, c in r.messages]
+    return "/chat/completions", body
 
 
-def _error_info(exc: BaseException, secrets: Iterable[str]) -> tuple[dict[str, Any], bool]:
-    """(error description for the store, whether to retry)."""
+def _string(obj: dict[str, Any], name: str, where: str) -> str | None:
+    """A string field of the body (or None); anything else, or text that is not valid Unicode, is malformed."""
+    value = obj.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise MalformedResponse(f"{where} is {type(value).__name__}, not a string")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise MalformedResponse(f"{where} is not valid Unicode (a lone surrogate at character {exc.start})") from None
+    return value
+
+
+def _token_count(usage: dict[str, Any], name: str) -> int:
+    value = usage.get(name)
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or value != int(value):
+        raise MalformedResponse(f"usage.{name} is {value!r}, not a token count")
+    return int(value)
+
+
+def parse_completion(raw: bytes, api: str) -> dict[str, Any]:
+    """The fields we store from a 200 body, or MalformedResponse if it is not an OpenAI-shaped completion."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError) as exc:  # not JSON, or not UTF-8
+        raise MalformedResponse(f"the body is not JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise MalformedResponse(f"the body is a JSON {type(data).__name__}, not an object")
+    choices = data.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        raise MalformedResponse("the response has no choices")
+    choice = choices[0]
+    if api == "completions":
+        text, refusal = _string(choice, "text", "choices[0].text"), None
+    else:
+        message = choice.get("message")
+        if not isinstance(message, dict):
+            raise MalformedResponse("choices[0].message is not an object")
+        text = _string(message, "content", "choices[0].message.content")
+        refusal = _string(message, "refusal", "choices[0].message.refusal")
+    usage = data.get("usage")
+    if usage is not None and not isinstance(usage, dict):
+        raise MalformedResponse("usage is not an object")
+    logprobs = choice.get("logprobs")  # kept only when the server sent them (a judge asks for them)
+    return {
+        **({"logprobs": logprobs} if logprobs is not None else {}),
+        "text": text,
+        "refusal": refusal,
+        "finish_reason": _string(choice, "finish_reason", "choices[0].finish_reason"),
+        "served_model": _string(data, "model", "model"),
+        "response_id": _string(data, "id", "id"),
+        "usage": {name: _token_count(usage or {}, name) for name in ("prompt_tokens", "completion_tokens")},
+    }
+
+
+def body_text(raw: bytes | None, secrets: Iterable[str]) -> str | None:
+    """A response body as storable text (bad bytes shown as \\xNN, keys removed, at most MAX_RAW_BODY bytes)."""
+    if raw is None:
+        return None
+    text = raw[:MAX_RAW_BODY].decode("utf-8", "backslashreplace")
+    if len(raw) > MAX_RAW_BODY:
+        text += f"[... {len(raw) - MAX_RAW_BODY} more bytes]"
+    return redact(text, secrets)
+
+
+def describe_failure(
+    exc: BaseException, raw: bytes | None, secrets: Iterable[str], timeout_s: float
+) -> tuple[dict[str, Any], bool]:
+    """(error description for the store, whether to retry) for whatever one attempt raised.
+
+    Timeouts, connection errors, retryable HTTP statuses and malformed bodies are retried; an
+    unexpected exception (``internal_error``) is stored as the request's own error and not retried.
+    """
     status = getattr(exc, "status_code", None)
-    if isinstance(exc, openai.APITimeoutError):
+    message = str(exc)
+    if isinstance(exc, (TimeoutError, openai.APITimeoutError)):
         kind, retry = "timeout", True
+        message = f"no complete answer within {timeout_s:g} s (the total deadline of one attempt)"
     elif isinstance(exc, openai.APIConnectionError):
         kind, retry = "connection", True
     elif isinstance(exc, openai.APIStatusError):
         kind, retry = f"http_{exc.status_code}", exc.status_code in RETRYABLE_STATUS
-    elif isinstance(exc, _MALFORMED):
+        try:
+            raw = exc.response.content
+        except Exception:  # noqa: BLE001 - a body we cannot read is left out
+            raw = None
+    elif isinstance(exc, MalformedResponse):
         kind, retry = "malformed_response", True
     else:
-        kind, retry = type(exc).__name__, False
-    message = redact(str(exc), secrets)[:500]
-    return {"type": kind, "status_code": status, "message": message}, retry
+        kind, retry = "internal_error", False
+        message = f"{type(exc).__name__}: {exc}"
+    info = {
+        "type": kind,
+        "status_code": status,
+        "message": redact(message, secrets)[:500],
+        "raw_body": body_text(raw, secrets),
+    }
+    return info, retry
 
 
 def default_validator(text: str | None) -> bool:
@@ -331,6 +492,13 @@ def _run_coroutine(coro: Any) -> Any:
         return asyncio.run(coro)
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         return pool.submit(asyncio.run, coro).result()
+
+
+def _say(message: str) -> None:
+    """Tell the user something about the run (stderr, which a notebook shows), without breaking the progress bar."""
+    from tqdm.auto import tqdm
+
+    tqdm.write(message, file=sys.stderr)
 
 
 class LLMRunner:
@@ -358,6 +526,7 @@ class LLMRunner:
         self.progress = progress
         self.retry_errors = retry_errors and mode == "live"
         self.report = RunReport()
+        self._secrets: list[str] = []
 
     # planning ------------------------------------------------------------------------
     def _card(self, request: Request) -> ModelCard:
@@ -387,19 +556,26 @@ class LLMRunner:
         """Dry run: how many calls are needed, and their worst-case tokens and cost."""
         misses = self.misses(requests)
         per_model: dict[str, dict[str, float]] = {}
-        tp = tc = 0
+        tp = tc = damaged = 0
         cost = 0.0
         for r in misses:
             card = self._card(r)
-            p = sum(estimate_tokens(c) for _, c in r.messages) + 8
+            p, n = r.estimated_tokens()
             tp += p
-            tc += r.max_tokens
-            c = card.cost(p, r.max_tokens)
+            tc += n
+            c = card.cost(p, n)
             cost += c
             m = per_model.setdefault(r.model, {"to_call": 0, "cost_usd": 0.0})
             m["to_call"] += 1
             m["cost_usd"] += c
-        return Plan(len(requests), len(requests) - len(misses), len(misses), tp, tc, cost, per_model)
+            damaged += bool(self.store.damaged(r.key(card))) and self.store.get(r.key(card)) is None
+        return Plan(len(requests), len(requests) - len(misses), len(misses), tp, tc, cost, per_model, damaged)
+
+    def _describe_miss(self, r: Request) -> str:
+        damaged = self.store.damaged(r.key(self._card(r)))
+        if damaged:
+            return f"{r.describe()}: its only record is damaged ({damaged[-1]})"
+        return r.describe()
 
     # running -------------------------------------------------------------------------
     def run(self, requests: Sequence[Request]) -> list[dict[str, Any]]:
@@ -410,19 +586,45 @@ class LLMRunner:
         requests = list(requests)
         keys = [r.key(self._card(r)) for r in requests]
         misses = self.misses(requests, keys)
-        self.report.requested += len(requests)
-        self.report.hits += len(requests) - len(misses)
         if misses and self.mode == "replay":
-            shown = "\n  ".join(r.describe() for r in misses[:5])
+            shown = "\n  ".join(self._describe_miss(r) for r in misses[:5])
             more = f"\n  ... and {len(misses) - 5} more" if len(misses) > 5 else ""
             raise StoreMiss(
                 f"replay mode: {len(misses)} of {len(requests)} requests are not in the store "
                 f"{self.store.root}:\n  {shown}{more}\nRun in live mode to make these calls."
             )
         if misses:
-            check_keys({r.model: self._card(r) for r in misses})
-            await self._call_all(misses)
+            # every key this call needs, before the first paid call; kept to redact them from what is stored
+            self._secrets = check_keys({r.model: self._card(r) for r in misses})
+            with self.store.run_lock():
+                self.store.reload()  # another run may have answered some since this store was loaded
+                misses = self.misses(requests, keys)
+                if misses:
+                    await self._call_all(misses)
+            self._check_outcome(misses)
+        self.report.requested += len(requests)
+        self.report.hits += len(requests) - len(misses)
         return [self.store.get(k) for k in keys]  # type: ignore[misc]
+
+    def _check_outcome(self, sent: list[Request]) -> None:
+        """Announce the requests that ended in an error; raise AllCallsFailed if none succeeded."""
+        finals = [self.store.get(r.key(self._card(r))) for r in sent]
+        failed = [f for f in finals if f is None or f["status"] == "error"]
+        if not failed:
+            return
+        kinds = Counter((f or {}).get("error", {}).get("type", "not stored") for f in failed)
+        first = next((f["error"].get("message") for f in failed if f), "")
+        summary = ", ".join(f"{kind} x{n}" for kind, n in kinds.most_common())
+        if len(failed) == len(sent):
+            raise AllCallsFailed(
+                f"every one of the {len(sent)} requests of this live run failed ({summary}; e.g. {first!r}). "
+                f"Each attempt is stored in {self.store.root}; fix the cause (key, base_url, model id) and run "
+                "again: only the failed requests are asked."
+            )
+        _say(
+            f"{len(failed)} of {len(sent)} requests ended in an error ({summary}); they are stored, and the next "
+            "live run asks them again"
+        )
 
     async def _call_all(self, misses: list[Request]) -> None:
         from tqdm.auto import tqdm
@@ -449,14 +651,8 @@ class LLMRunner:
         return _Fixed(card.base_url or "")
 
     async def _call_model(self, card: ModelCard, base_url: str, reqs: list[Request], bar: Any) -> None:
-        concurrency = min(self.limits.concurrency, card.concurrency or self.limits.concurrency)
-        if card.provider == "llama_cpp":
-            concurrency = 1  # one llama.cpp server answers one request at a time
-        concurrency = max(1, concurrency)
-        rpm = min(x for x in (self.limits.rpm, card.rpm, float("inf")) if x) if (self.limits.rpm or card.rpm) else None
-        tpm = min(x for x in (self.limits.tpm, card.tpm, float("inf")) if x) if (self.limits.tpm or card.tpm) else None
+        concurrency, rpm, tpm = effective_limits(self.limits, card)
         limiter = RateLimiter(rpm, tpm)
-        key = card.api_key()
         # The SDK's aiohttp transport: the same SDK and request path, with about half the CPU per call of
         # the default httpx transport, whose connection pool also costs O(connections) per request
         # (profiled at concurrency 32, where CPU per call sets the throughput; benchmarks/bench_llm.py).
@@ -465,7 +661,7 @@ class LLMRunner:
             timeout=httpx2.Timeout(self.limits.timeout_s, connect=min(10.0, self.limits.timeout_s)),
         )
         client = openai.AsyncOpenAI(
-            base_url=base_url, api_key=key, max_retries=0, timeout=self.limits.timeout_s, http_client=http
+            base_url=base_url, api_key=card.api_key(), max_retries=0, timeout=self.limits.timeout_s, http_client=http
         )
         queue: asyncio.Queue[Request] = asyncio.Queue()
         for r in reqs:
@@ -477,128 +673,106 @@ class LLMRunner:
                     r = queue.get_nowait()
                 except asyncio.QueueEmpty:
                     return
-                await self._call_one(client, card, r, limiter, key)
+                await self._call_one(client, card, r, limiter)
                 bar.update(1)
 
         try:
-            await asyncio.gather(*(worker() for _ in range(min(concurrency, len(reqs)))))
+            # A TaskGroup: if a worker fails (only a store that cannot be written makes one fail), the
+            # others are cancelled and awaited before the client closes; nothing is sent on a closed client.
+            async with asyncio.TaskGroup() as group:
+                for _ in range(min(concurrency, len(reqs))):
+                    group.create_task(worker())
+        except BaseExceptionGroup as failures:
+            raise failures.exceptions[0] from None
         finally:
             await client.close()
 
-    async def _call_one(
-        self, client: openai.AsyncOpenAI, card: ModelCard, r: Request, limiter: RateLimiter, key: str
-    ) -> None:
+    def _store(self, record: dict[str, Any]) -> None:
+        self.store.append(redact_record(record, self._secrets))
+
+    async def _call_one(self, client: openai.AsyncOpenAI, card: ModelCard, r: Request, limiter: RateLimiter) -> None:
+        """Ask one request until it has a final record; never raises for anything the server sends."""
         canon = r.canonical(card)
         k = request_key(canon)
-        est = sum(estimate_tokens(c) for _, c in r.messages) + r.max_tokens
+        est = sum(r.estimated_tokens())
+        self.report.sent += 1
         retries = reasks = attempt = 0
+        try:
+            path, body = request_body(card, r)
+        except Exception as exc:  # noqa: BLE001 - a request that cannot be built is its own error, never sent
+            path, body, build_error = "", {}, exc
+        else:
+            build_error = None
         while True:
             attempt += 1
-            await limiter.acquire(est)
             started = time.monotonic()
-            record: dict[str, Any] = {"key": k, "request": canon, "attempt": attempt}
+            raw: bytes | None = None
+            result: dict[str, Any] | None = None
             try:
-                result = await self._send(client, card, r)
-            except Exception as exc:  # noqa: BLE001 - every failure is recorded, then retried or given up
-                info, retry = _error_info(exc, [key])
-                wait = _retry_after(exc)
+                if build_error is not None:
+                    raise build_error
+                await limiter.acquire(est)
+                started = time.monotonic()
+                async with asyncio.timeout(self.limits.timeout_s):
+                    raw = await client.post(path, body=body, cast_to=bytes)
+                result = parse_completion(raw, card.api)
+                usable = bool(self.validator(result["text"]))
+                final = usable or reasks >= self.limits.max_reasks
+                cost = card.cost(**result["usage"])
+                record = {
+                    "key": k,
+                    "request": canon,
+                    "attempt": attempt,
+                    "status": "ok",
+                    "final": final,
+                    "usable": usable,
+                    **result,
+                    "cost_usd": cost,
+                    "latency_s": round(time.monotonic() - started, 4),
+                    "timestamp": _now(),
+                    "error": None,
+                }
+                self._store(record)  # a record the store refuses (a bug of ours) becomes this request's error
+            except Exception as exc:  # noqa: BLE001 - every failure is this request's own record
+                info, retry = describe_failure(exc, raw, self._secrets, self.limits.timeout_s)
                 self.report.failed_attempts += 1
                 give_up = not retry or retries >= self.limits.max_retries
-                record.update(
-                    status="error",
-                    final=give_up,
-                    usable=False,
-                    text=None,
-                    error=info,
-                    latency_s=round(time.monotonic() - started, 4),
-                    timestamp=_now(),
-                )
-                self.store.append(record)
+                record = {"key": k, "request": canon, "attempt": attempt, "status": "error", "final": give_up}
+                record.update(usable=False, text=None, error=info)
+                if result is not None:  # answered, and paid for, before it failed
+                    record.update(usage=result["usage"], cost_usd=card.cost(**result["usage"]))
+                record.update(latency_s=round(time.monotonic() - started, 4), timestamp=_now())
+                self._store(record)
                 if give_up:
                     self.report.unusable_final += 1
+                    self.report.failed += 1
+                    self.report.errors[info["type"]] += 1
                     return
                 retries += 1
-                backoff = min(self.limits.backoff_max_s, self.limits.backoff_base_s * 2 ** (retries - 1))
-                backoff *= 0.5 + random.random()  # jitter
-                await asyncio.sleep(max(backoff, wait or 0.0))
+                await self._wait_before_retry(retries, exc, card)
                 continue
-            usage = result.pop("usage")
-            cost = card.cost(usage["prompt_tokens"], usage["completion_tokens"])
             self.report.calls += 1
-            self.report.add_usage(card.name, usage["prompt_tokens"], usage["completion_tokens"], cost)
-            usable = self.validator(result["text"])
-            final = usable or reasks >= self.limits.max_reasks
-            record.update(
-                status="ok",
-                final=final,
-                usable=usable,
-                usage=usage,
-                cost_usd=cost,
-                latency_s=round(time.monotonic() - started, 4),
-                timestamp=_now(),
-                error=None,
-                **result,
+            self.report.add_usage(
+                card.name, result["usage"]["prompt_tokens"], result["usage"]["completion_tokens"], cost
             )
-            self.store.append(record)
             if final:
                 if not usable:
                     self.report.unusable_final += 1
                 return
             reasks += 1
 
-    async def _send(self, client: openai.AsyncOpenAI, card: ModelCard, r: Request) -> dict[str, Any]:
-        common: dict[str, Any] = {
-            "model": card.model,
-            "temperature": r.temperature,
-            "top_p": r.top_p,
-            "max_tokens": r.max_tokens,
-        }
-        if r.seed is not None and card.send_seed:
-            common["seed"] = r.seed
-        common.update(dict(r.extra))
-        if card.api == "completions":
-            system = "\n".join(c for role, c in r.messages if role == "system")
-            user = "\n".join(c for role, c in r.messages if role != "system")
-            prompt = (card.prompt_template or "{user}").format(system=system, user=user).lstrip()
-            body = {**common, "prompt": prompt}
-            if card.stop:
-                body["stop"] = list(card.stop)
-            # client.post is the SDK's own request path (errors, timeouts, parsing into its types) minus
-            # the per-call re-typing of the parameters, which costs ~1 ms of CPU a call and does
-            # nothing to these plain parameters; it kept throughput below the floor at concurrency 32.
-            resp = await client.post("/completions", body=body, cast_to=Completion)
-            choice = _first_choice(resp)
-            text, refusal = choice.text, None
-        else:
-            body = {**common, "messages": [{"role": role, "content": c} for role, c in r.messages]}
-            resp = await client.post("/chat/completions", body=body, cast_to=ChatCompletion)
-            choice = _first_choice(resp)
-            text = choice.message.content
-            refusal = getattr(choice.message, "refusal", None)
-        usage = resp.usage
-        logprobs = getattr(choice, "logprobs", None)  # kept only when the server sent them
-        if hasattr(logprobs, "model_dump"):
-            logprobs = logprobs.model_dump()
-        return {
-            **({"logprobs": logprobs} if logprobs is not None else {}),
-            "text": text,
-            "refusal": refusal,
-            "finish_reason": choice.finish_reason,
-            "served_model": getattr(resp, "model", None),
-            "response_id": getattr(resp, "id", None),
-            "usage": {
-                "prompt_tokens": int(getattr(usage, "prompt_tokens", 0) or 0),
-                "completion_tokens": int(getattr(usage, "completion_tokens", 0) or 0),
-            },
-        }
-
-
-def _first_choice(resp: Any) -> Any:
-    """The first choice of a completion, or MalformedResponse (retried) if the body has none."""
-    choices = getattr(resp, "choices", None)
-    if not isinstance(choices, list) or not choices or choices[0] is None:
-        raise MalformedResponse(f"response has no choices: {str(resp)[:200]!r}")
-    return choices[0]
+    async def _wait_before_retry(self, retries: int, exc: BaseException, card: ModelCard) -> None:
+        """Exponential backoff with jitter, or the server's Retry-After if longer (capped, and announced)."""
+        backoff = min(self.limits.backoff_max_s, self.limits.backoff_base_s * 2 ** (retries - 1))
+        backoff *= 0.5 + random.random()  # jitter
+        asked = _retry_after(exc)
+        wait = backoff
+        if asked is not None and asked > backoff:
+            wait = min(asked, self.limits.max_retry_after_s)
+            if asked >= ANNOUNCE_WAIT_S:
+                capped = f", capped to {wait:g} s (Limits.max_retry_after_s)" if asked > wait else ""
+                _say(f"{card.name}: the server asked to wait {asked:g} s before retrying (Retry-After){capped}")
+        await asyncio.sleep(wait)
 
 
 class _Fixed:

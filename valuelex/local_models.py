@@ -25,6 +25,7 @@ from pathlib import Path
 
 from . import paths
 from .config import ModelCard
+from .errors import run_main
 
 
 class ChecksumMismatch(RuntimeError):
@@ -254,21 +255,25 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m valuelex.local_models [CARD ...]``: install and verify local GGUF models."""
     import argparse
 
-    from .config import load_model_cards
+    from .config import ConfigError, load_model_cards
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("cards", nargs="*", help="model card names (default: every llama_cpp card)")
     args = parser.parse_args(argv)
-    cards = {n: c for n, c in load_model_cards().items() if c.provider == "llama_cpp"}
-    names = args.cards or sorted(cards)
-    for name in names:
-        if name not in cards:
-            parser.error(f"no local (llama_cpp) model card named {name!r}")
+    catalog = load_model_cards()
+    if args.cards:  # only the named cards are read: a broken card elsewhere does not matter
+        for name in args.cards:
+            if name not in catalog or catalog[name].provider != "llama_cpp":
+                raise ConfigError(f"no local (llama_cpp) model card named {name!r} in {catalog.folder}")
+        cards = {name: catalog[name] for name in args.cards}
+    else:
+        cards = {n: c for n, c in catalog.items() if c.provider == "llama_cpp"}
+    for name, card in cards.items():
         started = time.monotonic()
-        path = install_gguf(cards[name])
+        path = install_gguf(card)
         print(f"{name}: {path} sha256 verified ({time.monotonic() - started:.0f} s)", flush=True)
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_main(main))

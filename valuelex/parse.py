@@ -24,7 +24,7 @@ _REFUSAL = re.compile(
     r"|i am not capable of having|i don't possess)\b",
     re.I,
 )
-_MARKDOWN = re.compile(r"(\*\*|__|\*|`|#+\s)")
+_MARKDOWN = re.compile(r"(__|\*|`|#+\s)")
 _HTML_TAG = re.compile(r"</?[a-zA-Z][^<>]*>|</?[a-zA-Z]*$")  # whole tags, and a tag cut off at the end
 _LIST_MARKER = re.compile(r"^\s*(?:[-*•·‣◦]+|\(?\d{1,3}[.)]|\(?[a-zA-Z][.)](?=\s))\s*")
 _EXPLANATION = re.compile(r"\s*(?::|\s[-–—]\s|\()")
@@ -38,9 +38,9 @@ _LEAD_IN = re.compile(
 )
 _DISCOURSE = re.compile(
     r"^(?:however|but|no|yes|also|additionally|finally|overall|furthermore|moreover|lastly|firstly|secondly|"
-    r"thirdly|then|so|i'm|i’m|im|i am|i|being|be|am|a|an|the|my|our|to|very|more|most|always|believe in|"
+    r"thirdly|then|so|i'm|i’m|im|i|being|be|am|a|an|the|my|our|to|very|more|most|always|believe in|"
     r"value|values|strive for|care about|focus on|prioritize|prioritise|embrace|promote|promotes|uphold|include|"
-    r"including|importance of|the value of|value of|principle of|principles of|sense of|supports|cultivating|developing|"
+    r"including|importance of|principle of|principles of|sense of|supports|cultivating|developing|"
     r"fostering)\b[\s,]*",
     re.I,
 )
@@ -125,13 +125,13 @@ def _descriptor(item: str) -> str | None:
     return item
 
 
-def parse_answer(text: str | None, truncated: bool = False) -> ParseResult:
+def parse_answer(text: object, truncated: bool = False) -> ParseResult:
     """Descriptors in order of first appearance (case-insensitive duplicates removed).
 
     ``truncated``: the answer hit the token limit (finish reason ``length``), so its last item
     may be a cut-off word ("Trans" for "Transparency") and is dropped.
     """
-    if text is None or not text.strip():
+    if not isinstance(text, str) or not text.strip():  # None, or NaN from a table: no answer text
         return ParseResult([], "empty")
     refusal = bool(_REFUSAL.search(text))
     items = _items(text)

@@ -8,9 +8,15 @@ last try after bounded retries and re-asks) has ``final: true``; the answer to a
 its first final record. Failed attempts stay in the file as the log of what went wrong.
 
 Writes are single ``write()`` calls of a whole line on an ``O_APPEND`` descriptor under an
-exclusive ``flock``, so concurrent writers (threads or processes) never interleave, and a
-process killed at any moment leaves at worst one torn last line, which the loader reports
-(file and line) and skips; the next writer starts on a fresh line.
+exclusive ``flock``, and the loader reads each file under a shared ``flock``, so it only ever
+sees complete lines of live writers. A process killed at any moment leaves at worst one torn
+last line; the next writer starts on a fresh line. The loader reads bytes and checks every
+line (UTF-8, JSON, every field's type, the key against the request's hash): a bad line is
+reported with file, line and reason, on stderr and in ``stats.issues``, and the rest is kept.
+A request whose only record is damaged is named as such (``damaged(key)``), not as missing.
+
+A live run holds the store's run lock (``run_lock``): a second live run on the same store
+stops at once with a message naming the holder, so two runs never pay for the same call.
 """
 
 from __future__ import annotations
@@ -19,25 +25,78 @@ import fcntl
 import hashlib
 import json
 import os
+import re
+import socket
+import sys
 import threading
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-SCHEMA = 1
-REQUIRED = {
-    "schema": int,
-    "key": str,
-    "request": dict,
-    "attempt": int,
-    "status": str,
-    "final": bool,
-    "timestamp": str,
-}
-REQUEST_REQUIRED = ("model", "messages", "params", "sample", "prompt_id", "prompt_version")
+from .errors import UserError
 
+SCHEMA = 1
+SHARD_SUFFIX = ".jsonl"
+LOCK_FILE = ".run.lock"  # hidden: the loader skips dot files
+STATUSES = ("ok", "error")
+_NONE = type(None)
+_NUM = (int, float)
+# field: (accepted types, required). A bool is accepted only where bool is listed; unknown fields are
+# kept (a newer version may add some), known ones must have their type.
+RECORD_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
+    "schema": ((int,), True),
+    "key": ((str,), True),
+    "request": ((dict,), True),
+    "attempt": ((int,), True),
+    "status": ((str,), True),
+    "final": ((bool,), True),
+    "timestamp": ((str,), True),
+    "usable": ((bool,), False),
+    "text": ((str, _NONE), False),
+    "refusal": ((str, _NONE), False),
+    "finish_reason": ((str, _NONE), False),
+    "served_model": ((str, _NONE), False),
+    "response_id": ((str, _NONE), False),
+    "usage": ((dict, _NONE), False),
+    "cost_usd": ((*_NUM, _NONE), False),
+    "latency_s": ((*_NUM, _NONE), False),
+    "error": ((dict, _NONE), False),
+}
+REQUEST_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
+    "model": ((str,), True),
+    "messages": ((list,), True),
+    "params": ((dict,), True),
+    "sample": ((int,), True),
+    "prompt_id": ((str,), True),
+    "prompt_version": ((str,), True),
+    "model_id": ((str,), False),
+    "api": ((str,), False),
+    "prompt_template": ((str, _NONE), False),
+    "stop": ((list,), False),
+}
+PARAMS_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
+    "temperature": (_NUM, True),
+    "top_p": (_NUM, True),
+    "max_tokens": ((int,), True),
+    "seed": ((int, _NONE), True),
+}
+MESSAGE_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {"role": ((str,), True), "content": ((str,), True)}
+USAGE_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
+    "prompt_tokens": ((int, _NONE), False),
+    "completion_tokens": ((int, _NONE), False),
+}
+ERROR_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
+    "type": ((str,), True),
+    "message": ((str, _NONE), False),
+    "status_code": ((int, _NONE), False),
+    "raw_body": ((str, _NONE), False),
+}
+_HEX_KEY = re.compile(r"[0-9a-f]{32}")
+_KEY_IN_LINE = re.compile(rb'"key"\s*:\s*"([0-9a-f]{32})"')
 
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
@@ -54,14 +113,21 @@ def request_key(canonical_request: dict[str, Any]) -> str:
 
 @dataclass
 class LoadIssue:
-    """A line the loader could not use."""
+    """A line (or a whole file, ``line`` None) the loader could not use."""
 
     file: Path
-    line: int
+    line: int | None
     problem: str
+    key: str | None = None  # the request the line was about, when that could still be read
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.problem}"
+        where = f"{self.file}:{self.line}" if self.line is not None else f"{self.file}"
+        return f"{where}: {self.problem}"
+
+    @property
+    def kind(self) -> str:
+        """The problem without its details (what consecutive bad lines are grouped by)."""
+        return self.problem.split(" (", 1)[0]
 
 
 @dataclass
@@ -71,9 +137,38 @@ class StoreStats:
     duplicate_finals: int = 0
     issues: list[LoadIssue] = field(default_factory=list)
 
+    def summary(self, root: Path) -> str:
+        """Every issue, one per line; a run of consecutive lines with the same problem on one line."""
+        lines = [
+            f"response store {root}: {len(self.issues)} damaged line(s) or file(s) skipped, {self.records} records kept:"
+        ]
+        i = 0
+        while i < len(self.issues):
+            first = last = self.issues[i]
+            j = i + 1
+            while (
+                j < len(self.issues)
+                and last.line is not None
+                and self.issues[j].file == first.file
+                and self.issues[j].line == last.line + 1  # type: ignore[operator]
+                and self.issues[j].kind == first.kind
+            ):
+                last = self.issues[j]
+                j += 1
+            if last is first:
+                lines.append(f"  {first}")
+            else:
+                lines.append(f"  {first.file}:{first.line}-{last.line}: {first.kind} ({j - i} lines)")
+            i = j
+        return "\n".join(lines)
 
-class StoreMiss(LookupError):
+
+class StoreMiss(UserError, LookupError):
     """Replay mode met a request that the store has no final answer for."""
+
+
+class StoreBusy(UserError, RuntimeError):
+    """Another live run holds the store's run lock."""
 
 
 def _stored_request_matches(line: bytes, key: str) -> bool:
@@ -94,75 +189,181 @@ def _stored_request_matches(line: bytes, key: str) -> bool:
     return False
 
 
+def _type_name(types: tuple[type, ...]) -> str:
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false", dict: "an object"}
+    names |= {list: "a list", _NONE: "null"}
+    if set(_NUM) <= set(types):
+        types = tuple(t for t in types if t is not int)
+    return " or ".join(names[t] for t in types)
+
+
+def _check(obj: dict[str, Any], spec: dict[str, tuple[tuple[type, ...], bool]], prefix: str = "") -> str | None:
+    """None if every known field of ``obj`` has its type, else what is wrong with the first that does not."""
+    for name, (types, required) in spec.items():
+        if name not in obj:
+            if required:
+                return f"missing field '{prefix}{name}'"
+            continue
+        value = obj[name]
+        ok = bool in types if isinstance(value, bool) else isinstance(value, types)  # True is an int to Python
+        if not ok:
+            return f"field '{prefix}{name}' must be {_type_name(types)}, got {type(value).__name__}"
+    return None
+
+
 def validate_record(rec: Any, line: bytes | None = None) -> str | None:
     """None if the record is well formed, else what is wrong with it (``line``: its JSONL text, if read)."""
     if not isinstance(rec, dict):
         return f"expected a JSON object, got {type(rec).__name__}"
-    for name, typ in REQUIRED.items():
-        if name not in rec:
-            return f"missing field {name!r}"
-        if not isinstance(rec[name], typ):
-            return f"field {name!r} must be {typ.__name__}"
-    for name in REQUEST_REQUIRED:
-        if name not in rec["request"]:
-            return f"missing field 'request.{name}'"
-    if rec["status"] not in ("ok", "error"):
+    problem = _check(rec, RECORD_FIELDS)
+    if problem:
+        return problem
+    if rec["schema"] != SCHEMA:
+        return f"field 'schema' is {rec['schema']}, this version reads schema {SCHEMA}"
+    if not _HEX_KEY.fullmatch(rec["key"]):
+        return "field 'key' must be 32 lower-case hex digits"
+    if rec["attempt"] < 1:
+        return "field 'attempt' must be >= 1"
+    if rec["status"] not in STATUSES:
         return f"field 'status' must be ok or error, got {rec['status']!r}"
+    if rec["status"] == "error" and not isinstance(rec.get("error"), dict):
+        return "a record with status error needs an 'error' object"
+    request = rec["request"]
+    problem = _check(request, REQUEST_FIELDS, "request.") or _check(request["params"], PARAMS_FIELDS, "request.params.")
+    for i, message in enumerate(request["messages"] if not problem else []):
+        if not isinstance(message, dict):
+            return f"field 'request.messages[{i}]' must be an object, got {type(message).__name__}"
+        problem = _check(message, MESSAGE_FIELDS, f"request.messages[{i}].")
+        if problem:
+            break
+    if not problem and isinstance(rec.get("usage"), dict):
+        problem = _check(rec["usage"], USAGE_FIELDS, "usage.")
+        if not problem and any((rec["usage"].get(k) or 0) < 0 for k in USAGE_FIELDS):
+            problem = "field 'usage' holds a negative token count"
+    if not problem and isinstance(rec.get("error"), dict):
+        problem = _check(rec["error"], ERROR_FIELDS, "error.")
+    if problem:
+        return problem
     if line is not None and _stored_request_matches(line, rec["key"]):
         return None
-    if request_key(rec["request"]) != rec["key"]:
+    if request_key(request) != rec["key"]:
         return "field 'key' does not match the hash of 'request' (edited by hand?)"
     return None
 
 
-class ResponseStore:
-    """Append-only JSONL store of LLM call attempts, sharded by model."""
+def _decode_line(raw: bytes) -> tuple[Any, str | None]:
+    """(the parsed JSON value, None) or (None, what is wrong with the bytes)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, f"not UTF-8 text (invalid byte 0x{raw[exc.start]:02x} at byte {exc.start + 1} of the line)"
+    try:
+        return json.loads(text), None
+    except json.JSONDecodeError as exc:
+        return None, f"not JSON ({exc.msg}; column {exc.colno})"
+    except RecursionError:
+        return None, "not JSON (nested too deeply)"
 
-    def __init__(self, root: str | Path):
+
+def _line_key(rec: Any, raw: bytes) -> str | None:
+    """The request key a damaged line was about, if it can still be read."""
+    if isinstance(rec, dict) and isinstance(rec.get("key"), str) and _HEX_KEY.fullmatch(rec["key"]):
+        return rec["key"]
+    match = _KEY_IN_LINE.search(raw)
+    return match.group(1).decode("ascii") if match else None
+
+
+def _read_locked(path: Path) -> bytes:
+    """A shard's bytes, read under a shared lock so a writer's line is never seen half written."""
+    with open(path, "rb") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_SH)  # released when the file is closed
+        return fh.read()
+
+
+class ResponseStore:
+    """Append-only JSONL store of LLM call attempts, sharded by model.
+
+    ``announce``: print the load issues (new ones only, on every load) to stderr, which a notebook shows.
+    """
+
+    def __init__(self, root: str | Path, announce: bool = True):
         self.root = Path(root)
+        self.announce = announce
         self._lock = threading.Lock()
         self._final: dict[str, dict[str, Any]] = {}
         self._records: list[dict[str, Any]] = []
+        self._damaged: dict[str, list[LoadIssue]] = {}
+        self._announced: set[str] = set()
         self.stats = StoreStats()
         self.reload()
 
     # reading -------------------------------------------------------------------------
     def reload(self) -> StoreStats:
         """(Re)read every shard, validating each line; bad lines are reported, not fatal."""
-        self._final.clear()
-        self._records.clear()
+        self._final = {}
+        self._records = []
+        self._damaged = {}
         stats = StoreStats()
-        for path in sorted(self.root.glob("*.jsonl")) if self.root.exists() else []:
-            with open(path, "rb") as fh:
-                data = fh.read()
-            lines = data.split(b"\n")
-            torn_tail = not data.endswith(b"\n") and data != b""
-            for number, raw in enumerate(lines, start=1):
-                if not raw.strip():
-                    continue
-                try:
-                    rec = json.loads(raw)
-                except json.JSONDecodeError as exc:
-                    torn = torn_tail and number == len(lines)
-                    problem = "torn last line (a writer was killed mid-write)" if torn else f"not JSON ({exc.msg})"
-                    stats.issues.append(LoadIssue(path, number, problem))
-                    continue
-                problem = validate_record(rec, raw)
-                if problem:
-                    stats.issues.append(LoadIssue(path, number, problem))
-                    continue
-                stats.records += 1
-                self._records.append(rec)
-                if rec["final"]:
-                    outcome = self._keep_final(rec)
-                    stats.duplicate_finals += outcome == "duplicate"
-                    stats.final += outcome == "new"
+        if self.root.exists() and not self.root.is_dir():
+            stats.issues.append(LoadIssue(self.root, None, "is not a folder; nothing loaded"))
+        entries = sorted(self.root.iterdir()) if self.root.is_dir() else []
+        for path in entries:
+            if path.name.startswith("."):
+                continue
+            if path.suffix != SHARD_SUFFIX or path.is_dir():
+                what = "a directory" if path.is_dir() else "a file"
+                problem = f"{what} that is not a store shard (only *{SHARD_SUFFIX} files are read); ignored"
+                stats.issues.append(LoadIssue(path, None, problem))
+                continue
+            try:
+                data = _read_locked(path)
+            except OSError as exc:
+                stats.issues.append(LoadIssue(path, None, f"cannot be read ({exc.strerror}); ignored"))
+                continue
+            self._load_lines(path, data, stats)
         self.stats = stats
+        if self.announce:
+            self._announce()
         return stats
+
+    def _load_lines(self, path: Path, data: bytes, stats: StoreStats) -> None:
+        lines = data.split(b"\n")
+        torn_tail = not data.endswith(b"\n")  # the last piece has no newline: a writer stopped mid-line
+        for number, raw in enumerate(lines, start=1):
+            if not raw.strip():
+                continue
+            rec, problem = _decode_line(raw)
+            if problem is None:
+                problem = validate_record(rec, raw)
+            if problem:
+                if torn_tail and number == len(lines) and raw.lstrip().startswith(b"{"):  # the start of a record
+                    problem = "torn last line (a writer was killed mid-write)"
+                issue = LoadIssue(path, number, problem, _line_key(rec, raw))
+                stats.issues.append(issue)
+                if issue.key:
+                    self._damaged.setdefault(issue.key, []).append(issue)
+                continue
+            stats.records += 1
+            self._records.append(rec)
+            if rec["final"]:
+                outcome = self._keep_final(rec)
+                stats.duplicate_finals += outcome == "duplicate"
+                stats.final += outcome == "new"
+
+    def _announce(self) -> None:
+        new = [i for i in self.stats.issues if str(i) not in self._announced]
+        if new:
+            self._announced.update(str(i) for i in new)
+            shown = StoreStats(self.stats.records, issues=new)
+            print(shown.summary(self.root), file=sys.stderr, flush=True)
 
     def get(self, key: str) -> dict[str, Any] | None:
         """The final record of a request (its first success, else its first failure), or None."""
         return self._final.get(key)
+
+    def damaged(self, key: str) -> list[LoadIssue]:
+        """The damaged lines that were about this request (the loader skipped them)."""
+        return list(self._damaged.get(key, []))
 
     def __contains__(self, key: str) -> bool:
         return key in self._final
@@ -179,13 +380,20 @@ class ResponseStore:
 
     # writing -------------------------------------------------------------------------
     def append(self, record: dict[str, Any]) -> None:
-        """Append one attempt record atomically; final records become visible to get()."""
+        """Append one attempt record atomically; final records become visible to get().
+
+        A record that is malformed or cannot be written as UTF-8 (a lone surrogate) is refused
+        with ValueError before anything is written.
+        """
         record = {"schema": SCHEMA, **record}
         problem = validate_record(record)
         if problem:
             raise ValueError(f"refusing to store a malformed record: {problem}")
-        line = (canonical_json(record) + "\n").encode("utf-8")
-        path = self.root / f"{_safe_name(record['request']['model'])}.jsonl"
+        try:
+            line = (canonical_json(record) + "\n").encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(f"refusing to store a record that is not valid Unicode text: {exc.reason}") from None
+        path = self.root / f"{_safe_name(record['request']['model'])}{SHARD_SUFFIX}"
         with self._lock:
             try:
                 fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
@@ -203,8 +411,11 @@ class ResponseStore:
             finally:
                 os.close(fd)
             self._records.append(record)
+            self.stats.records += 1
             if record["final"]:
-                self._keep_final(record)
+                outcome = self._keep_final(record)
+                self.stats.final += outcome == "new"
+                self.stats.duplicate_finals += outcome == "duplicate"
 
     def _keep_final(self, rec: dict[str, Any]) -> str:
         """Make ``rec`` the answer to its request if it is the first, or the first success after a failure.
@@ -222,9 +433,34 @@ class ResponseStore:
             return "replaced"
         return "duplicate"
 
-    def extend(self, records: Iterable[dict[str, Any]]) -> None:
-        for rec in records:
-            self.append(rec)
+    # one live run at a time ------------------------------------------------------------
+    @contextmanager
+    def run_lock(self) -> Iterator[None]:
+        """Hold the store's exclusive run lock, or raise StoreBusy naming the run that holds it.
+
+        The lock is an ``flock`` on ``<store>/.run.lock``, released when the holder exits, also
+        when it is killed; the file says who holds it (pid, host, start time, command).
+        """
+        self.root.mkdir(parents=True, exist_ok=True)
+        path = self.root / LOCK_FILE
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 1000, 0).decode("utf-8", "replace").strip() or "holder unknown"
+                raise StoreBusy(
+                    f"the response store {self.root} is in use by another live run ({holder}); "
+                    "let it finish or stop it, then run again"
+                ) from None
+            started = datetime.now(UTC).isoformat(timespec="seconds")
+            command = " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv))[:200]
+            info = f"pid {os.getpid()} on {socket.gethostname()}, started {started}: {command}"
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, info.encode("utf-8", "replace"), 0)
+            yield
+        finally:
+            os.close(fd)
 
     # summaries -----------------------------------------------------------------------
     def usage_by_model(self) -> dict[str, Counter]:

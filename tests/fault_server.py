@@ -15,14 +15,31 @@ one normally. Plan items:
 ``empty``      HTTP 200 with empty content
 ``401echo``    HTTP 401 whose message echoes the API key from the Authorization header, as OpenAI does
 ``500echo``    HTTP 500 that echoes the API key too
+``429long``    HTTP 429 with ``Retry-After: 100000`` (28 hours)
+``drip``       HTTP 200 whose body trickles in a few bytes at a time (``--drip-s`` between writes), so
+               that no single read times out but the whole answer takes far longer than the deadline
+
+Odd 200 answers (each a valid HTTP answer that is not a well-formed completion):
+
+``list``       content (chat) or text (completions) is a list of parts
+``int``        content is the number 42
+``surrogate``  content holds a lone surrogate (``\ud83d`` escaped in the JSON)
+``badutf8``    the body holds a byte that is not UTF-8
+``nullchoice`` ``choices: [null]``
+``strmessage`` ``message`` is a string
+``badusage``   ``usage.prompt_tokens`` is the string "many"
+``html``       an HTML page instead of JSON
+``jsonlist``   a JSON list instead of an object
+``echo200``    a normal answer whose text echoes the API key
 
 ``KIND*N`` repeats an item N times and ``KIND*inf`` forever (``[fault:empty*inf]`` never answers).
 ``--latency-ms`` adds a fixed delay to every request. ``GET /stats`` reports how many
 requests arrived per message (``received``), how many got a normal answer (``ok``) and
 when each arrived (``arrivals``, Unix seconds); ``POST /stats/reset`` clears them.
 
-Run it with ``python -m valuelex.fault_server --port 8123 --latency-ms 100``; tests start it with
-``FaultServer`` (a free port, waits until it answers, always stopped).
+Run it with ``python tests/fault_server.py --port 8123 --latency-ms 100``; tests and
+``benchmarks/bench_llm.py`` start it with ``FaultServer`` (a free port, waits until it answers,
+always stopped). It is test equipment, not part of the ``valuelex`` package.
 """
 
 from __future__ import annotations
@@ -43,9 +60,17 @@ from typing import Any
 
 from aiohttp import web
 
-from .local_models import stop_process
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script: make valuelex importable
+    sys.path.insert(0, str(ROOT))
 
-KINDS = ("ok", "429", "500", "hang", "malformed", "badshape", "empty", "401echo", "500echo")
+from valuelex.local_models import stop_process  # noqa: E402
+
+ODD_ANSWERS = ("list", "int", "surrogate", "badutf8", "nullchoice", "strmessage", "badusage", "html", "jsonlist")
+KINDS = (
+    "ok", "429", "500", "hang", "malformed", "badshape", "empty", "401echo", "500echo", "429long", "drip", "echo200",
+    *ODD_ANSWERS,
+)  # fmt: skip
 _PLAN = re.compile(r"\[fault:([^\]]*)\]")
 _WORDS = ("honesty", "kindness", "fairness", "curiosity", "humility", "courage", "patience", "loyalty")
 
@@ -85,10 +110,11 @@ def answer_text(model: str, text: str, body: dict[str, Any]) -> str:
 class FaultApp:
     """The server's state: per-message counters and the options from the command line."""
 
-    def __init__(self, latency_ms: float = 0.0, hang_s: float = 30.0, retry_after: float = 1.0):
+    def __init__(self, latency_ms: float = 0.0, hang_s: float = 30.0, retry_after: float = 1.0, drip_s: float = 0.2):
         self.latency_s = latency_ms / 1000.0
         self.hang_s = hang_s
         self.retry_after = retry_after
+        self.drip_s = drip_s
         self.received: Counter[str] = Counter()
         self.ok: Counter[str] = Counter()
         self.arrivals: dict[str, list[float]] = {}
@@ -165,9 +191,15 @@ class FaultApp:
             status = int(kind[:3])
             message = f"Incorrect API key provided: {key}. You can find your API key at https://example.invalid/keys."
             return _error(status, message, "invalid_api_key")
+        if kind == "429long":
+            return _error(
+                429, "Rate limit reached; come back tomorrow", "rate_limit_exceeded", {"Retry-After": "100000"}
+            )
         if kind == "hang":
             await asyncio.sleep(self.hang_s)
             return _error(504, "hung past every sensible timeout", "timeout")
+        if kind in ODD_ANSWERS:
+            return _odd_answer(kind, chat)
         if kind == "malformed":
             return web.Response(
                 status=200, text='{"id": "cmpl-broken", "choices": [{"index": 0, "mess', content_type="application/json"
@@ -176,6 +208,8 @@ class FaultApp:
             return web.json_response({"id": "cmpl-empty", "object": "chat.completion", "choices": []})
         model = str(body.get("model", "fault-model"))
         content = "" if kind == "empty" else answer_text(model, text, body)
+        if kind == "echo200":
+            content = f"{content} (your key is {key})"
         words = content.split()
         max_tokens = body.get("max_tokens")
         finish = "stop"
@@ -200,16 +234,61 @@ class FaultApp:
         else:
             choice = {"index": 0, "text": content, "finish_reason": finish, "logprobs": None}
             obj = "text_completion"
-        return web.json_response(
-            {
-                "id": f"fault-{self.next_id}",
-                "object": obj,
-                "created": int(time.time()),
-                "model": model,
-                "choices": [choice],
-                "usage": usage,
-            }
-        )
+        payload = {
+            "id": f"fault-{self.next_id}",
+            "object": obj,
+            "created": int(time.time()),
+            "model": model,
+            "choices": [choice],
+            "usage": usage,
+        }
+        if kind == "drip":
+            return await self._drip(request, json.dumps(payload).encode())
+        return web.json_response(payload)
+
+    async def _drip(self, request: web.Request, body: bytes) -> web.StreamResponse:
+        """Send the body a few bytes at a time: every read succeeds, the whole answer takes very long."""
+        response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+        response.content_length = len(body)
+        await response.prepare(request)
+        for i in range(0, len(body), 8):
+            await response.write(body[i : i + 8])
+            await asyncio.sleep(self.drip_s)
+        await response.write_eof()
+        return response
+
+
+def _odd_answer(kind: str, chat: bool) -> web.Response:
+    """A 200 answer that is not a well-formed completion (see the module docstring)."""
+
+    def completion(value: str) -> str:
+        """A completion body whose answer text is the raw JSON ``value``."""
+        if chat:
+            choice = f'{{"index": 0, "message": {{"role": "assistant", "content": {value}}}, "finish_reason": "stop"}}'
+        else:
+            choice = f'{{"index": 0, "text": {value}, "finish_reason": "stop"}}'
+        return f'{{"id": "odd-{kind}", "model": "fault-model", "choices": [{choice}]}}'
+
+    if kind == "list":
+        text = completion('[{"type": "text", "text": "honesty"}]')
+    elif kind == "int":
+        text = completion("42")
+    elif kind == "surrogate":
+        text = completion('"honesty, \\ud83d"')
+    elif kind == "badutf8":
+        body = completion('"honesty, \xff"').encode("latin-1")  # U+00FF as the single byte 0xff
+        return web.Response(status=200, body=body, content_type="application/json")
+    elif kind == "nullchoice":
+        text = '{"id": "odd-nullchoice", "model": "fault-model", "choices": [null]}'
+    elif kind == "strmessage":
+        text = '{"id": "odd-strmessage", "model": "fault-model", "choices": [{"index": 0, "message": "honesty"}]}'
+    elif kind == "badusage":
+        text = completion('"honesty"')[:-1] + ', "usage": {"prompt_tokens": "many", "completion_tokens": 1}}'
+    elif kind == "html":
+        return web.Response(status=200, text="<html><body>Gateway says hello</body></html>", content_type="text/html")
+    else:  # jsonlist
+        text = '[{"choices": []}]'
+    return web.Response(status=200, text=text, content_type="application/json")
 
 
 async def _json_body(request: web.Request) -> dict[str, Any] | web.Response:
@@ -245,9 +324,15 @@ class FaultServer:
     """The fault server in a subprocess on a free 127.0.0.1 port; a context manager giving the /v1 URL."""
 
     def __init__(
-        self, latency_ms: float = 0.0, hang_s: float = 30.0, retry_after: float = 1.0, timeout_s: float = 30.0
+        self,
+        latency_ms: float = 0.0,
+        hang_s: float = 30.0,
+        retry_after: float = 1.0,
+        timeout_s: float = 30.0,
+        drip_s: float = 0.2,
     ):
         self.args = ["--latency-ms", f"{latency_ms:g}", "--hang-s", f"{hang_s:g}", "--retry-after", f"{retry_after:g}"]
+        self.args += ["--drip-s", f"{drip_s:g}"]
         self.timeout_s = timeout_s
         self.proc: subprocess.Popen[str] | None = None
         self.port: int | None = None
@@ -261,15 +346,14 @@ class FaultServer:
         return f"{self.url}/v1"
 
     def start(self) -> str:
-        root = Path(__file__).resolve().parent.parent
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "valuelex.fault_server", "--port", "0", *self.args],
+            [sys.executable, str(Path(__file__).resolve()), "--port", "0", *self.args],
             stdout=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
             text=True,
             env=env,
-            cwd=root,
+            cwd=ROOT,
         )
         line = self.proc.stdout.readline()  # type: ignore[union-attr]  # blocks until bound or exited
         if not line.startswith("READY "):
@@ -357,8 +441,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-ms", type=float, default=0.0, help="delay added to every request")
     parser.add_argument("--hang-s", type=float, default=30.0, help="how long a 'hang' fault waits before a 504")
     parser.add_argument("--retry-after", type=float, default=1.0, help="Retry-After seconds sent with a 429")
+    parser.add_argument("--drip-s", type=float, default=0.2, help="pause between the pieces of a 'drip' answer")
     args = parser.parse_args(argv)
-    state = FaultApp(args.latency_ms, args.hang_s, args.retry_after)
+    state = FaultApp(args.latency_ms, args.hang_s, args.retry_after, args.drip_s)
     try:
         asyncio.run(serve(args.host, args.port, state))
     except KeyboardInterrupt:
