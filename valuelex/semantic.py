@@ -28,6 +28,7 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, s
 
 from . import paths
 from .figures import PALETTE
+from .precision import TIE_TOLERANCE, choose
 
 EMBEDDING_CONFIG = paths.CONFIGS / "embedding.yaml"
 TAXONOMY_CONFIG = paths.CONFIGS / "taxonomy.yaml"
@@ -492,7 +493,9 @@ def assign_to_taxonomy(
     is below ``tie_margin``, ``weak`` below ``weak_margin``, else ``clear``. ``stability`` is the
     share of ``n_boot`` bootstrap resamples of the example words (within each category) in which
     the same category wins: with two to four example words per category, a call can hinge on one
-    word. Nothing is forced: a reader sees how close the call was.
+    word. Nothing is forced: a reader sees how close the call was. Scores within
+    ``precision.TIE_TOLERANCE`` of the best count as equal, and the first such category (taxonomy
+    order) wins, so floating-point noise cannot flip a call (such a margin is below ``tie_margin``).
     """
     taxonomy_labels = np.asarray(taxonomy_labels)
     proto = prototypes(taxonomy_vectors, taxonomy_labels)
@@ -500,22 +503,21 @@ def assign_to_taxonomy(
     values = centroids.to_numpy() @ proto.to_numpy().T
     scores = pd.DataFrame(values, index=centroids.index, columns=proto.index)
     counts = pd.Series([str(g) for g in groups]).value_counts()
-    ranked = np.argsort(-values, axis=1, kind="stable")
-    top, second = ranked[:, 0], ranked[:, 1] if values.shape[1] > 1 else ranked[:, 0]
-    rows = np.arange(len(scores))
+    choice = choose(values)
+    top, second = choice.best, choice.second
 
     rng = np.random.default_rng(seed)
     members = [np.flatnonzero(taxonomy_labels == name) for name in proto.index]
     wins = np.zeros(len(scores))
     for _ in range(n_boot):
         boot = _unit(np.stack([taxonomy_vectors[rng.choice(m, size=len(m))].mean(axis=0) for m in members]))
-        wins += np.argmax(centroids.to_numpy() @ boot.T, axis=1) == top
+        wins += choose(centroids.to_numpy() @ boot.T).best == top
 
     table = scores.copy()
     table.insert(0, "n_words", counts.reindex(scores.index).to_numpy())
     table["best"] = scores.columns[top]
     table["second"] = scores.columns[second]
-    table["margin"] = values[rows, top] - values[rows, second]
+    table["margin"] = choice.margin
     table["stability"] = wins / n_boot if n_boot else np.nan
     table["flag"] = np.where(
         table["margin"] < tie_margin, "tie", np.where(table["margin"] < weak_margin, "weak", "clear")
@@ -543,17 +545,27 @@ def assignment_names(table: pd.DataFrame) -> dict:
     }
 
 
-def nearest_category(vectors: np.ndarray, taxonomy_vectors: np.ndarray, taxonomy_labels: Sequence[str]) -> pd.DataFrame:
-    """For each word vector: its nearest taxonomy category, the score and the margin to the second."""
+def nearest_category(
+    vectors: np.ndarray,
+    taxonomy_vectors: np.ndarray,
+    taxonomy_labels: Sequence[str],
+    tie_tolerance: float = TIE_TOLERANCE,
+) -> pd.DataFrame:
+    """For each word vector: its nearest taxonomy category, the score, the margin to the second, and ``tie``.
+
+    Categories within ``tie_tolerance`` of the best score are tied (``tie`` is True); the first of
+    them in the taxonomy's order is reported, so the answer does not depend on floating-point noise.
+    """
     proto = prototypes(taxonomy_vectors, taxonomy_labels)
     scores = vectors @ proto.to_numpy().T
-    ranked = np.argsort(-scores, axis=1, kind="stable")
+    choice = choose(scores, tie_tolerance)
     rows = np.arange(len(vectors))
     return pd.DataFrame(
         {
-            "nearest": proto.index.to_numpy()[ranked[:, 0]],
-            "score": scores[rows, ranked[:, 0]],
-            "margin": scores[rows, ranked[:, 0]] - scores[rows, ranked[:, 1]],
+            "nearest": proto.index.to_numpy()[choice.best],
+            "score": scores[rows, choice.best],
+            "margin": choice.margin,
+            "tie": choice.tie,
         }
     )
 
