@@ -215,3 +215,40 @@ def test_cli_against_this_repositorys_committed_tables(tmp_path: Path) -> None:
     assert bad.returncode == 1
     assert f"reproduced: {tables - 1} of {tables} tables within tolerance" in bad.stdout
     assert f"figures/efa_loadings.csv: row (word={loadings.loc[0, 'word']}), column F1:" in bad.stdout
+
+
+# --------------------------------------------------------------------------- another machine's floating point
+
+OTHER_CPU = {  # another CPU's kernels and thread count (see benchmarks/bench_blas_reproducibility.py)
+    "OPENBLAS_CORETYPE": "Haswell",
+    "OPENBLAS_NUM_THREADS": "2",
+    "OMP_NUM_THREADS": "2",
+}
+THIS_CPU = {"OPENBLAS_CORETYPE": "", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+
+
+@pytest.mark.slow
+def test_factor_analysis_tables_survive_other_blas_kernels(processed_pipeline: dict, tmp_path: Path) -> None:
+    """Notebooks 03-04 under two BLAS settings: every table within tolerance of the other, most byte-identical."""
+    from tests.conftest import run_notebook
+
+    folders = {}
+    for name, blas in (("this", THIS_CPU), ("other", OTHER_CPU)):
+        root = tmp_path / name
+        shutil.copytree(processed_pipeline["VALUELEX_PROCESSED"], root / "processed")
+        (root / "figures").mkdir()
+        env = {"VALUELEX_PROCESSED": str(root / "processed"), "VALUELEX_FIGURES": str(root / "figures"), **blas}
+        for notebook in ("03_efa", "04_cfa"):
+            run_notebook(notebook, root, {"n_boot": 20, "parallel_iter": 10} if notebook == "03_efa" else {}, env)
+        folders[name] = root
+    compared = identical = 0
+    for table in sorted((folders["this"] / "figures").glob("*.csv")) + sorted(
+        (folders["this"] / "processed").glob("*.csv")
+    ):
+        other = folders["other"] / table.parent.name / table.name
+        name = f"{table.parent.name}/{table.name}"
+        assert report.compare_tables(table.read_text(), other.read_text(), name) == [], name
+        compared += 1
+        identical += table.read_bytes() == other.read_bytes()
+    assert compared >= 20
+    assert identical >= compared - 3  # after rounding, noise moves at most a boundary digit here and there
