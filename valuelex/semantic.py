@@ -107,11 +107,19 @@ def contextualise(words: Iterable[str], template: str = "{word}") -> list[str]:
     return [template.format(word=w) for w in words]
 
 
+#: The model runs in float64 and its unit vectors are rounded to float32: float32 inference differs
+#: between CPUs (AVX-512, AVX2, ...) in the last bits of every value, and UMAP turns 2e-7 into a
+#: different map; float64 differences (~1e-16) vanish in the rounding, so every CPU stores the same
+#: float32 bits (benchmarks/bench_blas_reproducibility.py). Costs about 1.5x the encoding time.
+COMPUTE_DTYPE = "float64"
+
+
 class Embedder:
     """Embeds texts with a sentence-transformers model, through a cache keyed by (model, text).
 
     The model is loaded only when a text is missing from the cache. ``encoded`` counts the texts
-    this object sent to the model (0 on a fully cached rerun). Vectors are L2-normalised float32.
+    this object sent to the model (0 on a fully cached rerun). Vectors are L2-normalised float32,
+    computed in :data:`COMPUTE_DTYPE` (the cache file is named after it).
     """
 
     def __init__(
@@ -131,22 +139,23 @@ class Embedder:
 
     @property
     def cache_file(self) -> Path:
-        return self.cache_dir / f"{self.model_id}.parquet"
+        return self.cache_dir / f"{self.model_id}-{COMPUTE_DTYPE}.parquet"
 
     @property
     def model_loaded(self) -> bool:
         return self._model is not None
 
     def load_model(self):
-        """The sentence-transformers model (loaded once, on CPU)."""
+        """The sentence-transformers model (loaded once, on CPU, in :data:`COMPUTE_DTYPE`)."""
         if self._model is None:
+            import torch
             from sentence_transformers import SentenceTransformer
             from transformers.utils import logging as hf_logging
 
             bar = hf_logging.is_progress_bar_enabled()
             hf_logging.disable_progress_bar()  # no "Loading weights" bar in the notebooks' output
             try:
-                self._model = SentenceTransformer(str(self.model_dir), device="cpu")
+                self._model = SentenceTransformer(str(self.model_dir), device="cpu").to(getattr(torch, COMPUTE_DTYPE))
             finally:
                 if bar:
                     hf_logging.enable_progress_bar()
