@@ -255,3 +255,33 @@ def test_factor_analysis_tables_survive_other_blas_kernels(processed_pipeline: d
         identical += table.read_bytes() == other.read_bytes()
     assert compared >= 20
     assert identical >= compared - 3  # after rounding, noise moves at most a boundary digit here and there
+
+
+EMBED_SCRIPT = """
+import sys
+import numpy as np
+from valuelex import semantic
+vectors = semantic.Embedder(cache_dir=sys.argv[1]).embed_words(["honesty", "fairness", "care", "transparency"])
+sys.stdout.write(vectors.tobytes().hex())
+"""
+
+
+@pytest.mark.slow
+def test_embeddings_are_the_same_bits_with_other_cpu_kernels(tmp_path: Path) -> None:
+    """float64 inference rounded to float32: AVX-512, AVX2 and plain kernels store identical vectors."""
+    if platform.machine() not in ("x86_64", "AMD64"):
+        pytest.skip("the ATen capability names below are x86-64 ones")
+    outputs = {}
+    for capability in ("native", "avx2", "default"):
+        env = {**os.environ, "PYTHONPATH": str(paths.ROOT)}
+        env.pop("ATEN_CPU_CAPABILITY", None)
+        if capability != "native":
+            env["ATEN_CPU_CAPABILITY"] = capability
+            env["MKL_ENABLE_INSTRUCTIONS"] = "AVX2" if capability == "avx2" else "AVX"
+        run = subprocess.run(
+            [sys.executable, "-c", EMBED_SCRIPT, str(tmp_path / capability)], env=env, capture_output=True, text=True
+        )
+        assert run.returncode == 0, run.stderr[-2000:]
+        outputs[capability] = run.stdout
+    assert len(outputs["native"]) == 4 * 384 * 4 * 2  # four float32 vectors, in hex
+    assert outputs["native"] == outputs["avx2"] == outputs["default"]
