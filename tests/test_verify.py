@@ -244,17 +244,18 @@ def test_factor_analysis_tables_survive_other_blas_kernels(processed_pipeline: d
         for notebook in ("03_efa", "04_cfa"):
             run_notebook(notebook, root, {"n_boot": 20, "parallel_iter": 10} if notebook == "03_efa" else {}, env)
         folders[name] = root
-    compared = identical = 0
-    for table in sorted((folders["this"] / "figures").glob("*.csv")) + sorted(
-        (folders["this"] / "processed").glob("*.csv")
-    ):
+    tables = sorted((folders["this"] / "figures").glob("*.csv")) + sorted((folders["this"] / "processed").glob("*.csv"))
+    moved = []
+    for table in tables:
         other = folders["other"] / table.parent.name / table.name
         name = f"{table.parent.name}/{table.name}"
         assert report.compare_tables(table.read_text(), other.read_text(), name) == [], name
-        compared += 1
-        identical += table.read_bytes() == other.read_bytes()
-    assert compared >= 20
-    assert identical >= compared - 3  # after rounding, noise moves at most a boundary digit here and there
+        if table.read_bytes() != other.read_bytes():
+            moved.append(name)
+    print(f"{len(tables)} tables, {len(tables) - len(moved)} byte-identical; within tolerance only: {moved}")
+    assert len(tables) >= 20
+    # measured: only the CFA estimates of a Heywood case move a rounded digit (cfa_loadings.csv)
+    assert len(moved) <= 2, moved
 
 
 EMBED_SCRIPT = """
