@@ -463,6 +463,11 @@ class VerifyResult(Report):
             f"markdown: {self.markdown_identical[0]} of {self.markdown_identical[1]} .md files byte-identical "
             "(twins of the CSVs, which are what is compared)"
         )
+        noisy = [name for name, found in self.tables.items() if not found and name not in self.identical_tables]
+        if noisy:
+            lines.append(f"tables within tolerance but not byte-identical: {', '.join(noisy)}")
+        if changed:
+            lines.append(f"figures that differ in bytes: {', '.join(changed)}")
         if self.new:
             lines.append(f"not in {self.ref} (new, not compared): {', '.join(self.new)}")
         return lines

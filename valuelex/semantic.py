@@ -468,6 +468,7 @@ def load_taxonomy(path: str | Path | None = None) -> pd.DataFrame:
 
 
 def _unit(matrix: np.ndarray) -> np.ndarray:
+    matrix = np.asarray(matrix, dtype=float)
     norms = np.linalg.norm(matrix, axis=-1, keepdims=True)
     return matrix / np.where(norms == 0, 1, norms)
 
@@ -480,6 +481,7 @@ def natural_key(name: object) -> list:
 def prototypes(vectors: np.ndarray, names: Sequence[str], sort: bool = False) -> pd.DataFrame:
     """Unit-length mean vector of each name's rows (rows: names in first-seen order, or natural order if ``sort``)."""
     names = np.asarray(names)
+    vectors = np.asarray(vectors, dtype=float)  # float64 sums: the same on every CPU (float32 ones are not)
     order = sorted(dict.fromkeys(names.tolist()), key=natural_key) if sort else list(dict.fromkeys(names.tolist()))
     return pd.DataFrame(_unit(np.stack([vectors[names == n].mean(axis=0) for n in order])), index=order)
 
@@ -507,6 +509,7 @@ def assign_to_taxonomy(
     order) wins, so floating-point noise cannot flip a call (such a margin is below ``tie_margin``).
     """
     taxonomy_labels = np.asarray(taxonomy_labels)
+    taxonomy_vectors = np.asarray(taxonomy_vectors, dtype=float)
     proto = prototypes(taxonomy_vectors, taxonomy_labels)
     centroids = prototypes(vectors, [str(g) for g in groups], sort=True)
     values = centroids.to_numpy() @ proto.to_numpy().T
@@ -566,7 +569,7 @@ def nearest_category(
     them in the taxonomy's order is reported, so the answer does not depend on floating-point noise.
     """
     proto = prototypes(taxonomy_vectors, taxonomy_labels)
-    scores = vectors @ proto.to_numpy().T
+    scores = np.asarray(vectors, dtype=float) @ proto.to_numpy().T  # float64: ties decided the same everywhere
     choice = choose(scores, tie_tolerance)
     rows = np.arange(len(vectors))
     return pd.DataFrame(
