@@ -405,7 +405,7 @@ def committed_files(root: Path, ref: str = "HEAD", folders: tuple[str, ...] = VE
     return files
 
 
-@dataclass
+@dataclass(repr=False)
 class VerifyResult(Report):
     """What ``verify`` found: tables within tolerance or not, figures regenerated or not, and every real difference."""
 
