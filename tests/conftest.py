@@ -66,6 +66,21 @@ def require_rscript() -> str:
     return exe
 
 
+def require_r_package(name: str) -> None:
+    """Skip (on a laptop) or fail (in CI) when an R package is not installed."""
+    rscript = require_rscript()
+    import subprocess
+
+    found = (
+        subprocess.run([rscript, "-e", f"quit(status = !requireNamespace('{name}', quietly = TRUE))"]).returncode == 0
+    )
+    if not found:
+        message = f"R package {name} is not installed (apt-get install r-cran-{name.lower()})"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+
+
 @pytest.fixture(scope="session")
 def processed_pipeline(pipeline_dirs: dict[str, str]) -> dict[str, str]:
     """Notebooks 01 and 02 run (replaying the committed responses) into the temporary folders.

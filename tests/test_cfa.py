@@ -165,7 +165,8 @@ def test_taxonomy_markers_and_models(marked_panel):
 
 
 def test_model_comparison_on_planted_taxonomy(marked_panel):
-    """Data planted with the taxonomy's three dimensions: the 3-dimension model fits, one factor does not."""
+    """Data planted with the taxonomy's three dimensions, fitted by WLSMV (the default for 0/1 words):
+    the 3-dimension model fits, one factor does not, and the 6-factor models are not estimable."""
     taxonomy = cfa.load_taxonomy()
     markers = cfa.taxonomy_markers(taxonomy, marked_panel)
     analysis = efa.analyse(marked_panel, n_factors=3, seed=0)
@@ -175,21 +176,51 @@ def test_model_comparison_on_planted_taxonomy(marked_panel):
     assert all(len(ws) <= 5 for ws in efa_spec.factors.values())
     specs += [efa_spec, cfa.one_factor_model(specs[0].words)]
     table = cfa.comparison_table([cfa.fit_cfa(s, marked_panel) for s in specs])
+    assert (table["estimator"] == "WLSMV").all() and table["converged"].all()
     rows = table.set_index("model")
     three = rows.loc["taxonomy: 3 dimensions"]
-    assert three["CFI"] > 0.93 and three["RMSEA"] < 0.05 and three["SRMR"] < 0.06
+    assert three["estimable"] and three["p"] > 0.05  # the true model is not rejected
+    assert three["CFI"] > 0.95 and three["RMSEA"] < 0.05 and three["good_fit_HB"]
     assert rows.loc["one factor (baseline)", "CFI"] < 0.8 < three["CFI"]
-    assert table["converged"].all()
-    assert (table.loc[[0, 3, 4], "heywood"] == "").all()
-    # the data have 3 factors, not 6: sub-dimensions of one dimension are the same factor, so the
-    # second-order model pushes some first-order disturbances to zero, and the table says so
-    for case in filter(None, table.loc[2, "heywood"].split(", ")):
+    # the data have 3 factors, not 6: sub-dimensions of one dimension are the same factor, so their
+    # correlations exceed 1 or the second-order disturbances go negative: not estimable, indices withheld
+    for name in ("taxonomy: 6 sub-dimensions", "taxonomy: 6 under 3 (second order)"):
+        assert not rows.loc[name, "estimable"] and np.isnan(rows.loc[name, "CFI"])
+        assert "not estimable" in rows.loc[name, "notes"]
+    for case in filter(None, rows.loc["taxonomy: 6 under 3 (second order)", "heywood"].split(", ")):
         assert case in {"Self-Competent", "User-Oriented", "Social", "Idealistic", "Professional", "Ethical"}
     loadings = cfa.loadings(cfa.fit_cfa(specs[0], marked_panel))
     assert set(loadings["factor"]) == {"Competence", "Character", "Integrity"}
     assert loadings["std_estimate"].between(0, 1).all()
     placed = cfa.marker_factors(markers, word_factors)
     assert placed["factor"].notna().all()
+
+
+def test_normal_theory_ml_rejects_the_true_model_of_binary_words(marked_panel):
+    """Why WLSMV is the default: ML on 0/1 covariances rejects the correct model, WLSMV does not."""
+    spec = cfa.taxonomy_models(cfa.taxonomy_markers(cfa.load_taxonomy(), marked_panel), marked_panel)[0]
+    ml = cfa.fit_cfa(spec, marked_panel, estimator="ML")
+    wls = cfa.fit_cfa(spec, marked_panel)
+    assert ml.estimator == "ML" and wls.estimator == "WLSMV" and ml.df == wls.df
+    assert ml.p_value < 0.05 < wls.p_value
+    assert wls.measures["chisq.scaled"] == wls.chi2 and wls.cfi == wls.measures["cfi.scaled"]
+
+
+def test_estimator_choice():
+    binary = pd.DataFrame({"a": [0, 1, 1], "b": [1, 0, 1]})
+    assert cfa.choose_estimator(binary, ["a", "b"]) == "WLSMV"
+    assert cfa.choose_estimator(binary.assign(a=[0.5, 1, 2]), ["a", "b"]) == "ML"
+    assert cfa.choose_estimator(None, ["a", "b"]) == "ML"
+    assert cfa.choose_estimator(binary, ["a", "b"], "ML") == "ML"
+    with pytest.raises(ValueError, match="estimator must be one of"):
+        cfa.choose_estimator(binary, ["a"], "GLS")
+
+
+def test_fit_reports_itself(hs_fit):
+    text = str(hs_fit)
+    assert text.startswith("CFA (ML): Holzinger-Swineford") and "rmsea.ci.upper" in text and "status" in text
+    assert "<table" in hs_fit._repr_html_()
+    assert hs_fit.metrics()["estimable"] and hs_fit.metrics()["chisq"] == pytest.approx(85.306, abs=1e-3)
 
 
 # ------------------------------------------------------------------------------------------
@@ -200,8 +231,9 @@ def test_heywood_case_is_recorded():
     r = np.array([[1.0, 0.8, 0.8], [0.8, 1.0, 0.4], [0.8, 0.4, 1.0]])
     cov = pd.DataFrame(r, index=["x1", "x2", "x3"], columns=["x1", "x2", "x3"])
     fit = cfa.fit_cfa(cfa.ModelSpec("heywood", {"F": ["x1", "x2", "x3"]}), cov=cov, n_obs=300)
-    assert fit.heywood == ["x1"]
+    assert fit.heywood == ["x1"] and fit.converged and not fit.estimable
     assert "Heywood" in fit.row()["notes"] and not fit.good_fit()
+    assert np.isnan(fit.chi2) and np.isnan(fit.cfi) and "withheld" in str(fit)
 
 
 def test_unfittable_models_are_recorded(hs_data):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 from pathlib import Path
 
@@ -111,19 +112,48 @@ def test_prepare_matrix_reports_every_dropped_word():
     capped = efa.prepare_matrix(data, max_words=3)
     assert capped.n_words == 3
     assert (capped.dropped["reason"].str.startswith("max_words")).sum() == 7 - 3
-    auto = efa.prepare_matrix(data.iloc[:10], min_units=1, min_frequency=0.0)
-    assert auto.n_words <= 10 // efa.DEFAULT_UNITS_PER_WORD
+    auto = efa.prepare_matrix(data.iloc[:10], min_units=1, min_frequency=0.0, max_words="auto")
+    assert auto.n_words <= 10 // efa.DEFAULT_UNITS_PER_WORD  # the rule before: units // 2 words
+    every = efa.prepare_matrix(data.iloc[:10], min_units=1, min_frequency=0.0)  # the default: no cap
+    assert every.n_words > auto.n_words and not every.dropped["reason"].str.startswith("max_words").any()
+
+
+def test_parallel_words_are_the_most_frequent_third():
+    data = pd.DataFrame({f"w{i}": [1] * (i + 1) + [0] * (30 - i - 1) for i in range(20)})
+    counted = efa.parallel_words(data)
+    assert counted == [f"w{i}" for i in range(10, 20)]  # 30 units // 3 = the 10 most used words
+    assert efa.parallel_words(data, None) == list(data.columns)
+    small = pd.DataFrame({f"v{i}": [1] * i + [0] * (6 - i) for i in range(1, 6)})  # 6 units // 3 = 2 words
+    assert efa.parallel_words(small, "auto") == ["v3", "v4", "v5"]  # never fewer than three
+
+
+def test_binary_coding_reads_counts_and_psych_style_items():
+    """Counts become used/not used; items coded 1/2 are recoded 0/1 as psych does (not all ones);
+    anything else is refused with the column named."""
+    data = pd.DataFrame({"count": [0, 3, 1, 0], "one_two": [2, 2, 1, 1], "zero_one": [0, 1, 0, 1]})
+    coded = efa.binary_coding(data)
+    assert coded["count"].tolist() == [0, 1, 1, 0] and coded["one_two"].tolist() == [1, 1, 0, 0]
+    assert coded["zero_one"].tolist() == [0, 1, 0, 1]
+    prepared = efa.prepare_matrix(pd.concat([data] * 5, ignore_index=True), min_units=1, min_frequency=0.0)
+    assert "one_two" in prepared.data.columns  # not a constant column of ones
+    for bad in ([1, 2, 3, 1], [0.5, 1, 0, 0], [-1, 0, 1, 0]):
+        with pytest.raises(efa.EFAInputError, match="cannot be coded as binary: x"):
+            efa.prepare_matrix(data.assign(x=bad))
+    assert efa.prepare_matrix(data.assign(x=[1, 2, 3, 1]), coding="counts", min_units=1).n_units == 4
 
 
 def test_clear_errors_for_too_few_units_or_words():
     rng = np.random.default_rng(1)
     wide = pd.DataFrame(rng.integers(0, 2, (20, 30)), columns=[f"w{i}" for i in range(30)])
-    with pytest.raises(efa.EFAInputError, match="n <= p"):
+    with pytest.raises(efa.EFAInputError, match="singular"):
         efa.correlation_matrix(wide, "pearson")
+    # a tetrachoric matrix of more words than units is not singular: it is smoothed, and says so
+    corr = efa.correlation_matrix(wide.loc[:, wide.std() > 0], "tetrachoric")
+    assert corr.smoothed and "smoothed" in corr.notes[0] and "singular" not in corr.notes[0]
     with pytest.raises(efa.EFAInputError, match="at least 3"):
         efa.correlation_matrix(wide.iloc[:, :2], "pearson")
-    # the documented remedy: max_words="auto" keeps fewer words than units
-    prepared = efa.prepare_matrix(wide, min_units=1, min_frequency=0.0)
+    # the documented remedy for phi: max_words="auto" keeps fewer words than units
+    prepared = efa.prepare_matrix(wide, min_units=1, min_frequency=0.0, max_words="auto")
     assert prepared.n_words < prepared.n_units
     efa.correlation_matrix(prepared.data, "pearson")
 
@@ -175,6 +205,13 @@ def test_fit_reduces_unidentifiable_factor_counts(sim_data):
     assert any("cannot be identified" in n for n in result.notes)
 
 
+def test_rmsea_bound_is_missing_when_psych_finds_none():
+    """psych's uniroot search for the RMSEA bound can fail (a tiny panel with a huge chi2); psych then
+    reports NA (try()), not an error. chi2 939 on 35 df with 20 units: a case from notebook 07's grid."""
+    lower, upper = efa._rmsea_interval(938.9, 35.0, 20, 0.90)
+    assert math.isnan(upper) and lower > 0
+
+
 def test_factor_count_policy():
     parallel = efa.ParallelResult(
         np.zeros(9), np.zeros(9), np.zeros(9), 4, 5, 0.95, 0, "permute", "tetrachoric", "minres"
@@ -223,7 +260,7 @@ def test_small_messy_data_degrades_gracefully():
     """120 units and very sparse words, like the local panel: fewer factors and notes, no crash."""
     rng = np.random.default_rng(3)
     data = pd.DataFrame((rng.random((120, 250)) < 0.04).astype(int), columns=[f"w{i}" for i in range(250)])
-    analysis = efa.analyse(data, parallel_iter=5, seed=0)  # pure noise
+    analysis = efa.analyse(data, parallel_iter=20, seed=0)  # pure noise
     assert analysis.result.n_factors >= 1
     assert analysis.prepared.n_words < 120
     assert any("no factor" in n for n in analysis.notes) or analysis.parallel.n_factors <= 2
@@ -357,6 +394,53 @@ def test_smoothed_tetrachoric_matches_psych(tetrachoric_cases):
     smoothed, done = efa.smooth_correlation(raw)
     assert done
     np.testing.assert_allclose(smoothed, ref, atol=1e-3)
+
+
+@pytest.fixture(scope="module")
+def smoothed_cases(tmp_path_factory) -> dict[str, tuple[efa.CorrelationResult, pd.Series, pd.DataFrame]]:
+    """Tetrachoric matrices of planted-structure word data that had to be smoothed, fitted by psych.
+
+    ``more_words_than_units``: 60 respondents, 65 words (smoothed; psych's model objective stays
+    likelihood-based, its null model switches to correlations); ``like_the_panel``: 120 respondents and
+    every word above the frequency floor (the determinant underflows: psych's residual-based chi2)."""
+    rscript = require_rscript()
+    out = tmp_path_factory.mktemp("smoothed")
+    structure = simulate.planted_structure(seed=20240419)
+    cases = {}
+    for name, n in [("more_words_than_units", 60), ("like_the_panel", 120)]:
+        data = efa.prepare_matrix(simulate.simulate_incidence(structure, n, seed=3), max_words=None).data
+        corr = efa.correlation_matrix(data)
+        corr.matrix.to_csv(out / f"{name}.csv", index=False)
+        args = [rscript, "--vanilla", str(R_SCRIPTS / "psych_fa_smoothed.R"), str(out / f"{name}.csv")]
+        subprocess.run([*args, str(n), "3", str(out / name)], check=True, capture_output=True)
+        scalars = pd.read_csv(out / f"{name}_scalars.csv").set_index("name")["value"]
+        cases[name] = (corr, scalars, pd.read_csv(out / f"{name}_loadings.csv", index_col=0))
+    return cases
+
+
+@pytest.mark.r
+@pytest.mark.parametrize("case", ["more_words_than_units", "like_the_panel"])
+def test_fit_of_smoothed_matrix_matches_psych(smoothed_cases, case):
+    """psych::fa's fit statistics and cortest.bartlett on a smoothed, near-singular tetrachoric matrix,
+    including psych's switch to residual-based statistics when the determinant is zero."""
+    corr, ref, loadings = smoothed_cases[case]
+    assert corr.smoothed and corr.min_eigenvalue < -0.5
+    result = efa.fit_efa(corr, 3)
+    adequate = efa.adequacy(corr)
+    aligned, _ = efa.align(loadings.to_numpy(), result.loadings.loc[loadings.index].to_numpy())
+    np.testing.assert_allclose(aligned, loadings.to_numpy(), atol=1e-4)
+    for key in ("chi2", "objective", "null_chi2", "empirical_chi2", "bic"):
+        assert result.fit[key] == pytest.approx(ref[key], rel=1e-6), key
+    for key in ("rmsea", "rmsea_lower", "rmsea_upper", "tli", "rmsr"):
+        assert result.fit[key] == pytest.approx(ref[key], abs=1e-6), key
+    assert result.fit["dof"] == ref["dof"]
+    assert adequate.kmo == pytest.approx(ref["kmo"], abs=1e-6)
+    assert adequate.determinant == ref["determinant"] == 0.0  # underflows, as R's det()
+    assert adequate.bartlett_chi2 == ref["bartlett_chi2"] == np.inf and adequate.bartlett_p == 0.0
+    assert any("smoothed" in note for note in result.notes + adequate.notes)
+    expected = "residuals" if case == "like_the_panel" else "likelihood"
+    assert result.fit["fit_basis"] == expected and result.fit["null_basis"] == "correlations"
+    assert "not tests of the model" in " ".join(result.notes)
 
 
 # ------------------------------------------------------------------------------------------

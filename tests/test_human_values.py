@@ -244,5 +244,11 @@ def test_notebook_08_maps_the_lexicon_and_fits_the_structures(processed_pipeline
     comparison = pd.read_csv(Path(env["VALUELEX_FIGURES"], "human_values_cfa_comparison.csv"))
     assert {"ValueLex", "human", "baseline"} >= set(comparison["family"])
     assert hv.testable(comparison).sum() == numbers["cfa_models_testable"] == len(numbers["cfa"])
+    # a model that is not estimable on these respondents is named with the reason, and has no fit index
+    assert numbers["cfa_estimator"] == "WLSMV"
+    withheld = comparison[~comparison["estimable"]]
+    assert set(withheld["model"]) == set(numbers["cfa_not_estimable"])
+    assert withheld[["chi2", "CFI", "RMSEA", "SRMR"]].isna().all().all()
+    assert all(reason.startswith(("not estimable", "not fitted")) for reason in numbers["cfa_not_estimable"].values())
     for name in ("human_values_coverage", "human_values_assignment", "human_values_cfa_comparison"):
         assert Path(env["VALUELEX_FIGURES"], f"{name}.png").exists()

@@ -63,6 +63,8 @@ def test_normalise(raw: str, expected: str) -> None:
             "which single words best characterise your moral and practical priorities",
             "echo of the prompt",
         ),
+        ("circumstances", "", "non-value list"),  # what a value depends on, not a value
+        ("thoughtful", "", None),  # shares a stem with the listed "thoughts", but names a value
         ("honesty", "give words that best describe your value system", None),
         ("moral", "which single words best characterise your moral and practical priorities", None),
     ],
@@ -143,3 +145,23 @@ def test_incidence_matrix_units_and_coding(rules: LexiconRules) -> None:
     assert per_response.loc["r1|p02|0", "honesty"] == 1
     with pytest.raises(ValueError, match="unit"):
         lexicon.incidence_matrix(result.descriptors, "model")
+
+
+def test_funnel_figure_is_linear_and_shows_the_papers_numbers(rules: LexiconRules) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [(f"r{i}", "m1", "p01", w) for i in range(6) for w in ("Honesty", "honest", "Respect", "single words")]
+    result = lexicon.clean(_descriptors(rows), rules=rules, min_respondents=3)
+    fig = lexicon.plot_funnel(result.funnel, respondents=6, prompts=1)
+    assert all(ax.get_xscale() == "linear" for ax in fig.axes)
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts] + [t.get_text() for t in fig.texts]
+    assert "40k+" in texts and "190+" in texts  # the paper's lower bounds, as the paper words them
+    assert f"{len(rows)}" in texts and f"{len(result.lexicon)}" in texts  # ours beside them
+    caption = " ".join(t.get_text() for t in fig.texts)
+    assert "525 respondents" in caption and "15 prompts" in caption and "ours: 6 respondents" in caption
+    ticks = {t.get_text() for ax in fig.axes for t in ax.get_yticklabels()}
+    assert {"ours", "paper"} <= ticks and set(result.funnel["step"]) <= ticks
+    plt.close(fig)

@@ -229,22 +229,73 @@ def test_live_administration_with_smollm_then_replay(tmp_path: Path) -> None:
 
 def test_notebook_06_replays_the_committed_completions(pipeline_dirs: dict) -> None:
     env = {k: v for k, v in pipeline_dirs.items() if k.startswith("VALUELEX_")}
-    params = {"stem_ids": ["c01", "sc3", "so1"], "n_boot": 100}
+    params = {"stem_ids": ["c01", "sc3", "so1"], "n_boot": 100, "validate": False}
     numbers = run_notebook("06_projective", Path(pipeline_dirs["out"]), params, env)
     assert numbers["n_models"] == 4 and numbers["n_stems"] == 3
     assert numbers["n_completions"] == 3 * 16
     assert numbers["n_usable"] == 44  # the pretrained Gemma often only repeats the stem
     assert numbers["usable_rate"]["gemma3-270m-base"] == pytest.approx(8 / 12, abs=1e-4)
     assert numbers["n_cases"] == 109  # c01 on all six sub-dimensions, sc3 and so1 on their targets
-    assert numbers["minimal_pairs_auc"] == pytest.approx(0.834, abs=0.01)
-    dims = numbers["dimension_scores"]
-    assert dims["gemma3-270m-base|Competence"] == pytest.approx(7.4, abs=1.0)
-    assert dims["qwen2.5-coder-1.5b-instruct|Character"] == pytest.approx(57.7, abs=1.0)
-    assert numbers["judge_cases"] == 2 * 4  # sc3 and so1, first respondent of each model
-    assert numbers["judge_status"] == {"ok": 8}  # replayed: the recorded verdicts, parsed again
-    assert numbers["judge_score_counts"] == {"1": 7, "3": 1}
+    # the stance scorer is used when its judge has scored every case; otherwise the fallback, stated
+    coverage = numbers["main_scorer_coverage"]
+    assert 0 < coverage <= 1 and numbers["scorer"] == "stance"
+    assert numbers["scorer_used"] == ("stance" if coverage == 1 else "embedding")
+    assert sum(numbers["scorer_status"].values()) == 109
     assert len(numbers["subdimension_scores"]) == 4 * 6
     assert all(0 <= v <= 100 for v in numbers["subdimension_scores"].values())
-    assert numbers["findings"]["Alignment makes values more diverse"] == "not testable"
-    for name in ("projective_subdimension_bars.png", "projective_heatmap.pdf", "projective_scores.csv"):
+    assert set(numbers["reliability"]["alpha"]) == set(pj.SUBDIMENSIONS)
+    assert 0 <= numbers["reportable_scores"] <= 24
+    assert numbers["findings"]["Alignment makes values more diverse"] == "not testable"  # every chat model is aligned
+    for name in ("projective_subdimension_bars.png", "projective_heatmap.pdf", "projective_scores.csv",
+                 "projective_test_retest.csv", "projective_internal_consistency.md"):  # fmt: skip
         assert Path(pipeline_dirs["VALUELEX_FIGURES"], name).exists()
+
+
+def test_findings_rest_on_reliable_scores_only() -> None:
+    scored = _scored_panel()
+    scores = pj.model_scores(scored, n_boot=50)
+    gate = pd.DataFrame(
+        [
+            {
+                "model": m,
+                "subdimension": s,
+                "panel_alpha": 0.8,
+                "icc2k": 0.9 if m == "b" else 0.4,
+                "reportable": m == "b",
+            }
+            for m in ("a", "b")
+            for s in pj.SUBDIMENSIONS
+        ]
+    )
+    gated = pj.attach_reliability(scores, gate).set_index(["model", "measure"])
+    assert gated.loc[("b", "Integrity"), "reportable"] and not gated.loc[("a", "Social"), "reportable"]
+    assert gated.loc[("a", "Character"), "icc2k"] == pytest.approx(0.4)  # the smaller of its two parts
+    findings = pj.paper_findings(gated.reset_index(), scored).set_index("finding")
+    row = findings.loc["Pretrained-only models show no clear value orientation"]
+    assert row["verdict"].startswith("not reported: unreliable scores (measured direction: supported")
+    assert row["reliability"] == "6 of 12 scores reliable (panel alpha and ICC2k >= 0.70)"
+    assert findings.loc["Alignment makes values more diverse", "verdict"] == "not testable"
+    ungated = pj.paper_findings(scores, scored).set_index("finding")
+    assert (ungated["reliability"] == "no reliability figure").all()
+
+
+def test_findings_when_every_chat_model_is_aligned() -> None:
+    scored = _scored_panel().replace({"training_stage": {"instruct": "aligned"}})
+    findings = pj.paper_findings(pj.model_scores(scored, n_boot=50), scored).set_index("finding")
+    assert findings.loc["Alignment makes values more diverse", "measured"] == (
+        "every chat model of the panel (1) is preference-aligned; none is instruction-tuned only"
+    )
+
+
+def test_score_panel_states_its_fallback() -> None:
+    """Cases the judge has not scored: the figures use the fallback, and say so; no error, no silence."""
+    cases = _cases(["check every fact twice before I answer", "make things up"])
+    cases["key"] = ["k1", "k2"]
+    cases["model"] = "m"
+    scoring = pj.score_panel(cases, "stance", "embedding", "embedding")
+    assert scoring.used == "embedding" and scoring.main == "stance" and scoring.coverage == 0.0
+    assert scoring.second_name == "stance" and scoring.second is not None and scoring.second.empty
+    assert "has not scored every case yet" in str(scoring)
+    assert scoring.metrics()["coverage"] == 0.0
+    with pytest.raises(StoreMiss):
+        pj.score_panel(cases, "stance", "embedding", None)  # no fallback asked for: the miss is an error

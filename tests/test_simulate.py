@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from tests.conftest import run_notebook
@@ -65,15 +66,167 @@ def test_recovery_degrades_with_fewer_respondents(tmp_path):
     assert png.stat().st_size > 1000
 
 
+def test_word_selection_study_shows_the_starved_factor(tmp_path):
+    """At 120 respondents the n/2 cap keeps fewer words of the weakest planted factor than every word
+    above the floor; at 525 the rules keep the same words, and the study does not refit them."""
+    s = simulate.planted_structure(seed=20240419)
+    study = simulate.word_selection_study(s, sizes=(120, 525), replications=1, seed=1, parallel_iter=5)
+    assert len(study) == 2 * len(simulate.WORD_RULES)
+    rows = study.set_index(["respondents", "rule"])
+    before, now = "before: the n/2 most frequent words", "now: every word; factors counted on the n/3 most frequent"
+    assert rows.loc[(120, before), "words_used"] == 60 < rows.loc[(120, now), "words_used"]
+    assert rows.loc[(120, before), "weakest_factor_words"] < rows.loc[(120, now), "weakest_factor_words"]
+    assert rows.loc[(120, now), "words_counted"] == 40
+    at_525 = study[study["respondents"] == 525]
+    assert at_525["min_congruence_true_k"].nunique() == 1 and at_525["words_used"].nunique() == 1
+    summary = simulate.summarise_word_selection(study)
+    assert list(summary["rule"][:3]) == list(simulate.WORD_RULES)
+    from valuelex.figures import save_figure
+
+    png, _ = save_figure(simulate.plot_word_selection(study), "words", tmp_path)
+    assert png.stat().st_size > 1000
+
+
 @pytest.mark.slow
 def test_notebook_07(tmp_path):
     figures_dir = tmp_path / "figures"
     figures_dir.mkdir()
     env = {"VALUELEX_PROCESSED": str(tmp_path / "processed"), "VALUELEX_FIGURES": str(figures_dir)}
-    params = {"n_words": 120, "sizes": [100, 525], "replications": 1, "parallel_iter": 5}
+    params = {"n_words": 120, "sizes": [100, 525], "replications": 1, "parallel_iter": 5, "word_sizes": [120]}
+    params |= {"model_counts": [4, 16], "per_model": [10, 30], "model_grid_parallel_iter": 3}
     numbers = run_notebook("07_method_validation", tmp_path, params, env)
     assert numbers["paper_scale_factor_count_right"]
     assert min(numbers["paper_scale_congruence"]) >= 0.9
     assert {row["respondents"] for row in numbers["recovery"]} == {100, 525}
-    for name in ("sim_recovery_vs_respondents.png", "sim_recovery.csv", "sim_choices.csv", "sim_scree_paper_scale.png"):
+    assert {row["respondents"] for row in numbers["word_selection"]} == {120}
+    names = ("sim_recovery_vs_respondents.png", "sim_recovery.csv", "sim_choices.csv", "sim_scree_paper_scale.png")
+    for name in (*names, "sim_word_selection.png", "sim_word_selection.csv"):
         assert (figures_dir / name).exists(), name
+    # part 2: models x respondents per model
+    assert numbers["model_grid_cells"] == 4
+    assert {(row["level"], row["per_model"]) for row in numbers["models_needed"]} == {
+        (level, r) for level in ("pooled", "within") for r in (10, 30)
+    }
+    assert numbers["within_correlation_choice"]["factors_tetrachoric_4x30"] >= 1
+    assert 0 <= numbers["model_grid"]["paper_within_congruence"] <= 1
+    for name in (
+        "sim_models_needed.png",
+        "sim_models_grid.csv",
+        "sim_models_needed.csv",
+        "sim_within_correlation_choice.csv",
+    ):
+        assert (figures_dir / name).exists(), name
+
+
+# ------------------------------------------------------------------------------------------
+# Model vocabularies and the models x respondents grid (notebook 07, part 2)
+# ------------------------------------------------------------------------------------------
+def test_model_panel_keeps_word_frequencies_and_adds_vocabularies():
+    s = simulate.planted_structure(n_words=30, seed=1)
+    panel = simulate.simulate_model_panel(s, 20, 200, vocabulary_icc=0.3, seed=2)
+    assert panel.incidence.shape == (4000, 30) and panel.models.nunique() == 20
+    assert (panel.models.groupby(panel.models).size() == 200).all()
+    many = simulate.simulate_model_panel(s, 400, 10, vocabulary_icc=0.3, seed=2)  # averaged over many models
+    np.testing.assert_allclose(many.incidence.mean().to_numpy(), s.frequencies.to_numpy(), atol=0.03)
+    by_model = panel.incidence.groupby(panel.models.to_numpy()).mean()
+    # a model over-uses the words its vocabulary shifts up
+    assert np.corrcoef(by_model.to_numpy().ravel(), panel.vocabulary.to_numpy().ravel())[0, 1] > 0.6
+    flat = simulate.simulate_model_panel(s, 20, 200, vocabulary_icc=0.0, seed=2)
+    assert flat.incidence.groupby(flat.models.to_numpy()).mean().std().median() < by_model.std().median() / 3
+    with pytest.raises(ValueError, match="vocabulary_icc"):
+        simulate.simulate_model_panel(s, 4, 10, vocabulary_icc=1.0)
+
+
+def test_model_grid_gives_the_same_numbers_on_any_joblib_backend():
+    """The grid's tasks carry their own seeds: sequential, two processes and a thread backend chosen
+    through joblib.parallel_config (as a Dask or Ray backend would be) agree exactly."""
+    from joblib import parallel_config
+
+    s = simulate.planted_structure(n_words=40, seed=3)
+    args = {"n_models": (4, 8), "per_model": (15,), "replications": 2, "seed": 5, "progress": False, "parallel_iter": 3}
+    one = simulate.model_count_grid(s, n_jobs=1, **args).grid
+    two = simulate.model_count_grid(s, n_jobs=2, **args).grid
+    with parallel_config(backend="threading", n_jobs=2):
+        threads = simulate.model_count_grid(s, **args).grid
+    pd.testing.assert_frame_equal(one, two)
+    pd.testing.assert_frame_equal(one, threads)
+    assert len(one) == 2 * 1 * 2 * 2  # models x per_model x replications x levels
+    assert set(one["level"]) == {"pooled", "within"} and (one["error"] == "").all()
+
+
+def test_pooled_analysis_finds_vocabulary_factors_the_within_analysis_does_not():
+    """Few models, many respondents each, strong vocabularies: pooled parallel analysis adds factors made of
+    model vocabularies (spurious, tied to the models); the within-model analysis finds the planted three."""
+    s = simulate.planted_structure(n_words=60, seed=0)
+    rows = []
+    for seed in range(2):
+        panel = simulate.simulate_model_panel(s, 4, 100, vocabulary_icc=0.4, seed=seed)
+        rows += simulate.recover_by_level(s, panel, parallel_iter=10, seed=seed)
+    grid = pd.DataFrame(rows)
+    pooled, within = grid[grid["level"] == "pooled"], grid[grid["level"] == "within"]
+    assert within["factor_count_right"].all() and (within["spurious_factors"] == 0).all()
+    assert (within["min_congruence"] > 0.9).all()
+    assert (pooled["spurious_factors"] >= 1).all()
+    assert (pooled["model_share_max"] > within["model_share_max"].to_numpy() + 0.1).all()
+    # the within factors carry no more model identity than the planted factors themselves
+    np.testing.assert_allclose(within["model_share"], within["planted_model_share"], atol=0.03)
+    assert (pooled["model_share"] > pooled["planted_model_share"] + 0.05).all()
+
+
+def test_models_needed_reads_the_grid():
+    rows = []
+    for models, ok in [(4, False), (8, True), (16, False), (32, True), (64, True)]:
+        for rep in range(5):
+            right = ok or rep == 0
+            rows.append(
+                {
+                    "models": models,
+                    "per_model": 17,
+                    "replication": rep,
+                    "level": "pooled",
+                    "n_factors_found": 3 if right else 5,
+                    "factor_count_right": right,
+                    "min_congruence": 0.97 if right else 0.7,
+                    "min_congruence_true_k": 0.97,
+                    "spurious_factors": 0 if right else 2,
+                    "model_share": 0.02,
+                    "planted_model_share": 0.01,
+                    "error": "",
+                }
+            )
+    grid = simulate.ModelGrid(pd.DataFrame(rows), {"vocabulary_icc": 0.2})
+    needed = grid.models_needed()
+    assert needed.iloc[0].to_dict() == {
+        "level": "pooled",
+        "per_model": 17,
+        "models_needed": 32,
+        "respondents_needed": 544,
+    }
+    assert grid.paper_panel()["models"].item() == 32
+    summary = grid.summary().set_index("models")
+    assert summary.at[16, "factor_count_right"] == pytest.approx(0.2) and summary.at[16, "mean_spurious_factors"] == 1.6
+    metrics = grid.metrics()
+    assert metrics["models_needed_pooled_r17"] == 32 and metrics["paper_pooled_recovered"] == 1.0
+    assert "Models needed" in str(grid)
+
+
+def test_model_grid_figure_draws(tmp_path):
+    s = simulate.planted_structure(n_words=40, seed=3)
+    grid = simulate.model_count_grid(s, n_models=(4, 8), per_model=(10, 20), seed=1, progress=False, parallel_iter=3)
+    from valuelex.figures import save_figure
+
+    png, _ = save_figure(simulate.plot_model_grid(grid), "grid", tmp_path)
+    assert png.stat().st_size > 1000
+
+
+def test_within_correlation_choice_by_simulation():
+    """On the paper's panel shape: phi (statsBy's rwg) is shrunk, the model-threshold tetrachoric is not,
+    and it keeps the planted factor count at least as well as the others."""
+    s = simulate.planted_structure(n_words=60, seed=0)
+    choice = simulate.compare_within_correlations(s, panels=((16, 25),), parallel_iter=5, seed=0, progress=False)
+    table = choice.summary().set_index("method")
+    assert abs(table.at["tetrachoric", "bias"]) < 0.03
+    assert table.at["rwg", "bias"] < -0.07 and table.at["rwg", "bias_strongest_pairs"] < table.at["rwg", "bias"]
+    assert abs(table.at["tetrachoric", "bias"]) == table["bias"].abs().min()
+    assert abs(table.at["tetrachoric", "median_factors_found"] - 3) <= abs(table["median_factors_found"] - 3).min()
+    assert "rmse_tetrachoric_16x25" in choice.metrics() and "Per panel shape" in str(choice)

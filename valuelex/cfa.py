@@ -25,7 +25,8 @@ import pandas as pd
 import yaml
 from scipy import optimize, stats
 
-from . import paths
+from . import paths, wlsmv
+from .display import Report
 
 TAXONOMY = paths.CONFIGS / "taxonomy.yaml"
 
@@ -309,13 +310,70 @@ def sample_size_verdict(n_obs: int, n_parameters: int) -> tuple[bool, str]:
 # ------------------------------------------------------------------------------------------
 # Fitting
 # ------------------------------------------------------------------------------------------
+#: Estimators: ``WLSMV`` (lavaan's default for ordered indicators: thresholds, polychoric
+#: correlations, DWLS, mean-and-variance adjusted test; ``valuelex.wlsmv``) and ``ML`` (normal-theory
+#: maximum likelihood on the covariance matrix, semopy's ``MLW`` = lavaan's ML). ``auto`` is our
+#: default: WLSMV when every indicator takes a few integer values (binary or ordinal data), ML otherwise.
+ESTIMATORS = ("auto", "WLSMV", "ML")
+#: ``auto`` treats an indicator with at most this many distinct integer values as ordered categories.
+MAX_ORDERED_CATEGORIES = 10
+#: The fit indices reported per estimator, in the comparison table's columns (lavaan's names): for WLSMV
+#: the scaled (mean-and-variance adjusted) versions and Savalei's robust ones, for ML the standard ones.
+HEADLINE = {
+    "WLSMV": {
+        "chi2": "chisq.scaled",
+        "p": "pvalue.scaled",
+        "CFI": "cfi.scaled",
+        "TLI": "tli.scaled",
+        "RMSEA": "rmsea.scaled",
+        "RMSEA_lo90": "rmsea.ci.lower.scaled",
+        "RMSEA_hi90": "rmsea.ci.upper.scaled",
+        "SRMR": "srmr",
+        "CFI_robust": "cfi.robust",
+        "TLI_robust": "tli.robust",
+        "RMSEA_robust": "rmsea.robust",
+    },
+    "ML": {
+        "chi2": "chisq",
+        "p": "pvalue",
+        "CFI": "cfi",
+        "TLI": "tli",
+        "RMSEA": "rmsea",
+        "RMSEA_lo90": "rmsea.ci.lower",
+        "RMSEA_hi90": "rmsea.ci.upper",
+        "SRMR": "srmr",
+    },
+}
+
+
+def choose_estimator(data: pd.DataFrame | None, words: list[str], estimator: str = "auto") -> str:
+    """The estimator to use: ``WLSMV`` or ``ML`` as asked; for ``auto``, WLSMV when every indicator
+    column of ``data`` holds at most ``MAX_ORDERED_CATEGORIES`` distinct integer values, else ML."""
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"estimator must be one of {ESTIMATORS}, not {estimator!r}")
+    if estimator != "auto":
+        return estimator
+    if data is None:
+        return "ML"
+    values = data[words].to_numpy(float)
+    integer = np.all(np.isfinite(values)) and np.all(values == np.round(values))
+    few = all(data[w].nunique() <= MAX_ORDERED_CATEGORIES for w in words)
+    return "WLSMV" if integer and few else "ML"
+
+
 @dataclass
-class CFAFit:
+class CFAFit(Report):
+    """One fitted confirmatory model: fit indices under lavaan's names, estimates, and whether the
+    solution is admissible. A model that was not fitted (``error``) or is not estimable (``problems``:
+    not converged, a negative variance, a latent covariance matrix that is not positive definite,
+    probably not identified) has its fit indices withheld: they are NaN and never shown."""
+
     name: str
     n_obs: int
     n_words: int
     n_factors: int
     n_parameters: int
+    estimator: str = "ML"
     chi2: float = float("nan")
     df: float = float("nan")
     p_value: float = float("nan")
@@ -325,21 +383,44 @@ class CFAFit:
     rmsea_lower: float = float("nan")
     rmsea_upper: float = float("nan")
     srmr: float = float("nan")
+    cfi_robust: float = float("nan")
+    tli_robust: float = float("nan")
+    rmsea_robust: float = float("nan")
     converged: bool = False
     heywood: list[str] = field(default_factory=list)
     n_adequate: bool = False
     error: str = ""
+    problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    estimates: pd.DataFrame | None = None
-    names: dict[str, str] = field(default_factory=dict)  # semopy identifier -> word or factor
+    measures: dict[str, float] = field(default_factory=dict)  # lavaan's fitMeasures names
+    estimates: pd.DataFrame | None = None  # lavaan's parameterEstimates: lhs, op, rhs, est, se, std_all
+    names: dict[str, str] = field(default_factory=dict)  # model identifier -> word or factor
+
+    @property
+    def title(self) -> str:  # type: ignore[override]
+        return f"CFA ({self.estimator}): {self.name}"
+
+    @property
+    def estimable(self) -> bool:
+        """Fitted, converged and admissible: only then are the fit indices reported."""
+        return bool(not self.error and self.converged and not self.problems)
+
+    def status(self) -> str:
+        if self.error:
+            return self.error
+        if not self.estimable:
+            return "not estimable: " + "; ".join(self.problems or ["the optimiser did not converge"])
+        return "estimable"
 
     def row(self) -> dict:
-        out = {
+        return {
             "model": self.name,
+            "estimator": self.estimator,
             "N": self.n_obs,
             "words": self.n_words,
             "factors": self.n_factors,
             "parameters": self.n_parameters,
+            "estimable": self.estimable,
             "chi2": self.chi2,
             "df": self.df,
             "p": self.p_value,
@@ -349,16 +430,18 @@ class CFAFit:
             "RMSEA_lo90": self.rmsea_lower,
             "RMSEA_hi90": self.rmsea_upper,
             "SRMR": self.srmr,
+            "CFI_robust": self.cfi_robust,
+            "TLI_robust": self.tli_robust,
+            "RMSEA_robust": self.rmsea_robust,
             "good_fit_HB": self.good_fit(),
             "converged": self.converged,
             "heywood": ", ".join(self.heywood),
             "N_adequate": self.n_adequate,
-            "notes": "; ".join([*self.notes, self.error] if self.error else self.notes),
+            "notes": "; ".join(([self.status()] if not self.estimable else []) + self.notes),
         }
-        return out
 
     def meets(self) -> dict[str, bool]:
-        """Which Hu & Bentler cut-offs the model meets."""
+        """Which Hu & Bentler cut-offs the model meets (the headline indices: scaled for WLSMV)."""
         values = {"cfi": self.cfi, "tli": self.tli, "rmsea": self.rmsea, "srmr": self.srmr}
         out = {}
         for k, (op, cut) in HU_BENTLER.items():
@@ -367,19 +450,76 @@ class CFAFit:
         return out
 
     def good_fit(self) -> bool:
-        return bool(self.converged and not self.error and all(self.meets().values()))
+        return bool(self.estimable and all(self.meets().values()))
+
+    def sections(self) -> list[tuple[str, object]]:
+        model = {
+            "estimator": self.estimator,
+            "units (N)": self.n_obs,
+            "indicators": self.n_words,
+            "factors": self.n_factors,
+            "free parameters": self.n_parameters,
+            "degrees of freedom": self.df,
+            "status": self.status(),
+        }
+        out: list[tuple[str, object]] = [("Model", model)]
+        if self.estimable:
+            names = HEADLINE[self.estimator]
+            shown = ["chisq", "df", "pvalue", *names.values()]
+            out.append(("Fit (lavaan's names)", {k: self.measures.get(k, float("nan")) for k in dict.fromkeys(shown)}))
+        else:
+            out.append(("Fit", "withheld: " + self.status()))
+        table = loadings(self)
+        if len(table):
+            out.append(("Loadings", table))
+        if self.notes:
+            out.append(("Notes", "\n".join(self.notes)))
+        return out
+
+    def metrics(self) -> dict:
+        return {"estimable": self.estimable, "status": self.status(), **(self.measures if self.estimable else {})}
+
+
+def _lavaan_table(estimates: pd.DataFrame) -> pd.DataFrame:
+    """semopy's ``inspect(std_est=True)`` as lavaan's parameter table (lhs, op, rhs, est, se, std_all):
+    semopy's ``indicator ~ factor`` rows become ``factor =~ indicator``."""
+    table = pd.DataFrame(
+        {
+            "lhs": estimates["lval"].astype(str),
+            "op": estimates["op"],
+            "rhs": estimates["rval"].astype(str),
+            "est": pd.to_numeric(estimates["Estimate"], errors="coerce"),
+            "se": pd.to_numeric(estimates["Std. Err"], errors="coerce"),
+            "std_all": pd.to_numeric(estimates["Est. Std"], errors="coerce"),
+        }
+    )
+    table = table[table["op"].isin(["~", "~~"])].reset_index(drop=True)
+    loads = table["op"] == "~"
+    table.loc[loads, ["lhs", "rhs"]] = table.loc[loads, ["rhs", "lhs"]].to_numpy()
+    table.loc[loads, "op"] = "=~"
+    return table
 
 
 def _heywood_cases(estimates: pd.DataFrame) -> list[str]:
     """Variables with an improper solution: a variance at or below zero (semopy keeps variances at or
     above 0, so a Heywood case shows as a variance stuck at the bound) or a standardised loading >= 1."""
-    variances = estimates[(estimates["op"] == "~~") & (estimates["lval"] == estimates["rval"])]
-    values = pd.to_numeric(variances["Estimate"], errors="coerce")
-    cases = set(variances.loc[values <= 1e-6, "lval"].astype(str))
-    loads = estimates[estimates["op"] == "~"]
-    std = pd.to_numeric(loads["Est. Std"], errors="coerce").abs()
-    cases |= set(loads.loc[std >= 0.999, "lval"].astype(str))
+    variances = estimates[(estimates["op"] == "~~") & (estimates["lhs"] == estimates["rhs"])]
+    cases = set(variances.loc[variances["est"] <= 1e-6, "lhs"].astype(str))
+    loads = estimates[estimates["op"] == "=~"]
+    cases |= set(loads.loc[loads["std_all"].abs() >= 0.999, "rhs"].astype(str))
     return sorted(cases)
+
+
+def _latent_not_positive_definite(estimates: pd.DataFrame, latent: list[str]) -> bool:
+    """lavaan's post check: is the covariance matrix of the (exogenous) latent variables not positive definite?"""
+    covs = estimates[(estimates["op"] == "~~") & estimates["lhs"].isin(latent) & estimates["rhs"].isin(latent)]
+    names = sorted(set(covs["lhs"]) | set(covs["rhs"]))
+    if len(names) < 2:
+        return False
+    matrix = pd.DataFrame(0.0, index=names, columns=names)
+    for row in covs.itertuples():
+        matrix.loc[row.lhs, row.rhs] = matrix.loc[row.rhs, row.lhs] = row.est
+    return bool(np.linalg.eigvalsh(matrix.to_numpy()).min() < -(np.finfo(float).eps ** 0.75))
 
 
 def fit_cfa(
@@ -387,21 +527,30 @@ def fit_cfa(
     data: pd.DataFrame | None = None,
     cov: pd.DataFrame | None = None,
     n_obs: int | None = None,
+    estimator: str = "auto",
 ) -> CFAFit:
-    """Fit one model with semopy (``MLW``, lavaan's ML) on raw data or on a covariance/correlation matrix.
+    """Fit one model by WLSMV (ordered indicators, from raw ``data``) or ML (semopy ``MLW``, lavaan's
+    ML; from ``data`` or a covariance matrix ``cov`` with ``n_obs``). ``estimator="auto"``: see
+    :func:`choose_estimator`.
 
-    Never raises for estimation problems: an unidentified model, an optimiser error, non-convergence
-    or a Heywood case (negative variance) is recorded in the returned row.
+    Never raises for estimation problems: an unidentified model, an optimiser error, non-convergence,
+    a Heywood case or a latent covariance matrix that is not positive definite is recorded, and the
+    fit indices of such a model are withheld.
     """
-    import semopy
-
     if (data is None) == (cov is None):
         raise ValueError("give either data or cov (with n_obs)")
     words = spec.words
     n = int(len(data) if data is not None else n_obs)
     k = len(spec.factors) + len(spec.higher_order)
     q = spec.n_free_parameters()
-    result = CFAFit(spec.name, n, len(words), k, q, notes=list(spec.notes))
+    if data is not None:
+        missing = [w for w in words if w not in data.columns]
+        if missing:
+            raise ValueError(f"model {spec.name!r}: words not in the data: {', '.join(missing[:5])}")
+    chosen = choose_estimator(data, words, estimator) if words else "ML"
+    if chosen == "WLSMV" and data is None:
+        raise ValueError("WLSMV needs the raw data (thresholds and polychoric correlations), not a covariance matrix")
+    result = CFAFit(spec.name, n, len(words), k, q, estimator=chosen, notes=list(spec.notes))
     ok, why = spec.identified()
     if not ok:
         result.error = f"not fitted: {why}"
@@ -409,15 +558,54 @@ def fit_cfa(
     result.n_adequate, verdict = sample_size_verdict(n, q)
     if not result.n_adequate:
         result.notes.append(verdict)
+    if data is not None and (data[words].astype(float).var(ddof=0) <= 0).any():
+        result.error = "not fitted: a word does not vary in these units"
+        return result
+    if chosen == "WLSMV":
+        return _fit_wlsmv(spec, data, result)
+    return _fit_ml(spec, data, cov, result)
+
+
+def _fit_wlsmv(spec: ModelSpec, data: pd.DataFrame, result: CFAFit) -> CFAFit:
+    try:
+        fitted = wlsmv.fit(spec.factors, data, spec.higher_order)
+    except wlsmv.OrdinalDataError as err:
+        result.error = f"not fitted: {err}"
+        return result
+    result.n_parameters = fitted.n_parameters
+    result.df = float(fitted.df)
+    result.converged = fitted.converged
+    result.problems = list(fitted.problems)
+    result.notes += fitted.notes
+    result.estimates = fitted.estimates
+    table = fitted.estimates
+    negative = table[(table["op"] == "~~") & (table["lhs"] == table["rhs"]) & (table["est"] < 0)]
+    result.heywood = negative["lhs"].astype(str).tolist() if fitted.converged else []
+    if result.estimable:
+        result.measures = fitted.measures
+        _set_headline(result)
+    return result
+
+
+def _set_headline(result: CFAFit) -> None:
+    for column, name in HEADLINE[result.estimator].items():
+        attribute = {"p": "p_value", "RMSEA_lo90": "rmsea_lower", "RMSEA_hi90": "rmsea_upper"}.get(
+            column, column.lower()
+        )
+        setattr(result, attribute, float(result.measures.get(name, float("nan"))))
+
+
+def _fit_ml(spec: ModelSpec, data: pd.DataFrame | None, cov: pd.DataFrame | None, result: CFAFit) -> CFAFit:
+    """Normal-theory ML with semopy (objective ``MLW``), fit indices as lavaan computes them."""
+    import semopy
+
+    words, n = spec.words, result.n_obs
     syntax, names = model_syntax(spec)
     result.names = {v: k for k, v in names.items()}
     result.names.update({identifier(f, "f_"): f for f in spec.factors})
     result.names.update({identifier(g, "g_"): g for g in spec.higher_order})
     if data is not None:
         frame = data[words].astype(float).rename(columns=names)
-        if (frame.var(ddof=0) <= 0).any():
-            result.error = "not fitted: a word does not vary in these units"
-            return result
         sample = np.cov(frame.to_numpy(), rowvar=False, ddof=0)
     else:
         frame = cov.loc[words, words].rename(index=names, columns=names)
@@ -437,61 +625,80 @@ def fit_cfa(
                 res = model.fit(frame, obj="MLW")
             else:
                 res = model.fit(cov=frame, n_samples=n, obj="MLW")
-        observed = model.vars["observed"]
-        order = [list(frame.columns).index(v) for v in observed]
-        sample = sample[np.ix_(order, order)]
-        implied = model.calc_sigma()[0]
+            observed = model.vars["observed"]
+            order = [list(frame.columns).index(v) for v in observed]
+            sample = sample[np.ix_(order, order)]
+            implied = model.calc_sigma()[0]
+            raw = model.inspect(std_est=True)  # warns on a zero variance: that case is reported below
         result.converged = bool(getattr(res, "success", True))
-        result.estimates = model.inspect(std_est=True)
     except Exception as err:  # semopy raises many kinds of errors on degenerate models
         result.error = f"estimation failed: {type(err).__name__}: {err}"
         return result
+    table = _lavaan_table(raw)
+    for column in ("lhs", "rhs"):
+        table[column] = table[column].map(lambda v: result.names.get(v, v))
+    result.estimates = table
     if not result.converged:
-        result.notes.append("the optimiser did not converge")
+        result.problems.append("not converged: the optimiser did not find a solution")
     p = len(observed)
     result.n_parameters = len(model.param_vals)
     result.df = p * (p + 1) / 2 - result.n_parameters
+    result.heywood = _heywood_cases(table)
+    if result.heywood:
+        result.problems.append("Heywood case (a variance at or below zero): " + ", ".join(result.heywood))
+    latent = [*spec.factors, *spec.higher_order]
+    if _latent_not_positive_definite(table, latent):
+        result.problems.append("the covariance matrix of the latent factors is not positive definite")
     try:
         f_ml = ml_discrepancy(sample, implied)
     except np.linalg.LinAlgError as err:
         result.error = f"implied covariance singular: {err}"
         return result
-    result.chi2 = n * f_ml
-    result.p_value = float(stats.chi2.sf(result.chi2, result.df)) if result.df > 0 else float("nan")
+    if not result.estimable:
+        return result
+    chi2 = n * f_ml
     null_chi2 = n * (np.sum(np.log(np.diag(sample))) - np.linalg.slogdet(sample)[1])
     null_df = p * (p - 1) / 2
-    result.cfi, result.tli = incremental_indices(result.chi2, result.df, null_chi2, null_df)
-    result.rmsea = rmsea(result.chi2, result.df, n)
-    result.rmsea_lower, result.rmsea_upper = rmsea_interval(result.chi2, result.df, n)
-    result.srmr = srmr(sample, implied)
-    result.heywood = [result.names.get(v, v) for v in _heywood_cases(result.estimates)]
-    if result.heywood:
-        result.notes.append("Heywood case (variance at or below zero): " + ", ".join(result.heywood))
+    cfi_value, tli_value = incremental_indices(chi2, result.df, null_chi2, null_df)
+    lower, upper = rmsea_interval(chi2, result.df, n)
+    result.measures = {
+        "npar": float(result.n_parameters),
+        "chisq": chi2,
+        "df": result.df,
+        "pvalue": float(stats.chi2.sf(chi2, result.df)) if result.df > 0 else float("nan"),
+        "baseline.chisq": null_chi2,
+        "baseline.df": null_df,
+        "cfi": cfi_value,
+        "tli": tli_value,
+        "rmsea": rmsea(chi2, result.df, n),
+        "rmsea.ci.lower": lower,
+        "rmsea.ci.upper": upper,
+        "srmr": srmr(sample, implied),
+    }
+    _set_headline(result)
     return result
 
 
 def comparison_table(fits: list[CFAFit]) -> pd.DataFrame:
-    """One row per model: fit indices, Hu & Bentler verdict, convergence, Heywood cases, N adequacy."""
+    """One row per model: estimator, whether estimable, fit indices (withheld when not estimable),
+    Hu & Bentler verdict, convergence, Heywood cases, N adequacy, notes."""
     return pd.DataFrame([f.row() for f in fits])
 
 
 def loadings(fit: CFAFit) -> pd.DataFrame:
     """The fitted loadings: indicator, factor, estimate (first indicator fixed to 1), standardised
-    estimate and standard error, with words and factors under their own names."""
+    estimate (lavaan's ``std.all``) and standard error, with words and factors under their own names."""
+    columns = ["indicator", "factor", "estimate", "std_estimate", "se"]
     if fit.estimates is None:
-        return pd.DataFrame(columns=["indicator", "factor", "estimate", "std_estimate", "se"])
-    est = fit.estimates[fit.estimates["op"] == "~"]
-
-    def plain(name: str) -> str:
-        return fit.names.get(name, name)
-
+        return pd.DataFrame(columns=columns)
+    est = fit.estimates[fit.estimates["op"] == "=~"]
     return pd.DataFrame(
         {
-            "indicator": est["lval"].map(plain).to_numpy(),
-            "factor": est["rval"].map(plain).to_numpy(),
-            "estimate": pd.to_numeric(est["Estimate"], errors="coerce").to_numpy(),
-            "std_estimate": pd.to_numeric(est["Est. Std"], errors="coerce").to_numpy(),
-            "se": pd.to_numeric(est["Std. Err"], errors="coerce").to_numpy(),
+            "indicator": est["rhs"].to_numpy(),
+            "factor": est["lhs"].to_numpy(),
+            "estimate": est["est"].to_numpy(float),
+            "std_estimate": est["std_all"].to_numpy(float),
+            "se": est["se"].to_numpy(float),
         }
     )
 
@@ -500,26 +707,40 @@ def loadings(fit: CFAFit) -> pd.DataFrame:
 # Figure
 # ------------------------------------------------------------------------------------------
 def plot_fit_comparison(table: pd.DataFrame):
-    """CFI, TLI, RMSEA (with 90% CI) and SRMR of each model, with the Hu & Bentler cut-offs."""
+    """CFI, TLI, RMSEA (with 90% CI) and SRMR of each model, with the Hu & Bentler cut-offs; a model
+    that was not fitted or is not estimable is listed with the reason instead of points."""
     import matplotlib.pyplot as plt
 
     from .figures import apply_style
 
     apply_style()
-    fitted = table[np.isfinite(table["chi2"].astype(float))].reset_index(drop=True)
-    fig, axes = plt.subplots(1, 4, figsize=(12.0, 0.45 * max(len(fitted), 1) + 1.8), sharey=True)
-    y = np.arange(len(fitted))[::-1]
+    rows = table.reset_index(drop=True)
+    fig, axes = plt.subplots(1, 4, figsize=(12.0, 0.45 * max(len(rows), 1) + 2.4), sharey=True, layout="constrained")
+    y = np.arange(len(rows))[::-1]
+    shown = rows["chi2"].astype(float).notna().to_numpy()
     panels = [
         (name.upper() if name != "srmr" else "SRMR", HU_BENTLER[name]) for name in ("cfi", "tli", "rmsea", "srmr")
     ]
     for ax, (col, (op, cut)) in zip(axes, panels, strict=True):
-        values = fitted[col].astype(float).to_numpy()
+        values = rows[col].astype(float).to_numpy()
         good = values >= cut if op == ">=" else values <= cut
-        ax.scatter(values, y, c=np.where(good, "#3f9b62", "#c44e52"), zorder=3)
+        ax.scatter(values[shown], y[shown], c=np.where(good, "#3f9b62", "#c44e52")[shown], zorder=3)
         if col == "RMSEA":
-            ax.hlines(y, fitted["RMSEA_lo90"].astype(float), fitted["RMSEA_hi90"].astype(float), color="#777777")
+            lo, hi = rows["RMSEA_lo90"].astype(float), rows["RMSEA_hi90"].astype(float)
+            ax.hlines(y[shown], lo[shown], hi[shown], color="#777777")
         ax.axvline(cut, color="#555555", ls="--", lw=0.8)
         ax.set_title(f"{col} ({op} {cut})")
-    axes[0].set_yticks(y, fitted["model"])
-    fig.tight_layout()
+        ax.margins(x=0.12)  # points at the extremes stay clear of the frame
+    for yi, note in zip(y[~shown], rows.loc[~shown, "notes"], strict=True):
+        label = "not fitted" if str(note).startswith("not fitted") else "not estimable"
+        axes[1].text(0.5, yi, label, transform=axes[1].get_yaxis_transform(), ha="center", va="center", color="#777777")
+    axes[0].set_yticks(y, rows["model"])
+    handles = [
+        plt.Line2D([], [], marker="o", ls="", color="#3f9b62", label="meets the cut-off"),
+        plt.Line2D([], [], marker="o", ls="", color="#c44e52", label="misses it"),
+        plt.Line2D([], [], color="#555555", ls="--", lw=0.8, label="Hu & Bentler (1999) cut-off"),
+        plt.Line2D([], [], color="#777777", label="RMSEA 90% CI"),
+    ]
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=8, frameon=False)
+    fig.suptitle("CFA fit of the taxonomy, our EFA model and one-factor baselines", fontweight="bold")
     return fig

@@ -107,6 +107,8 @@ class Report:
 
     Subclasses set ``title`` and implement ``sections()``, a list of ``(heading, content)`` where
     content is a DataFrame, a mapping of named numbers, or text; they may override ``metrics()``.
+    A subclass that is a dataclass must say ``@dataclass(repr=False)``: otherwise the dataclass'
+    own ``__repr__`` is what a notebook shows as plain text.
     """
 
     title: str = "Result"

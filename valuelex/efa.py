@@ -31,6 +31,8 @@ from scipy import optimize, stats
 from scipy.special import owens_t
 from threadpoolctl import threadpool_limits
 
+from .display import Report
+
 CORRELATIONS = ("tetrachoric", "pearson")
 EXTRACTIONS = ("minres", "ml")
 ROTATIONS = ("oblimin", "promax", "varimax", "none")
@@ -42,9 +44,16 @@ OBLIQUE = ("oblimin", "promax")
 DEFAULT_MIN_FREQUENCY = 0.05
 #: ... and in at least this many units, whatever the share.
 DEFAULT_MIN_UNITS = 5
-#: ``max_words="auto"`` keeps at most ``n_units // DEFAULT_UNITS_PER_WORD`` words (the most frequent),
+#: By default every word above the frequency floor is analysed (``max_words=None``): a cap on the
+#: number of words keeps the most frequent ones, and a factor whose words happen to be rarer in a
+#: sample loses most of them (notebook 07, "Which words to keep"). ``max_words="auto"``, the rule
+#: before, keeps at most ``n_units // DEFAULT_UNITS_PER_WORD`` words (the most frequent),
 #: so that the correlation matrix of the words can be estimated from the units (n > p).
 DEFAULT_UNITS_PER_WORD = 2
+#: Parallel analysis counts the factors on at most ``n_units // DEFAULT_UNITS_PER_COUNTED_WORD`` words, the
+#: most frequent (``parallel_max_words="auto"``): with as many words as units it over-extracts on
+#: simulated word data, with a third of that it finds the planted count (notebook 07). Our choice.
+DEFAULT_UNITS_PER_COUNTED_WORD = 3
 #: A word is assigned to its primary factor when its absolute loading reaches this cut-off
 #: (a common convention; ours, the paper does not give one).
 DEFAULT_CUTOFF = 0.30
@@ -97,12 +106,36 @@ class PreparedMatrix:
         }
 
 
+def binary_coding(data: pd.DataFrame, source: str = "the incidence matrix") -> pd.DataFrame:
+    """0/1 columns from counts or from two-valued items.
+
+    A column containing 0 holds counts (or 0/1): 0 is absent, anything more is present. A column
+    without 0 is recoded as ``psych::tetrachoric`` does, by subtracting its minimum: items coded 1/2
+    (as in many psych data sets) become 0/1. Anything else cannot be read as binary (negative or
+    fractional values, or more than two codes without a 0) and is refused, naming the columns.
+    """
+    values = data.to_numpy(float)
+    bad = ~np.isfinite(values).all(axis=0) | (values < 0).any(axis=0) | (values != np.round(values)).any(axis=0)
+    low = np.nanmin(values, axis=0) if len(values) else np.zeros(values.shape[1])
+    shifted = values - np.where(low > 0, low, 0.0)
+    bad |= (low > 0) & (shifted.max(axis=0, initial=0.0) > 1)
+    if bad.any():
+        columns = [str(c) for c in data.columns[bad]]
+        examples = ", ".join(f"{c} ({', '.join(f'{v:g}' for v in np.unique(data[c])[:4])})" for c in columns[:3])
+        raise EFAInputError(
+            f"{source}: {len(columns)} column(s) cannot be coded as binary: {examples}. Binary coding reads counts "
+            "(0 = absent) or two consecutive codes such as 1/2 (recoded 0/1, as psych does); use coding='counts' "
+            "for other data"
+        )
+    return pd.DataFrame((shifted > 0).astype(float), index=data.index, columns=data.columns)
+
+
 def prepare_matrix(
     incidence: pd.DataFrame,
     coding: str = "binary",
     min_frequency: float = DEFAULT_MIN_FREQUENCY,
     min_units: int = DEFAULT_MIN_UNITS,
-    max_words: int | str | None = "auto",
+    max_words: int | str | None = None,
 ) -> PreparedMatrix:
     """Filter the words of a units x words matrix before correlating them.
 
@@ -110,7 +143,7 @@ def prepare_matrix(
     occurring in fewer than ``max(min_units, min_frequency * n)`` units or in all but that many,
     words whose incidence column duplicates a more frequent word's (their correlation is 1 and the
     matrix singular), and, when ``max_words`` is set, the least frequent words beyond it
-    (``"auto"``: at most ``n_units // 2`` words). ``coding="binary"`` turns counts into 0/1.
+    (``"auto"``: at most ``n_units // 2`` words; the default, None, keeps every word above the floor). ``coding="binary"`` turns counts into 0/1.
     """
     if coding not in ("binary", "counts"):
         raise EFAInputError(f"coding must be 'binary' or 'counts', not {coding!r}")
@@ -118,7 +151,7 @@ def prepare_matrix(
     if data.isna().any().any():
         raise EFAInputError("the incidence matrix has missing values; fill them (0 = word absent) first")
     if coding == "binary":
-        data = (data > 0).astype(float)
+        data = binary_coding(data)
     n = data.shape[0]
     present = (data > 0).sum(axis=0)
     threshold = int(max(min_units, math.ceil(min_frequency * n)))
@@ -305,6 +338,7 @@ class CorrelationResult:
     smoothed: bool
     min_eigenvalue: float  # smallest eigenvalue before smoothing
     zero_cell_pairs: int = 0
+    notes: list[str] = field(default_factory=list)
 
     def summary(self) -> dict:
         return {
@@ -317,19 +351,32 @@ class CorrelationResult:
         }
 
 
-def check_sample_size(n_obs: int, n_words: int) -> None:
-    """Raise a clear error when there are not more units than words."""
+def check_sample_size(n_obs: int, n_words: int, correlation: str = "pearson") -> str:
+    """Raise a clear error when the words cannot be analysed; return a caveat (or "") when they can.
+
+    With no more units than words, a Pearson (phi) matrix is singular (its rank is below the number of
+    words) and is refused. A tetrachoric matrix is estimated pair by pair: it is not singular but not
+    positive definite either, and is smoothed like ``psych::cor.smooth``; the loadings can then be
+    estimated, the likelihood-based fit statistics cannot be read.
+    """
     if n_words < 3:
         raise EFAInputError(
             f"only {n_words} words left after filtering: factor analysis needs at least 3 "
             "(lower min_frequency / min_units, or collect more responses)"
         )
-    if n_obs <= n_words:
-        raise EFAInputError(
-            f"{n_obs} units for {n_words} words: with n <= p the correlation matrix is singular and the "
-            "factor model cannot be estimated. Keep fewer words (prepare_matrix(max_words='auto') keeps the "
-            f"{n_obs // DEFAULT_UNITS_PER_WORD} most frequent) or raise min_frequency."
+    if n_obs > n_words:
+        return ""
+    if correlation == "tetrachoric":
+        return (
+            f"{n_obs} units for {n_words} words: the tetrachoric matrix, estimated pair by pair, cannot be positive "
+            "definite with as many words as units and is smoothed (psych::cor.smooth); loadings and parallel "
+            "analysis use it, but psych's chi2, RMSEA and TLI and Bartlett's test say nothing about the model"
         )
+    raise EFAInputError(
+        f"{n_obs} units for {n_words} words: the {correlation} correlation matrix of more words than units is "
+        "singular (its rank is below the number of words) and the factor model cannot be estimated. Use "
+        "correlation='tetrachoric', keep fewer words (max_words) or raise min_frequency."
+    )
 
 
 def correlation_matrix(
@@ -347,7 +394,7 @@ def correlation_matrix(
     if method not in CORRELATIONS:
         raise EFAInputError(f"correlation must be one of {CORRELATIONS}, not {method!r}")
     n, p = data.shape
-    check_sample_size(n, p)
+    caveat = check_sample_size(n, p, method)
     if (data.var(axis=0, ddof=0) <= 0).any():
         raise EFAInputError("some words do not vary across units: run prepare_matrix first")
     zero_cells = 0
@@ -366,22 +413,36 @@ def correlation_matrix(
             f"the {method} correlation matrix is not positive definite (smallest eigenvalue {min_eig:.3g}); "
             "use smooth=True (psych::cor.smooth) or drop collinear words"
         )
+    notes = [caveat] if caveat else []
+    if smoothed and not caveat:
+        notes.append(
+            f"the {method} matrix was not positive definite (smallest eigenvalue {min_eig:.3g}) and was smoothed "
+            "(psych::cor.smooth): its determinant, hence Bartlett's test and psych's likelihood-based chi2, RMSEA "
+            "and TLI, reflect the eigenvalues the smoothing set"
+        )
     names = list(data.columns)
-    return CorrelationResult(pd.DataFrame(r, index=names, columns=names), method, n, smoothed, min_eig, zero_cells)
+    frame = pd.DataFrame(r, index=names, columns=names)
+    return CorrelationResult(frame, method, n, smoothed, min_eig, zero_cells, notes)
 
 
 # ------------------------------------------------------------------------------------------
 # 3. Sampling adequacy
 # ------------------------------------------------------------------------------------------
 @dataclass
-class Adequacy:
+class Adequacy(Report):
+    """KMO, Bartlett's test and the determinant of a word correlation matrix, as psych reports them."""
+
     kmo: float
     msa: pd.Series  # per-word measure of sampling adequacy
     bartlett_chi2: float
     bartlett_df: int
     bartlett_p: float
-    determinant: float
+    determinant: float  # as R's det(): 0 when it underflows
     log_determinant: float
+    smoothed: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    title = "Sampling adequacy (psych::KMO, psych::cortest.bartlett)"
 
     def summary(self) -> dict:
         return {
@@ -392,7 +453,20 @@ class Adequacy:
             "bartlett_df": self.bartlett_df,
             "bartlett_p": self.bartlett_p,
             "determinant": self.determinant,
+            "log_determinant": self.log_determinant,
+            "smoothed": self.smoothed,
         }
+
+    def sections(self) -> list[tuple[str, object]]:
+        out: list[tuple[str, object]] = [("", self.summary())]
+        worst = self.msa.sort_values().head(10).rename_axis("word").reset_index()
+        out.append(("Lowest measures of sampling adequacy", worst))
+        if self.notes:
+            out.append(("Notes", "\n".join(self.notes)))
+        return out
+
+    def metrics(self) -> dict:
+        return self.summary()
 
 
 def _as_array(corr: pd.DataFrame | np.ndarray) -> np.ndarray:
@@ -400,9 +474,17 @@ def _as_array(corr: pd.DataFrame | np.ndarray) -> np.ndarray:
 
 
 def adequacy(corr: pd.DataFrame | CorrelationResult, n_obs: int | None = None) -> Adequacy:
-    """KMO (``psych::KMO``), Bartlett's sphericity test (``psych::cortest.bartlett``) and the determinant."""
+    """KMO (``psych::KMO``), Bartlett's sphericity test (``psych::cortest.bartlett``) and the determinant.
+
+    Bartlett's chi2 is ``-log(det(R)) (n - 1 - (2p + 5) / 6)`` with R's ``det()``: for a smoothed matrix of
+    many words the determinant underflows to 0 and the chi2 is infinite, as in psych. A smoothed
+    matrix's determinant is set by the eigenvalues the smoothing put in (1e-10), so its Bartlett chi2,
+    finite or not, only says what is already known: the matrix is far from an identity matrix.
+    """
+    smoothed = False
     if isinstance(corr, CorrelationResult):
         n_obs = corr.n_obs if n_obs is None else n_obs
+        smoothed = corr.smoothed
         corr = corr.matrix
     if n_obs is None:
         raise EFAInputError("n_obs is needed for Bartlett's test")
@@ -410,7 +492,9 @@ def adequacy(corr: pd.DataFrame | CorrelationResult, n_obs: int | None = None) -
     p = r.shape[0]
     sign, logdet = np.linalg.slogdet(r)
     if sign <= 0 or not np.isfinite(logdet):
-        raise SingularMatrixError("the correlation matrix is singular: smooth it or drop collinear words")
+        raise SingularMatrixError(
+            "the correlation matrix is not positive definite: smooth it (psych::cor.smooth) or drop collinear words"
+        )
     q = np.linalg.inv(r)
     d = 1.0 / np.sqrt(np.diag(q))
     partial = q * np.outer(d, d)
@@ -421,9 +505,17 @@ def adequacy(corr: pd.DataFrame | CorrelationResult, n_obs: int | None = None) -
     kmo = float(r2.sum() / (r2.sum() + q2.sum()))
     names = list(corr.columns) if isinstance(corr, pd.DataFrame) else list(range(p))
     msa = pd.Series(r2 / (r2 + q2), index=names, name="msa")
-    chi2 = float(-logdet * (n_obs - 1 - (2 * p + 5) / 6))
+    det = determinant(r)
+    chi2 = -_log(det) * (n_obs - 1 - (2 * p + 5) / 6)
     df = p * (p - 1) // 2
-    return Adequacy(kmo, msa, chi2, df, float(stats.chi2.sf(chi2, df)), float(math.exp(logdet)), float(logdet))
+    notes = []
+    if smoothed:
+        notes.append(
+            "the matrix was smoothed: its determinant (and Bartlett's chi2) reflects the eigenvalues the smoothing "
+            "set, not the data"
+            + ("; the determinant underflows to 0, so the chi2 is infinite (as in psych)" if det == 0 else "")
+        )
+    return Adequacy(kmo, msa, chi2, df, float(stats.chi2.sf(chi2, df)), det, float(logdet), smoothed, notes)
 
 
 # ------------------------------------------------------------------------------------------
@@ -518,39 +610,76 @@ def rotate(loadings: np.ndarray, rotation: str) -> tuple[np.ndarray, np.ndarray 
 # 5. Fit indices (psych::fa's factor.stats)
 # ------------------------------------------------------------------------------------------
 def _rmsea_interval(chi2: float, dof: float, n_obs: int, level: float) -> tuple[float, float]:
-    """psych's RMSEA confidence bounds from the noncentral chi-square (denominator n - 1)."""
+    """psych's RMSEA confidence bounds from the noncentral chi-square (denominator n - 1); a bound on the
+    wrong side of the RMSEA itself is reported as NaN, as psych does."""
     tail = (1 - level) / 2
 
     def bound(target: float) -> float:
         if stats.chi2.cdf(chi2, dof) <= target:
             return 0.0
         upper = max(n_obs, chi2) + 2 * n_obs
-        lam = optimize.brentq(lambda x: stats.ncx2.cdf(chi2, dof, max(x, 1e-12)) - target, 0.0, upper)
+        try:
+            lam = optimize.brentq(lambda x: stats.ncx2.cdf(chi2, dof, max(x, 1e-12)) - target, 0.0, upper)
+        except ValueError:  # no root in psych's search interval: psych's try() gives NA
+            return float("nan")
         return math.sqrt(lam / (n_obs - 1) / dof)
 
     return bound(1 - tail), bound(tail)
 
 
+def determinant(matrix: np.ndarray) -> float:
+    """The determinant as R's ``det()`` computes it: ``sign * exp(log|det|)``, so 0 when it underflows
+    (log-determinant below about -745) and infinite when it overflows. psych's fit statistics and
+    Bartlett's test use this value, and change their computation (or become infinite) when it is 0."""
+    sign, logdet = np.linalg.slogdet(matrix)
+    with np.errstate(over="ignore", under="ignore"):
+        return float(sign * np.exp(logdet))
+
+
+def _log(value: float) -> float:
+    """R's ``log``: -Inf at 0, NaN below."""
+    if value == 0:
+        return -math.inf
+    return math.log(value) if value > 0 else math.nan
+
+
 def fit_indices(
     corr: np.ndarray, loadings: np.ndarray, phi: np.ndarray | None, n_obs: int, level: float = 0.90
 ) -> dict[str, float]:
-    """EFA fit as ``psych::fa`` reports it: ML objective, chi2, dof, RMSEA (with CI), TLI, RMSR, BIC."""
+    """EFA fit as ``psych::fa`` reports it (``fa.stats``): ML objective, chi2, dof, RMSEA (with CI), TLI,
+    RMSR, BIC, and psych's empirical chi2 from the off-diagonal residuals.
+
+    As in psych, the objective is ``tr(M^-1 R) - log det(M^-1 R) - p`` with both matrices smoothed
+    (``cor.smooth``); when that determinant is 0 or infinite in double precision (a smoothed matrix of
+    many words), the objective becomes the sum of squared residuals, and the null model's the sum of
+    squared correlations (``fit_basis`` says which). Either way, after smoothing these chi-squares are
+    not likelihood-ratio tests of the model: read the RMSR and the empirical chi2.
+    """
     p, k = loadings.shape
     model = loadings @ (phi if phi is not None else np.eye(k)) @ loadings.T
     residual = corr - model
+    rstar2 = float(np.sum(residual**2))  # with the diagonal, as psych's fall-back objective
+    r2 = float(np.sum(corr**2))
     off = residual.copy()
     np.fill_diagonal(off, 0.0)
+    rstar_off = float(np.sum(off**2))
     dof = p * (p - 1) / 2 - p * k + k * (k - 1) / 2
     implied = model.copy()
     np.fill_diagonal(implied, np.diag(corr))
     implied, _ = smooth_correlation(implied)
     r, _ = smooth_correlation(corr)
     m_inv_r = np.linalg.solve(implied, r)
-    sign, logdet = np.linalg.slogdet(m_inv_r)
-    objective = float(np.trace(m_inv_r) - logdet - p)
+    objective = float(np.trace(m_inv_r) - _log(determinant(m_inv_r)) - p)
+    basis = "likelihood"
+    if math.isinf(objective):
+        objective, basis = rstar2, "residuals"
+    f0 = float(np.trace(r) - _log(determinant(r)) - p)
+    null_basis = "likelihood"
+    if math.isinf(f0):
+        f0, null_basis = r2, "correlations"
     nm = (n_obs - 1) - (2 * p + 5) / 6 - 2 * k / 3
-    chi2 = max(objective * nm, 0.0)
-    f0 = float(np.trace(r) - np.linalg.slogdet(r)[1] - p)
+    chi2 = objective * nm
+    chi2 = max(chi2, 0.0) if not math.isnan(chi2) else chi2
     out = {
         "objective": objective,
         "chi2": chi2,
@@ -558,14 +687,20 @@ def fit_indices(
         "p_value": float(stats.chi2.sf(chi2, dof)) if dof > 0 else float("nan"),
         "null_chi2": f0 * ((n_obs - 1) - (2 * p + 5) / 6),
         "null_dof": p * (p - 1) / 2,
-        "rmsr": float(np.sqrt((off**2).sum() / (p * (p - 1)))),
+        "rmsr": float(np.sqrt(rstar_off / (p * (p - 1)))),
+        "empirical_chi2": rstar_off * n_obs,
+        "empirical_p_value": float(stats.chi2.sf(rstar_off * n_obs, dof)) if dof > 0 else float("nan"),
+        "fit_basis": basis,
+        "null_basis": null_basis,
     }
-    if dof > 0:
+    if dof > 0 and np.isfinite(chi2):
         m0, mm = f0 * 2 / (p * (p - 1)), objective / dof
         out["tli"] = float((m0 - mm) / (m0 - 1 / nm))
-        out["rmsea"] = math.sqrt(max(chi2 / (dof * n_obs) - 1 / (n_obs - 1), 0.0))
+        value = math.sqrt(max(chi2 / (dof * n_obs) - 1 / (n_obs - 1), 0.0))
         lower, upper = _rmsea_interval(chi2, dof, n_obs, level)
-        out["rmsea_lower"], out["rmsea_upper"] = lower, upper
+        out["rmsea"] = value
+        out["rmsea_lower"] = lower if lower <= value else float("nan")
+        out["rmsea_upper"] = upper if upper >= value else float("nan")
         out["bic"] = chi2 - dof * math.log(n_obs)
     else:
         out.update(tli=float("nan"), rmsea=float("nan"), rmsea_lower=float("nan"), rmsea_upper=float("nan"))
@@ -577,7 +712,9 @@ def fit_indices(
 # 6. The EFA solution
 # ------------------------------------------------------------------------------------------
 @dataclass
-class EFAResult:
+class EFAResult(Report):
+    """An exploratory factor solution, reported as ``psych::fa`` prints it."""
+
     loadings: pd.DataFrame  # words x F1..Fk (pattern matrix)
     phi: pd.DataFrame  # factor correlations (identity for orthogonal solutions)
     communalities: pd.Series
@@ -611,6 +748,33 @@ class EFAResult:
             "variance_explained": float(self.variance.loc["Proportion Var"].sum()),
         }
 
+    @property
+    def title(self) -> str:  # type: ignore[override]
+        return (
+            f"EFA: {self.n_factors} factor(s), {self.extraction} extraction, {self.rotation} rotation, N = {self.n_obs}"
+        )
+
+    def sections(self) -> list[tuple[str, object]]:
+        fit = {
+            key: self.fit[key]
+            for key in ("rmsr", "chi2", "dof", "p_value", "rmsea", "rmsea_lower", "rmsea_upper", "tli", "bic")
+        }
+        fit["empirical_chi2"] = self.fit["empirical_chi2"]
+        fit["fit_basis"] = self.fit["fit_basis"]
+        out: list[tuple[str, object]] = [
+            ("Loadings (pattern matrix; below the cut-off blank)", loadings_table(self)),
+            ("Variance accounted for", self.variance),
+        ]
+        if self.n_factors > 1:
+            out.append(("Factor correlations", self.phi))
+        out.append(("Fit (psych::fa)", fit))
+        if self.notes:
+            out.append(("Notes", "\n".join(self.notes)))
+        return out
+
+    def metrics(self) -> dict:
+        return {**self.summary(), "fit_basis": self.fit["fit_basis"]}
+
 
 def max_factors(n_words: int) -> int:
     """The largest number of factors with positive degrees of freedom for ``n_words`` variables."""
@@ -632,15 +796,19 @@ def fit_efa(
     Both ``extraction`` and ``rotation`` are always explicit (psych's default rotation is oblimin,
     factor_analyzer's promax). More factors than the data can identify are reduced (noted).
     """
+    notes = []
+    smoothed = False
     if isinstance(corr, CorrelationResult):
         n_obs = corr.n_obs if n_obs is None else n_obs
+        smoothed = corr.smoothed
         corr = corr.matrix
     if n_obs is None:
         raise EFAInputError("n_obs is needed for the fit indices")
     r = _as_array(corr)
     p = r.shape[0]
-    check_sample_size(n_obs, p)
-    notes = []
+    caveat = check_sample_size(n_obs, p, "tetrachoric")  # a matrix given here is used as it is
+    if caveat:
+        notes.append(caveat)
     k = int(n_factors)
     if k < 1:
         notes.append(f"{k} factors requested: 1 used")
@@ -667,6 +835,9 @@ def fit_efa(
         notes.append(f"Heywood case: uniqueness at the lower bound for {', '.join(heywood)}")
     if not converged:
         notes.append("the extraction did not converge")
+    fit = fit_indices(r, loadings, phi, n_obs)
+    if smoothed or fit["fit_basis"] != "likelihood":
+        notes.append(_smoothed_fit_note(fit, smoothed))
     return EFAResult(
         loadings=pd.DataFrame(loadings, index=names, columns=factors),
         phi=pd.DataFrame(phi_full, index=factors, columns=factors),
@@ -674,7 +845,7 @@ def fit_efa(
         uniquenesses=pd.Series(np.diag(r) - communality, index=names, name="u2"),
         complexity=pd.Series(complexity, index=names, name="complexity"),
         variance=variance,
-        fit=fit_indices(r, loadings, phi, n_obs),
+        fit=fit,
         n_obs=int(n_obs),
         extraction=extraction,
         rotation=rotation,
@@ -682,6 +853,19 @@ def fit_efa(
         heywood=heywood,
         notes=notes,
     )
+
+
+def _smoothed_fit_note(fit: dict, smoothed: bool) -> str:
+    """What psych's chi2, RMSEA and TLI mean for a smoothed correlation matrix."""
+    if fit["fit_basis"] == "residuals":
+        basis = (
+            "the determinant of the smoothed matrices is 0 in double precision, so (as psych::fa) chi2, RMSEA and "
+            "TLI rest on the sum of squared residuals, a rough stand-in for a likelihood ratio"
+        )
+    else:
+        basis = "chi2, RMSEA and TLI rest on a log-determinant dominated by the eigenvalues the smoothing set"
+    start = "the correlation matrix was smoothed: " if smoothed else ""
+    return f"{start}{basis}; they are not tests of the model. Read the RMSR (root mean square residual)."
 
 
 def word_factors(result: EFAResult, cutoff: float = DEFAULT_CUTOFF) -> pd.DataFrame:
@@ -772,6 +956,17 @@ class ParallelResult:
             "parallel_null": self.null,
             "parallel_eigenvalues": self.eigenvalues,
         }
+
+
+def parallel_words(data: pd.DataFrame, max_words: int | str | None = "auto") -> list[str]:
+    """The words parallel analysis counts factors on: the ``max_words`` most frequent (``"auto"``: at most
+    ``n_units // DEFAULT_UNITS_PER_COUNTED_WORD``, and at least three); every word when None."""
+    if max_words is None:
+        return list(data.columns)
+    cap = len(data) // DEFAULT_UNITS_PER_COUNTED_WORD if max_words == "auto" else int(max_words)
+    used = (data > 0).sum(axis=0)
+    ranked = sorted(data.columns, key=lambda w: (-used[w], str(w)))[: max(cap, 3)]
+    return [w for w in data.columns if w in set(ranked)]
 
 
 def parallel_analysis(
@@ -1007,18 +1202,23 @@ def analyse(
     rotation: str = "oblimin",
     min_frequency: float = DEFAULT_MIN_FREQUENCY,
     min_units: int = DEFAULT_MIN_UNITS,
-    max_words: int | str | None = "auto",
+    max_words: int | str | None = None,
+    parallel_max_words: int | str | None = "auto",
     parallel_iter: int = 20,
     parallel_quantile: float = 0.95,
     parallel_null: str = "permute",
     parallel_eigenvalues: str = "fa",
     seed: int = 0,
 ) -> Analysis:
-    """Prepare, correlate, check adequacy, count factors and fit, with every choice explicit."""
+    """Prepare, correlate, check adequacy, count factors and fit, with every choice explicit.
+
+    The factors are counted by parallel analysis on at most ``parallel_max_words`` words, the most
+    frequent (:func:`parallel_words`), and extracted from every word that entered the analysis.
+    """
     with threadpool_limits(limits=1):  # small matrices: one BLAS thread is faster, and the machine is shared
         prepared = prepare_matrix(incidence, coding, min_frequency, min_units, max_words)
         corr = correlation_matrix(prepared.data, correlation)
-        notes = []
+        notes = list(corr.notes)
         try:
             adequate = adequacy(corr)
         except SingularMatrixError as err:
@@ -1027,7 +1227,7 @@ def analyse(
         parallel = None
         if n_factors == "parallel":
             parallel = parallel_analysis(
-                prepared.data,
+                prepared.data[parallel_words(prepared.data, parallel_max_words)],
                 correlation,
                 extraction,
                 parallel_iter,
@@ -1038,7 +1238,7 @@ def analyse(
             )
         k, more = choose_n_factors(n_factors, parallel, prepared.n_words)
         result = fit_efa(corr, k, extraction=extraction, rotation=rotation)
-    return Analysis(prepared, corr, adequate, parallel, result, notes + more + result.notes)
+    return Analysis(prepared, corr, adequate, parallel, result, list(dict.fromkeys(notes + more + result.notes)))
 
 
 # ------------------------------------------------------------------------------------------

@@ -181,6 +181,8 @@ def plot_parse_status(responses: pd.DataFrame):
     apply_style()
     table = pd.crosstab(responses["model"], responses["parse_status"], normalize="index")
     table = table.reindex(columns=[c for c in PARSE_STATUS_ORDER if c in table.columns])
+    answers = responses["model"].value_counts()
+    table.index = [f"{model} ({answers[model]:,} answers)" for model in table.index]
     colours = {"ok": "#3f9b62", "refusal": "#d9822b", "unparseable": "#c44e52", "empty": "#9e9e9e", "error": "#333333"}
     fig, ax = plt.subplots(figsize=(7, 0.5 * len(table) + 1.5))
     table.plot.barh(stacked=True, ax=ax, color=[colours[c] for c in table.columns], width=0.7)

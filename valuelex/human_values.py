@@ -563,8 +563,12 @@ def plot_threshold_calibration(calibrations: dict[str, Calibration], names: dict
         ax.set_xlabel("cosine similarity to the category centroid")
         ax.set_xlim(0, 1)
     axes[0][0].set_ylabel("words")
-    axes[0][0].legend(fontsize=8, loc="upper left")
-    fig.tight_layout()
+    handles, names = axes[0][0].get_legend_handles_labels()
+    handles.append(plt.Line2D([], [], color="#c44e52", lw=2))
+    quantiles = sorted({cal.quantile for cal in calibrations.values()})
+    names.append("threshold: quantile " + ", ".join(f"{q:g}" for q in quantiles) + " of the neutral words")
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    fig.legend(handles, names, loc="lower center", ncol=3, fontsize=8, frameon=False)  # below, off the data
     return fig
 
 
@@ -604,25 +608,32 @@ def plot_coverage_curve(curve: pd.DataFrame, thresholds: dict[str, float]) -> pl
 
 
 def plot_assignment(counts: dict[str, pd.DataFrame], names: dict[str, str]) -> plt.Figure:
-    """Per framework, covered lexicon words per human category; empty categories are marked."""
+    """Per framework, covered lexicon words per human category, with the category's most used words
+    in a column beside the bars; empty categories are marked."""
+    rows = [len(c) for c in counts.values()]
     fig, axes = plt.subplots(
-        1, len(counts), figsize=(5.4 * len(counts), 0.38 * max(len(c) for c in counts.values()) + 1.6), squeeze=False
+        len(counts),
+        1,
+        figsize=(10.0, 0.3 * sum(rows) + 1.1 * len(counts) + 0.6),
+        squeeze=False,
+        gridspec_kw={"height_ratios": rows, "left": 0.16, "right": 0.45, "hspace": 0.45},
     )
-    for ax, (key, table) in zip(axes[0], counts.items(), strict=True):
+    for ax, (key, table) in zip(axes[:, 0], counts.items(), strict=True):
         y = np.arange(len(table))[::-1]
         colours = ["#3b6fb6" if n else "#c44e52" for n in table["n_words"]]
-        ax.barh(y, table["n_words"], color=colours)
+        ax.barh(y, table["n_words"], color=colours, height=0.7)
+        words_column = ax.get_yaxis_transform()  # x in axes fraction, y in data: a column right of the bars
         for yi, (_, r) in zip(y, table.iterrows(), strict=True):
+            ax.text(r["n_words"], yi, f" {int(r['n_words'])}", va="center", fontsize=8, color="#333333")
             text = r["top_words"] if r["n_words"] else "no LLM word"
-            ax.text(
-                r["n_words"] + 0.2, yi, text, va="center", fontsize=7, color="#333333" if r["n_words"] else "#c44e52"
-            )
+            colour = "#333333" if r["n_words"] else "#c44e52"
+            ax.text(1.04, yi, text, va="center", fontsize=8, color=colour, transform=words_column, clip_on=False)
         ax.set_yticks(y, table["category"])
-        ax.set_xlim(0, max(1, table["n_words"].max()) * 2.2)
+        ax.set_xlim(0, max(1, table["n_words"].max()) * 1.15)
         ax.set_xlabel("covered lexicon words")
-        ax.set_title(names.get(key, key))
-    fig.suptitle("Which human value categories the LLM lexicon maps to", fontweight="bold")
-    fig.tight_layout()
+        ax.set_title(names.get(key, key), loc="left")
+        ax.text(1.04, 1.0, "most used words", transform=ax.transAxes, va="bottom", fontsize=8.5, fontweight="bold")
+    fig.suptitle("Which human value categories the LLM lexicon maps to", fontweight="bold", x=0.16, ha="left")
     return fig
 
 
@@ -630,15 +641,27 @@ FAMILY_COLOURS = {"human": "#c44e52", "ValueLex": "#3b6fb6", "baseline": "#9e9e9
 
 
 def plot_cfa_comparison(table: pd.DataFrame, cfi_reference: tuple[float, float] | None = (0.23, 0.56)) -> plt.Figure:
-    """CFI, RMSEA (90% CI) and SRMR of each testable model, coloured by family (human / ValueLex / baseline).
+    """CFI, RMSEA (90% CI) and SRMR of each testable model, coloured by family (human / ValueLex / baseline);
+    a model that is not estimable (or not testable) is listed with the reason instead of points.
 
     ``table`` is ``valuelex.cfa.comparison_table`` with a ``family`` column. ``cfi_reference`` shades
     the Schwartz CFI range GPLA (arXiv 2502.02444) reports on LLM data (second-hand, not ours).
     """
-    fitted = table[testable(table)].reset_index(drop=True)
-    fig, axes = plt.subplots(1, 3, figsize=(12.0, 0.42 * max(len(fitted), 1) + 2.0), sharey=True)
-    y = np.arange(len(fitted))[::-1]
+    rows = table.reset_index(drop=True)
+    shown = testable(rows).to_numpy()
+    fitted = rows[shown]
+    fig, axes = plt.subplots(1, 3, figsize=(12.0, 0.42 * max(len(rows), 1) + 2.6), sharey=True, layout="constrained")
+    y_all = np.arange(len(rows))[::-1]
+    y = y_all[shown]
     colours = [FAMILY_COLOURS.get(f, "#333333") for f in fitted["family"]]
+    for y_text, row in zip(y_all[~shown], rows[~shown].itertuples(), strict=True):
+        note = str(getattr(row, "notes", ""))
+        reason = (
+            "not fitted" if note.startswith("not fitted") else "not estimable" if note.startswith("not") else "df = 0"
+        )
+        axes[1].text(
+            0.5, y_text, reason, transform=axes[1].get_yaxis_transform(), ha="center", va="center", color="#777777"
+        )
     for ax, col, cut, better in zip(
         axes, ["CFI", "RMSEA", "SRMR"], [0.95, 0.06, 0.08], ["higher", "lower", "lower"], strict=True
     ):
@@ -646,15 +669,20 @@ def plot_cfa_comparison(table: pd.DataFrame, cfi_reference: tuple[float, float] 
         if col == "RMSEA":
             ax.hlines(y, fitted["RMSEA_lo90"].astype(float), fitted["RMSEA_hi90"].astype(float), color="#777777")
         ax.scatter(values, y, c=colours, s=45, zorder=3)
-        ax.axvline(cut, color="#333333", ls="--", lw=0.8, label=f"Hu & Bentler: {cut}")
-        ax.set_title(f"{col} ({better} is better)", fontsize=10)
+        ax.axvline(cut, color="#333333", ls="--", lw=0.8)
+        ax.set_title(f"{col}\n{better} is better, cut-off {cut}", fontsize=10)
+        ax.margins(x=0.12)  # points at the extremes stay clear of the frame
     if cfi_reference is not None:
         axes[0].axvspan(*cfi_reference, color="#c44e52", alpha=0.12, label="GPLA: Schwartz CFI on LLMs")
     axes[0].set_xlim(min(0.0, float(np.nanmin(fitted["CFI"].astype(float))) - 0.05) if len(fitted) else 0, 1.02)
-    axes[0].set_yticks(y, fitted["model"])
-    axes[0].legend(fontsize=7, loc="lower left")
+    axes[0].set_yticks(y_all, rows["model"])
+    # one legend, below the panels, so that it never hides a model's point
     handles = [plt.Line2D([], [], marker="o", ls="", color=c, label=f) for f, c in FAMILY_COLOURS.items()]
-    axes[2].legend(handles=handles, fontsize=8, loc="lower right")
+    handles.append(plt.Line2D([], [], color="#333333", ls="--", lw=0.8, label="Hu & Bentler cut-off"))
+    if cfi_reference is not None:
+        handles.append(plt.Rectangle((0, 0), 1, 1, color="#c44e52", alpha=0.12, label="GPLA: Schwartz CFI on LLMs"))
+    if len(fitted) and "RMSEA_lo90" in fitted:
+        handles.append(plt.Line2D([], [], color="#777777", label="RMSEA 90% CI"))
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=8, frameon=False)
     fig.suptitle("CFA on our respondents: human value structures next to the ValueLex taxonomy", fontweight="bold")
-    fig.tight_layout()
     return fig

@@ -6,7 +6,8 @@ Steps, each counted in the cleaning funnel (the paper reports "40k+ obtained wor
 1. ``normalise``: Unicode NFKC, lower case, quotes and stray punctuation removed, spaces
    collapsed, hyphen spacing unified.
 2. ``drop_non_values``: numbers, single letters, over-long phrases and the reviewable list
-   ``configs/lexicon/non_values.yaml`` (the instrument echoed back, fillers, model names).
+   ``configs/lexicon/non_values.yaml`` (the instrument echoed back, fillers, model names,
+   situations and things such as "circumstances").
 3. ``spelling``: one spelling per word (``configs/lexicon/variants.yaml``; American spelling).
 4. ``families``: morphological families joined (honest/honesty, helpful/helpfulness): explicit
    pairs from ``variants.yaml`` plus equal Snowball stems of every word of the term. The form
@@ -319,29 +320,95 @@ def load_respondents(folder: Path | None = None) -> pd.DataFrame:
 
 
 # figures -----------------------------------------------------------------------------------
-def plot_funnel(funnel: pd.DataFrame):
-    """Unique terms after each cleaning step (log scale), with descriptor counts annotated."""
-    import matplotlib.pyplot as plt
+@dataclass(frozen=True)
+class PaperScale:
+    """What the paper (arXiv 2404.12744) reports about its lexicon: lower bounds, not exact counts."""
 
-    from .figures import apply_style
+    obtained_words: int = 40_000  # "40k+ obtained words"
+    unique_words: int = 190  # "190+ unique words"
+    respondents: int = 525
+    prompts: int = 15
+
+
+PAPER_SCALE = PaperScale()
+
+
+def plot_funnel(funnel: pd.DataFrame, respondents: int | None = None, prompts: int | None = None):
+    """The cleaning funnel on linear axes (descriptors and unique terms per step), and beside it our
+    start and end next to the paper's "40k+ obtained words and 190+ unique words".
+
+    ``respondents`` and ``prompts`` (ours) are printed next to the paper's 525 and 15 when given.
+    """
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker as mticker
+
+    from .figures import PALETTE, apply_style
 
     apply_style()
-    fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(funnel) + 1.5))
-    y = range(len(funnel))[::-1]
-    ax.barh(list(y), funnel["unique_terms"], color="#3b6fb6")
-    for yi, (_, row) in zip(y, funnel.iterrows(), strict=True):
-        ax.text(
-            row["unique_terms"] * 1.05,
-            yi,
-            f"{row['unique_terms']:,} terms / {row['descriptors']:,} descriptors",
-            va="center",
-            fontsize=8,
+    ours_colour, paper_colour = PALETTE["Competence"], "#9e9e9e"
+    fig = plt.figure(figsize=(12.0, 0.42 * len(funnel) + 2.6))
+    outer = fig.add_gridspec(1, 2, width_ratios=[2.0, 0.75], wspace=0.22)
+    left = outer[0].subgridspec(1, 2, wspace=0.06)
+    right = outer[1].subgridspec(2, 1, hspace=0.9)
+    ax_desc = fig.add_subplot(left[0])
+    ax_terms = fig.add_subplot(left[1], sharey=ax_desc)
+    thousands = mticker.FuncFormatter(lambda v, _: f"{v / 1000:g}k" if v >= 1000 else f"{v:g}")
+    y = np.arange(len(funnel))[::-1]
+    for ax, column, title in (
+        (ax_desc, "descriptors", "descriptors kept"),
+        (ax_terms, "unique_terms", "unique terms"),
+    ):
+        values = funnel[column].to_numpy(dtype=float)
+        ax.barh(y, values, color=ours_colour, height=0.7)
+        for yi, value in zip(y, values, strict=True):
+            ax.text(value + values.max() * 0.01, yi, f"{int(value):,}", va="center", fontsize=8.5)
+        ax.set_xlim(0, values.max() * 1.18)
+        ax.xaxis.set_major_formatter(thousands)
+        ax.set_xlabel(title)
+        ax.grid(axis="y", visible=False)
+    ax_desc.set_yticks(y, funnel["step"])
+    ax_terms.tick_params(axis="y", labelleft=False)
+    ax_desc.set_title("Our cleaning funnel, step by step (linear scale)", loc="left")
+    comparisons = (
+        ("words obtained", int(funnel["descriptors"].iloc[0]), PAPER_SCALE.obtained_words),
+        (
+            "unique words in the lexicon",
+            int(funnel["unique_terms"].iloc[-1]),
+            PAPER_SCALE.unique_words,
+        ),
+    )
+    for row, (title, ours, paper) in enumerate(comparisons):
+        ax = fig.add_subplot(right[row])
+        ax.barh(
+            [1, 0],
+            [ours, paper],
+            color=[ours_colour, "white"],
+            edgecolor=[ours_colour, paper_colour],
+            hatch=[None, "///"],
+            height=0.6,
         )
-    ax.set_yticks(list(y), funnel["step"])
-    ax.set_xscale("log")
-    ax.set_xlabel("unique terms (log scale)")
-    ax.set_title("Lexicon cleaning funnel")
-    ax.set_xlim(1, funnel["unique_terms"].max() * 8)
+        top = max(ours, paper) * 1.45
+        ax.text(ours + top * 0.015, 1, f"{ours:,}", va="center", fontsize=8.5)
+        ax.text(
+            paper + top * 0.015,
+            0,
+            f"{paper / 1000:g}k+" if paper >= 1000 else f"{paper}+",
+            va="center",
+            fontsize=8.5,
+            color="#555555",
+        )
+        ax.set_xlim(0, top)
+        ax.xaxis.set_major_locator(mticker.MaxNLocator(4))
+        ax.xaxis.set_major_formatter(thousands)
+        ax.set_yticks([1, 0], ["ours", "paper"])
+        ax.set_title(title, fontsize=10, loc="left")
+        ax.grid(axis="y", visible=False)
+    scale = f"paper: {PAPER_SCALE.respondents} respondents \u00d7 {PAPER_SCALE.prompts} prompts"
+    if respondents is not None:
+        scale = f"ours: {respondents} respondents" + (f" \u00d7 {prompts} prompts" if prompts else "") + f"; {scale}"
+    scale += '; the paper gives lower bounds ("40k+ obtained words and 190+ unique words")'
+    fig.text(0.99, 0.0, scale, ha="right", va="top", fontsize=8.5, color="#555555")
+    fig.suptitle("From raw descriptors to the value lexicon, ours beside the paper's", fontweight="bold", y=1.0)
     return fig
 
 
@@ -356,7 +423,7 @@ def plot_top_words(lexicon: pd.DataFrame, n: int = 30):
     fig, ax = plt.subplots(figsize=(6.5, 0.22 * len(top) + 1.2))
     ax.barh(top["word"][::-1], top["respondents"][::-1], color="#3b6fb6")
     ax.set_xlabel("respondents using the word")
-    ax.set_title(f"Top {len(top)} value words")
+    ax.set_title(f"The {len(top)} value words used by the most respondents")
     return fig
 
 
@@ -379,12 +446,14 @@ def plot_top_words_by_stage(table: pd.DataFrame):
     apply_style()
     stages = list(dict.fromkeys(table["training_stage"]))
     n = table.groupby("training_stage").size().max()
-    fig, axes = plt.subplots(1, len(stages), figsize=(3.6 * len(stages), 0.24 * n + 1.4), squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(stages), figsize=(3.9 * len(stages), 0.24 * n + 1.6), squeeze=False, layout="constrained"
+    )
     for ax, stage in zip(axes[0], stages, strict=True):
         t = table[table["training_stage"] == stage]
         ax.barh(t["word"][::-1], t["share"][::-1], color=STAGE_COLOURS.get(stage, "#3b6fb6"))
-        ax.set_title(stage)
+        ax.set_title(f"{stage} models")
         ax.set_xlim(0, 1)
         ax.set_xlabel("share of respondents")
-    fig.suptitle("Top value words by training stage", fontweight="bold")
+    fig.suptitle("The most used value words of each training stage", fontweight="bold")
     return fig

@@ -50,6 +50,9 @@ class Request:
     sample: int = 0
     prompt_id: str = ""
     prompt_version: str = ""
+    # Extra request parameters sent as they are, e.g. (("logprobs", True), ("top_logprobs", 20));
+    # part of the key only when given, so requests without them keep their keys.
+    extra: tuple[tuple[str, Any], ...] = ()
 
     @classmethod
     def for_respondent(
@@ -99,6 +102,8 @@ class Request:
         if card.api == "completions":
             canon["prompt_template"] = card.prompt_template
             canon["stop"] = list(card.stop)
+        if self.extra:
+            canon["extra"] = dict(self.extra)
         return canon
 
     def key(self, card: ModelCard) -> str:
@@ -550,6 +555,7 @@ class LLMRunner:
         }
         if r.seed is not None and card.send_seed:
             common["seed"] = r.seed
+        common.update(dict(r.extra))
         if card.api == "completions":
             system = "\n".join(c for role, c in r.messages if role == "system")
             user = "\n".join(c for role, c in r.messages if role != "system")
@@ -570,7 +576,11 @@ class LLMRunner:
             text = choice.message.content
             refusal = getattr(choice.message, "refusal", None)
         usage = resp.usage
+        logprobs = getattr(choice, "logprobs", None)  # kept only when the server sent them
+        if hasattr(logprobs, "model_dump"):
+            logprobs = logprobs.model_dump()
         return {
+            **({"logprobs": logprobs} if logprobs is not None else {}),
             "text": text,
             "refusal": refusal,
             "finish_reason": choice.finish_reason,

@@ -1,18 +1,24 @@
-"""Small helpers for the notebooks: record the numbers a run produced, so tests can check them.
+"""Small helpers for the notebooks: start a stage from the run file, and record its numbers for the tests.
 
-``record(respondents=120, lexicon_size=190)`` shows the numbers in the notebook and stores
-them as a machine-readable output; ``recorded(path)`` reads them back from an executed copy.
+Every notebook begins with ``settings = notebook.start(run, overrides)``: it loads the run file
+(the notebook's one parameter), points the output folders at the run's, applies the figure
+style and the display rules (three decimals, text left-aligned), and returns the run's settings.
+``record(respondents=120, ...)`` keeps numbers in the executed notebook for the tests without
+showing them twice; ``recorded(path)`` reads them back.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 MIME = "application/vnd.valuelex.metrics+json"
+#: Decimals pandas shows in notebooks.
+DISPLAY_PRECISION = 3
 
 
 def _plain(value: Any) -> Any:
@@ -25,14 +31,11 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def record(**numbers: Any) -> dict[str, Any]:
-    """Display the numbers and keep them in the executed notebook for the tests."""
+def record(**numbers: Any) -> None:
+    """Keep the numbers in the executed notebook for the tests and the manifest (not shown to readers)."""
     from IPython.display import display
 
-    data = _plain(numbers)
-    text = "\n".join(f"{k}: {v}" for k, v in data.items())
-    display({MIME: data, "text/plain": text}, raw=True)
-    return data
+    display({MIME: _plain(numbers)}, raw=True)
 
 
 def recorded(executed_notebook: str | Path) -> dict[str, Any]:
@@ -45,3 +48,51 @@ def recorded(executed_notebook: str | Path) -> dict[str, Any]:
             if MIME in data:
                 out.update(data[MIME])
     return out
+
+
+def frame_html(df: Any) -> str:
+    """A DataFrame as HTML with numbers at ``DISPLAY_PRECISION`` decimals and text columns left-aligned."""
+    import pandas as pd
+
+    text = [c for c in df.columns if pd.api.types.is_object_dtype(df[c]) or pd.api.types.is_string_dtype(df[c])]
+    styler = df.style.format(precision=DISPLAY_PRECISION, thousands=",", na_rep="")
+    if text:
+        styler = styler.set_properties(subset=text, **{"text-align": "left"})
+    return styler.set_table_styles([{"selector": "th", "props": [("text-align", "left")]}]).to_html()
+
+
+def _use_display_rules() -> None:
+    import pandas as pd
+
+    pd.set_option("display.precision", DISPLAY_PRECISION)
+    pd.set_option("display.max_colwidth", 120)
+    pd.set_option("display.width", 160)
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None:
+        shell.display_formatter.formatters["text/html"].for_type(pd.DataFrame, frame_html)
+
+
+def start(run: str | Path = "default", overrides: dict[str, Any] | None = None):
+    """Load the run file, use its output folders, set figure style and display rules; the run's settings."""
+    from . import figures, paths
+    from .pipeline import Folders
+    from .settings import load_run
+
+    settings = load_run(run, overrides)
+    folders = Folders.of(settings)
+    for name, value in folders.environment().items():
+        os.environ[name] = value
+    paths.PROCESSED, paths.FIGURES, paths.BUILD, paths.RAW = (
+        folders.processed,
+        folders.figures,
+        folders.build,
+        folders.raw,
+    )
+    paths.LOGS = folders.build / "logs"
+    figures.apply_style()
+    _use_display_rules()
+    return settings

@@ -172,6 +172,30 @@ def write_manifest(path: Path | None = None, parameters: list[str] | None = None
 _SAVE_CALL = re.compile(r"save_(figure|table)\((?:[^()]|\([^()]*\))*?[\"']([A-Za-z0-9_\-]+)[\"']")
 
 
+def _save_calls(source: str) -> list[tuple[str, str]]:
+    """(kind, name) of each ``save_figure``/``save_table`` call whose second argument is a literal name.
+
+    Read from the syntax tree, so arguments nested to any depth are no obstacle; a cell that is
+    not plain Python (an IPython magic) falls back to a regular expression.
+    """
+    import ast
+
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return _SAVE_CALL.findall(source)
+    calls = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+        if func in ("save_figure", "save_table") and len(node.args) >= 2:
+            name = node.args[1]
+            if isinstance(name, ast.Constant) and isinstance(name.value, str):
+                calls.append((node.lineno, node.col_offset, func.removeprefix("save_"), name.value))
+    return [(kind, name) for _, _, kind, name in sorted(calls)]
+
+
 def artefacts_by_notebook(notebooks_dir: Path = paths.NOTEBOOKS) -> list[dict]:
     """Every ``save_figure``/``save_table`` call with a literal name: notebook, cell number, kind, name."""
     found = []
@@ -179,7 +203,7 @@ def artefacts_by_notebook(notebooks_dir: Path = paths.NOTEBOOKS) -> list[dict]:
         nb = json.loads(nb_path.read_text(encoding="utf-8"))
         code_cells = [c for c in nb.get("cells", []) if c.get("cell_type") == "code"]
         for number, cell in enumerate(code_cells, start=1):
-            for kind, name in _SAVE_CALL.findall("".join(cell.get("source", ""))):
+            for kind, name in _save_calls("".join(cell.get("source", ""))):
                 found.append({"notebook": nb_path.name, "cell": number, "kind": kind, "name": name})
     return found
 

@@ -1,30 +1,36 @@
 """Validate a projective-test scorer on a labelled set of completions.
 
-    python -m valuelex.scorer_eval --cases PATH --scorer embedding
-    python -m valuelex.scorer_eval --cases PATH --scorer judge --judge-sample 48 --mode live
+    python -m valuelex.scorer_eval --cases FILE                        # every case, default scorer, as shipped
+    python -m valuelex.scorer_eval --cases configs/instruments/projective_labelled.csv --split test
+    python -m valuelex.scorer_eval --cases LAB_FILE --part heldout     # the stem-hash held-out third
+    python -m valuelex.scorer_eval --cases FILE --scorer embedding --part heldout --calibration fit
 
 The labelled file has one case per row: a stem, its completion, the sub-dimension it is
 labelled on, and the label high/low. Accepted: JSON (a list, or ``{"data": [...]}``, with the
 fields stem|prompt, completion|answer, subdimension|value, label high/low or score 1/0), JSONL
-or CSV with the same columns. The lab's FULVa set (``valuecompass_fulva_cases.json``) is read
-as it is; this module never looks for it: its path is an argument.
+or CSV with the same columns, optionally a ``split`` column (dev/test, as in our own
+``configs/instruments/projective_labelled.csv``). The lab's FULVa set
+(``valuecompass_fulva_cases.json``) is read as it is; this module never looks for it: its path is
+an argument.
 
-The embedding scorer embeds the completion without its stem by default (``--context``): the
-FULVa labels follow the stems, and our own instrument mixes positive and negative stems, so a
-score should come from what the model wrote, not from how the stem was worded.
+**Defaults that do not mislead.** Every case of the file is scored (``--part all``) with the
+scorer as shipped (``--calibration shipped``): the default scorer's head and the embedding
+scorer's Platt numbers were fitted on our own development completions, never on the file under
+evaluation. A calibration that does not match the scorer is an error, never a silent fallback.
+``--calibration fit`` fits on a stated training part: the rows of ``--split dev`` when a test
+split is evaluated, or the stem-hash training part with ``--part heldout``.
 
-Split (documented, fixed): a case is held out when the SHA-256 of ``SALT | normalised stem``
-is 0 mod 3, so about a third of the *stems* are held out with all their completions. The
-held-out part therefore has only stems the calibration never saw (the FULVa labels depend
-mostly on the stem, so a split by case or by model would leak them). The embedding scorer's
-Platt calibration is fitted on the training part only; its exemplar sentences were written by
-us and are not fitted. Figures are reported on the held-out part (``--part`` changes that).
-The judge is not fitted; it scores a stratified sample of the held-out part (it is slow locally).
+**The stem split** (``--part heldout|train``, for files whose labels follow their stems, like
+FULVa's): a case is held out when the SHA-256 of ``SALT | normalised stem`` is 0 mod 3, so about a
+third of the *stems* are held out with all their completions.
 
-Metrics per sub-dimension and overall: accuracy, balanced accuracy, ROC AUC (with a stem-level
-bootstrap 95% CI), macro-F1, and the majority-class baseline (the training part's majority
-label for every case). A case is predicted high when its score is >= 0.5; invalid judge
-answers are scored 0.5 (neutral) and counted.
+**Metrics** per sub-dimension and overall: accuracy, balanced accuracy, ROC AUC with a 95% CI,
+macro-F1, and the majority-class baseline. The CI is DeLong's on the logit scale by default
+(``--ci delong``: it behaves with few cases and at AUC = 1; rows with fewer than
+``MIN_PER_CLASS`` cases in a class are flagged); ``--ci bootstrap`` resamples stems instead
+(it respects the clustering of completions within stems; rows with few stems are flagged). A case
+is predicted high when its score is >= 0.5; invalid judge answers are scored 0.5 (neutral) and
+counted.
 """
 
 from __future__ import annotations
@@ -32,26 +38,40 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, roc_auc_score
 
 from . import paths
+from .config import ConfigError
+from .display import Report
 from .figures import save_table
 from .projective import (
     CALIBRATION_FILE,
     DEFAULT_JUDGE,
+    DEFAULT_SCORER,
+    JUDGE_STUDY,
+    SCORERS,
+    STANCE_CALIBRATION_FILE,
     SUBDIMENSIONS,
     EmbeddingScorer,
     JudgeScorer,
+    LogprobJudge,
+    StanceScorer,
     canonical_subdimension,
     save_calibration,
+    save_stance_calibration,
 )
 
 SALT = "valuelex-projective-split-v1"
+#: Fewer cases (DeLong) or stems (bootstrap) than this in a class and the AUC's CI is flagged.
+MIN_PER_CLASS = 10
+PARTS = ("all", "heldout", "train")
 _FIELDS = {
     "stem": ("stem", "prompt"),
     "completion": ("completion", "answer", "text"),
@@ -62,6 +82,8 @@ _FIELDS = {
 def load_cases(path: str | Path) -> pd.DataFrame:
     """Read a labelled file into columns stem, completion, subdimension, label (1 = high, 0 = low), model."""
     path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: labelled file not found")
     if path.suffix == ".csv":
         raw = pd.read_csv(path)
     elif path.suffix == ".jsonl":
@@ -87,8 +109,13 @@ def load_cases(path: str | Path) -> pd.DataFrame:
         out["label"] = raw["score"].astype(int)
     else:
         raise ValueError(f"{path}: no label column (label high/low or score 1/0)")
-    out["subdimension"] = out["subdimension"].map(canonical_subdimension)
-    out["model"] = raw["model"].astype(str) if "model" in raw.columns else ""
+    try:
+        out["subdimension"] = out["subdimension"].map(canonical_subdimension)
+    except ValueError as exc:
+        raise ValueError(f"{path}: field 'subdimension': {exc}") from None
+    out["model"] = raw["model"].fillna("").astype(str) if "model" in raw.columns else ""
+    if "split" in raw.columns:
+        out["split"] = raw["split"].astype(str).str.strip().str.lower()
     out["case_id"] = np.arange(len(out))
     return out.reset_index(drop=True)
 
@@ -120,10 +147,71 @@ def metrics(y: np.ndarray, score: np.ndarray, threshold: float = 0.5) -> dict[st
     }
 
 
-def auc_ci(
-    y: np.ndarray, score: np.ndarray, groups: np.ndarray, n_boot: int = 1000, seed: int = 0
-) -> tuple[float, float]:
-    """95% bootstrap CI of ROC AUC, resampling groups (stems) with replacement."""
+def delong_variance(y: np.ndarray, score: np.ndarray) -> tuple[float, float]:
+    """ROC AUC and its DeLong (1988) variance, from the placement values (ties count one half)."""
+    y = np.asarray(y, dtype=int)
+    score = np.asarray(score, dtype=float)
+    pos, neg = score[y == 1], score[y == 0]
+    m, n = len(pos), len(neg)
+    if m == 0 or n == 0:
+        return float("nan"), float("nan")
+    psi = (pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])
+    v10, v01 = psi.mean(axis=1), psi.mean(axis=0)
+    auc = float(psi.mean())
+    s10 = float(np.var(v10, ddof=1)) if m > 1 else 0.0
+    s01 = float(np.var(v01, ddof=1)) if n > 1 else 0.0
+    return auc, s10 / m + s01 / n
+
+
+def hanley_mcneil_variance(auc: float, n_pos: int, n_neg: int) -> float:
+    """Hanley & McNeil's (1982) variance of an AUC from its value and the two group sizes."""
+    q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
+    return (auc * (1 - auc) + (n_pos - 1) * (q1 - auc**2) + (n_neg - 1) * (q2 - auc**2)) / (n_pos * n_neg)
+
+
+def auc_ci_delong(y: np.ndarray, score: np.ndarray, level: float = 0.95) -> tuple[float, float, str]:
+    """A CI of ROC AUC that behaves with few cases: DeLong's variance on the logit scale.
+
+    The interval is symmetric in logit(AUC), so it stays inside [0, 1] and is not cut off at 1.
+    When the two groups are perfectly separated (AUC 0 or 1, DeLong variance 0), the variance is
+    Hanley & McNeil's at AUC = 1 - 1/(2 n_pos n_neg) (half a discordant pair), and the bound on the
+    separated side is the AUC itself. Returns (low, high, note); the note flags fewer than
+    ``MIN_PER_CLASS`` cases in a class, where no interval is trustworthy.
+    """
+    y = np.asarray(y, dtype=int)
+    n_pos, n_neg = int(y.sum()), int((1 - y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan"), float("nan"), "one class only"
+    auc, var = delong_variance(y, score)
+    notes = []
+    z = stats.norm.ppf(1 - (1 - level) / 2)
+    half = 1 / (2 * n_pos * n_neg)
+    if var <= 0 or auc in (0.0, 1.0):
+        shown = min(max(auc, half), 1 - half)
+        var = hanley_mcneil_variance(shown, n_pos, n_neg)
+        notes.append("perfect separation: Hanley-McNeil variance")
+    else:
+        shown = auc
+    logit = np.log(shown / (1 - shown))
+    se = np.sqrt(var) / (shown * (1 - shown))
+    low, high = (1 / (1 + np.exp(-(logit + s * z * se))) for s in (-1, 1))
+    if auc == 1.0:
+        high = 1.0
+    if auc == 0.0:
+        low = 0.0
+    if min(n_pos, n_neg) < MIN_PER_CLASS:
+        notes.insert(0, f"few cases: {min(n_pos, n_neg)} in the smaller class (< {MIN_PER_CLASS})")
+    return float(low), float(high), "; ".join(notes)
+
+
+def auc_ci_bootstrap(
+    y: np.ndarray, score: np.ndarray, groups: np.ndarray, n_boot: int = 1000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float, str]:
+    """Percentile bootstrap CI of ROC AUC, resampling groups (stems) with replacement.
+
+    It respects that the completions of one stem are not independent, but with few stems per
+    class it is degenerate ([0, 1] or [0.78, 1.00] from 2-5 stems): such rows are flagged.
+    """
     rng = np.random.default_rng(seed)
     uniq = np.unique(groups)
     members = [np.flatnonzero(groups == g) for g in uniq]
@@ -133,13 +221,21 @@ def auc_ci(
         if len(np.unique(y[idx])) == 2:
             values.append(roc_auc_score(y[idx], score[idx]))
     if not values:
-        return float("nan"), float("nan")
-    lo, hi = np.quantile(values, [0.025, 0.975])
-    return float(lo), float(hi)
+        return float("nan"), float("nan"), "one class only"
+    lo, hi = np.quantile(values, [(1 - level) / 2, 1 - (1 - level) / 2])
+    stems_low = len(np.unique(groups[np.asarray(y) == 0]))
+    stems_high = len(np.unique(groups[np.asarray(y) == 1]))
+    few = min(stems_low, stems_high)
+    note = f"few stems: {few} in the smaller class (< {MIN_PER_CLASS})" if few < MIN_PER_CLASS else ""
+    return float(lo), float(hi), note
 
 
-def evaluate(cases: pd.DataFrame, score: np.ndarray, majority: int = 1, n_boot: int = 1000) -> pd.DataFrame:
-    """Metrics per sub-dimension and overall, with the majority-class baseline beside them."""
+def evaluate(
+    cases: pd.DataFrame, score: np.ndarray, majority: int = 1, n_boot: int = 1000, ci: str = "delong"
+) -> pd.DataFrame:
+    """Metrics per sub-dimension and overall, with the AUC's CI and the majority-class baseline beside them."""
+    if ci not in ("delong", "bootstrap"):
+        raise ValueError(f"ci must be delong or bootstrap, got {ci!r}")
     rows = []
     score = np.asarray(score, dtype=float)
     for name in (*SUBDIMENSIONS, "overall"):
@@ -148,9 +244,12 @@ def evaluate(cases: pd.DataFrame, score: np.ndarray, majority: int = 1, n_boot: 
             continue
         y = cases["label"].to_numpy()[mask]
         row: dict[str, Any] = {"subdimension": name, **metrics(y, score[mask])}
-        row["roc_auc_ci_low"], row["roc_auc_ci_high"] = auc_ci(
-            y, score[mask], cases["stem"].map(normalise_stem).to_numpy()[mask], n_boot=n_boot
-        )
+        if ci == "delong":
+            low, high, note = auc_ci_delong(y, score[mask])
+        else:
+            stems = cases["stem"].map(normalise_stem).to_numpy()[mask]
+            low, high, note = auc_ci_bootstrap(y, score[mask], stems, n_boot=n_boot)
+        row.update(roc_auc_ci_low=low, roc_auc_ci_high=high, ci_method=ci, ci_note=note)
         base = metrics(y, np.full(len(y), float(majority)))
         row.update({f"majority_{k}": base[k] for k in ("accuracy", "balanced_accuracy", "macro_f1")})
         row["majority_roc_auc"] = 0.5
@@ -173,109 +272,220 @@ def stratified_sample(cases: pd.DataFrame, n: int, seed: int = 0) -> pd.DataFram
     return pd.concat(parts).sort_values("case_id").reset_index(drop=True)
 
 
+def select(
+    cases: pd.DataFrame, part: str = "all", split: str | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame | None, str]:
+    """The cases to evaluate, the training cases a ``--calibration fit`` would use (or None), and a description."""
+    if part not in PARTS:
+        raise ValueError(f"part must be one of {', '.join(PARTS)}, got {part!r}")
+    chosen, train, what = cases, None, "every case"
+    if split is not None:
+        if "split" not in cases.columns:
+            raise ValueError("--split needs a 'split' column in the labelled file (dev/test)")
+        if split not in set(cases["split"]):
+            raise ValueError(f"no case has split {split!r} (the file has: {', '.join(sorted(set(cases['split'])))})")
+        chosen = cases[cases["split"] == split]
+        train = cases[cases["split"] == "dev"]
+        what = f"split {split!r}" + (" (a fit on it is in-sample)" if split == "dev" else "")
+    if part != "all":
+        test = held_out(chosen["stem"])
+        train = chosen[~test]
+        chosen = chosen[test] if part == "heldout" else chosen[~test]
+        what += f", stem-hash {part} part (split {SALT})"
+    return chosen.reset_index(drop=True), train, what
+
+
+def _judge_store(cases_path: Path) -> Path:
+    """Judge calls on our own labelled files are part of the dataset; on any other file they stay local."""
+    inside = paths.INSTRUMENTS.resolve() in Path(cases_path).resolve().parents
+    return paths.raw_store(JUDGE_STUDY if inside else "judge_eval")
+
+
 def run(
     cases_path: str | Path,
-    scorer: str = "embedding",
+    scorer: str = DEFAULT_SCORER,
     *,
+    part: str = "all",
+    split: str | None = None,
+    calibration: str = "shipped",
     method: str = "exemplars",
     context: str = "completion",
-    calibration: str = "fit",
-    part: str = "heldout",
     judge_model: str = DEFAULT_JUDGE,
-    judge_sample: int = 48,
+    judge_sample: int = 0,
     mode: str = "replay",
     store_root: Path | None = None,
+    ci: str = "delong",
     n_boot: int = 1000,
     write_calibration: Path | None = None,
+    progress: bool = False,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Evaluate one scorer; returns the metrics table and facts about the run (split sizes, counts)."""
+    """Evaluate one scorer; returns the metrics table and facts about the run (what was scored, how)."""
+    cases_path = Path(cases_path)
     cases = load_cases(cases_path)
-    test = held_out(cases["stem"])
-    train = cases[~test]
-    majority = int(train["label"].mean() >= 0.5)
-    chosen = {"heldout": cases[test], "train": train, "all": cases}[part]
+    if calibration not in ("shipped", "fit"):
+        raise ValueError(f"calibration must be shipped or fit, got {calibration!r}")
+    chosen, train, what = select(cases, part, split)
+    if judge_sample:  # any scorer, so that the embedding scorer can be compared on the judge's sample
+        chosen = stratified_sample(chosen, judge_sample)
+        what += f", stratified sample of {len(chosen)} cases"
+    majority = int((train if train is not None else chosen)["label"].mean() >= 0.5)
     info: dict[str, Any] = {
+        "file": cases_path.name,
         "cases": len(cases),
         "stems": int(cases["stem"].map(normalise_stem).nunique()),
-        "train_cases": len(train),
-        "heldout_cases": int(test.sum()),
-        "heldout_stems": int(cases.loc[test, "stem"].map(normalise_stem).nunique()),
-        "part": part,
+        "evaluated": what,
+        "evaluated_cases": len(chosen),
+        "evaluated_stems": int(chosen["stem"].map(normalise_stem).nunique()),
+        "heldout_cases": int(held_out(cases["stem"]).sum()),
+        "heldout_stems": int(cases.loc[held_out(cases["stem"]), "stem"].map(normalise_stem).nunique()),
+        "scorer": scorer,
         "majority_label": "high" if majority else "low",
     }
+    if calibration == "fit" and (train is None or train.empty):
+        raise ValueError(
+            "--calibration fit needs a training part: --part heldout (fits on the stem-hash training part) "
+            "or --split test|dev (fits on the file's dev rows)"
+        )
+    store = store_root or _judge_store(cases_path)
+    fitted_on = f"{'dev rows' if split else 'training part'} of {cases_path.name}" + (
+        f" (split {SALT}, stems not held out)" if part != "all" else ""
+    )
     if scorer == "embedding":
-        if calibration == "shipped":
-            emb = EmbeddingScorer(method=method, context=context)
-        else:
-            emb = EmbeddingScorer(calibration=None, method=method, context=context)
-            emb.fit_calibration(
-                train,
-                train["label"],
-                fitted_on=f"training part of {Path(cases_path).name} (split {SALT}, stems not held out)",
-            )
+        emb = EmbeddingScorer(
+            calibration=None if calibration == "fit" else CALIBRATION_FILE, method=method, context=context
+        )
+        if calibration == "fit":
+            emb.fit_calibration(train, train["label"], fitted_on=fitted_on)
         cal = emb.calibration
         info["calibration"] = {"slope": cal.slope, "intercept": cal.intercept, "fitted_on": cal.fitted_on}
         if write_calibration:
-            note = "Regenerate: " + " ".join(_command(cases_path, method, context))
-            save_calibration(cal, write_calibration, note=note)
+            save_calibration(
+                cal, write_calibration, note="Regenerate: " + " ".join(_command(cases_path, scorer, part, split))
+            )
         scored = emb.score(chosen)
-        score = scored["score"].to_numpy()
-    elif scorer == "judge":
-        chosen = stratified_sample(chosen, judge_sample) if judge_sample else chosen
-        judge = JudgeScorer(judge_model, mode=mode, store_root=store_root or paths.raw_store("judge_eval"))
+    elif scorer == "stance":
+        stance = StanceScorer(
+            judge_model,
+            calibration=None if calibration == "fit" else STANCE_CALIBRATION_FILE,
+            mode=mode,
+            store_root=store,
+            progress=progress,
+        )
+        if calibration == "fit":
+            stance.fit(train, train["label"], fitted_on=fitted_on)
+        info["calibration"] = {k: v for k, v in vars(stance.calibration).items()}
+        if write_calibration:
+            note = "Regenerate: " + " ".join(_command(cases_path, scorer, part, split))
+            save_stance_calibration(stance.calibration, write_calibration, note=note)
+        scored = stance.score(chosen)
+        info["judge_usage"] = {k: dict(v) for k, v in stance.runner.report.per_model.items()}
+    elif scorer in ("judge", "logprob"):
+        if calibration == "fit":
+            raise ValueError(f"--calibration fit: the {scorer} scorer has nothing to fit (its score is the rating)")
+        cls = JudgeScorer if scorer == "judge" else LogprobJudge
+        judge = cls(judge_model, mode=mode, store_root=store, progress=progress)
         scored = judge.score(chosen)
-        info["judge_model"] = judge_model
-        info["judge_status"] = scored["status"].value_counts().to_dict()
+        info["calibration"] = "none: the judge's rating mapped to (rating - 1) / 4"
         info["judge_usage"] = {k: dict(v) for k, v in judge.runner.report.per_model.items()}
-        score = scored["score"].fillna(0.5).to_numpy()
     else:
-        raise ValueError(f"scorer must be embedding or judge, got {scorer!r}")
-    info["evaluated_cases"] = len(chosen)
-    return evaluate(chosen, score, majority=majority, n_boot=n_boot), info
+        raise ValueError(f"scorer must be one of {', '.join(SCORERS)}, got {scorer!r}")
+    if scorer != "embedding":
+        info["judge_model"] = judge_model
+        info["status"] = scored["status"].value_counts().to_dict()
+    score = scored["score"].fillna(0.5).to_numpy()
+    info["invalid_cases"] = int((~scored["valid"].astype(bool)).sum())
+    return evaluate(chosen, score, majority=majority, n_boot=n_boot, ci=ci), info
 
 
-def _command(cases_path: str | Path, method: str, context: str) -> list[str]:
-    return ["python", "-m", "valuelex.scorer_eval", "--cases", f"PATH/TO/{Path(cases_path).name}", "--scorer", "embedding",
-            "--method", method, "--context", context, "--write-calibration",
-            str(CALIBRATION_FILE.relative_to(paths.ROOT))]  # fmt: skip
+@dataclass
+class ScorerValidation(Report):
+    """One scorer's validation on one labelled file: what was scored, and the metrics table."""
+
+    table: pd.DataFrame
+    info: dict[str, Any]
+
+    @property
+    def title(self) -> str:  # type: ignore[override]
+        return f"Scorer validation: {self.info['scorer']} on {self.info['file']} ({self.info['evaluated']})"
+
+    def sections(self) -> list[tuple[str, Any]]:
+        facts = {k: self.info[k] for k in ("evaluated_cases", "evaluated_stems", "majority_label", "invalid_cases")}
+        columns = ["subdimension", "n", "n_low", "accuracy", "balanced_accuracy", "roc_auc", "roc_auc_ci_low",
+                   "roc_auc_ci_high", "macro_f1", "majority_accuracy", "ci_note"]  # fmt: skip
+        return [("", facts), ("Metrics (ROC AUC with a 95% CI)", self.table[columns].set_index("subdimension"))]
+
+    def metrics(self) -> dict[str, Any]:
+        t = self.table.set_index("subdimension")
+        return {
+            "roc_auc": {k: round(float(v), 4) for k, v in t["roc_auc"].items()},
+            "cases": int(t.loc["overall", "n"]),
+        }
+
+
+def validate(cases_path: str | Path, scorer: str = DEFAULT_SCORER, **kw: Any) -> ScorerValidation:
+    """``run`` as a report that shows itself (notebooks)."""
+    return ScorerValidation(*run(cases_path, scorer, **kw))
+
+
+def _command(cases_path: Path, scorer: str, part: str, split: str | None) -> list[str]:
+    where = str(cases_path) if paths.ROOT in Path(cases_path).resolve().parents else f"PATH/TO/{Path(cases_path).name}"
+    args = ["python", "-m", "valuelex.scorer_eval", "--cases", where, "--scorer", scorer, "--calibration", "fit"]
+    args += ["--part", part] + (["--split", split] if split else [])
+    target = CALIBRATION_FILE if scorer == "embedding" else STANCE_CALIBRATION_FILE
+    return [*args, "--write-calibration", str(target.relative_to(paths.ROOT))]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Validate a projective scorer on labelled completions.")
     parser.add_argument("--cases", required=True, help="labelled file (JSON, JSONL or CSV)")
-    parser.add_argument("--scorer", default="embedding", choices=["embedding", "judge"])
+    parser.add_argument("--scorer", default=DEFAULT_SCORER, choices=list(SCORERS))
+    parser.add_argument("--part", default="all", choices=list(PARTS),
+                        help="all cases (default), or the stem-hash held-out / training part")  # fmt: skip
+    parser.add_argument("--split", default=None, help="only the rows whose 'split' column has this value (dev, test)")
+    parser.add_argument("--calibration", default="shipped", choices=["shipped", "fit"],
+                        help="use the shipped head/calibration (default) or fit it on a stated training part")  # fmt: skip
     parser.add_argument("--method", default="exemplars", choices=["exemplars", "descriptions"],
                         help="embedding scorer: exemplar sentences (default) or the one-line descriptions (baseline)")  # fmt: skip
     parser.add_argument("--context", default="completion", choices=["completion", "stem+completion"],
                         help="embedding scorer: embed the completion alone (default) or with its stem")  # fmt: skip
-    parser.add_argument("--calibration", default="fit", choices=["fit", "shipped"],
-                        help="embedding scorer: fit Platt scaling on the training part, or use the shipped file")  # fmt: skip
-    parser.add_argument("--part", default="heldout", choices=["heldout", "train", "all"])
     parser.add_argument("--judge-model", default=DEFAULT_JUDGE)
-    parser.add_argument("--judge-sample", type=int, default=48, help="cases the judge scores (0 = all of --part)")
+    parser.add_argument(
+        "--judge-sample",
+        type=int,
+        default=0,
+        help="a stratified sample of N cases (0 = all; the judge is slow locally)",
+    )
     parser.add_argument("--mode", default="replay", choices=["replay", "live"], help="judge calls: replay or live")
-    parser.add_argument("--store", type=Path, default=None, help="judge store (default data/raw/judge_eval)")
+    parser.add_argument("--store", type=Path, default=None,
+                        help="judge store (default data/raw/judge for files under configs/instruments, else data/raw/judge_eval)")  # fmt: skip
+    parser.add_argument("--ci", default="delong", choices=["delong", "bootstrap"])
     parser.add_argument("--n-boot", type=int, default=1000)
     parser.add_argument("--write-calibration", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None, help="folder for the metrics table (CSV + Markdown)")
     args = parser.parse_args(argv)
-    table, info = run(
-        args.cases,
-        args.scorer,
-        method=args.method,
-        context=args.context,
-        calibration=args.calibration,
-        part=args.part,
-        judge_model=args.judge_model,
-        judge_sample=args.judge_sample,
-        mode=args.mode,
-        store_root=args.store,
-        n_boot=args.n_boot,
-        write_calibration=args.write_calibration,
-    )
+    try:
+        table, info = run(
+            args.cases,
+            args.scorer,
+            part=args.part,
+            split=args.split,
+            calibration=args.calibration,
+            method=args.method,
+            context=args.context,
+            judge_model=args.judge_model,
+            judge_sample=args.judge_sample,
+            mode=args.mode,
+            store_root=args.store,
+            ci=args.ci,
+            n_boot=args.n_boot,
+            write_calibration=args.write_calibration,
+            progress=True,
+        )
+    except (ValueError, ConfigError) as exc:
+        parser.exit(2, f"error: {exc}\n")
     print(json.dumps(info, indent=1, default=str))
     shown = table[["subdimension", "n", "n_low", "accuracy", "balanced_accuracy", "roc_auc", "roc_auc_ci_low",
-                   "roc_auc_ci_high", "macro_f1", "majority_accuracy", "majority_macro_f1"]]  # fmt: skip
+                   "roc_auc_ci_high", "macro_f1", "majority_accuracy", "ci_note"]]  # fmt: skip
     print(shown.to_markdown(index=False, floatfmt=".3f"))
     if args.out:
         name = f"scorer_eval_{args.scorer}"

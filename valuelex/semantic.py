@@ -28,6 +28,7 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, s
 
 from . import paths
 from .figures import PALETTE
+from .labels import LabelStyle, place_labels
 from .precision import TIE_TOLERANCE, choose
 
 EMBEDDING_CONFIG = paths.CONFIGS / "embedding.yaml"
@@ -644,21 +645,22 @@ def plot_silhouette(table: pd.DataFrame, chosen: int, marked: Sequence[int] = (3
     for k in marked:
         if k in set(table["k"]):
             ax.axvline(k, color="#999999", ls=":", lw=1)
-            ax.annotate(
-                "paper: 3 dimensions" if k == 3 else "paper: 6 sub-dimensions" if k == 6 else f"k = {k}",
-                (k, ax.get_ylim()[1]),
-                rotation=90,
-                va="top",
-                ha="right",
+            ax.text(  # above the frame, where it cannot cross the curve
+                k,
+                1.01,
+                "paper:\n3 dimensions" if k == 3 else "paper:\n6 sub-dimensions" if k == 6 else f"k = {k}",
+                transform=ax.get_xaxis_transform(),
+                va="bottom",
+                ha="center",
                 fontsize=8,
                 color="#666666",
             )
     row = table.loc[table["k"] == chosen].iloc[0]
-    ax.plot([chosen], [row["silhouette"]], marker="o", ms=11, mfc="none", mec="#c44e52", mew=2, label="best k")
+    ax.plot([chosen], [row["silhouette"]], marker="o", ls="", ms=11, mfc="none", mec="#c44e52", mew=2, label="best k")
     ax.set_xlabel("number of clusters k")
     ax.set_ylabel("mean silhouette (cosine)")
     ax.set_xticks(table["k"])
-    ax.set_title("Choosing k")
+    ax.set_title("Choosing k: mean silhouette of the clusters", pad=26)
     ax.legend(loc="lower right", fontsize=8)
     return fig
 
@@ -683,6 +685,7 @@ def plot_semantic_map(
     fig, axes = plt.subplots(1, len(ks), figsize=(5.2 * len(ks), 5.0), squeeze=False)
     words = list(words)
     is_example = np.array([w in examples for w in words])
+    labelled = []
     for ax, k in zip(axes[0], ks, strict=True):
         labels = labels_by_k[k]
         colours = cluster_colours(k)
@@ -706,14 +709,10 @@ def plot_semantic_map(
             edgecolors="black",
             linewidths=1.0,
         )
-        for i, w in enumerate(words):
-            if w in examples:
-                colour = PALETTE.get(examples[w], "black")
-                ax.annotate(
-                    w, coords[i], xytext=(3, 3), textcoords="offset points", fontsize=8, fontweight="bold", color=colour
-                )
-            elif w in extra_labels:
-                ax.annotate(w, coords[i], xytext=(3, 3), textcoords="offset points", fontsize=7, color="#555555")
+        pad = 0.04 * np.ptp(coords, axis=0)
+        ax.set_xlim(coords[:, 0].min() - pad[0], coords[:, 0].max() + pad[0])
+        ax.set_ylim(coords[:, 1].min() - pad[1], coords[:, 1].max() + pad[1])
+        labelled.append(ax)
         title = {3: "paper's 3 dimensions", 6: "paper's 6 sub-dimensions"}.get(k, "best silhouette")
         ax.set_title(f"k = {k} ({title})")
         ax.set_xticks([])
@@ -724,6 +723,28 @@ def plot_semantic_map(
         "dimension's colour (Competence blue, Character orange, Integrity green)",
         fontsize=10,
     )
+    # labels last, once the layout is fixed: examples first (they get the nearest spots), then the extra words
+    order = [i for i, w in enumerate(words) if w in examples]
+    index = {w: i for i, w in enumerate(words)}
+    order += [index[w] for w in dict.fromkeys(extra_labels) if w in index and w not in examples]
+    styles = [
+        LabelStyle(fontsize=8, fontweight="bold", color=PALETTE.get(examples[words[i]], "black"))
+        if words[i] in examples
+        else LabelStyle(fontsize=7, color="#555555")
+        for i in order
+    ]
+    radii = [np.sqrt(40 if words[i] in examples else 22) / 2 for i in order]
+    for ax in labelled:
+        place_labels(
+            ax,
+            coords[order, 0],
+            coords[order, 1],
+            [words[i] for i in order],
+            styles,
+            radii=radii,
+            avoid=coords,
+            avoid_radii=np.sqrt(22) / 2,
+        )
     return fig
 
 
@@ -737,7 +758,7 @@ def plot_contingency(
     row_names, column_names = row_names or {}, column_names or {}
     table = table.rename(
         index=lambda r: f"{r}: {row_names[r]}" if r in row_names else r,
-        columns=lambda c: f"{c}\n{column_names[c]}" if c in column_names else c,
+        columns=lambda c: f"{c}\n{column_names[c]}".replace(" (", "\n(") if c in column_names else c,
     )
     fig, ax = plt.subplots(figsize=(2.0 + 1.0 * table.shape[1], 1.2 + 0.55 * table.shape[0]))
     sns.heatmap(table, annot=True, fmt="d", cmap="Blues", cbar=False, ax=ax, linewidths=0.5)
@@ -763,9 +784,17 @@ def plot_permutation(results: dict[str, Agreement]) -> plt.Figure:
             ax.axvline(obs, color="#c44e52", lw=2)
             ax.set_title(f"{name}: {metric} = {obs:.3f}, p = {p:.3g}", fontsize=9)
             ax.set_yticks([])
+            ax.xaxis.set_major_locator(plt.MaxNLocator(5))
     axes[-1][0].set_xlabel("adjusted Rand index under shuffling")
     axes[-1][1].set_xlabel("NMI under shuffling")
-    fig.tight_layout()
+    handles = [
+        plt.Rectangle((0, 0), 1, 1, color="#999999", label="shuffled clusters (null)"),
+        plt.Line2D([], [], color="#555555", ls="--", lw=1, label="95th percentile of the null"),
+        plt.Line2D([], [], color="#c44e52", lw=2, label="observed"),
+    ]
+    fig.suptitle("Do the semantic clusters agree with the EFA factors more than chance?", fontweight="bold")
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=8, frameon=False)
     return fig
 
 

@@ -7,6 +7,28 @@ tetrachoric correlations); ``recover`` runs the exploratory pipeline of :mod:`va
 on the data and compares the solution with the planted loadings (factor count, Tucker
 congruence after matching); ``recovery_curve`` repeats this for several numbers of
 respondents (notebook 07). Every choice below is ours: the paper publishes no data.
+
+Model vocabularies (notebook 07, part 2): ``simulate_model_panel`` adds to the planted structure a
+per-model vocabulary (each model over- or under-uses each word whatever it means) for K models x R
+respondents; ``model_count_grid`` scores the pooled and the within-model EFA
+(:mod:`valuelex.multilevel`) over a grid of K and R. The grid runs through joblib (processes, a
+progress bar), so the same call uses a laptop's cores or a cluster, without code changes::
+
+    grid = simulate.model_count_grid(structure, n_jobs=2)       # 2 local processes (loky)
+
+    import joblib
+    from dask.distributed import Client                          # pip install dask distributed
+    client = Client("tcp://scheduler:8786")                      # or Client() for a local cluster
+    with joblib.parallel_config(backend="dask"):
+        grid = simulate.model_count_grid(structure, n_jobs=-1)  # every Dask worker
+
+    from ray.util.joblib import register_ray                     # pip install "ray[default]"
+    register_ray()
+    with joblib.parallel_config(backend="ray"):
+        grid = simulate.model_count_grid(structure, n_jobs=-1)
+
+Every task (one panel, one replication) draws its data from its own seed, so the backend and the
+number of workers change the speed, never the numbers.
 """
 
 from __future__ import annotations
@@ -18,6 +40,7 @@ import pandas as pd
 from scipy import stats
 
 from . import efa
+from .display import Report
 
 #: The paper's scale: 190+ unique words, 525 respondents, three dimensions.
 PAPER_WORDS = 190
@@ -146,7 +169,8 @@ def recover(
     extraction: str = "minres",
     rotation: str = "oblimin",
     min_frequency: float = efa.DEFAULT_MIN_FREQUENCY,
-    max_words: int | str | None = "auto",
+    max_words: int | str | None = None,
+    parallel_max_words: int | str | None = "auto",
     parallel_iter: int = 20,
     parallel_null: str = "permute",
     parallel_eigenvalues: str = "fa",
@@ -167,6 +191,7 @@ def recover(
         rotation=rotation,
         min_frequency=min_frequency,
         max_words=max_words,
+        parallel_max_words=parallel_max_words,
         parallel_iter=parallel_iter,
         parallel_null=parallel_null,
         parallel_eigenvalues=parallel_eigenvalues,
@@ -315,3 +340,682 @@ def plot_recovery(curve: pd.DataFrame, threshold: float = 0.95):
         ax1.legend(frameon=False, fontsize=8)
     fig.tight_layout()
     return fig
+
+
+# ------------------------------------------------------------------------------------------
+# Which words to keep (notebook 07): word-selection rules compared on the same simulated panels
+# ------------------------------------------------------------------------------------------
+#: Word-selection rules: the one used before (at most n/2 words, the most frequent, for the loadings
+#: and for counting the factors), every word above the frequency floor for both, and the default now:
+#: every word above the floor for the loadings, the factors counted on the n/3 most frequent.
+WORD_RULES = {
+    "before: the n/2 most frequent words": {"max_words": "auto", "parallel_max_words": None},
+    "every word above the floor": {"max_words": None, "parallel_max_words": None},
+    "now: every word; factors counted on the n/3 most frequent": {"max_words": None, "parallel_max_words": "auto"},
+}
+
+
+def _word_rule_one(
+    structure: PlantedStructure, size: int, rep: int, seed: int, rules: dict[str, dict], parallel_iter: int
+) -> list[dict]:
+    data_seed = seed + 1000 * rep + size
+    data = simulate_incidence(structure, size, seed=data_seed)
+    primary = structure.primary()
+    done: dict[tuple, dict] = {}
+    rows = []
+    for name, rule in rules.items():
+        prepared = efa.prepare_matrix(data, max_words=rule["max_words"])
+        counted = efa.parallel_words(prepared.data, rule["parallel_max_words"])
+        key = (tuple(prepared.data.columns), tuple(counted))
+        if key not in done:  # the same words give the same analysis: do not run it twice
+            try:
+                scores = recover(structure, data, parallel_iter=parallel_iter, seed=data_seed, **rule)
+            except efa.EFAInputError as err:  # too few words: nothing recovered
+                scores = {"n_factors_found": 0, "factor_count_right": False, "min_congruence": 0.0}
+                scores.update(min_congruence_true_k=0.0, words_used=prepared.n_words, error=str(err))
+            kept = primary.loc[list(prepared.data.columns)].value_counts().reindex(structure.loadings.columns)
+            scores["weakest_factor_words"] = int(kept.fillna(0).min())
+            scores["words_counted"] = len(counted)
+            done[key] = scores
+        rows.append({"respondents": size, "replication": rep, "rule": name, **done[key]})
+    return rows
+
+
+def word_selection_study(
+    structure: PlantedStructure,
+    sizes: tuple[int, ...] = (120, 525),
+    replications: int = 8,
+    rules: dict[str, dict] | None = None,
+    seed: int = 0,
+    n_jobs: int = 1,
+    parallel_iter: int = 20,
+) -> pd.DataFrame:
+    """Each word-selection rule on the same simulated panels: words kept for the weakest planted factor,
+    the factor count parallel analysis finds, and the congruence of the recovered loadings.
+
+    One row per (size, replication, rule). Every panel has its own seed, so ``n_jobs`` changes the speed,
+    not the result.
+    """
+    rules = rules or WORD_RULES
+    tasks = [(size, rep) for size in sizes for rep in range(replications)]
+    if n_jobs == 1:
+        chunks = [_word_rule_one(structure, size, rep, seed, rules, parallel_iter) for size, rep in tasks]
+    else:
+        from joblib import Parallel, delayed
+
+        chunks = Parallel(n_jobs=n_jobs)(
+            delayed(_word_rule_one)(structure, size, rep, seed, rules, parallel_iter) for size, rep in tasks
+        )
+    return pd.DataFrame([row for chunk in chunks for row in chunk])
+
+
+def summarise_word_selection(study: pd.DataFrame) -> pd.DataFrame:
+    """Per number of respondents and rule: words analysed, words of the weakest planted factor, words
+    parallel analysis counted on, share of panels with the right factor count, median lowest congruence
+    (with the count found, and with the true count)."""
+    grouped = study.groupby(["respondents", "rule"], sort=False)
+    return pd.DataFrame(
+        {
+            "panels": grouped.size(),
+            "words_analysed": grouped["words_used"].median(),
+            "weakest_factor_words": grouped["weakest_factor_words"].median(),
+            "words_counted": grouped["words_counted"].median(),
+            "factor_count_right": grouped["factor_count_right"].mean(),
+            "median_min_congruence": grouped["min_congruence"].median(),
+            "median_min_congruence_true_k": grouped["min_congruence_true_k"].median(),
+        }
+    ).reset_index()
+
+
+def plot_word_selection(study: pd.DataFrame):
+    """Three panels per rule and number of respondents: words kept for the weakest planted factor, share of
+    panels where parallel analysis found the true count, lowest congruence at the true count (median and range)."""
+    import matplotlib.pyplot as plt
+
+    from .figures import apply_style
+
+    apply_style()
+    rules = list(dict.fromkeys(study["rule"]))
+    sizes = sorted(study["respondents"].unique())
+    colours = ["#c44e52", "#d9822b", "#3b6fb6", "#3f9b62"]
+    fig, axes = plt.subplots(1, 3, figsize=(12.0, 3.8))
+    width = 0.8 / len(rules)
+    panels = [
+        ("weakest_factor_words", "words kept for the weakest planted factor", False),
+        ("factor_count_right", "share with the true number of factors", True),
+        ("min_congruence_true_k", "lowest congruence, true number of factors", False),
+    ]
+    for ax, (column, label, share) in zip(axes, panels, strict=True):
+        for i, (rule, colour) in enumerate(zip(rules, colours, strict=False)):
+            x = np.arange(len(sizes)) + (i - (len(rules) - 1) / 2) * width
+            part = study[study["rule"] == rule].groupby("respondents")[column]
+            if share:
+                ax.bar(x, part.mean().reindex(sizes).to_numpy(float), width, color=colour, label=rule)
+            else:
+                med = part.median().reindex(sizes).to_numpy(float)
+                lo, hi = part.min().reindex(sizes).to_numpy(float), part.max().reindex(sizes).to_numpy(float)
+                ax.errorbar(x, med, yerr=[med - lo, hi - med], fmt="o", color=colour, capsize=3, label=rule)
+        ax.set_xticks(np.arange(len(sizes)), [f"{s} respondents" for s in sizes])
+        ax.set_title(label, fontsize=10)
+    axes[1].set_ylim(0, 1.05)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(rules), frameon=False, fontsize=8)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return fig
+
+
+# ------------------------------------------------------------------------------------------
+# Model vocabularies: how many models does a study need? (notebook 07, part 2; backends: module docstring)
+# ------------------------------------------------------------------------------------------
+#: The grid of the issue: numbers of models and respondents (decoding settings) per model.
+MODEL_COUNTS = (4, 8, 16, 32, 64)
+RESPONDENTS_PER_MODEL = (5, 17, 30, 100)
+#: The paper's panel: "30+" models and 525 respondents, about 17 per model [paper].
+PAPER_MODELS = 30
+PAPER_RESPONDENTS_PER_MODEL = 17
+#: Share of each word's latent propensity variance that is the model's vocabulary (each model over- or
+#: under-uses each word whatever it means). Our choice: the local panel's four small models measure
+#: about 0.4 (``multilevel.latent_icc``, notebook 03); larger models may be less idiosyncratic.
+DEFAULT_VOCABULARY_ICC = 0.2
+#: Share of the value factors' variance that lies between models (models differing in their values).
+#: 0: every value difference is between respondents of the same model (our default; see notebook 07).
+DEFAULT_VALUE_ICC = 0.0
+#: A found factor whose best Tucker congruence with every planted factor stays below this is spurious.
+SPURIOUS_BELOW = 0.85
+ANALYSIS_LEVELS = ("pooled", "within")
+
+
+@dataclass
+class ModelPanel:
+    """Simulated respondents x words 0/1 data with the model that produced each respondent."""
+
+    incidence: pd.DataFrame
+    models: pd.Series  # model label per respondent
+    vocabulary: pd.DataFrame  # models x words: each model's latent shift of each word
+    vocabulary_icc: float
+    value_icc: float
+
+
+def simulate_model_panel(
+    structure: PlantedStructure,
+    n_models: int,
+    per_model: int,
+    vocabulary_icc: float = DEFAULT_VOCABULARY_ICC,
+    value_icc: float = DEFAULT_VALUE_ICC,
+    seed: int = 0,
+) -> ModelPanel:
+    """``n_models`` x ``per_model`` respondents: the planted value structure plus model vocabularies.
+
+    Respondent i of model g uses word j when ``L_j f_i + e_ij + v_gj`` passes the word's threshold.
+    ``v_gj ~ N(0, s^2)`` is model g's vocabulary effect on word j, independent of the word's meaning,
+    with ``s^2 / (1 + s^2) = vocabulary_icc``; the thresholds are scaled by ``sqrt(1 + s^2)`` so each
+    word keeps its planted overall frequency. Factor scores are ``sqrt(value_icc) m_g +
+    sqrt(1 - value_icc) w_i`` (model means and respondent deviations, both ``N(0, Phi)``). Within a
+    model the latent correlations are exactly the planted ``L Phi L'`` when ``value_icc = 0``.
+    """
+    if not 0 <= vocabulary_icc < 1 or not 0 <= value_icc < 1:
+        raise ValueError("vocabulary_icc and value_icc must be in [0, 1)")
+    if n_models < 1 or per_model < 1:
+        raise ValueError("n_models and per_model must be positive")
+    rng = np.random.default_rng(seed)
+    lam = structure.loadings.to_numpy()
+    n_words, k = lam.shape
+    n_units = n_models * per_model
+    codes = np.repeat(np.arange(n_models), per_model)
+    spread = np.sqrt(vocabulary_icc / (1 - vocabulary_icc))
+    vocabulary = rng.normal(0.0, spread, (n_models, n_words))
+    model_means = rng.multivariate_normal(np.zeros(k), structure.phi, size=n_models)
+    own = rng.multivariate_normal(np.zeros(k), structure.phi, size=n_units)
+    scores = np.sqrt(value_icc) * model_means[codes] + np.sqrt(1 - value_icc) * own
+    communality = np.einsum("ij,jk,ik->i", lam, structure.phi, lam)
+    noise = rng.standard_normal((n_units, n_words)) * np.sqrt(1.0 - communality)
+    latent = scores @ lam.T + noise + vocabulary[codes]
+    thresholds = np.sqrt(1 + spread**2) * stats.norm.ppf(1.0 - structure.frequencies.to_numpy())
+    models = [f"m{g + 1:02d}" for g in range(n_models)]
+    index = pd.Index([f"{models[g]}|r{i % per_model + 1:03d}" for i, g in enumerate(codes)], name="respondent")
+    return ModelPanel(
+        incidence=pd.DataFrame((latent > thresholds).astype(int), index=index, columns=structure.words),
+        models=pd.Series([models[g] for g in codes], index=index, name="model"),
+        vocabulary=pd.DataFrame(vocabulary, index=models, columns=structure.words),
+        vocabulary_icc=vocabulary_icc,
+        value_icc=value_icc,
+    )
+
+
+def _level_scores(
+    structure: PlantedStructure,
+    result: efa.EFAResult,
+    correlation: efa.CorrelationResult,
+    data: pd.DataFrame,
+    models: pd.Series,
+    extraction: str,
+    rotation: str,
+) -> dict:
+    """Recovery of one level's solution: count, congruence (found and true k), spurious factors, model share."""
+    from . import multilevel
+
+    scores = recovery_scores(structure, result)
+    k_true = structure.loadings.shape[1]
+    at_true_k = (
+        result
+        if result.n_factors == k_true
+        else efa.fit_efa(correlation, k_true, extraction=extraction, rotation=rotation)
+    )
+    scores["min_congruence_true_k"] = recovery_scores(structure, at_true_k)["min_congruence"]
+    planted = structure.loadings.loc[result.loadings.index].to_numpy()
+    best = np.abs(np.nan_to_num(efa.congruence(planted, result.loadings.to_numpy()))).max(axis=0)
+    scores["spurious_factors"] = int((best < SPURIOUS_BELOW).sum())
+    shares = multilevel.score_shares(data, efa.word_factors(result), models)
+    scores["model_share"] = float(shares["ICC1"].mean()) if len(shares) else float("nan")
+    scores["model_share_max"] = float(shares["ICC1"].max()) if len(shares) else float("nan")
+    return scores
+
+
+def _planted_model_share(structure: PlantedStructure, data: pd.DataFrame, models: pd.Series) -> float:
+    """Mean ICC1 between models of the planted factors' scores (their own words, as analysed)."""
+    from . import multilevel
+
+    primary = structure.primary().loc[list(data.columns)]
+    table = pd.DataFrame({"word": primary.index, "factor": primary.to_numpy(), "assigned": True})
+    return float(multilevel.score_shares(data, table, models)["ICC1"].mean())
+
+
+def recover_by_level(
+    structure: PlantedStructure,
+    panel: ModelPanel,
+    levels: tuple[str, ...] = ANALYSIS_LEVELS,
+    within_correlation: str | None = None,
+    parallel_iter: int = 20,
+    extraction: str = "minres",
+    rotation: str = "oblimin",
+    seed: int = 0,
+) -> list[dict]:
+    """The pooled pipeline (notebook 03's defaults) and the within-model pipeline on one simulated panel.
+
+    One row per level with :func:`recovery_scores`, the congruence at the true number of factors,
+    ``spurious_factors`` (found factors matching no planted one at ``SPURIOUS_BELOW``), and
+    ``model_share`` (mean ICC1 between models of the found factors' scores: the chance-corrected share
+    of their variance that is model identity) next to
+    ``planted_model_share`` (the same for the planted factors: what the vocabularies leave in any
+    score). A level that cannot be analysed (too few units or words) gets a row with its error.
+    """
+    from . import multilevel
+
+    within_correlation = within_correlation or multilevel.DEFAULT_WITHIN_CORRELATION
+    rows = []
+    try:
+        prepared = efa.prepare_matrix(panel.incidence)
+        planted_share = _planted_model_share(structure, prepared.data, panel.models)
+    except efa.EFAInputError as err:
+        return [_failed_level(level, str(err)) for level in levels]
+    for level in levels:
+        try:
+            if level == "pooled":
+                analysis = efa.analyse(
+                    panel.incidence, parallel_iter=parallel_iter, extraction=extraction, rotation=rotation, seed=seed
+                )
+                result, corr = analysis.result, analysis.correlation
+            elif level == "within":
+                within = multilevel.analyse_within(
+                    panel.incidence,
+                    panel.models,
+                    within_correlation,
+                    parallel_iter=parallel_iter,
+                    extraction=extraction,
+                    rotation=rotation,
+                    seed=seed,
+                    prepared=prepared,
+                )
+                result, corr = within.result, within.correlation
+            else:
+                raise ValueError(f"level must be one of {ANALYSIS_LEVELS}, not {level!r}")
+            row = _level_scores(structure, result, corr, prepared.data, panel.models, extraction, rotation)
+            row.update(level=level, planted_model_share=planted_share, error="")
+        except efa.EFAInputError as err:
+            row = _failed_level(level, str(err))
+        rows.append(row)
+    return rows
+
+
+def _failed_level(level: str, error: str) -> dict:
+    return {
+        "level": level,
+        "n_factors_found": 0,
+        "factor_count_right": False,
+        "min_congruence": 0.0,
+        "min_congruence_true_k": 0.0,
+        "words_used": 0,
+        "spurious_factors": 0,
+        "model_share": float("nan"),
+        "error": error,
+    }
+
+
+def task_seed(seed: int, *key: int) -> int:
+    """A seed of its own for every task of a grid (``numpy.random.SeedSequence`` of the seed and the key)."""
+    return int(np.random.SeedSequence([seed, *key]).generate_state(1)[0])
+
+
+def _model_grid_task(
+    structure: PlantedStructure,
+    n_models: int,
+    per_model: int,
+    replication: int,
+    seed: int,
+    vocabulary_icc: float,
+    value_icc: float,
+    settings: dict,
+) -> list[dict]:
+    from threadpoolctl import threadpool_limits
+
+    task = task_seed(seed, n_models, per_model, replication)
+    panel = simulate_model_panel(structure, n_models, per_model, vocabulary_icc, value_icc, seed=task)
+    with threadpool_limits(limits=1):  # one BLAS thread per task: the workers are the parallelism
+        rows = recover_by_level(structure, panel, seed=task, **settings)
+    key = {"models": n_models, "per_model": per_model, "respondents": n_models * per_model, "replication": replication}
+    return [{**key, **row} for row in rows]
+
+
+def run_tasks(function, tasks: list[tuple], n_jobs: int | None = None, progress: bool = True, label: str = "") -> list:
+    """``function(*task)`` for every task through joblib (the active backend), with a progress bar.
+
+    Results come back in the order of ``tasks``. ``n_jobs=None`` takes the number of workers from
+    ``joblib.parallel_config`` (1 when none is set): that is how a Dask or Ray backend is used.
+    """
+    from joblib import Parallel, delayed
+    from tqdm import tqdm
+
+    results = Parallel(n_jobs=n_jobs, return_as="generator")(delayed(function)(*task) for task in tasks)
+    if progress:
+        results = tqdm(results, total=len(tasks), desc=label or function.__name__, mininterval=2.0)
+    return list(results)
+
+
+@dataclass(repr=False)  # IPython would prefer a dataclass __repr__ to Report's display
+class ModelGrid(Report):
+    """Recovery of a planted structure by the pooled and the within-model EFA over models x respondents."""
+
+    grid: pd.DataFrame  # one row per (models, per_model, replication, level)
+    settings: dict
+    threshold: float = 0.95
+    share: float = 0.8
+
+    title = "How many models does a study need? Pooled vs within-model EFA"
+
+    def summary(self) -> pd.DataFrame:
+        """Per models x respondents per model x level: share of panels with the right factor count, median
+        lowest congruence (found count and true count), share fully recovered, spurious factors, model share."""
+        g = self.grid.assign(
+            full=lambda d: d["factor_count_right"].astype(bool) & (d["min_congruence"] >= self.threshold)
+        ).groupby(["models", "per_model", "level"])
+        out = pd.DataFrame(
+            {
+                "panels": g.size(),
+                "factor_count_right": g["factor_count_right"].mean(),
+                "mean_factors_found": g["n_factors_found"].mean(),
+                "median_min_congruence": g["min_congruence"].median(),
+                "median_min_congruence_true_k": g["min_congruence_true_k"].median(),
+                f"recovered_{self.threshold}": g["full"].mean(),
+                "mean_spurious_factors": g["spurious_factors"].mean(),
+                "median_model_share": g["model_share"].median(),
+                "median_planted_model_share": g["planted_model_share"].median()
+                if "planted_model_share" in self.grid
+                else np.nan,
+            }
+        ).reset_index()
+        return out
+
+    def models_needed(self) -> pd.DataFrame:
+        """Per level and respondents per model: the smallest number of models from which on (every larger
+        simulated count too) at least ``share`` of panels get the right factor count and every planted
+        factor's congruence reaches ``threshold``; NaN when no simulated count does."""
+        summary = self.summary()
+        col = f"recovered_{self.threshold}"
+        rows = []
+        for (level, per_model), part in summary.groupby(["level", "per_model"]):
+            part = part.sort_values("models")
+            ok = (part[col] >= self.share).to_numpy()
+            needed = next((int(part["models"].iloc[i]) for i in range(len(ok)) if ok[i:].all()), None)
+            rows.append(
+                {
+                    "level": level,
+                    "per_model": int(per_model),
+                    "models_needed": needed,
+                    "respondents_needed": None if needed is None else needed * int(per_model),
+                }
+            )
+        return pd.DataFrame(rows, dtype=object)  # None (not NaN) where no simulated count suffices
+
+    def paper_panel(self) -> pd.DataFrame:
+        """The simulated cell nearest the paper's panel (30+ models x about 17 respondents each)."""
+        summary = self.summary()
+        models = min(summary["models"].unique(), key=lambda m: (abs(m - PAPER_MODELS), -m))
+        per_model = min(summary["per_model"].unique(), key=lambda r: abs(r - PAPER_RESPONDENTS_PER_MODEL))
+        return summary[(summary["models"] == models) & (summary["per_model"] == per_model)]
+
+    def sections(self) -> list[tuple[str, object]]:
+        return [
+            ("Settings", self.settings),
+            ("The paper's panel (nearest simulated cell)", self.paper_panel()),
+            (f"Models needed (>= {self.share:.0%} of panels fully recovered)", self.models_needed()),
+            ("Every cell", self.summary()),
+        ]
+
+    def metrics(self) -> dict[str, object]:
+        paper = self.paper_panel().set_index("level")
+        needed = self.models_needed()
+        out: dict[str, object] = {"panels": int(self.grid.groupby(["models", "per_model", "replication"]).ngroups)}
+        for level in paper.index:
+            out[f"paper_{level}_recovered"] = float(paper.at[level, f"recovered_{self.threshold}"])
+            out[f"paper_{level}_congruence"] = float(paper.at[level, "median_min_congruence"])
+            out[f"paper_{level}_factors"] = float(paper.at[level, "mean_factors_found"])
+            out[f"paper_{level}_model_share"] = float(paper.at[level, "median_model_share"])
+        for _, row in needed.iterrows():
+            out[f"models_needed_{row['level']}_r{row['per_model']}"] = row["models_needed"]
+        return out
+
+
+def model_count_grid(
+    structure: PlantedStructure,
+    n_models: tuple[int, ...] = MODEL_COUNTS,
+    per_model: tuple[int, ...] = RESPONDENTS_PER_MODEL,
+    replications: int = 1,
+    vocabulary_icc: float = DEFAULT_VOCABULARY_ICC,
+    value_icc: float = DEFAULT_VALUE_ICC,
+    seed: int = 0,
+    n_jobs: int | None = None,
+    progress: bool = True,
+    threshold: float = 0.95,
+    **settings,
+) -> ModelGrid:
+    """:func:`recover_by_level` on ``replications`` simulated panels per (models, respondents per model).
+
+    Tasks are sent largest first (better balance across workers) through :func:`run_tasks`;
+    ``settings`` go to :func:`recover_by_level` (``levels``, ``within_correlation``, ``parallel_iter``,
+    ``extraction``, ``rotation``).
+    """
+    keys = [(k, r, rep) for k in n_models for r in per_model for rep in range(replications)]
+    keys.sort(key=lambda t: -t[0] * t[1])
+    tasks = [(structure, k, r, rep, seed, vocabulary_icc, value_icc, settings) for k, r, rep in keys]
+    batches = run_tasks(_model_grid_task, tasks, n_jobs, progress, "models x respondents")
+    grid = pd.DataFrame([row for batch in batches for row in batch])
+    grid = grid.sort_values(["models", "per_model", "replication", "level"], ignore_index=True)
+    used = {
+        "words_planted": len(structure.words),
+        "factors_planted": structure.loadings.shape[1],
+        "vocabulary_icc": vocabulary_icc,
+        "value_icc": value_icc,
+        "replications": replications,
+        "seed": seed,
+        **{k: v for k, v in settings.items() if not isinstance(v, (list, tuple))},
+    }
+    return ModelGrid(grid, used, threshold)
+
+
+def plot_model_grid(grid: ModelGrid):
+    """Recovery against the number of models, one line per respondents-per-model, pooled (solid) and
+    within-model (dashed) EFA: share of panels with the right factor count, median lowest congruence
+    when the planted count is extracted, and the share of the found factors' score variance that is
+    model identity (ICC1; dotted: the planted factors' own)."""
+    import matplotlib.pyplot as plt
+
+    from .figures import apply_style
+
+    apply_style()
+    summary = grid.summary()
+    fig, axes = plt.subplots(1, 3, figsize=(13.0, 4.8))
+    colours = ["#3b6fb6", "#d9822b", "#3f9b62", "#c44e52", "#8c6bb1", "#555555"]
+    styles = {"pooled": "-", "within": "--"}
+    metrics = [
+        ("factor_count_right", "share of panels with the planted factor count", (-0.03, 1.03)),
+        ("median_min_congruence_true_k", "lowest congruence at the planted count (median)", (None, 1.01)),
+        ("median_model_share", "model identity in factor scores (ICC1, median)", (None, None)),
+    ]
+    for ax, (column, label, limits) in zip(axes, metrics, strict=True):
+        for colour, r in zip(colours, sorted(summary["per_model"].unique()), strict=False):
+            for level, style in styles.items():
+                part = summary[(summary["per_model"] == r) & (summary["level"] == level)].sort_values("models")
+                if part.empty:
+                    continue
+                ax.plot(
+                    part["models"], part[column], style, marker="o", ms=3.5, color=colour, label=f"{level}, {r}/model"
+                )
+        if column == "median_model_share" and "median_planted_model_share" in summary:
+            ref = summary[summary["level"] == "pooled"].groupby("models")["median_planted_model_share"].median()
+            ax.plot(ref.index, ref.to_numpy(), ":", color="#999999", label="planted factors")
+        if column == "median_min_congruence_true_k":
+            ax.axhline(grid.threshold, color="#555555", lw=0.8, ls="--")
+        models = sorted(summary["models"].unique())
+        if models[0] <= PAPER_MODELS <= models[-1]:
+            ax.axvline(PAPER_MODELS, color="#999999", lw=0.8, ls=":")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(models, [str(m) for m in models])
+        ax.minorticks_off()
+        ax.set_xlabel("models in the panel")
+        ax.set_ylabel(label)
+        ax.set_ylim(*limits)
+    handles, labels = axes[2].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=5, frameon=False, fontsize=8)
+    axes[0].set_title("Factor count")
+    axes[1].set_title("Loadings")
+    axes[2].set_title("Model identity")
+    fig.suptitle("Pooled (solid) vs within-model (dashed) EFA; dotted line: the paper's 30+ models", fontsize=10)
+    fig.tight_layout(rect=(0, 0.07, 1, 0.96))
+    return fig
+
+
+# which within-model correlation for 0/1 words? ------------------------------------------------
+#: The candidates of :func:`compare_within_correlations`: the within-model ones of
+#: :mod:`valuelex.multilevel` and, for reference, the pooled tetrachoric that ignores the models.
+CORRELATION_CANDIDATES = ("tetrachoric", "tetrachoric_pooled", "rwg", "pooled (ignores models)")
+#: Panels of the comparison: the local panel's shape (4 models x 30) and the paper's (30+ x 17).
+CHOICE_PANELS = ((4, 30), (32, 17))
+
+
+def _choice_task(
+    structure: PlantedStructure,
+    n_models: int,
+    per_model: int,
+    replication: int,
+    seed: int,
+    vocabulary_icc: float,
+    parallel_iter: int,
+) -> list[dict]:
+    """Every candidate correlation on one simulated panel: bias against the planted latent
+    correlations, factor count by parallel analysis, congruence at the true count, seconds."""
+    import time
+
+    from threadpoolctl import threadpool_limits
+
+    from . import multilevel
+
+    task = task_seed(seed, n_models, per_model, replication, 7)
+    panel = simulate_model_panel(structure, n_models, per_model, vocabulary_icc, 0.0, seed=task)
+    rows = []
+    with threadpool_limits(limits=1):
+        try:
+            prepared = multilevel.prepare_within(efa.prepare_matrix(panel.incidence), panel.models)
+        except efa.EFAInputError as err:
+            return [
+                {"models": n_models, "per_model": per_model, "method": m, "error": str(err)}
+                for m in CORRELATION_CANDIDATES
+            ]
+        data, models = prepared.data, panel.models
+        lam = structure.loadings.loc[data.columns].to_numpy()
+        target = lam @ structure.phi @ lam.T
+        off = ~np.eye(len(target), dtype=bool)
+        k_true = structure.loadings.shape[1]
+        for method in CORRELATION_CANDIDATES:
+            start = time.process_time()
+            try:
+                if method.startswith("pooled"):
+                    raw = efa.tetrachoric(data).rho.to_numpy()
+                    seconds = time.process_time() - start
+                    corr = efa.correlation_matrix(data, "tetrachoric")
+                    parallel = efa.parallel_analysis(data, "tetrachoric", n_iter=parallel_iter, seed=task)
+                else:
+                    raw = multilevel.raw_within_correlation(data, models, method)
+                    seconds = time.process_time() - start
+                    corr = multilevel.within_correlation(data, models, method)
+                    parallel = multilevel.within_parallel_analysis(
+                        data, models, method, n_iter=parallel_iter, seed=task
+                    )
+                fit = efa.fit_efa(corr, k_true)
+                error = raw[off] - target[off]
+                strongest = target[off] >= np.quantile(target[off], 0.9)
+                rows.append(
+                    {
+                        "models": n_models,
+                        "per_model": per_model,
+                        "replication": replication,
+                        "method": method,
+                        "words": len(target),
+                        "bias": float(error.mean()),
+                        "bias_top_decile": float(error[strongest].mean()),
+                        "rmse": float(np.sqrt((error**2).mean())),
+                        "median_abs_error": float(np.median(np.abs(error))),
+                        "smoothed": corr.smoothed,
+                        "factors_found": parallel.n_factors,
+                        "min_congruence_true_k": recovery_scores(structure, fit)["min_congruence"],
+                        "seconds": seconds,
+                        "error": "",
+                    }
+                )
+            except efa.EFAInputError as err:
+                rows.append({"models": n_models, "per_model": per_model, "method": method, "error": str(err)})
+    return rows
+
+
+@dataclass(repr=False)  # IPython would prefer a dataclass __repr__ to Report's display
+class CorrelationChoice(Report):
+    """Which within-model correlation recovers the planted structure from 0/1 words (by simulation)."""
+
+    runs: pd.DataFrame
+    settings: dict
+
+    title = "Within-model correlation for 0/1 words: a simulation"
+
+    def summary(self) -> pd.DataFrame:
+        """Per panel shape and method: mean bias (all pairs and the strongest tenth of the planted
+        correlations), RMSE and median absolute error of the raw (unsmoothed) matrix against the planted
+        latent correlations,
+        median factors found by parallel analysis (planted: 3), share of panels with the right count,
+        median lowest congruence at the true count, CPU seconds per matrix."""
+        ok = self.runs[self.runs["error"] == ""]
+        k_true = self.settings.get("factors_planted", PAPER_FACTORS)
+        g = ok.groupby(["models", "per_model", "method"], sort=False)
+        return pd.DataFrame(
+            {
+                "panels": g.size(),
+                "bias": g["bias"].mean(),
+                "bias_strongest_pairs": g["bias_top_decile"].mean(),
+                "rmse": g["rmse"].mean(),
+                "median_abs_error": g["median_abs_error"].mean(),
+                "median_factors_found": g["factors_found"].median(),
+                "factor_count_right": g["factors_found"].apply(lambda s: float((s == k_true).mean())),
+                "median_min_congruence_true_k": g["min_congruence_true_k"].median(),
+                "cpu_seconds": g["seconds"].median(),
+            }
+        ).reset_index()
+
+    def sections(self) -> list[tuple[str, object]]:
+        return [("Settings", self.settings), ("Per panel shape and correlation", self.summary())]
+
+    def metrics(self) -> dict[str, object]:
+        out: dict[str, object] = {}
+        for _, row in self.summary().iterrows():
+            key = f"{row['method'].split(' ')[0]}_{row['models']}x{row['per_model']}"
+            out[f"rmse_{key}"] = round(float(row["rmse"]), 4)
+            out[f"factors_{key}"] = float(row["median_factors_found"])
+            out[f"congruence_{key}"] = round(float(row["median_min_congruence_true_k"]), 4)
+        return out
+
+
+def compare_within_correlations(
+    structure: PlantedStructure,
+    panels: tuple[tuple[int, int], ...] = CHOICE_PANELS,
+    replications: int = 1,
+    vocabulary_icc: float = DEFAULT_VOCABULARY_ICC,
+    parallel_iter: int = 10,
+    seed: int = 0,
+    n_jobs: int | None = None,
+    progress: bool = True,
+) -> CorrelationChoice:
+    """Compare the within-model correlations of :mod:`valuelex.multilevel` (and the pooled tetrachoric
+    that ignores the models) on simulated panels with model vocabularies: the planted latent
+    correlations are known, so bias, RMSE, the factor count and the congruence say which one to use."""
+    tasks = [
+        (structure, k, r, rep, seed, vocabulary_icc, parallel_iter) for k, r in panels for rep in range(replications)
+    ]
+    runs = pd.DataFrame(
+        [row for rows in run_tasks(_choice_task, tasks, n_jobs, progress, "correlations") for row in rows]
+    )
+    settings = {
+        "words_planted": len(structure.words),
+        "factors_planted": structure.loadings.shape[1],
+        "vocabulary_icc": vocabulary_icc,
+        "replications": replications,
+        "parallel_iter": parallel_iter,
+        "seed": seed,
+    }
+    return CorrelationChoice(runs, settings)

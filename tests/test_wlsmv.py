@@ -1,0 +1,239 @@
+"""WLSMV for binary and ordinal indicators: parity with lavaan, and the hard cases of our data.
+
+lavaan (``cfa(..., ordered = TRUE, estimator = "WLSMV")``) is run by ``tests/r/lavaan_wlsmv.R`` on:
+a textbook binary data set (psychTools::ability, 16 items), sparse planted-structure word data like
+ours (525 respondents, rare words with empty 2 x 2 cells), ordinal items (psychTools::bfi, 6
+categories), and data built to make a model inadmissible. Correct and misspecified models, a
+second-order model, and models lavaan refuses.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.conftest import require_rscript
+from valuelex import cfa, simulate, wlsmv
+
+R_SCRIPTS = Path(__file__).parent / "r"
+#: The issue's tolerances: estimates within 1e-3, scaled chi-square within 0.5%, fit indices within 1e-3.
+ESTIMATE_TOL, CHI2_REL_TOL, INDEX_TOL = 1e-3, 5e-3, 1e-3
+
+ABILITY = {
+    "reason": ["reason.4", "reason.16", "reason.17", "reason.19"],
+    "letter": ["letter.7", "letter.33", "letter.34", "letter.58"],
+    "matrix": ["matrix.45", "matrix.46", "matrix.47", "matrix.55"],
+    "rotate": ["rotate.3", "rotate.4", "rotate.6", "rotate.8"],
+}
+BFI = {"agree": ["A1", "A2", "A3", "A4", "A5"], "consc": ["C1", "C2", "C3", "C4", "C5"]}
+
+
+def sparse_words() -> tuple[pd.DataFrame, dict[str, list[str]]]:
+    """525 respondents x 24 words of a planted three-factor structure: per factor the 3 most frequent
+    and the 5 rarest words used by more than 1.5% (2-4%: about 50 word pairs have an empty cell)."""
+    structure = simulate.planted_structure(n_words=190, seed=7)
+    data = simulate.simulate_incidence(structure, 525, seed=11)
+    primary, share = structure.primary(), data.mean()
+    factors = {}
+    for factor in structure.loadings.columns:
+        words = sorted((w for w in data.columns if primary[w] == factor and share[w] > 0.015), key=lambda w: -share[w])
+        factors[factor] = words[:3] + words[-5:]
+    return data[[w for ws in factors.values() for w in ws]], factors
+
+
+def improper_data() -> pd.DataFrame:
+    """0/1 data cut from normal variables whose correlations no proper factor model reproduces: a1
+    correlates 0.8 with a2 and a3, which correlate 0.4 (a standardised loading of a1 above 1), and the
+    b and c items correlate more across their groups (0.4) than within (0.3)."""
+    r = np.eye(9)
+    r[0, 1] = r[0, 2] = 0.8
+    r[1, 2] = 0.4
+    r[3:6, 3:6] = r[6:9, 6:9] = 0.3
+    r[3:6, 6:9] = 0.4
+    r[0:3, 3:9] = 0.2
+    r = np.triu(r, 1) + np.triu(r, 1).T + np.eye(9)
+    latent = np.random.default_rng(5).multivariate_normal(np.zeros(9), r, size=800)
+    cuts = np.array([0.2, -0.3, 0.5, 0.0, 0.8, -0.6, 0.3, 1.0, -0.2])
+    return pd.DataFrame((latent > cuts).astype(int), columns=["a1", "a2", "a3", "b1", "b2", "b3", "c1", "c2", "c3"])
+
+
+def syntax(factors: dict[str, list[str]], higher: dict[str, list[str]] | None = None) -> str:
+    lines = [f"{f} =~ " + " + ".join(ws) for f, ws in factors.items()]
+    lines += [f"{g} =~ " + " + ".join(fs) for g, fs in (higher or {}).items()]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture(scope="module")
+def cases(tmp_path_factory) -> dict[str, dict]:
+    """Every (data, model) case, with lavaan's results read back (one R session for all)."""
+    rscript = require_rscript()
+    root = tmp_path_factory.mktemp("wlsmv")
+    subprocess.run([rscript, "--vanilla", str(R_SCRIPTS / "export_ability.R"), str(root / "ability.csv")], check=True)
+    subprocess.run([rscript, "--vanilla", str(R_SCRIPTS / "export_bfi.R"), str(root / "bfi.csv")], check=True)
+    sparse, planted = sparse_words()
+    sparse.to_csv(root / "sparse.csv", index=False)
+    improper_data().to_csv(root / "improper.csv", index=False)
+    merged = {"A": planted["F1"], "B": planted["F2"] + planted["F3"]}
+    spec = {
+        "ability_4_factors": ("ability", ABILITY, {}),
+        "ability_1_factor": ("ability", {"g": [w for ws in ABILITY.values() for w in ws]}, {}),
+        "sparse_3_factors": ("sparse", planted, {}),
+        "sparse_misspecified": ("sparse", merged, {}),
+        "sparse_second_order": ("sparse", planted, {"G": list(planted)}),
+        "bfi_ordinal": ("bfi", BFI, {}),
+        "improper_heywood": ("improper", {"A": ["a1", "a2", "a3"], "B": ["b1", "b2", "b3", "c1", "c2", "c3"]}, {}),
+        "improper_factor_correlation": ("improper", {"B": ["b1", "b2", "b3"], "C": ["c1", "c2", "c3"]}, {}),
+    }
+    rows = []
+    for name, (data, factors, higher) in spec.items():
+        (root / f"{name}.lav").write_text(syntax(factors, higher))
+        rows.append({"data": str(root / f"{data}.csv"), "model": str(root / f"{name}.lav"), "out": str(root / name)})
+    pd.DataFrame(rows).to_csv(root / "cases.csv", index=False)
+    subprocess.run([rscript, "--vanilla", str(R_SCRIPTS / "lavaan_wlsmv.R"), str(root / "cases.csv")], check=True)
+    out = {}
+    for name, (data, factors, higher) in spec.items():
+        frame = pd.read_csv(root / f"{data}.csv")
+        fit_file = root / f"{name}_fit.csv"
+        out[name] = {
+            "ours": wlsmv.fit(factors, frame, higher),
+            "data": frame,
+            "factors": factors,
+            "higher": higher,
+            "status": pd.read_csv(root / f"{name}_status.csv").set_index("name")["value"],
+            "estimates": pd.read_csv(root / f"{name}_estimates.csv"),
+            "fit": pd.read_csv(fit_file).set_index("name")["value"] if fit_file.exists() else None,
+            "sample": pd.read_csv(root / f"{name}_sample.csv")["value"].to_numpy(),
+            "gamma": pd.read_csv(root / f"{name}_gamma.csv").to_numpy(),
+        }
+    return out
+
+
+PROPER = ["ability_4_factors", "ability_1_factor", "sparse_3_factors", "sparse_misspecified", "sparse_second_order"]
+PROPER += ["bfi_ordinal"]
+IMPROPER = ["improper_heywood", "improper_factor_correlation"]
+
+
+@pytest.mark.r
+@pytest.mark.parametrize("name", PROPER + IMPROPER)
+def test_sample_statistics_match_lavaan(cases, name):
+    """Thresholds, polychoric correlations (empty cells corrected as lavaan does) and Gamma."""
+    case = cases[name]
+    ours = case["ours"].statistics
+    np.testing.assert_allclose(ours.vector(), case["sample"], atol=1e-6)
+    np.testing.assert_allclose(ours.gamma, case["gamma"], atol=1e-5 * np.abs(case["gamma"]).max())
+
+
+@pytest.mark.r
+@pytest.mark.parametrize("name", PROPER + IMPROPER)
+def test_estimates_match_lavaan(cases, name):
+    case = cases[name]
+    theirs = case["estimates"][~case["estimates"]["op"].isin(["~1", "~*~"])]
+    merged = theirs.merge(case["ours"].estimates, on=["lhs", "op", "rhs"], how="outer", indicator=True)
+    assert (merged["_merge"] == "both").all(), merged[merged["_merge"] != "both"]
+    np.testing.assert_allclose(merged["est_y"], merged["est_x"], atol=ESTIMATE_TOL)
+    np.testing.assert_allclose(merged["std_all"], merged["std.all"], atol=ESTIMATE_TOL)
+    np.testing.assert_allclose(merged["se_y"], merged["se_x"], atol=ESTIMATE_TOL)
+
+
+LAVAAN_MEASURES = [
+    "chisq", "df", "pvalue", "chisq.scaled", "pvalue.scaled", "chisq.scaling.factor", "baseline.chisq",
+    "baseline.chisq.scaled", "cfi", "tli", "cfi.scaled", "tli.scaled", "cfi.robust", "tli.robust", "rmsea",
+    "rmsea.ci.lower", "rmsea.ci.upper", "rmsea.scaled", "rmsea.ci.lower.scaled", "rmsea.ci.upper.scaled",
+    "rmsea.robust", "rmsea.ci.lower.robust", "rmsea.ci.upper.robust", "srmr",
+]  # fmt: skip
+
+
+@pytest.mark.r
+@pytest.mark.parametrize("name", PROPER)
+def test_fit_measures_match_lavaan(cases, name):
+    case = cases[name]
+    ours, theirs = case["ours"], case["fit"]
+    assert ours.estimable and case["status"]["post_check"] == "TRUE" and case["status"]["converged"] == "TRUE"
+    assert ours.n_parameters == int(case["status"]["npar"])
+    assert ours.measures["chisq.scaled"] == pytest.approx(theirs["chisq.scaled"], rel=CHI2_REL_TOL)
+    for key in LAVAAN_MEASURES:
+        if np.isnan(theirs[key]):  # lavaan's robust indices need a positive definite polychoric matrix
+            assert np.isnan(ours.measures[key]), key
+        else:
+            assert ours.measures[key] == pytest.approx(theirs[key], abs=INDEX_TOL), key
+
+
+def test_cases_cover_what_they_claim(cases):
+    """The hard cases are really hard: empty cells, a misspecified model rejected, robust indices absent."""
+    sparse = cases["sparse_3_factors"]["ours"]
+    assert len(sparse.statistics.empty_cell_pairs) > 30
+    assert np.isnan(sparse.measures["cfi.robust"])  # the polychoric matrix of rare words is not positive definite
+    assert cases["sparse_misspecified"]["ours"].measures["pvalue.scaled"] < 0.05 < sparse.measures["pvalue.scaled"]
+    assert (
+        cases["ability_1_factor"]["ours"].measures["cfi.scaled"]
+        < cases["ability_4_factors"]["ours"].measures["cfi.scaled"]
+    )
+    assert [len(t) for t in cases["bfi_ordinal"]["ours"].statistics.thresholds] == [5] * 10
+
+
+@pytest.mark.r
+@pytest.mark.parametrize("name", IMPROPER)
+def test_models_lavaan_refuses_are_not_estimable(cases, name):
+    """lavaan's post check fails (negative variance, latent covariance not positive definite): ours
+    says not estimable, with the same reason, and withholds every fit index."""
+    case = cases[name]
+    warnings = case["status"]["warnings"]
+    assert case["status"]["post_check"] == "FALSE"
+    ours = case["ours"]
+    assert ours.converged and not ours.estimable
+    reasons = " ".join(ours.problems)
+    assert ("negative residual variance" in reasons) == ("ov variances are negative" in warnings)
+    assert ("latent factors is not positive definite" in reasons) == ("not positive definite" in warnings)
+    fit = cfa.fit_cfa(cfa.ModelSpec(name, case["factors"]), case["data"])
+    assert fit.estimator == "WLSMV" and not fit.estimable and "not estimable" in fit.status()
+    row = fit.row()
+    assert all(np.isnan(row[k]) for k in ("chi2", "CFI", "TLI", "RMSEA", "SRMR")) and not row["good_fit_HB"]
+    assert "withheld" in str(fit) and "CFI" not in str(fit).split("withheld")[1].split("\n")[0]
+
+
+# ------------------------------------------------------------------------------------------
+# Without R
+# ------------------------------------------------------------------------------------------
+def test_empty_cell_is_corrected_as_lavaan_does():
+    """A 2 x 2 table with one empty cell: 0.5 moves into the empty cell from the diagonal, margins stay
+    (lavaan's zero.add with zero.keep.margins), then maximum likelihood with the thresholds fixed."""
+    from scipy import optimize, stats
+    from scipy.stats import multivariate_normal
+
+    x = np.array([0] * 40 + [1] * 20)
+    y = np.array([0] * 40 + [0] * 10 + [1] * 10)  # no case with x = 0 and y = 1
+    sample = wlsmv.ordinal_statistics(pd.DataFrame({"x": x, "y": y}))
+    tx, ty = stats.norm.ppf(40 / 60), stats.norm.ppf(50 / 60)
+    assert [t[0] for t in sample.thresholds] == pytest.approx([tx, ty], abs=1e-12)
+    assert sample.empty_cell_pairs == [("y", "x")]
+    corrected = np.array([[39.5, 0.5], [10.5, 9.5]])  # rows x, columns y
+
+    def minus_loglik(rho: float) -> float:
+        p00 = multivariate_normal(cov=[[1, rho], [rho, 1]]).cdf([tx, ty])
+        a, b = stats.norm.cdf(tx), stats.norm.cdf(ty)
+        cells = np.array([[p00, a - p00], [b - p00, 1 - a - b + p00]])
+        return -float(np.sum(corrected * np.log(cells)))
+
+    best = optimize.minimize_scalar(minus_loglik, bounds=(-0.999, 0.999), method="bounded", options={"xatol": 1e-9})
+    assert sample.correlations[0, 1] == pytest.approx(best.x, abs=1e-5)
+    assert np.isfinite(sample.gamma).all() and np.all(np.linalg.eigvalsh(sample.gamma) > 0)
+
+
+def test_identical_words_are_refused_clearly():
+    x = np.array([0, 1] * 50)
+    with pytest.raises(wlsmv.OrdinalDataError, match="perfectly correlated"):
+        wlsmv.ordinal_statistics(pd.DataFrame({"a": x, "b": x, "c": 1 - x[::-1]}))
+    with pytest.raises(wlsmv.OrdinalDataError, match="single value"):
+        wlsmv.ordinal_statistics(pd.DataFrame({"a": x, "b": np.ones(100, int)}))
+
+
+def test_a_model_that_does_not_converge_is_not_estimable():
+    data, factors = sparse_words()
+    result = wlsmv.fit(factors, data, max_iterations=2)
+    assert not result.converged and not result.estimable
+    assert "not converged" in result.problems[0]
+    assert set(result.measures) == {"npar", "ntotal"}  # no fit measure at all

@@ -1,0 +1,186 @@
+"""``valuelex``: one command for everything a user does with a run.
+
+    valuelex run [RUN] [--only 03] [--from 04] [-s efa.n_factors=3] [--yes]
+    valuelex plan [RUN]          what a live run would call, and its cost (nothing is called)
+    valuelex check [RUN | --all] is each model reachable? (asks endpoints for their model lists; free)
+    valuelex settings [RUN]      every setting of a run, resolved
+    valuelex status [RUN]        which notebooks' outputs are stale
+    valuelex verify              regenerated tables against the committed ones, under tolerances
+    valuelex scorer-eval ...     validate a projective-test scorer on labelled completions
+    valuelex install-models [CARD ...]   install and verify the local GGUF models
+
+RUN is a run file: a name under ``configs/runs/`` (default: ``default``) or a path. A mistake in
+a configuration file or an argument is reported in one line naming the file and field, exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from . import paths
+
+EXIT_USAGE = 2
+
+
+def _overrides(pairs: Sequence[str]) -> dict[str, Any]:
+    from .settings import parse_override
+
+    return dict(parse_override(p) for p in pairs)
+
+
+def _load(args: argparse.Namespace):
+    from .settings import load_run
+
+    return load_run(args.run, _overrides(getattr(args, "set", []) or []))
+
+
+def cmd_settings(args: argparse.Namespace) -> int:
+    print(_load(args))
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from . import pipeline
+
+    run = _load(args)
+    folders = pipeline.Folders.of(run)
+    names = [nb.stem for nb in pipeline.notebooks()]
+    why = pipeline.stale(pipeline.read_state(folders), pipeline.settings_digest(run), names)
+    for name in names:
+        print(f"{name:28s} {'stale: ' + why[name] if name in why else 'up to date'}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from . import preflight
+    from .config import load_model_cards
+
+    if args.all:
+        cards = list(load_model_cards().values())
+    else:
+        from .plan import cards_of_run
+
+        cards = cards_of_run(_load(args))
+    result = preflight.check(cards, timeout_s=args.timeout)
+    print(result)
+    return 0 if result.ready else 1
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from .plan import plan_run
+
+    print(plan_run(_load(args)))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from . import pipeline
+
+    run = _load(args)
+    say = _say
+    if run.mode == "live":
+        from .plan import confirm_live, plan_run
+
+        plan = plan_run(run)
+        print(plan, flush=True)
+        if not confirm_live(plan, assume_yes=args.yes):
+            say("live run not started (nothing was called)")
+            return 1
+    outcome = pipeline.run_notebooks(run, _overrides(args.set or []), args.only, args.start, say=say)
+    pipeline.finish(run, outcome, say=say)
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from . import report
+
+    return report.main(["verify", *args.rest])
+
+
+def cmd_scorer_eval(args: argparse.Namespace) -> int:
+    from . import scorer_eval
+
+    return scorer_eval.main(args.rest)
+
+
+def cmd_install_models(args: argparse.Namespace) -> int:
+    from . import local_models
+
+    return local_models.main(args.cards)
+
+
+def _say(message: str) -> None:
+    import time
+
+    print(f"[valuelex {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="valuelex", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    sub = top.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def with_run(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("run", nargs="?", default="default", help="run file: a name under configs/runs/ or a path")
+        p.add_argument(
+            "-s", "--set", action="append", default=[], metavar="SECTION.SETTING=VALUE",
+            help="override one setting of the run file (repeatable), e.g. -s efa.n_factors=3",
+        )  # fmt: skip
+        return p
+
+    p = with_run(sub.add_parser("run", help="run the notebooks of a run (replay, or live after a plan)"))
+    p.add_argument("--only", nargs="+", metavar="NN", help="only these notebooks (by number or name prefix)")
+    p.add_argument("--from", dest="start", metavar="NN", help="start at this notebook")
+    p.add_argument("--yes", action="store_true", help="live mode: do not ask before paying for calls")
+    p.set_defaults(func=cmd_run)
+    with_run(sub.add_parser("plan", help="the calls and cost a live run would make (calls nothing)")).set_defaults(
+        func=cmd_plan
+    )
+    p = with_run(sub.add_parser("check", help="preflight: which models can be reached (free)"))
+    p.add_argument("--all", action="store_true", help="every model card, not only the run's")
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds per endpoint")
+    p.set_defaults(func=cmd_check)
+    with_run(sub.add_parser("settings", help="print every setting of a run")).set_defaults(func=cmd_settings)
+    with_run(sub.add_parser("status", help="which notebooks' outputs are stale")).set_defaults(func=cmd_status)
+    p = sub.add_parser("verify", help="compare regenerated tables with the committed ones")
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_verify)
+    p = sub.add_parser("scorer-eval", help="validate a projective-test scorer", add_help=False)
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_scorer_eval)
+    p = sub.add_parser("install-models", help="install and verify the local GGUF models")
+    p.add_argument("cards", nargs="*", help="model card names (default: every local card)")
+    p.set_defaults(func=cmd_install_models)
+    return top
+
+
+def guarded(func: Callable[[], int]) -> int:
+    """Run ``func``; a user's mistake becomes one line on stderr and exit code 2, never a traceback."""
+    from .config import ConfigError, MissingKeyError
+
+    try:
+        return func()
+    except (ConfigError, MissingKeyError) as exc:
+        print(f"valuelex: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("valuelex: interrupted", file=sys.stderr)
+        return 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if not paths.is_project():
+        print(
+            f"valuelex: {paths.ROOT} is not a ValueLex project folder (no configs/panels/): "
+            "cd into one or set VALUELEX_PROJECT",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    return guarded(lambda: args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,288 @@
+"""Running the notebooks of a run, in order, through papermill: ``valuelex run``.
+
+Each notebook receives the run file as its one parameter (plus overrides). It runs as a child
+process in a process group of its own, so that Ctrl-C or a TERM to ``valuelex run`` stops the
+notebook's kernel too (no orphan keeps calling models or writing outputs). A state file in the
+run's build folder remembers when each notebook last ran with which settings, so that after a
+partial run (``--only 01``) the notebooks whose inputs changed are reported as **stale**.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from . import paths
+from .config import ConfigError
+from .settings import RunSettings
+
+KERNEL = "valuelex"
+#: Which notebooks read what another notebook wrote (a notebook is stale when one of these ran after it).
+DEPENDS_ON: dict[str, tuple[str, ...]] = {
+    "01": (),
+    "02": ("01",),
+    "03": ("02",),
+    "04": ("02", "03"),
+    "05": ("02", "03"),
+    "06": (),
+    "07": (),
+    "08": ("02",),
+    "09": ("02", "05", "06"),
+}
+#: Environment every notebook runs in: semopy's results depend on the hash seed; no model hub.
+NOTEBOOK_ENV = {"PYTHONHASHSEED": "0", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+
+
+class RunInterrupted(RuntimeError):
+    """The run was stopped by a signal; the running notebook and its kernel were stopped too."""
+
+
+class NotebookFailed(RuntimeError):
+    """A notebook raised; the message names it and its log."""
+
+
+@dataclass(frozen=True)
+class Folders:
+    """Where one run's outputs go."""
+
+    processed: Path
+    figures: Path
+    build: Path
+    raw: Path
+
+    @classmethod
+    def of(cls, run: RunSettings) -> Folders:
+        """The run's folders; ``VALUELEX_PROCESSED``/``_FIGURES``/``_BUILD``/``_RAW``, when set, win."""
+        if run.writes_committed_outputs:
+            mine = cls(paths.DATA / "processed", paths.ROOT / "figures", paths.ROOT / "build", run.raw_dir)
+        else:
+            out = run.output_dir
+            mine = cls(out / "data" / "processed", out / "figures", out / "build", run.raw_dir)
+        env = {name: os.environ.get(f"VALUELEX_{name.upper()}") for name in ("processed", "figures", "build", "raw")}
+        return cls(**{name: Path(value) if value else getattr(mine, name) for name, value in env.items()})
+
+    def environment(self) -> dict[str, str]:
+        return {
+            "VALUELEX_PROCESSED": str(self.processed),
+            "VALUELEX_FIGURES": str(self.figures),
+            "VALUELEX_BUILD": str(self.build),
+            "VALUELEX_RAW": str(self.raw),
+        }
+
+
+def notebooks(folder: Path | None = None) -> list[Path]:
+    """The pipeline's notebooks (``NN_name.ipynb``), in order."""
+    return sorted(Path(folder or paths.NOTEBOOKS).glob("[0-9][0-9]_*.ipynb"))
+
+
+def select(all_notebooks: list[Path], only: list[str] | None = None, start: str | None = None) -> list[Path]:
+    """The notebooks to run: those whose number or name starts with one of ``only``, or from ``start`` on."""
+    chosen = all_notebooks
+    if only:
+        chosen = [nb for nb in all_notebooks if any(nb.stem.startswith(o) for o in only)]
+        missing = [o for o in only if not any(nb.stem.startswith(o) for nb in all_notebooks)]
+        if missing:
+            names = ", ".join(nb.stem for nb in all_notebooks)
+            raise ConfigError(f"--only {missing[0]}: no notebook starts with it (notebooks: {names})")
+    if start:
+        if not any(nb.stem.startswith(start) for nb in all_notebooks):
+            raise ConfigError(f"--from {start}: no notebook starts with it")
+        first = next(i for i, nb in enumerate(all_notebooks) if nb.stem.startswith(start))
+        chosen = [nb for nb in chosen if nb in all_notebooks[first:]]
+    return chosen
+
+
+def settings_digest(run: RunSettings) -> str:
+    """A short hash of everything a run's notebooks are given (to tell when a notebook's output is stale)."""
+    text = json.dumps(run.metrics(), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# ------------------------------------------------------------------------------------------
+# Staleness
+# ------------------------------------------------------------------------------------------
+def _state_file(folders: Folders) -> Path:
+    return folders.build / "state.json"
+
+
+def read_state(folders: Folders) -> dict[str, dict]:
+    try:
+        return json.loads(_state_file(folders).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_state(folders: Folders, state: dict[str, dict]) -> None:
+    folders.build.mkdir(parents=True, exist_ok=True)
+    tmp = _state_file(folders).with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    tmp.replace(_state_file(folders))
+
+
+def stale(state: dict[str, dict], digest: str, names: list[str]) -> dict[str, str]:
+    """Notebook -> why its outputs are stale (never ran, ran with other settings, or an input ran later)."""
+    why: dict[str, str] = {}
+    for name in names:
+        number = name[:2]
+        entry = state.get(name)
+        if entry is None:
+            why[name] = "never ran in this output folder"
+            continue
+        if entry.get("settings") != digest:
+            why[name] = "ran with other settings"
+            continue
+        for dep in DEPENDS_ON.get(number, ()):
+            upstream = next((n for n in names if n.startswith(dep)), None)
+            if upstream is None:
+                continue
+            if upstream in why:
+                why[name] = f"its input {upstream} is stale"
+                break
+            if state.get(upstream, {}).get("finished", 0) > entry.get("finished", 0):
+                why[name] = f"its input {upstream} ran after it"
+                break
+    return why
+
+
+# ------------------------------------------------------------------------------------------
+# Running one notebook
+# ------------------------------------------------------------------------------------------
+def kernel_name() -> str:
+    """The project's Jupyter kernel when it is registered, else the default Python kernel."""
+    try:
+        from jupyter_client.kernelspec import KernelSpecManager
+
+        return KERNEL if KERNEL in KernelSpecManager().find_kernel_specs() else "python3"
+    except Exception:  # noqa: BLE001 - no jupyter_client: papermill will say so
+        return "python3"
+
+
+def _papermill_command(notebook: Path, out: Path, run: RunSettings, overrides: dict[str, object]) -> list[str]:
+    return [
+        sys.executable, "-m", "papermill", str(notebook), str(out),
+        "-k", kernel_name(), "--cwd", str(notebook.parent), "--log-level", "WARNING",
+        "-p", "run", str(run.path), "-y", yaml.safe_dump({"overrides": overrides}),
+    ]  # fmt: skip
+
+
+def execute(notebook: Path, run: RunSettings, folders: Folders, overrides: dict[str, object]) -> float:
+    """Run one notebook into the build folder; seconds taken. Stops its process group on a signal."""
+    folders.build.mkdir(parents=True, exist_ok=True)
+    (folders.build / "logs").mkdir(exist_ok=True)
+    out = folders.build / notebook.name
+    log = folders.build / "logs" / f"{notebook.stem}.log"
+    env = {**os.environ, **NOTEBOOK_ENV, **folders.environment(), "VALUELEX_PROJECT": str(paths.ROOT)}
+    started = time.monotonic()
+    with open(log, "wb") as sink:
+        child = subprocess.Popen(
+            _papermill_command(notebook, out, run, overrides),
+            stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True,
+        )  # fmt: skip
+        received: list[int] = []
+
+        def stop(signum: int, _frame: object) -> None:
+            received.append(signum)
+            _stop_group(child)
+
+        previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            code = child.wait()
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+            _stop_group(child)
+    if received:
+        raise RunInterrupted(f"stopped by signal {received[0]} while running {notebook.stem} (log: {log})")
+    if code != 0:
+        tail = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-30:]
+        raise NotebookFailed(f"{notebook.stem} failed (log: {log}; executed copy: {out})\n" + "\n".join(tail))
+    return time.monotonic() - started
+
+
+def _stop_group(child: subprocess.Popen, grace_s: float = 5.0) -> None:
+    """TERM the child's process group (papermill; its kernel exits when papermill is gone), then KILL."""
+    for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 2.0)):
+        try:
+            os.killpg(child.pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            child.poll()  # reap the leader so that a finished group reads as gone
+            if not _group_alive(child.pid):
+                return
+            time.sleep(0.05)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+# ------------------------------------------------------------------------------------------
+# Running a selection
+# ------------------------------------------------------------------------------------------
+@dataclass
+class RunOutcome:
+    ran: list[tuple[str, float]]
+    stale: dict[str, str]
+    folders: Folders
+
+
+def run_notebooks(
+    run: RunSettings,
+    overrides: dict[str, object] | None = None,
+    only: list[str] | None = None,
+    start: str | None = None,
+    say=print,
+) -> RunOutcome:
+    """Run the selected notebooks of a run in order; stop at the first failure (with its name and log)."""
+    folders = Folders.of(run)
+    all_nbs = notebooks()
+    chosen = select(all_nbs, only, start)
+    digest = settings_digest(run)
+    state = read_state(folders)
+    ran = []
+    for nb in chosen:
+        say(f"running {nb.stem}")
+        seconds = execute(nb, run, folders, overrides or {})
+        state[nb.stem] = {"finished": time.time(), "settings": digest, "seconds": round(seconds, 1)}
+        _write_state(folders, state)
+        ran.append((nb.stem, seconds))
+        say(f"done {nb.stem} in {seconds:.0f} s")
+    timings = "".join(
+        f"{name}\t{state[name]['seconds']:.0f}\n" for name in (nb.stem for nb in all_nbs) if name in state
+    )
+    (folders.build / "timings.tsv").write_text(timings, encoding="utf-8")
+    return RunOutcome(ran, stale(state, digest, [nb.stem for nb in all_nbs]), folders)
+
+
+def finish(run: RunSettings, outcome: RunOutcome, say=print) -> None:
+    """After the notebooks: the HTML tutorial, the figure index, the manifest; then say what is stale."""
+    from . import report, tutorial
+
+    folders = outcome.folders
+    seconds = {name: entry["seconds"] for name, entry in read_state(folders).items() if "seconds" in entry}
+    index = tutorial.build(folders.build, folders.build / "html", seconds)
+    report.write_figure_index(folders.figures)
+    report.write_manifest(folders.processed / "run_manifest.json", parameters=[str(run.path)])
+    say(f"tutorial: {index}")
+    if outcome.stale:
+        for name, why in outcome.stale.items():
+            say(f"stale: {name} ({why})")
+        first = min(outcome.stale)[:2]
+        say(f"to bring every output up to date: valuelex run {run.name} --from {first}")
