@@ -164,3 +164,4 @@ done
 "$PY" -m valuelex.report figure-index >/dev/null
 "$PY" -m valuelex.report manifest "${PARAMS[@]}" >/dev/null
 say "all notebooks done in $((SECONDS - total_started)) s; executed copies in build/, HTML in build/html/"
+if [[ ${#PARAMS[@]} -eq 0 ]]; then "$PY" -m valuelex.report verify; fi  # default run: compare with the committed tables

@@ -22,7 +22,7 @@ def test_example_words_are_placed_in_their_own_dimension_mostly() -> None:
     placement = figure1.place_words(taxonomy["word"].str.lower().tolist(), taxonomy, semantic.embed_words)
     own_dimension = (placement["dimension"].to_numpy() == taxonomy["dimension"].to_numpy()).mean()
     assert own_dimension >= 0.8  # they define the prototypes, so most must land at home
-    assert set(placement.columns) == {"word", "subdimension", "dimension", "similarity", "margin"}
+    assert set(placement.columns) == {"word", "subdimension", "dimension", "similarity", "margin", "tie"}
     assert (placement["margin"] >= 0).all()
 
 

@@ -17,6 +17,7 @@ import pandas as pd
 
 from .figures import PALETTE, apply_style
 from .labels import LabelStyle, place_labels
+from .precision import TIE_TOLERANCE, choose
 
 DIMENSIONS = {
     "Competence": ("Self-Competent", "User-Oriented"),
@@ -26,12 +27,17 @@ DIMENSIONS = {
 
 
 def place_words(
-    words: Sequence[str], taxonomy: pd.DataFrame, embed: Callable[[Sequence[str]], np.ndarray]
+    words: Sequence[str],
+    taxonomy: pd.DataFrame,
+    embed: Callable[[Sequence[str]], np.ndarray],
+    tie_tolerance: float = TIE_TOLERANCE,
 ) -> pd.DataFrame:
     """Nearest sub-dimension of each word (cosine to the sub-dimension's example-word centroid).
 
     ``taxonomy`` has columns word, subdimension, dimension (``semantic.load_taxonomy()``).
-    Returns word, subdimension, dimension, similarity, margin (best minus second best).
+    Returns word, subdimension, dimension, similarity, margin (best minus second best) and ``tie``:
+    sub-dimensions within ``tie_tolerance`` of the best are tied, and the first of them in the
+    taxonomy's order is reported, so floating-point noise cannot move a word.
     """
     subdims = [s for subs in DIMENSIONS.values() for s in subs]
     markers = np.asarray(embed(list(taxonomy["word"].str.lower())), dtype=float)
@@ -41,8 +47,8 @@ def place_words(
     vectors = np.asarray(embed(list(words)), dtype=float)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     sims = vectors @ centroids.T
-    order = np.argsort(-sims, axis=1)
-    best, second = order[:, 0], order[:, 1]
+    choice = choose(sims, tie_tolerance)
+    best = choice.best
     rows = np.arange(len(words))
     dimension_of = {s: d for d, subs in DIMENSIONS.items() for s in subs}
     return pd.DataFrame(
@@ -50,8 +56,9 @@ def place_words(
             "word": list(words),
             "subdimension": [subdims[i] for i in best],
             "dimension": [dimension_of[subdims[i]] for i in best],
-            "similarity": sims[rows, best].round(4),
-            "margin": (sims[rows, best] - sims[rows, second]).round(4),
+            "similarity": sims[rows, best],
+            "margin": choice.margin,
+            "tie": choice.tie,
         }
     )
 

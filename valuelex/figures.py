@@ -2,6 +2,9 @@
 
 Files are written without timestamps or version stamps so that two runs give the same bytes.
 Every stage module draws its figures with one function per figure and saves them here.
+Every table (``figures/*.csv`` and the CSVs under ``data/processed/``) goes through
+:func:`write_csv`, which writes each float column at its quantity's precision
+(:mod:`valuelex.precision`), so last-bit floating-point noise does not change the files.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import pandas as pd
 import seaborn as sns
 
 from . import paths
+from .precision import format_table
 
 PALETTE = {
     # The paper's three dimensions and six sub-dimensions (Figure 1), one colour family each.
@@ -47,7 +51,11 @@ def apply_style() -> None:
 
 
 def save_figure(fig: plt.Figure, name: str, folder: Path | None = None) -> list[Path]:
-    """Save ``name.png`` and ``name.pdf`` (deterministic bytes) and return their paths."""
+    """Save ``name.png`` and ``name.pdf`` (deterministic bytes) and return their paths.
+
+    No software version, creation date or producer is written, so the bytes depend only on what
+    is drawn (and on matplotlib's and FreeType's versions, which the lock pins).
+    """
     folder = Path(folder or paths.FIGURES)
     folder.mkdir(parents=True, exist_ok=True)
     png, pdf = folder / f"{name}.png", folder / f"{name}.pdf"
@@ -56,14 +64,54 @@ def save_figure(fig: plt.Figure, name: str, folder: Path | None = None) -> list[
     return [png, pdf]
 
 
+def _with_index(df: pd.DataFrame, index: bool) -> pd.DataFrame:
+    """The index as leading column(s) when ``index`` (an unnamed index gets an empty header, as pandas writes it)."""
+    if not index:
+        return df
+    names = ["" if n is None else n for n in df.index.names]
+    return df.rename_axis(names).reset_index()
+
+
+def write_csv(df: pd.DataFrame, path: Path, index: bool = False, quantities: dict[str, str] | None = None) -> Path:
+    """The one CSV writer: float columns at their quantity's precision, ``\n`` line ends.
+
+    The quantity of each column is looked up by the file's stem and the column's name
+    (:func:`valuelex.precision.quantity_of`); ``quantities`` (column name or pattern -> quantity)
+    overrides it for this call.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    format_table(_with_index(df, index), path.stem, quantities).to_csv(path, index=False, lineterminator="\n")
+    return path
+
+
 def save_table(
-    df: pd.DataFrame, name: str, folder: Path | None = None, index: bool = False, floatfmt: str = ".3f"
+    df: pd.DataFrame,
+    name: str,
+    folder: Path | None = None,
+    index: bool = False,
+    quantities: dict[str, str] | None = None,
 ) -> list[Path]:
-    """Save ``name.csv`` and ``name.md`` and return their paths."""
+    """Save ``name.csv`` and ``name.md`` (the same cells, at each quantity's precision) and return their paths."""
     folder = Path(folder or paths.FIGURES)
     folder.mkdir(parents=True, exist_ok=True)
     csv, md = folder / f"{name}.csv", folder / f"{name}.md"
-    df.to_csv(csv, index=index, float_format="%.6g", lineterminator="\n")
-    # object dtype keeps whole numbers as integers in the Markdown (tabulate would print 2 as 2.000)
-    md.write_text(df.astype(object).to_markdown(index=index, floatfmt=floatfmt) + "\n", encoding="utf-8")
+    table = _with_index(df, index)
+    write_csv(table, csv, quantities=quantities)
+    cells = format_table(table, name, quantities)
+    align = ["right" if pd.api.types.is_numeric_dtype(table[c].dtype) and table[c].dtype != bool else "left"
+             for c in table.columns]  # fmt: skip
+    text = cells.astype(object).where(cells.notna(), "").to_markdown(index=False, disable_numparse=True, colalign=align)
+    md.write_text(text + "\n", encoding="utf-8")
     return [csv, md]
+
+
+def save_data(
+    df: pd.DataFrame,
+    name: str,
+    folder: Path | None = None,
+    index: bool = False,
+    quantities: dict[str, str] | None = None,
+) -> Path:
+    """Save derived data as ``data/processed/name.csv`` (``folder`` elsewhere), through :func:`write_csv`."""
+    return write_csv(df, Path(folder or paths.PROCESSED) / f"{name}.csv", index=index, quantities=quantities)

@@ -27,6 +27,8 @@ import pandas as pd
 import yaml
 
 from . import paths
+from .figures import write_csv
+from .precision import choose
 
 CONFIG = paths.CONFIGS / "human_values.yaml"
 Embed = Callable[[Sequence[str]], np.ndarray]
@@ -134,7 +136,7 @@ def save_word_table(table: pd.DataFrame, folder: str | Path | None = None) -> Pa
     folder = Path(folder or paths.PROCESSED)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "human_values_assignment.csv"
-    table.to_csv(path, index=False, float_format="%.6g", lineterminator="\n")
+    write_csv(table, path)
     return path
 
 
@@ -170,18 +172,17 @@ def assign(words: Sequence[str], framework: Framework, embed: Embed, threshold: 
     """
     sims = similarities(words, framework, embed)
     values = sims.to_numpy()
-    ranked = np.argsort(-values, axis=1, kind="stable")
+    choice = choose(values)  # near-ties: the first category in the framework's order, not noise
     rows = np.arange(len(values))
-    best = values[rows, ranked[:, 0]]
-    second = values[rows, ranked[:, 1]] if values.shape[1] > 1 else best
+    best = values[rows, choice.best]
     return pd.DataFrame(
         {
             "word": list(words),
-            "category": sims.columns.to_numpy()[ranked[:, 0]],
+            "category": sims.columns.to_numpy()[choice.best],
             "similarity": best,
-            "second": sims.columns.to_numpy()[ranked[:, 1] if values.shape[1] > 1 else ranked[:, 0]],
-            "second_similarity": second,
-            "margin": best - second,
+            "second": sims.columns.to_numpy()[choice.second],
+            "second_similarity": values[rows, choice.second],
+            "margin": choice.margin,
             "covered": best >= threshold,
         }
     )

@@ -29,6 +29,7 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, s
 from . import paths
 from .figures import PALETTE
 from .labels import LabelStyle, place_labels
+from .precision import TIE_TOLERANCE, choose
 
 EMBEDDING_CONFIG = paths.CONFIGS / "embedding.yaml"
 TAXONOMY_CONFIG = paths.CONFIGS / "taxonomy.yaml"
@@ -107,11 +108,19 @@ def contextualise(words: Iterable[str], template: str = "{word}") -> list[str]:
     return [template.format(word=w) for w in words]
 
 
+#: The model runs in float64 and its unit vectors are rounded to float32: float32 inference differs
+#: between CPUs (AVX-512, AVX2, ...) in the last bits of every value, and UMAP turns 2e-7 into a
+#: different map; float64 differences (~1e-16) vanish in the rounding, so every CPU stores the same
+#: float32 bits (benchmarks/bench_blas_reproducibility.py). Costs about 1.5x the encoding time.
+COMPUTE_DTYPE = "float64"
+
+
 class Embedder:
     """Embeds texts with a sentence-transformers model, through a cache keyed by (model, text).
 
     The model is loaded only when a text is missing from the cache. ``encoded`` counts the texts
-    this object sent to the model (0 on a fully cached rerun). Vectors are L2-normalised float32.
+    this object sent to the model (0 on a fully cached rerun). Vectors are L2-normalised float32,
+    computed in :data:`COMPUTE_DTYPE` (the cache file is named after it).
     """
 
     def __init__(
@@ -131,22 +140,23 @@ class Embedder:
 
     @property
     def cache_file(self) -> Path:
-        return self.cache_dir / f"{self.model_id}.parquet"
+        return self.cache_dir / f"{self.model_id}-{COMPUTE_DTYPE}.parquet"
 
     @property
     def model_loaded(self) -> bool:
         return self._model is not None
 
     def load_model(self):
-        """The sentence-transformers model (loaded once, on CPU)."""
+        """The sentence-transformers model (loaded once, on CPU, in :data:`COMPUTE_DTYPE`)."""
         if self._model is None:
+            import torch
             from sentence_transformers import SentenceTransformer
             from transformers.utils import logging as hf_logging
 
             bar = hf_logging.is_progress_bar_enabled()
             hf_logging.disable_progress_bar()  # no "Loading weights" bar in the notebooks' output
             try:
-                self._model = SentenceTransformer(str(self.model_dir), device="cpu")
+                self._model = SentenceTransformer(str(self.model_dir), device="cpu").to(getattr(torch, COMPUTE_DTYPE))
             finally:
                 if bar:
                     hf_logging.enable_progress_bar()
@@ -459,6 +469,7 @@ def load_taxonomy(path: str | Path | None = None) -> pd.DataFrame:
 
 
 def _unit(matrix: np.ndarray) -> np.ndarray:
+    matrix = np.asarray(matrix, dtype=float)
     norms = np.linalg.norm(matrix, axis=-1, keepdims=True)
     return matrix / np.where(norms == 0, 1, norms)
 
@@ -471,6 +482,7 @@ def natural_key(name: object) -> list:
 def prototypes(vectors: np.ndarray, names: Sequence[str], sort: bool = False) -> pd.DataFrame:
     """Unit-length mean vector of each name's rows (rows: names in first-seen order, or natural order if ``sort``)."""
     names = np.asarray(names)
+    vectors = np.asarray(vectors, dtype=float)  # float64 sums: the same on every CPU (float32 ones are not)
     order = sorted(dict.fromkeys(names.tolist()), key=natural_key) if sort else list(dict.fromkeys(names.tolist()))
     return pd.DataFrame(_unit(np.stack([vectors[names == n].mean(axis=0) for n in order])), index=order)
 
@@ -493,30 +505,32 @@ def assign_to_taxonomy(
     is below ``tie_margin``, ``weak`` below ``weak_margin``, else ``clear``. ``stability`` is the
     share of ``n_boot`` bootstrap resamples of the example words (within each category) in which
     the same category wins: with two to four example words per category, a call can hinge on one
-    word. Nothing is forced: a reader sees how close the call was.
+    word. Nothing is forced: a reader sees how close the call was. Scores within
+    ``precision.TIE_TOLERANCE`` of the best count as equal, and the first such category (taxonomy
+    order) wins, so floating-point noise cannot flip a call (such a margin is below ``tie_margin``).
     """
     taxonomy_labels = np.asarray(taxonomy_labels)
+    taxonomy_vectors = np.asarray(taxonomy_vectors, dtype=float)
     proto = prototypes(taxonomy_vectors, taxonomy_labels)
     centroids = prototypes(vectors, [str(g) for g in groups], sort=True)
     values = centroids.to_numpy() @ proto.to_numpy().T
     scores = pd.DataFrame(values, index=centroids.index, columns=proto.index)
     counts = pd.Series([str(g) for g in groups]).value_counts()
-    ranked = np.argsort(-values, axis=1, kind="stable")
-    top, second = ranked[:, 0], ranked[:, 1] if values.shape[1] > 1 else ranked[:, 0]
-    rows = np.arange(len(scores))
+    choice = choose(values)
+    top, second = choice.best, choice.second
 
     rng = np.random.default_rng(seed)
     members = [np.flatnonzero(taxonomy_labels == name) for name in proto.index]
     wins = np.zeros(len(scores))
     for _ in range(n_boot):
         boot = _unit(np.stack([taxonomy_vectors[rng.choice(m, size=len(m))].mean(axis=0) for m in members]))
-        wins += np.argmax(centroids.to_numpy() @ boot.T, axis=1) == top
+        wins += choose(centroids.to_numpy() @ boot.T).best == top
 
     table = scores.copy()
     table.insert(0, "n_words", counts.reindex(scores.index).to_numpy())
     table["best"] = scores.columns[top]
     table["second"] = scores.columns[second]
-    table["margin"] = values[rows, top] - values[rows, second]
+    table["margin"] = choice.margin
     table["stability"] = wins / n_boot if n_boot else np.nan
     table["flag"] = np.where(
         table["margin"] < tie_margin, "tie", np.where(table["margin"] < weak_margin, "weak", "clear")
@@ -544,17 +558,27 @@ def assignment_names(table: pd.DataFrame) -> dict:
     }
 
 
-def nearest_category(vectors: np.ndarray, taxonomy_vectors: np.ndarray, taxonomy_labels: Sequence[str]) -> pd.DataFrame:
-    """For each word vector: its nearest taxonomy category, the score and the margin to the second."""
+def nearest_category(
+    vectors: np.ndarray,
+    taxonomy_vectors: np.ndarray,
+    taxonomy_labels: Sequence[str],
+    tie_tolerance: float = TIE_TOLERANCE,
+) -> pd.DataFrame:
+    """For each word vector: its nearest taxonomy category, the score, the margin to the second, and ``tie``.
+
+    Categories within ``tie_tolerance`` of the best score are tied (``tie`` is True); the first of
+    them in the taxonomy's order is reported, so the answer does not depend on floating-point noise.
+    """
     proto = prototypes(taxonomy_vectors, taxonomy_labels)
-    scores = vectors @ proto.to_numpy().T
-    ranked = np.argsort(-scores, axis=1, kind="stable")
+    scores = np.asarray(vectors, dtype=float) @ proto.to_numpy().T  # float64: ties decided the same everywhere
+    choice = choose(scores, tie_tolerance)
     rows = np.arange(len(vectors))
     return pd.DataFrame(
         {
-            "nearest": proto.index.to_numpy()[ranked[:, 0]],
-            "score": scores[rows, ranked[:, 0]],
-            "margin": scores[rows, ranked[:, 0]] - scores[rows, ranked[:, 1]],
+            "nearest": proto.index.to_numpy()[choice.best],
+            "score": scores[rows, choice.best],
+            "margin": choice.margin,
+            "tie": choice.tie,
         }
     )
 
