@@ -1,32 +1,32 @@
 #!/usr/bin/env bash
-# Set up (if needed) and run every notebook in order through papermill, offline,
-# replaying the LLM responses stored in data/raw/. Executed notebooks go to build/,
-# rendered HTML to build/html/.
+# Set up (if needed) and run a whole run: every notebook in order through papermill, offline by
+# default, replaying the LLM responses stored in data/raw/. It is `valuelex run` after the set-up;
+# executed notebooks go to build/, the HTML tutorial to build/html/ (open build/html/index.html).
 #
-#   ./run_all.sh                          set up if needed, run all notebooks
-#   ./run_all.sh --params my.yaml         papermill parameters for every notebook, from YAML
-#   ./run_all.sh -p mode live -p panel local   single parameters (papermill -p NAME VALUE)
-#   ./run_all.sh --only 03                run only notebooks whose name starts with 03
+#   ./run_all.sh                          set up if needed, run the default run, then verify it
+#   ./run_all.sh my_run                   a run file: configs/runs/my_run.yaml, or a path
+#   ./run_all.sh --set efa.n_factors=3    change a setting for this run only (repeatable)
+#   ./run_all.sh --only 03 04             only these notebooks; --from 05: from this one on
+#   ./run_all.sh my_live_run --yes        a live run: prints its plan and cost, asks unless --yes
 #   ./run_all.sh --setup-only             create .venv and the Jupyter kernel, run nothing
 #   ./run_all.sh --install-local-models   also build llama.cpp's server and install the
 #                                         four local GGUF models (sha256-verified)
 #   ./run_all.sh --local-models "a b"     the same, for the named model cards only
 #
-# Parameters are checked before anything runs: a name no notebook to run takes, or a value of
-# the wrong type (-p use_system_prompt maybe), stops with a one-line error and exit code 2.
-# Each notebook runs in a process group of its own; Ctrl-C or SIGTERM stops it and its kernel
-# (exit code 130 or 143).
+# Settings are checked before anything runs: an unknown name or a value of the wrong type stops
+# with a one-line error naming the file and field, exit code 2. Ctrl-C or SIGTERM stops the running
+# notebook and its kernel (exit code 130 or 143). `.venv/bin/valuelex --help` lists the other commands.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 VENV=.venv
 PY=$VENV/bin/python
 KERNEL=valuelex
-PARAMS=()
-ONLY=""
+RUN_ARGS=()
 SETUP_ONLY=0
 LOCAL=0
 LOCAL_NAMES=""
+DEFAULT_RUN=1
 
 usage_error() { echo "run_all.sh: $*" >&2; exit 2; }
 needs() {  # needs N OPTION ARGS...: the option must be followed by N values
@@ -36,14 +36,18 @@ needs() {  # needs N OPTION ARGS...: the option must be followed by N values
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
-    --params) needs 1 "$@"; PARAMS+=(-f "$2"); shift 2 ;;
-    -p) needs 2 "$@"; PARAMS+=(-p "$2" "$3"); shift 3 ;;
-    --only) needs 1 "$@"; ONLY="$2"; shift 2 ;;
     --setup-only) SETUP_ONLY=1; shift ;;
     --install-local-models) LOCAL=1; shift ;;
     --local-models) needs 1 "$@"; LOCAL=1; LOCAL_NAMES="$2"; shift 2 ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
-    *) usage_error "unknown argument $1 (see --help)" ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    --set|-s) needs 1 "$@"; RUN_ARGS+=("$1" "$2"); DEFAULT_RUN=0; shift 2 ;;
+    --only) needs 1 "$@"; RUN_ARGS+=("$1"); shift
+      while [[ $# -gt 0 && $1 != -* ]]; do RUN_ARGS+=("$1"); shift; done
+      DEFAULT_RUN=0 ;;
+    --from) needs 1 "$@"; RUN_ARGS+=("$1" "$2"); DEFAULT_RUN=0; shift 2 ;;
+    --yes) RUN_ARGS+=("$1"); shift ;;
+    -*) usage_error "unknown argument $1 (see --help)" ;;
+    *) RUN_ARGS+=("$1"); [[ $1 == default ]] || DEFAULT_RUN=0; shift ;;
   esac
 done
 
@@ -91,77 +95,17 @@ if [[ $SETUP_ONLY == 1 ]]; then
 fi
 
 export PYTHONHASHSEED=0 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
-# which notebooks run, each with only its own parameters, checked and converted (build/params/NAME.yaml)
-mkdir -p build/html build/logs build/params
-selected=$("$PY" -m valuelex.parameters --notebooks notebooks --out build/params ${ONLY:+--only "$ONLY"} \
-  "${PARAMS[@]}") || exit $?
-mapfile -t notebooks <<< "$selected"
-
-# Children run in process groups of their own (a new session each), so that Ctrl-C or a SIGTERM to this
-# script stops them all: papermill shuts its kernel down on SIGTERM; what is left after a grace period is killed.
-GROUPS_STARTED=()
-start_group() {  # run "$@" in the background as the leader of a new session; STARTED is its pid (= group id)
-  if command -v setsid >/dev/null; then
-    setsid "$@" &
-  else
-    "$PY" -c 'import os, sys; os.setsid(); os.execvp(sys.argv[1], sys.argv[1:])' "$@" &
-  fi
-  STARTED=$!
-  GROUPS_STARTED+=("$STARTED")
-}
-stop_groups() {
-  local pg waited=0
-  for pg in "${GROUPS_STARTED[@]}"; do kill -TERM -- "-$pg" 2>/dev/null || true; done
-  while ((waited < 150)); do  # up to 15 s for papermill to stop its kernel
-    local alive=0
-    for pg in "${GROUPS_STARTED[@]}"; do kill -0 -- "-$pg" 2>/dev/null && alive=1; done
-    ((alive)) || break
-    sleep 0.1; waited=$((waited + 1))
-  done
-  for pg in "${GROUPS_STARTED[@]}"; do kill -KILL -- "-$pg" 2>/dev/null || true; done
-}
-on_signal() {
-  trap - INT TERM
-  say "interrupted by SIG$1: stopping the running notebook, its kernel and the HTML renders"
-  stop_groups
-  exit "$2"
-}
-trap 'on_signal INT 130' INT
-trap 'on_signal TERM 143' TERM
-
-total_started=$SECONDS
-: > build/timings.tsv
-renders=()
-for nb in "${notebooks[@]}"; do
-  name=$(basename "$nb" .ipynb)
-  say "running $name"
-  started=$SECONDS
-  start_group "$VENV/bin/papermill" "$nb" "build/$name.ipynb" -k "$KERNEL" --cwd notebooks \
-    --log-level WARNING -f "build/params/$name.yaml" > "build/logs/$name.log" 2>&1
-  if ! wait "$STARTED"; then
-    code=0
-    reason=$("$PY" -m valuelex.errors "build/$name.ipynb") || code=$?
-    say "FAILED: $name: $reason"
-    if [[ $code == 2 ]]; then
-      exit 2  # a mistake in the input (a config file, a parameter, a key): the line above says what to fix
-    fi
-    say "log: build/logs/$name.log, executed notebook: build/$name.ipynb; its last lines:"
-    tail -n 30 "build/logs/$name.log" >&2
-    exit 1
-  fi
-  elapsed=$((SECONDS - started))
-  printf '%s\t%s\n' "$name" "$elapsed" >> build/timings.tsv
-  # render the HTML page in the background while the next notebook runs (2 cores)
-  start_group "$VENV/bin/jupyter" nbconvert --to html --log-level WARN --output-dir build/html "build/$name.ipynb" \
-    >> "build/logs/$name.log" 2>&1
-  renders+=("$STARTED")
-  say "done $name in ${elapsed} s"
-done
-for pid in "${renders[@]}"; do
-  wait "$pid" || { say "FAILED: rendering HTML (see build/logs/)"; exit 1; }
-done
-"$PY" -m valuelex.report html-index build/html >/dev/null
-"$PY" -m valuelex.report figure-index >/dev/null
-"$PY" -m valuelex.report manifest "${PARAMS[@]}" >/dev/null
-say "all notebooks done in $((SECONDS - total_started)) s; executed copies in build/, HTML in build/html/"
-if [[ ${#PARAMS[@]} -eq 0 ]]; then "$PY" -m valuelex.report verify; fi  # default run: compare with the committed tables
+# valuelex run stops the running notebook and its kernel on SIGTERM; a signal to this script is passed on
+"$VENV/bin/valuelex" run "${RUN_ARGS[@]}" &
+child=$!
+stopped=""
+trap 'stopped=130; kill -TERM "$child" 2>/dev/null || true' INT
+trap 'stopped=143; kill -TERM "$child" 2>/dev/null || true' TERM
+code=0
+wait "$child" || code=$?
+while kill -0 "$child" 2>/dev/null; do wait "$child" || code=$?; done  # a signal ends the first wait early
+if [[ -n $stopped ]]; then exit "$stopped"; fi
+if [[ $code != 0 ]]; then exit "$code"; fi
+if [[ $DEFAULT_RUN == 1 ]]; then
+  "$VENV/bin/valuelex" verify  # the default run regenerates the committed tables: are they the same?
+fi

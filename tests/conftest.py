@@ -17,8 +17,24 @@ os.environ.setdefault("PYTHONHASHSEED", "0")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
-def run_notebook(name: str, out_dir: Path, parameters: dict | None = None, env: dict | None = None) -> dict:
-    """Execute notebooks/<name>.ipynb with papermill into out_dir; return the numbers it recorded."""
+#: The run-file section each notebook reads its settings from (valuelex/settings.py).
+NOTEBOOK_STAGES = {
+    "01": "elicitation", "02": "lexicon", "03": "efa", "04": "cfa", "05": "semantic",
+    "06": "projective", "07": "simulation", "08": "human_values", "09": "figure1",
+}  # fmt: skip
+#: Test shorthands for settings that live outside the notebook's own section.
+SHORTHANDS = {"mode": "mode", "judge_model": "projective.judge", "cfa_estimator": "cfa.estimator"}
+
+
+def overrides_for(name: str, settings: dict) -> dict:
+    """``{"n_boot": 5}`` for notebook 03 -> ``{"efa.n_boot": 5}``: the notebook's ``overrides`` parameter."""
+    stage = NOTEBOOK_STAGES[name[:2]]
+    return {SHORTHANDS.get(k, k if "." in k else f"{stage}.{k}"): v for k, v in settings.items()}
+
+
+def run_notebook(name: str, out_dir: Path, settings: dict | None = None, env: dict | None = None) -> dict:
+    """Execute notebooks/<name>.ipynb with papermill into out_dir, the default run with ``settings``
+    changed (names of the notebook's own section, dotted names, or SHORTHANDS); the numbers it recorded."""
     import papermill
 
     saved = {k: os.environ.get(k) for k in (env or {})}
@@ -28,7 +44,7 @@ def run_notebook(name: str, out_dir: Path, parameters: dict | None = None, env: 
         papermill.execute_notebook(
             str(paths.NOTEBOOKS / f"{name}.ipynb"),
             str(out),
-            parameters=parameters or {},
+            parameters={"overrides": overrides_for(name, settings or {})},
             kernel_name=KERNEL,
             cwd=str(paths.NOTEBOOKS),
             progress_bar=False,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -82,3 +83,98 @@ def test_add_a_local_model(tmp_path: Path) -> None:
     assert lexicon_numbers["incidence_shape"][0] == 121
     respondents = pd.read_csv(tmp_path / "processed" / "respondents.csv")
     assert "smollm2-135m-newcomer" in set(respondents["model"])
+
+
+def _tree_digest(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*.*"))}
+
+
+@pytest.mark.slow
+def test_a_researcher_adds_a_model_to_a_whole_run(tmp_path: Path) -> None:
+    """README "Adding a model", as a researcher follows it: a card, two panels that list it, a run
+    file; `valuelex plan` says what will be called, `valuelex run --yes` runs every notebook; only the
+    new model's calls are made, and the committed outputs are untouched."""
+    import subprocess
+    import sys
+
+    _needs_llama()
+    committed = {name: _tree_digest(paths.ROOT / name) for name in ("data/processed", "figures")}
+    raw = tmp_path / "raw"
+    for study in ("elicitation", "projective", "judge"):
+        shutil.copytree(paths.RAW / study, raw / study)
+    before = {study: _digest(raw / study) for study in ("elicitation", "projective", "judge")}
+
+    card = yaml.safe_load((paths.MODEL_CARDS / "smollm2-135m-instruct.yaml").read_text())
+    card["name"] = "smollm2-135m-newcomer"
+    (tmp_path / "smollm2-135m-newcomer.yaml").write_text(yaml.safe_dump(card, sort_keys=False))
+    newcomer = {"card": "smollm2-135m-newcomer.yaml", "temperature": [0.7], "top_p": [0.95], "seed": [5]}
+    for name in ("local", "projective_local"):
+        panel = yaml.safe_load((paths.PANELS / f"{name}.yaml").read_text())
+        panel["name"] = f"{name}-plus-one"
+        panel["models"].append(newcomer)
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(panel, sort_keys=False))
+    run_file = tmp_path / "plus_one.yaml"
+    run_file.write_text(
+        yaml.safe_dump(
+            {
+                "name": "plus_one",
+                "mode": "live",
+                "output": str(tmp_path / "out"),
+                "raw": str(raw),
+                "elicitation": {"panel": str(tmp_path / "local.yaml")},
+                "efa": {"n_boot": 5, "parallel_iter": 5, "n_boot_within": 3},
+                # a judge every checkout has (the committed verdicts are Qwen2.5-Coder 1.5B's), three stems
+                "projective": {
+                    "panel": str(tmp_path / "projective_local.yaml"),
+                    "judge": "smollm2-135m-instruct",
+                    "stem_ids": ["c01", "sc3", "so1"],
+                    "respondents_per_model": 1,
+                    "validate": False,
+                    "n_boot": 50,
+                },
+                "simulation": {
+                    "n_words": 60,
+                    "n_respondents": 200,
+                    "sizes": [100],
+                    "replications": 1,
+                    "parallel_iter": 3,
+                    "word_sizes": [120],
+                    "model_counts": [4],
+                    "per_model": [10],
+                    "model_grid_parallel_iter": 3,
+                },
+            },
+            sort_keys=False,
+        )
+    )
+
+    def valuelex(*args: str) -> subprocess.CompletedProcess:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("VALUELEX_")}
+        return subprocess.run(
+            [sys.executable, "-m", "valuelex.cli", *args], cwd=paths.ROOT, env=env, capture_output=True, text=True
+        )
+
+    plan = valuelex("plan", str(run_file))
+    assert plan.returncode == 0, plan.stderr
+    assert "smollm2-135m-newcomer" in plan.stdout and "to call                             0" not in plan.stdout
+    first = valuelex("run", str(run_file), "--yes")
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+
+    # only the new model's calls were made: every stored shard is as it was, byte for byte
+    for study, digests in before.items():
+        after = _digest(raw / study)
+        assert {k: after[k] for k in digests} == digests, study
+    new = [json.loads(line) for line in (raw / "elicitation" / "smollm2-135m-newcomer.jsonl").read_text().splitlines()]
+    assert len({r["key"] for r in new if r["final"]}) == 15
+    # the run wrote to its own folder; the committed outputs are untouched
+    assert {name: _tree_digest(paths.ROOT / name) for name in committed} == committed
+    out = tmp_path / "out"
+    respondents = pd.read_csv(out / "data" / "processed" / "respondents.csv")
+    assert "smollm2-135m-newcomer" in set(respondents["model"])
+    scores = pd.read_csv(out / "data" / "processed" / "projective_scores.csv")
+    assert "smollm2-135m-newcomer" in set(scores["model"])
+    assert (out / "build" / "html" / "index.html").exists()
+
+    # a second plan has nothing left to call
+    again = valuelex("plan", str(run_file))
+    assert again.returncode == 0 and "to call                             0" in again.stdout, again.stdout

@@ -92,10 +92,25 @@ def test_missing_required_field_is_named(tmp_path: Path, field: str):
         load_model_card(path)
 
 
-def test_remote_card_needs_endpoint_and_key_variable(tmp_path: Path):
+def test_remote_card_needs_an_endpoint(tmp_path: Path):
     path = write(tmp_path, "remote", card_text(base_url=None))
     with pytest.raises(ConfigError, match="missing required field 'base_url' .needed for provider openai_compatible"):
         load_model_card(path)
+
+
+def test_a_keyless_endpoint_needs_no_key_variable(tmp_path: Path, monkeypatch):
+    """Ollama or vLLM without --api-key: no api_key_env, and no key is asked for before a live run."""
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    card = load_model_card(write(tmp_path, "keyless", card_text("keyless", api_key_env=None)))
+    assert card.api_key_env is None and card.api_key()  # a placeholder: the SDK refuses an empty key
+    assert check_keys({card.name: card}) == []
+
+
+@pytest.mark.parametrize("path", sorted((paths.CONFIGS / "models" / "examples").glob("*.yaml")), ids=lambda p: p.stem)
+def test_example_cards_are_valid_keyless_cards(path: Path):
+    card = load_model_card(path)
+    assert card.provider == "openai_compatible" and card.api_key_env is None
+    assert card.base_url.startswith("http://127.0.0.1:") and card.base_url.endswith("/v1")
 
 
 @pytest.mark.parametrize(

@@ -452,7 +452,16 @@ def test_notebook_03_on_simulated_panel(tmp_path):
     processed.mkdir()
     figures_dir.mkdir()
     structure = simulate.with_marker_words(simulate.planted_structure(seed=1), cfa.load_taxonomy())
-    simulate.simulate_incidence(structure, 300, seed=5).to_csv(processed / "incidence_respondent_binary.csv")
+    respondents = simulate.simulate_incidence(structure, 300, seed=5)
+    respondents.to_csv(processed / "incidence_respondent_binary.csv")
+    # a panel of 10 models x 30 respondents, each answering 3 prompts (the model-identity sections need them)
+    ids = list(respondents.index)
+    pd.DataFrame({"respondent": ids, "model": [f"m{i % 10}" for i in range(len(ids))]}).to_csv(
+        processed / "respondents.csv", index=False
+    )
+    responses = simulate.simulate_incidence(structure, 3 * len(ids), seed=6)
+    responses.index = [f"{r}|p{j}|0" for r in ids for j in range(3)]
+    responses.to_csv(processed / "incidence_response_binary.csv")
     env = {"VALUELEX_PROCESSED": str(processed), "VALUELEX_FIGURES": str(figures_dir)}
     numbers = run_notebook("03_efa", tmp_path, {"n_boot": 5, "parallel_iter": 5}, env)
     assert numbers["units"] == 300 and numbers["words_analysed"] <= 150

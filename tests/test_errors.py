@@ -46,7 +46,14 @@ def test_every_mistake_a_user_can_fix_is_a_user_error():
         assert issubclass(cls, UserError)
     assert issubclass(AllCallsFailed, RunFailed) and not issubclass(AllCallsFailed, UserError)
     names = user_error_names()
-    assert {"ConfigError", "MissingKeyError", "MalformedKeyError", "StoreBusy", "StoreMiss", "ParameterError"} <= names
+    assert {
+        "ConfigError",
+        "MissingKeyError",
+        "MalformedKeyError",
+        "StoreBusy",
+        "StoreMiss",
+        "NotebookInputError",
+    } <= names
     assert "AllCallsFailed" not in names and "KeyError" not in names
 
 

@@ -1,4 +1,5 @@
-"""run_all.sh: parameters checked before anything runs, one-line errors, and its children stopped on INT/TERM.
+"""run_all.sh (set-up, then ``valuelex run``): settings checked before anything runs, one-line errors,
+and the running notebook and its kernel stopped on INT/TERM.
 
 Each test runs the real script in a scratch copy of the project whose ``notebooks/`` holds small
 notebooks of our own (one sleeps, one raises a configuration error), with the shared ``.venv``.
@@ -37,7 +38,8 @@ def notebook(parameters: str, *cells: str) -> dict:
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    """A scratch project: run_all.sh, the lock files (so the shared .venv counts as set up), our notebooks."""
+    """A scratch project: run_all.sh, the lock files (so the shared .venv counts as set up), the configs,
+    and notebooks of our own (01 records its pids and sleeps, 02 raises a configuration error)."""
     venv = ROOT / ".venv"
     stamp = venv / ".valuelex-lock"
     want = hashlib.sha256((ROOT / "requirements.lock").read_bytes() + (ROOT / "pyproject.toml").read_bytes())
@@ -46,23 +48,26 @@ def project(tmp_path: Path) -> Path:
     for name in ("run_all.sh", "requirements.lock", "pyproject.toml"):
         shutil.copy2(ROOT / name, tmp_path / name)
     (tmp_path / ".venv").symlink_to(venv.resolve())
-    (tmp_path / "valuelex").symlink_to(ROOT / "valuelex")
+    (tmp_path / "configs").symlink_to(ROOT / "configs")
     nbs = tmp_path / "notebooks"
     nbs.mkdir()
+    parameters = 'run = "default"\noverrides = {}'
     record = (
         "import json, os, pathlib\n"
-        "pathlib.Path('../seen.json').write_text(json.dumps({'flag': flag, 'n': n, 'kernel': os.getpid(),"
-        " 'papermill': os.getppid()}))"
+        "from valuelex import notebook\n"
+        "settings = notebook.start(run, overrides)\n"
+        "pathlib.Path('../seen.json').write_text(json.dumps({'n_factors': settings.efa.n_factors,"
+        " 'kernel': os.getpid(), 'papermill': os.getppid()}))"
     )
-    sleep = "import time\ntime.sleep(seconds)"
-    (nbs / "01_first.ipynb").write_text(json.dumps(notebook("flag = True\nn = 1\nseconds = 0", record, sleep)))
-    fail = "from valuelex.config import ConfigError\nif fail:\n    raise ConfigError('configs/x.yaml: field \\'y\\' is wrong')"
-    (nbs / "02_second.ipynb").write_text(json.dumps(notebook("fail = False", fail)))
+    sleep = "import time\ntime.sleep(600 if settings.efa.n_boot == 7 else 0)"
+    (nbs / "01_first.ipynb").write_text(json.dumps(notebook(parameters, record, sleep)))
+    fail = "from valuelex.config import ConfigError\nraise ConfigError('configs/x.yaml: field \\'y\\' is wrong')"
+    (nbs / "02_second.ipynb").write_text(json.dumps(notebook(parameters, fail)))
     return tmp_path
 
 
 def run_all(project: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VALUELEX_")}
     return subprocess.run(
         ["bash", "run_all.sh", *args], cwd=project, env=env, capture_output=True, text=True, timeout=timeout
     )
@@ -71,51 +76,41 @@ def run_all(project: Path, *args: str, timeout: float = 300) -> subprocess.Compl
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["-p", "flg", "false"], "error: unknown parameter 'flg': no notebook to run takes it (did you mean 'flag'?)"),
-        (
-            ["-p", "zzz", "1"],
-            "error: unknown parameter 'zzz': no notebook to run takes it (the notebooks to run take: fail, flag, n, seconds)",
-        ),
-        (
-            ["-p", "n", "abc"],
-            "error: parameter 'n' of notebook 01_first takes an integer (default 1), got 'abc'",
-        ),
-        (
-            ["-p", "flag", "maybe"],
-            "error: parameter 'flag' of notebook 01_first takes true or false (default True), got 'maybe'",
-        ),
-        (
-            ["--only", "99"],
-            "error: --only 99 matches no notebook (notebooks: 01_first, 02_second)",
-        ),
-        (["-p", "flag"], "run_all.sh: -p needs 2 value(s) (see --help)"),
+        (["--set"], "run_all.sh: --set needs 1 value(s) (see --help)"),
         (["--only"], "run_all.sh: --only needs 1 value(s) (see --help)"),
         (["--bogus"], "run_all.sh: unknown argument --bogus (see --help)"),
+        (["--set", "efa.n_factor=3"], "did you mean 'n_factors'"),
+        (["--set", "efa.n_factors=abc"], "n_factors"),
+        (["--set", "elicitation.use_system_prompt=maybe"], "use_system_prompt"),
+        (["--only", "99"], "--only 99: no notebook starts with it (notebooks: 01_first, 02_second)"),
+        (["no_such_run"], "run file not found"),
     ],
 )
 def test_bad_arguments_stop_before_anything_runs(project: Path, args: list[str], message: str):
     (project / "build").mkdir()
     (project / "build" / "timings.tsv").write_text("01_first\t3\n")
     run = run_all(project, *args)
-    assert run.returncode == 2, run.stderr
-    assert run.stderr.strip().splitlines()[-1] == message
+    assert run.returncode == 2, run.stdout + run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], run.stderr
     assert "Traceback" not in run.stderr
     assert not (project / "seen.json").exists()  # no notebook ran
     assert (project / "build" / "timings.tsv").read_text() == "01_first\t3\n"  # the last timings are kept
 
 
-def test_parameters_reach_the_notebook_with_their_types(project: Path):
-    run = run_all(project, "--only", "01", "-p", "flag", "false", "-p", "n", "3")
+def test_settings_reach_the_notebook_with_their_types(project: Path):
+    run = run_all(project, "--only", "01", "--set", "efa.n_factors=3")
     assert run.returncode == 0, run.stdout + run.stderr
-    seen = json.loads((project / "seen.json").read_text())
-    assert seen["flag"] is False and seen["n"] == 3
+    assert json.loads((project / "seen.json").read_text())["n_factors"] == 3
+    assert "stale: 02_second" in run.stdout  # the notebook after it has not seen the new setting
 
 
 def test_a_configuration_error_in_a_notebook_is_one_line_and_exit_code_2(project: Path):
-    run = run_all(project, "--only", "02", "-p", "fail", "true")
+    run = run_all(project, "--only", "02")
     assert run.returncode == 2, run.stdout + run.stderr
-    last = run.stdout.strip().splitlines()[-1]
-    assert last.endswith("FAILED: 02_second: ConfigError: configs/x.yaml: field 'y' is wrong")
+    assert run.stderr.strip().splitlines() == [
+        "valuelex: 02_second: ConfigError: configs/x.yaml: field 'y' is wrong"
+    ], run.stderr
     assert "Traceback" not in run.stdout + run.stderr
 
 
@@ -129,9 +124,9 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_signal_stops_the_notebook_and_its_kernel(project: Path, sig: signal.Signals, code: int):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VALUELEX_")}
     proc = subprocess.Popen(
-        ["bash", "run_all.sh", "--only", "01", "-p", "seconds", "600"],
+        ["bash", "run_all.sh", "--only", "01", "--set", "efa.n_boot=7"],
         cwd=project,
         env=env,
         stdout=subprocess.PIPE,
@@ -151,7 +146,7 @@ def test_a_signal_stops_the_notebook_and_its_kernel(project: Path, sig: signal.S
     os.kill(proc.pid, sig)
     assert proc.wait(60) == code
     output = proc.stdout.read()  # type: ignore[union-attr]
-    assert f"interrupted by {sig.name}" in output
+    assert "stopped by signal 15 while running 01_first" in output, output  # passed on as SIGTERM
     deadline = time.monotonic() + 20
     while (_alive(pids["kernel"]) or _alive(pids["papermill"])) and time.monotonic() < deadline:
         time.sleep(0.2)

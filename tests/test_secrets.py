@@ -115,7 +115,7 @@ def test_notebook_06_checks_the_judges_key_before_its_first_paid_call(tmp_path: 
         env = {name: str(tmp_path / name) for name in ("raw", "processed", "figures")}
         env = {f"VALUELEX_{name.upper()}": path for name, path in env.items()}
         (tmp_path / "out").mkdir()
-        parameters = {"panel": str(panel), "mode": "live", "judge_model": "gpt-4", "judge_respondents": 1}
+        parameters = {"panel": str(panel), "mode": "live", "judge_model": "gpt-4"}
         with pytest.raises(papermill.PapermillExecutionError) as err:
             run_notebook("06_projective", tmp_path / "out", parameters, env)
         stats = server.stats()

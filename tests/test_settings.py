@@ -37,7 +37,7 @@ def test_overrides_win_and_are_typed():
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ({"efa.n_factor": 3}, "efa: unknown setting 'n_factor' (allowed: unit, coding,"),
+        ({"efa.n_factor": 3}, "efa: unknown setting 'n_factor' (did you mean 'n_factors'?)"),
         ({"efa.n_factors": "three"}, "efa.n_factors must be a whole number or 'parallel', got 'three'"),
         ({"efa.rotation": "quartimin"}, "efa.rotation must be 'oblimin' or 'promax' or 'varimax' or 'none'"),
         ({"cfa.holdout": "yes"}, "cfa.holdout must be true or false or 'auto', got 'yes'"),

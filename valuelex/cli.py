@@ -158,13 +158,14 @@ def parser() -> argparse.ArgumentParser:
 
 def guarded(func: Callable[[], int]) -> int:
     """Run ``func``; a user's mistake becomes one line on stderr and exit code 2, never a traceback."""
-    from .config import ConfigError, MissingKeyError
+    from .errors import RunFailed, UserError
+    from .pipeline import RunInterrupted
 
     try:
         return func()
-    except (ConfigError, MissingKeyError) as exc:
+    except (UserError, RunFailed, RunInterrupted) as exc:  # UserError: exit 2; a failed or stopped run: 1, 130, 143
         print(f"valuelex: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return exc.exit_code
     except KeyboardInterrupt:
         print("valuelex: interrupted", file=sys.stderr)
         return 130

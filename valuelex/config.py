@@ -338,10 +338,9 @@ def load_model_card(path: str | Path) -> ModelCard:
     check_fields(path, price, {"input": ((int, float), True), "output": ((int, float), True)}, "price_per_mtok.")
     for key in ("input", "output"):
         _number(path, f"price_per_mtok.{key}", price[key])
-    if provider == "openai_compatible":
-        for key in ("base_url", "api_key_env"):
-            if not data.get(key):
-                raise ConfigError(f"{path}: missing required field {key!r} (needed for provider openai_compatible)")
+    if provider == "openai_compatible" and not data.get("base_url"):
+        raise ConfigError(f"{path}: missing required field 'base_url' (needed for provider openai_compatible)")
+    # api_key_env absent or null: a keyless endpoint (Ollama, vLLM without --api-key); a placeholder key is sent
     if data.get("base_url") is not None:
         _check_url(path, data["base_url"])
     api_key_env = data.get("api_key_env")

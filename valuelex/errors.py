@@ -48,7 +48,7 @@ def run_main(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[
 
 def user_error_names() -> set[str]:
     """Class names of every UserError defined in valuelex (to recognise one in an executed notebook)."""
-    from . import config, llm, parameters, store  # noqa: F401 - importing defines their error classes
+    from . import config, llm, pipeline, store  # noqa: F401 - importing defines their error classes
     from .errors import UserError as base  # the package's class, also when this file runs as __main__
 
     names, todo = set(), [base]

@@ -516,7 +516,7 @@ def within_correlation(
     n_units, p = data.shape
     codes, labels = _codes(groups, n_units)
     n_obs = n_units - len(labels)
-    efa.check_sample_size(n_obs, p)
+    efa.check_sample_size(n_obs, p, "pearson" if method == "rwg" else "tetrachoric")  # tetrachoric: smoothed
     constant = _constant_within(data.to_numpy(float), codes)
     if constant.any():
         bad = ", ".join(list(data.columns[constant])[:5])
@@ -672,10 +672,12 @@ def analyse_within(
     parallel_quantile: float = 0.95,
     seed: int = 0,
     prepared: efa.PreparedMatrix | None = None,
+    parallel_max_words: int | str | None = None,
 ) -> WithinAnalysis:
     """:func:`valuelex.efa.analyse` on the within-group matrix: the same word filter (on the pooled
     data, or ``prepared`` as given), words without within-group variance dropped, the within-group
-    correlation, adequacy, parallel analysis with the within-group null, and the EFA."""
+    correlation, adequacy, parallel analysis with the within-group null (on the ``parallel_max_words``
+    most frequent words, as :func:`valuelex.efa.parallel_words`; None: every word), and the EFA."""
     with threadpool_limits(limits=1):
         if prepared is None:
             prepared = efa.prepare_matrix(incidence, coding, min_frequency, min_units, max_words)
@@ -690,8 +692,9 @@ def analyse_within(
             notes.append(str(err))
         parallel = None
         if n_factors == "parallel":
+            counted = efa.parallel_words(prepared.data, parallel_max_words)
             parallel = within_parallel_analysis(
-                prepared.data, codes, correlation, extraction, parallel_iter, parallel_quantile, seed
+                prepared.data[counted], codes, correlation, extraction, parallel_iter, parallel_quantile, seed
             )
         k, more = efa.choose_n_factors(n_factors, parallel, prepared.n_words)
         result = efa.fit_efa(corr, k, extraction=extraction, rotation=rotation)

@@ -23,6 +23,7 @@ import yaml
 
 from . import paths
 from .config import ConfigError
+from .errors import EXIT_USAGE, RunFailed, UserError, notebook_error
 from .settings import RunSettings
 
 KERNEL = "valuelex"
@@ -45,9 +46,17 @@ NOTEBOOK_ENV = {"PYTHONHASHSEED": "0", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFL
 class RunInterrupted(RuntimeError):
     """The run was stopped by a signal; the running notebook and its kernel were stopped too."""
 
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.exit_code = 128 + signum  # 130 for Ctrl-C, 143 for SIGTERM, as a shell reports them
 
-class NotebookFailed(RuntimeError):
-    """A notebook raised; the message names it and its log."""
+
+class NotebookFailed(RunFailed):
+    """A notebook raised (a bug or a failed computation); the message names it, its log and its last lines."""
+
+
+class NotebookInputError(UserError):
+    """A notebook stopped on a mistake in the input (a config file, a setting, a key): one line says which."""
 
 
 @dataclass(frozen=True)
@@ -201,8 +210,11 @@ def execute(notebook: Path, run: RunSettings, folders: Folders, overrides: dict[
                 signal.signal(s, handler)
             _stop_group(child)
     if received:
-        raise RunInterrupted(f"stopped by signal {received[0]} while running {notebook.stem} (log: {log})")
+        raise RunInterrupted(f"stopped by signal {received[0]} while running {notebook.stem} (log: {log})", received[0])
     if code != 0:
+        reason, exit_code = notebook_error(out)
+        if exit_code == EXIT_USAGE:
+            raise NotebookInputError(f"{notebook.stem}: {reason}")
         tail = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-30:]
         raise NotebookFailed(f"{notebook.stem} failed (log: {log}; executed copy: {out})\n" + "\n".join(tail))
     return time.monotonic() - started

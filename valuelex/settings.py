@@ -13,6 +13,8 @@ prints the resolved settings of a run.
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import inspect
 import types
 import typing
 from dataclasses import dataclass, field
@@ -75,6 +77,13 @@ class EFASettings:
     within_correlation: Literal["tetrachoric", "rwg", "tetrachoric_pooled"] = "tetrachoric"  # model thresholds
     n_boot_within: int = 50  # bootstrap samples (respondents redrawn inside each model), within-model factors
     seed: int = 20240419
+
+    def analyse_options(self) -> dict[str, Any]:
+        """These settings as the keyword arguments of :func:`valuelex.efa.analyse` (notebook 04 re-derives with them)."""
+        from .efa import analyse
+
+        takes = inspect.signature(analyse).parameters
+        return {name: value for name, value in dataclasses.asdict(self).items() if name in takes}
 
 
 @dataclass(frozen=True)
@@ -317,7 +326,9 @@ def build(cls: type, values: dict[str, Any], where: str) -> Any:
     names = [f.name for f in dataclasses.fields(cls) if f.init]
     unknown = [k for k in values if k not in names]
     if unknown:
-        raise ConfigError(f"{where}: unknown setting {unknown[0]!r} (allowed: {', '.join(names)})")
+        close = difflib.get_close_matches(unknown[0], names, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(names)}"
+        raise ConfigError(f"{where}: unknown setting {unknown[0]!r} ({hint})")
     return cls(**{k: _coerce(f"{where}.{k}", hints[k], v) for k, v in values.items()})
 
 
@@ -378,4 +389,7 @@ def load_run(name_or_path: str | Path = DEFAULT_RUN, overrides: dict[str, Any] |
     values.setdefault("name", path.stem)
     if "output" not in values:
         values["output"] = Path(".") if values["name"] == DEFAULT_RUN else Path("runs") / values["name"]
+    if overrides and "output" not in overrides and values["output"] == Path("."):
+        # the committed outputs are made by the run file as written; a changed run writes elsewhere
+        values["output"] = Path("runs") / f"{values['name']}-changed"
     return RunSettings(path=path, **values)
