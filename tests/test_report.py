@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import IN_CI, run_notebook
-from valuelex import report
+from valuelex import report, tutorial
+from valuelex.settings import load_run
 
 
 def test_figure_index_lists_literal_save_calls(tmp_path: Path) -> None:
@@ -29,7 +30,7 @@ def test_figure_index_lists_literal_save_calls(tmp_path: Path) -> None:
 def test_manifest_records_provenance(processed_pipeline: dict, tmp_path: Path) -> None:
     build = Path(processed_pipeline["out"])
     (build / "timings.tsv").write_text("01_elicitation\t3\n02_lexicon\t2\n")
-    manifest = report.build_manifest(build, ["-p", "mode", "replay"])
+    manifest = report.build_manifest(build, load_run("default"), {})
     assert len(manifest["git_commit"]) in (0, 40)
     assert manifest["packages"]["factor_analyzer"] == "0.5.1"
     store = manifest["response_stores"]["elicitation"]
@@ -43,43 +44,62 @@ def test_manifest_records_provenance(processed_pipeline: dict, tmp_path: Path) -
     assert all(m["completion_tokens"] > 0 for m in store["per_model"].values())
     nb01 = manifest["notebooks"]["01_elicitation"]
     assert nb01["recorded"]["respondents"] == 120 and nb01["seconds"] == 3
-    assert "mode" in nb01["default_parameters"]
+    assert nb01["passed_parameters"] == {"overrides": {}}
+    assert manifest["settings"]["efa"]["seed"] == 20240419 and manifest["run_file"].endswith("default.yaml")
     assert any(k.startswith("configs/models/") for k in manifest["configs_sha256"])
     json.dumps(manifest)  # serialisable
 
 
-def test_html_tutorial_renders_in_chromium(processed_pipeline: dict, tmp_path: Path) -> None:
+def _chromium() -> str:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         if IN_CI:
             pytest.fail("chromium is required in CI (.ci/run installs it)")
         pytest.skip("chromium not installed (apt-get install chromium)")
-    executed = Path(processed_pipeline["out"]) / "02_lexicon.ipynb"
-    html_dir = tmp_path / "html"
-    subprocess.run(
-        [
-            str(Path(sys.executable).parent / "jupyter"),
-            "nbconvert",
-            "--to",
-            "html",
-            "--output-dir",
-            str(html_dir),
-            str(executed),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    index = report.write_html_index(html_dir, timings=tmp_path / "none.tsv")
-    assert "02_lexicon.html" in index.read_text()
+    return chromium
+
+
+def test_html_tutorial_reads_as_a_tutorial_in_chromium(processed_pipeline: dict, tmp_path: Path) -> None:
+    """The student's view: a landing page with the reading order, pages linked to each other and to the
+    glossary, no bookkeeping, and each notebook ending with what it showed and what to try next."""
+    chromium = _chromium()
+    index = tutorial.build(Path(processed_pipeline["out"]), tmp_path / "html", {"01_elicitation": 8.0})
+    html_dir = index.parent
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
              f"--user-data-dir={tmp_path / 'profile'}"]  # fmt: skip
-    dom = subprocess.run(
-        [chromium, *flags, "--dump-dom", (html_dir / "02_lexicon.html").as_uri()],
-        capture_output=True, text=True, timeout=120, check=True,
-    ).stdout  # fmt: skip
-    assert "Lexicon cleaning" in dom
-    assert dom.count("<img") >= 3  # the funnel and top-word figures are embedded
+
+    def dom(page: str) -> str:
+        return subprocess.run(
+            [chromium, *flags, "--dump-dom", (html_dir / page).as_uri()],
+            capture_output=True, text=True, timeout=120, check=True,
+        ).stdout  # fmt: skip
+
+    landing = dom("index.html")
+    assert "Reading order" in landing and "glossary.html" in landing
+    for page in ("01_elicitation.html", "02_lexicon.html"):  # the notebooks this session executed
+        assert f'href="{page}"' in landing
+    assert "Clean the raw descriptors into the lexicon" in landing  # the notebook's own summary
+    assert "8 s" in landing
+
+    page = dom("02_lexicon.html")
+    assert "Lexicon cleaning" in page
+    assert page.count("<img") >= 3  # the funnel and top-word figures are embedded
+    assert 'href="01_elicitation.html"' in page  # previous notebook
+    assert "On this page" in page  # table of contents
+    assert "What this notebook showed, and what to try next" in page
+    assert "save_lexicon" not in page  # the bookkeeping cell is hidden
+    assert "vnd.valuelex.metrics" not in page and "injected-parameters" not in page
+    assert "/.venv/" not in page  # no absolute paths of this machine in warnings
+
+    for name in ("index.html", "01_elicitation.html", "02_lexicon.html", "glossary.html"):
+        text = (html_dir / name).read_text(encoding="utf-8")
+        for link in re.findall(r'href="([^"#:]+\.html)"', text):
+            assert (html_dir / link).exists(), f"{name} links to missing {link}"
+    glossary = dom("glossary.html")
+    for term in ("Temperature", "ROC AUC", "Tetrachoric"):
+        assert term.lower() in glossary.lower(), term
+
     shot = tmp_path / "page.png"
     subprocess.run(
         [chromium, *flags, f"--screenshot={shot}", "--window-size=1200,2000", (html_dir / "02_lexicon.html").as_uri()],

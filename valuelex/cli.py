@@ -89,8 +89,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not confirm_live(plan, assume_yes=args.yes):
             say("live run not started (nothing was called)")
             return 1
-    outcome = pipeline.run_notebooks(run, _overrides(args.set or []), args.only, args.start, say=say)
-    pipeline.finish(run, outcome, say=say)
+    overrides = _overrides(args.set or [])
+    outcome = pipeline.run_notebooks(run, overrides, args.only, args.start, say=say)
+    pipeline.finish(run, outcome, say=say, overrides=overrides)
     return 0
 
 

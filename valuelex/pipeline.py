@@ -283,7 +283,7 @@ def run_notebooks(
     return RunOutcome(ran, stale(state, digest, [nb.stem for nb in all_nbs]), folders)
 
 
-def finish(run: RunSettings, outcome: RunOutcome, say=print) -> None:
+def finish(run: RunSettings, outcome: RunOutcome, say=print, overrides: dict[str, object] | None = None) -> None:
     """After the notebooks: the HTML tutorial, the figure index, the manifest; then say what is stale."""
     from . import report, tutorial
 
@@ -291,7 +291,7 @@ def finish(run: RunSettings, outcome: RunOutcome, say=print) -> None:
     seconds = {name: entry["seconds"] for name, entry in read_state(folders).items() if "seconds" in entry}
     index = tutorial.build(folders.build, folders.build / "html", seconds)
     report.write_figure_index(folders.figures)
-    report.write_manifest(folders.processed / "run_manifest.json", parameters=[str(run.path)])
+    report.write_manifest(folders.processed / "run_manifest.json", folders.build, run, overrides)
     say(f"tutorial: {index}")
     if outcome.stale:
         for name, why in outcome.stale.items():

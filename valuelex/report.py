@@ -1,21 +1,19 @@
-"""What a run leaves for readers: the HTML tutorial index, the figure index, the run manifest, and
-the check that a run reproduced the committed tables.
+"""What a run leaves for readers besides the tutorial (:mod:`valuelex.tutorial`): the figure index,
+the run manifest, and the check that a run reproduced the committed tables.
 
-``python -m valuelex.report html-index build/html`` writes ``index.html`` linking every
-rendered notebook under its title, with the time each took (from ``build/timings.tsv``).
-``python -m valuelex.report verify`` compares every regenerated table with the committed one
+``valuelex verify`` (or ``python -m valuelex.report verify``) compares every regenerated table with the committed one
 (git's ``HEAD``) under the tolerances of :mod:`valuelex.precision`; see :func:`verify`.
 """
 
 from __future__ import annotations
 
-import html
 import io
 import json
 import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -34,36 +32,6 @@ def notebook_title(path: Path) -> str:
                 if line.startswith("#"):
                     return line.lstrip("#").strip()
     return Path(path).stem
-
-
-def write_html_index(
-    html_dir: Path, notebooks_dir: Path = paths.NOTEBOOKS, timings: Path = paths.BUILD / "timings.tsv"
-) -> Path:
-    """index.html linking the rendered notebooks in order."""
-    html_dir = Path(html_dir)
-    seconds = {}
-    if Path(timings).exists():
-        for line in Path(timings).read_text().splitlines():
-            name, _, secs = line.partition("\t")
-            seconds[name] = secs
-    items = []
-    for nb in sorted(Path(notebooks_dir).glob("[0-9][0-9]_*.ipynb")):
-        page = html_dir / f"{nb.stem}.html"
-        if not page.exists():
-            continue
-        took = f" <small>({seconds[nb.stem]} s)</small>" if nb.stem in seconds else ""
-        items.append(f'<li><a href="{page.name}">{html.escape(notebook_title(nb))}</a>{took}</li>')
-    body = "\n".join(items) or "<li>No rendered notebooks yet: run ./run_all.sh</li>"
-    index = html_dir / "index.html"
-    index.write_text(
-        "<!doctype html>\n<html lang=en><head><meta charset=utf-8><title>ValueLex reproduction</title>"
-        "<style>body{font-family:sans-serif;max-width:48em;margin:2em auto;line-height:1.5}</style></head>\n"
-        "<body><h1>ValueLex reproduction: the notebooks</h1>\n"
-        "<p>Executed copies of the notebooks, in pipeline order. Each reads only what earlier ones wrote.</p>\n"
-        f"<ol>\n{body}\n</ol></body></html>\n",
-        encoding="utf-8",
-    )
-    return index
 
 
 # run manifest ----------------------------------------------------------------------------
@@ -88,8 +56,9 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def build_manifest(build_dir: Path = paths.BUILD, parameters: list[str] | None = None) -> dict:
-    """Provenance of a run: code, environment, configs, data, numbers recorded, time per notebook."""
+def build_manifest(build_dir: Path = paths.BUILD, run: Any = None, overrides: dict | None = None) -> dict:
+    """Provenance of a run: code, environment, configs, data, every setting (``run``, a
+    :class:`valuelex.settings.RunSettings`), numbers recorded, time per notebook."""
     from importlib import metadata
 
     from .config import load_model_cards
@@ -130,18 +99,9 @@ def build_manifest(build_dir: Path = paths.BUILD, parameters: list[str] | None =
             timings[name] = float(secs)
     for executed in sorted(Path(build_dir).glob("[0-9][0-9]_*.ipynb")):
         nb = json.loads(executed.read_text(encoding="utf-8"))
-        defaults = next(
-            (
-                "".join(c.get("source", ""))
-                for c in nb.get("cells", [])
-                if "parameters" in c.get("metadata", {}).get("tags", [])
-            ),
-            "",
-        )
         notebooks[executed.stem] = {
             "seconds": timings.get(executed.stem),
             "recorded": recorded(executed),
-            "default_parameters": defaults,  # the parameters cell as written (seeds included)
             "passed_parameters": nb.get("metadata", {}).get("papermill", {}).get("parameters", {}),
         }
     configs = {str(p.relative_to(paths.ROOT)): _sha256(p) for p in sorted(paths.CONFIGS.rglob("*.yaml"))}
@@ -150,7 +110,9 @@ def build_manifest(build_dir: Path = paths.BUILD, parameters: list[str] | None =
         "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
         "python": sys.version.split()[0],
         "packages": versions,
-        "run_all_arguments": parameters or [],
+        "run_file": str(run.path) if run is not None else None,
+        "overrides": overrides or {},
+        "settings": json.loads(json.dumps(run.metrics(), default=str)) if run is not None else {},  # seeds included
         "configs_sha256": configs,
         "response_stores": stores,
         "notebooks": notebooks,
@@ -158,13 +120,14 @@ def build_manifest(build_dir: Path = paths.BUILD, parameters: list[str] | None =
     }
 
 
-def write_manifest(path: Path | None = None, parameters: list[str] | None = None) -> Path:
+def write_manifest(
+    path: Path | None = None, build_dir: Path | None = None, run: Any = None, overrides: dict | None = None
+) -> Path:
     """Write ``data/processed/run_manifest.json``."""
     path = Path(path or paths.PROCESSED / "run_manifest.json")
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        json.dumps(build_manifest(parameters=parameters), indent=1, sort_keys=True) + "\n", encoding="utf-8"
-    )
+    manifest = build_manifest(Path(build_dir or paths.BUILD), run, overrides)
+    path.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     return path
 
 
@@ -598,15 +561,12 @@ def verify(
 
 
 def main(argv: list[str]) -> int:
-    """``html-index DIR`` | ``manifest [RUN_ALL_ARGUMENTS...]`` | ``figure-index`` | ``verify [--ref REF]``."""
-    if len(argv) == 2 and argv[0] == "html-index":
-        print(write_html_index(Path(argv[1])))
-        return 0
+    """``manifest`` | ``figure-index`` | ``verify [--ref REF]``."""
     if argv == ["figure-index"]:
         print(write_figure_index())
         return 0
-    if argv and argv[0] == "manifest":
-        print(write_manifest(parameters=argv[1:]))
+    if argv == ["manifest"]:
+        print(write_manifest())
         return 0
     if argv == ["verify"] or (len(argv) == 3 and argv[:2] == ["verify", "--ref"]):
         ref = argv[2] if len(argv) == 3 else "HEAD"
@@ -618,7 +578,7 @@ def main(argv: list[str]) -> int:
         print(result.text())
         return 0 if result.passed else 1
     print(
-        "usage: python -m valuelex.report html-index DIR | manifest [ARGS...] | figure-index | verify [--ref REF]",
+        "usage: python -m valuelex.report manifest | figure-index | verify [--ref REF]",
         file=sys.stderr,
     )
     return 2
