@@ -123,10 +123,12 @@ def test_a_researcher_adds_a_model_to_a_whole_run(tmp_path: Path) -> None:
                 "raw": str(raw),
                 "elicitation": {"panel": str(tmp_path / "local.yaml")},
                 "efa": {"n_boot": 5, "parallel_iter": 5, "n_boot_within": 3},
-                # a judge every checkout has (the committed verdicts are Qwen2.5-Coder 1.5B's), three stems
+                # the embedding scorer: the stance scorer's judge (Qwen2.5-Coder 1.5B, its calibration
+                # fitted for it) is not installed by ./run_tests.sh; three stems, one respondent a model
                 "projective": {
                     "panel": str(tmp_path / "projective_local.yaml"),
-                    "judge": "smollm2-135m-instruct",
+                    "scorer": "embedding",
+                    "second_scorer": None,
                     "stem_ids": ["c01", "sc3", "so1"],
                     "respondents_per_model": 1,
                     "validate": False,

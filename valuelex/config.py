@@ -79,6 +79,7 @@ class ModelCard:
     stop: tuple[str, ...] = ()
     data_source: str = ""
     notes: str = ""
+    checked: str = ""  # when the model id and price were last checked against the provider, and how
     n_ctx: int = 2048  # llama.cpp context length; 0 = the model's own
     send_seed: bool = True  # False for providers without an OpenAI-style seed (it stays a replicate index)
     concurrency: int | None = None  # None: no limit of the card's own (the runner's Limits apply)
@@ -172,6 +173,7 @@ _CARD_FIELDS: dict[str, tuple[type | tuple[type, ...], bool]] = {
     "stop": (list, False),
     "data_source": (str, False),
     "notes": (str, False),
+    "checked": (str, False),
     "n_ctx": (int, False),
     "send_seed": (bool, False),
     "limits": (dict, False),
@@ -390,6 +392,7 @@ def load_model_card(path: str | Path) -> ModelCard:
         stop=tuple(stop),
         data_source=data.get("data_source", ""),
         notes=data.get("notes", ""),
+        checked=data.get("checked", ""),
         n_ctx=n_ctx,
         send_seed=data.get("send_seed", True),
         concurrency=limits.get("concurrency"),

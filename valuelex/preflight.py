@@ -9,6 +9,7 @@ for their installed GGUF file instead (their server is started only for a run).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ class CardStatus:
     endpoint: str
     status: str
     detail: str = ""
+    last_checked: str = ""  # the card's own record of when its id and price were checked
 
 
 def _listed(model: str, served: Iterable[str]) -> bool:
@@ -54,6 +56,10 @@ def _listed(model: str, served: Iterable[str]) -> bool:
 
 def check_card(card: ModelCard, timeout_s: float = DEFAULT_TIMEOUT_S, models_dir: Path | None = None) -> CardStatus:
     """Ask one card's endpoint for its model list (or look for a local card's GGUF file)."""
+    return dataclasses.replace(_check_card(card, timeout_s, models_dir), last_checked=card.checked or "never")
+
+
+def _check_card(card: ModelCard, timeout_s: float, models_dir: Path | None) -> CardStatus:
     import openai
 
     if card.provider == "llama_cpp":
@@ -97,7 +103,9 @@ class Preflight(Report):
     def table(self) -> pd.DataFrame:
         order = {s: i for i, s in enumerate(STATUSES)}
         rows = sorted(self.statuses, key=lambda s: (order.get(s.status, 99), s.card))
-        return pd.DataFrame([vars(s) for s in rows], columns=["card", "model", "endpoint", "status", "detail"])
+        return pd.DataFrame(
+            [vars(s) for s in rows], columns=["card", "model", "endpoint", "status", "detail", "last_checked"]
+        )
 
     @property
     def ready(self) -> bool:

@@ -73,7 +73,7 @@ class EFASettings:
     parallel_quantile: float = 0.95  # the null eigenvalue quantile an observed eigenvalue must beat
     parallel_null: Literal["permute", "normal"] = "permute"  # shuffle each word's column, or psych's normal data
     parallel_eigenvalues: Literal["fa", "pc"] = "fa"  # reduced-matrix eigenvalues (psych) or components (Horn)
-    n_boot: int = 200  # bootstrap samples of units for the stability check
+    n_boot: int = 100  # bootstrap samples of units for the stability check (the finer run: 500)
     within_correlation: Literal["tetrachoric", "rwg", "tetrachoric_pooled"] = "tetrachoric"  # model thresholds
     n_boot_within: int = 50  # bootstrap samples (respondents redrawn inside each model), within-model factors
     seed: int = 20240419
@@ -144,7 +144,7 @@ class SimulationSettings:
     )  # planted loading ranges
     zipf_exponent: float = 0.6
     sizes: tuple[int, ...] = (60, 120, 250, 525, 1000)  # respondents for the recovery curve
-    replications: int = 8  # simulated panels per size and condition
+    replications: int = 6  # simulated panels per size and condition (the finer run: 20)
     parallel_iter: int = 20
     n_jobs: int = 2  # processes (results do not depend on it)
     word_sizes: tuple[int, ...] = (120, 525)  # respondents for the word-selection comparison

@@ -220,14 +220,15 @@ def paper_findings(scores: pd.DataFrame, scored: pd.DataFrame) -> pd.DataFrame:
     stages = meta["training_stage"]
     rows = []
 
-    top = dims.idxmax(axis=1)
+    scored_dims = dims.dropna(how="all")  # a model without one usable scored completion has no top dimension
+    top = scored_dims.idxmax(axis=1)
     n_top = int((top == "Competence").sum())
-    verdict = "supported" if n_top == len(dims) else ("partly" if n_top else "not supported")
-    models = list(dims.index)
+    verdict = "supported" if n_top == len(scored_dims) else ("partly" if n_top else "not supported")
+    models = list(scored_dims.index)
     rows.append(
         (
             "Competence is valued highest",
-            f"Competence is the top dimension for {n_top} of {len(dims)} models",
+            f"Competence is the top dimension for {n_top} of {len(scored_dims)} models",
             *_gated(verdict, models, tuple(DIMENSIONS), scores),
         )
     )
@@ -288,7 +289,7 @@ def paper_findings(scores: pd.DataFrame, scored: pd.DataFrame) -> pd.DataFrame:
 
     lean = dims["Competence"] - dims[["Character", "Integrity"]].mean(axis=1)
     sized = meta["params_b"].reindex(lean.index).astype(float)
-    ok = sized.notna()
+    ok = sized.notna() & lean.notna()
     if ok.sum() >= 3 and sized[ok].nunique() >= 3:
         rho, p = stats.spearmanr(sized[ok], lean[ok])
         verdict = (
