@@ -133,6 +133,8 @@ def test_a_signal_stops_the_notebook_and_its_kernel(project: Path, sig: signal.S
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,  # the signal goes to run_all.sh alone, as `kill PID` would send it
+        # as from a terminal: a shell started with SIGINT ignored (a background job) cannot trap it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     seen = project / "seen.json"
     deadline = time.monotonic() + 180

@@ -133,7 +133,12 @@ class StatsBy(Report):
                 "eta_between": self.etabg.to_numpy(),
                 "eta_within": self.etawg.to_numpy(),
             }
-        ).sort_values("ICC1", ascending=False, ignore_index=True)
+        ).sort_values(
+            ["ICC1", "word"],
+            ascending=[False, True],
+            ignore_index=True,
+            key=lambda c: c.round(10) if c.dtype == float else c,
+        )  # ICC1 rounded for sorting: words equal up to floating-point noise keep one order (by word) on every CPU
 
     def summary(self) -> dict[str, Any]:
         off = ~np.eye(len(self.rwg), dtype=bool)

@@ -143,7 +143,7 @@ class SimulationSettings:
         default_factory=lambda: {"strong": (0.45, 0.8), "moderate": (0.3, 0.6)}
     )  # planted loading ranges
     zipf_exponent: float = 0.6
-    sizes: tuple[int, ...] = (60, 120, 250, 525, 1000)  # respondents for the recovery curve
+    sizes: tuple[int, ...] = (60, 120, 250, 525)  # respondents for the recovery curve (the finer run adds 1000)
     replications: int = 6  # simulated panels per size and condition (the finer run: 20)
     parallel_iter: int = 20
     n_jobs: int = 2  # processes (results do not depend on it)
@@ -151,7 +151,7 @@ class SimulationSettings:
     model_counts: tuple[int, ...] = (4, 8, 16, 32, 64)  # part 2: models per simulated panel
     per_model: tuple[int, ...] = (5, 17, 30, 100)  # part 2: respondents (decoding settings) per model
     model_grid_replications: int = 1  # part 2: simulated panels per cell (the finer run: 10)
-    model_grid_parallel_iter: int = 10  # part 2: null data sets per parallel analysis (the finer run: 20)
+    model_grid_parallel_iter: int = 6  # part 2: null data sets per parallel analysis (the finer run: 20)
     vocabulary_icc: float = 0.2  # share of a word's latent variance that is the model's vocabulary
     value_icc: float = 0.0  # share of the value factors' variance that lies between models
     choice_replications: int = 1  # panels per shape when choosing the within-model correlation (finer: 10)
