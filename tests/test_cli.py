@@ -25,6 +25,13 @@ def test_help_lists_every_subcommand():
         assert command in out.stdout
 
 
+def test_passed_on_subcommands_take_their_own_options():
+    out = _cli("scorer-eval", "--help")
+    assert out.returncode == 0 and "--cases" in out.stdout and "--part" in out.stdout
+    out = _cli("scorer-eval", "--scorer", "embedding")  # --cases missing: the module's own one-line usage error
+    assert out.returncode == 2 and "--cases" in out.stderr and "Traceback" not in out.stderr
+
+
 def test_configuration_mistake_is_one_line_with_exit_code_2():
     out = _cli("settings", "-s", "efa.n_factor=3")
     assert out.returncode == 2

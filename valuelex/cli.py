@@ -172,8 +172,17 @@ def guarded(func: Callable[[], int]) -> int:
         return 130
 
 
+#: Subcommands whose arguments go to another module's own parser, as they are (``--help`` included).
+PASSED_ON = ("scorer-eval", "verify")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in PASSED_ON:  # argparse's REMAINDER would not take a leading --option
+        args = argparse.Namespace(command=argv[0], rest=argv[1:])
+        args.func = cmd_scorer_eval if argv[0] == "scorer-eval" else cmd_verify
+    else:
+        args = parser().parse_args(argv)
     if not paths.is_project():
         print(
             f"valuelex: {paths.ROOT} is not a ValueLex project folder (no configs/panels/): "
