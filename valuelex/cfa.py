@@ -470,8 +470,10 @@ class CFAFit(Report):
         else:
             out.append(("Fit", "withheld: " + self.status()))
         table = loadings(self)
-        if len(table):
+        if len(table) and self.estimable:
             out.append(("Loadings", table))
+        elif len(table):
+            out.append(("Loadings", "withheld with the fit: an inadmissible solution's estimates describe no model"))
         if self.notes:
             out.append(("Notes", "\n".join(self.notes)))
         return out
@@ -692,7 +694,7 @@ def loadings(fit: CFAFit) -> pd.DataFrame:
     if fit.estimates is None:
         return pd.DataFrame(columns=columns)
     est = fit.estimates[fit.estimates["op"] == "=~"]
-    return pd.DataFrame(
+    table = pd.DataFrame(
         {
             "indicator": est["rhs"].to_numpy(),
             "factor": est["lhs"].to_numpy(),
@@ -701,6 +703,9 @@ def loadings(fit: CFAFit) -> pd.DataFrame:
             "se": est["se"].to_numpy(float),
         }
     )
+    if not fit.estimable:  # an inadmissible solution's numbers describe no model (and differ from CPU to CPU)
+        table[["estimate", "std_estimate", "se"]] = np.nan
+    return table
 
 
 # ------------------------------------------------------------------------------------------
