@@ -370,7 +370,7 @@ def test_a_request_that_cannot_be_built_is_its_own_error_and_is_never_sent(serve
 
 
 def test_a_long_retry_after_is_capped_and_announced(server, cards_dir, tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("VALUELEX_TEST_KEY", "sk-test-retry-after-0000")
+    monkeypatch.setenv("VALUELEX_TEST_KEY", "sk-test-retry-0000")
     server.reset()
     limits = replace(LIMITS, max_retry_after_s=0.5)
     started = time.monotonic()
@@ -507,7 +507,7 @@ def test_an_endpoint_given_to_the_runner_wins_over_the_card(server, cards_dir, t
 
 
 def test_a_cards_concurrency_limit_is_kept(cards_dir, tmp_path, monkeypatch):
-    monkeypatch.setenv("VALUELEX_TEST_KEY", "sk-test-concurrency-0000")
+    monkeypatch.setenv("VALUELEX_TEST_KEY", "sk-test-conc-0000")
     with FaultServer(latency_ms=300) as slow:
         write_card(tmp_path / "cards", "fault-two", slow.base_url, concurrency=2)
         runner = LLMRunner(
