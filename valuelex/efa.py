@@ -21,6 +21,7 @@ which the tests use as the reference implementation (``tests/r/*.R``):
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -1145,9 +1146,36 @@ def bootstrap_stability(
     does not vary is redrawn (as ``psych::fa.parallel`` does), up to ``max_redraws`` times, and is
     otherwise counted as a failure. Factors are matched to the reference by :func:`align`.
     """
+    n = len(data)
+    return bootstrap_refits(
+        data,
+        reference,
+        draw=lambda rng: rng.integers(0, n, n),
+        acceptable=lambda sample, _pick: bool(np.all(sample.std(axis=0) > 0)),
+        correlate=lambda frame, _pick: correlation_matrix(frame, correlation, correct=correct),
+        n_boot=n_boot,
+        seed=seed,
+        level=level,
+        max_redraws=max_redraws,
+    )
+
+
+def bootstrap_refits(
+    data: pd.DataFrame,
+    reference: EFAResult,
+    draw: Callable[[np.random.Generator], np.ndarray],
+    acceptable: Callable[[np.ndarray, np.ndarray], bool],
+    correlate: Callable[[pd.DataFrame, np.ndarray], CorrelationResult],
+    n_boot: int,
+    seed: int,
+    level: float,
+    max_redraws: int,
+) -> BootstrapResult:
+    """The bootstrap loop: ``draw`` the row indices of a sample (redrawn up to ``max_redraws`` times
+    until ``acceptable``, else a failure), ``correlate`` it (an :class:`EFAInputError` is a failure),
+    refit the reference's number of factors and match them to the reference by :func:`align`."""
     rng = np.random.default_rng(seed)
     x = data.to_numpy(float)
-    n = x.shape[0]
     k = reference.n_factors
     ref = reference.loadings.to_numpy()
     congruences, loadings = [], []
@@ -1155,24 +1183,26 @@ def bootstrap_stability(
     with threadpool_limits(limits=1):
         for _ in range(n_boot):
             for _attempt in range(max_redraws):
-                sample = x[rng.integers(0, n, n)]
-                if np.all(sample.std(axis=0) > 0):
+                pick = draw(rng)
+                if acceptable(x[pick], pick):
                     break
             else:
                 failures += 1
                 continue
-            frame = pd.DataFrame(sample, columns=data.columns)
-            corr = correlation_matrix(frame, correlation, correct=correct)
-            fit = fit_efa(corr, k, n, reference.extraction, reference.rotation)
+            try:
+                corr = correlate(pd.DataFrame(x[pick], columns=data.columns), pick)
+            except EFAInputError:
+                failures += 1
+                continue
+            fit = fit_efa(corr, k, extraction=reference.extraction, rotation=reference.rotation)
             aligned, matched = align(ref, fit.loadings.to_numpy())
             congruences.append(matched)
             loadings.append(aligned)
-    factors = reference.factors
     return BootstrapResult(
-        congruence=pd.DataFrame(np.array(congruences).reshape(-1, k), columns=factors),
+        congruence=pd.DataFrame(np.array(congruences).reshape(-1, k), columns=reference.factors),
         loadings=np.array(loadings).reshape(-1, ref.shape[0], k),
         words=list(data.columns),
-        factors=factors,
+        factors=reference.factors,
         n_boot=n_boot,
         seed=seed,
         level=level,

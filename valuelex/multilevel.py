@@ -720,41 +720,17 @@ def within_bootstrap(
     units with replacement *inside each group* (so every model keeps its number of respondents), and
     is redrawn when a word loses all its within-group variance."""
     codes, _ = _codes(groups, data.shape[0])
-    x = data.to_numpy(float)
-    rng = np.random.default_rng(seed)
     rows = [np.flatnonzero(codes == g) for g in range(codes.max() + 1)]
-    k = reference.n_factors
-    ref = reference.loadings.to_numpy()
-    congruences, loadings = [], []
-    failures = 0
-    with threadpool_limits(limits=1):
-        for _ in range(n_boot):
-            for _attempt in range(max_redraws):
-                pick = np.concatenate([rng.choice(idx, len(idx)) for idx in rows])
-                if not _constant_within(x[pick], codes[pick]).any():
-                    break
-            else:
-                failures += 1
-                continue
-            frame = pd.DataFrame(x[pick], columns=data.columns)
-            try:
-                corr = within_correlation(frame, codes[pick], correlation)
-            except efa.EFAInputError:
-                failures += 1
-                continue
-            fit = efa.fit_efa(corr, k, extraction=reference.extraction, rotation=reference.rotation)
-            aligned, matched = efa.align(ref, fit.loadings.to_numpy())
-            congruences.append(matched)
-            loadings.append(aligned)
-    return efa.BootstrapResult(
-        congruence=pd.DataFrame(np.array(congruences).reshape(-1, k), columns=reference.factors),
-        loadings=np.array(loadings).reshape(-1, ref.shape[0], k),
-        words=list(data.columns),
-        factors=reference.factors,
+    return efa.bootstrap_refits(
+        data,
+        reference,
+        draw=lambda rng: np.concatenate([rng.choice(idx, len(idx)) for idx in rows]),
+        acceptable=lambda sample, pick: not _constant_within(sample, codes[pick]).any(),
+        correlate=lambda frame, pick: within_correlation(frame, codes[pick], correlation),
         n_boot=n_boot,
         seed=seed,
         level=level,
-        failures=failures,
+        max_redraws=max_redraws,
     )
 
 
