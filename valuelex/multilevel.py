@@ -1121,52 +1121,29 @@ def analyse_responses(
     responses: pd.DataFrame,
     groups: pd.DataFrame,
     within_correlation: str = DEFAULT_WITHIN_CORRELATION,
-    n_factors: int | str = "parallel",
-    extraction: str = "minres",
-    rotation: str = "oblimin",
-    coding: str = "binary",
-    min_frequency: float = efa.DEFAULT_MIN_FREQUENCY,
-    min_units: int = efa.DEFAULT_MIN_UNITS,
-    max_words: int | str | None = "auto",
-    parallel_iter: int = 20,
-    parallel_quantile: float = 0.95,
-    seed: int = 0,
     cutoff: float = efa.DEFAULT_CUTOFF,
+    **analysis: Any,
 ) -> ResponseLevels:
     """Response-level units (one answer to one prompt) grouped by ``groups["model"]`` and ``groups["prompt"]``.
 
-    The pooled pipeline of notebook 03 on the responses; the same words analysed within model x prompt
-    cells (what co-occurs inside the answers of one model to one prompt: model, prompt and their
-    interaction removed); per word the variance shares of model, prompt and interaction; per pooled
-    factor the ICC1 of its scores by model, by prompt and by cell, and its best within-cell match.
+    The pooled pipeline of notebook 03 on the responses (``analysis``: the keyword arguments of
+    :func:`valuelex.efa.analyse`, e.g. ``settings.efa.analyse_options()``); the same words analysed
+    within model x prompt cells (what co-occurs inside the answers of one model to one prompt: model,
+    prompt and their interaction removed); per word the variance shares of model, prompt and
+    interaction; per pooled factor the ICC1 of its scores by model, by prompt and by cell, and its best
+    within-cell match.
     """
     model, prompt = groups["model"].rename("model"), groups["prompt"].rename("prompt")
-    pooled = efa.analyse(
-        responses,
-        coding=coding,
-        n_factors=n_factors,
-        extraction=extraction,
-        rotation=rotation,
-        min_frequency=min_frequency,
-        min_units=min_units,
-        max_words=max_words,
-        parallel_iter=parallel_iter,
-        parallel_quantile=parallel_quantile,
-        seed=seed,
-    )
+    pooled = efa.analyse(responses, **analysis)
     data = pooled.prepared.data
     cells = cell_labels(model, prompt)
+    shared = ("n_factors", "extraction", "rotation", "parallel_iter", "parallel_quantile", "seed", "parallel_max_words")
     within = analyse_within(
         responses,
         cells,
         within_correlation,
-        n_factors=n_factors,
-        extraction=extraction,
-        rotation=rotation,
-        parallel_iter=parallel_iter,
-        parallel_quantile=parallel_quantile,
-        seed=seed,
         prepared=pooled.prepared,
+        **{name: analysis[name] for name in shared if name in analysis},
     )
     pooled_table = efa.word_factors(pooled.result, cutoff)
     shares = score_shares(data, pooled_table, model)[["factor", "words", "ICC1"]].rename(columns={"ICC1": "ICC1_model"})
