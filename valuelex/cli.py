@@ -92,6 +92,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     overrides = _overrides(args.set or [])
     outcome = pipeline.run_notebooks(run, overrides, args.only, args.start, say=say)
     pipeline.finish(run, outcome, say=say, overrides=overrides)
+    if run.writes_committed_outputs:  # the committed outputs were regenerated: are they the same?
+        from .report import VerifyError, verify
+
+        try:
+            result = verify()
+        except VerifyError as error:
+            say(f"verify skipped: {error}")
+            return 0
+        print(result.text(), flush=True)
+        return 0 if result.passed else 1
     return 0
 
 
