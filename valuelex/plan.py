@@ -62,17 +62,12 @@ class RunPlan(Report):
         return {"to_call": self.to_call, "cost_usd": self.cost_usd}
 
 
-#: Scorers that call an LLM judge (paid in live mode).
-JUDGE_SCORERS = ("stance", "logprob", "judge")
-
-
 def cards_of_run(run: RunSettings) -> list[ModelCard]:
     """Every model card a run would call: both panels' models and the judge."""
     cards = load_model_cards()
     names = list(load_panel(run.elicitation.panel).models)
     names += [m for m in load_panel(run.projective.panel).models if m not in names]
-    judged = {run.projective.scorer, run.projective.second_scorer} & set(JUDGE_SCORERS)
-    if judged and run.projective.judge not in names:
+    if run.projective.judged_by and run.projective.judge not in names:
         names.append(run.projective.judge)
     return [cards[n] for n in names]
 
@@ -103,7 +98,7 @@ def plan_run(run: RunSettings) -> RunPlan:
     completion_plan = completion_runner.plan(completions)
     parts.append(("projective completions", completion_plan, ""))
 
-    for kind in dict.fromkeys(k for k in (p.scorer, p.second_scorer) if k in JUDGE_SCORERS):
+    for kind in p.judged_by:
         judge = _judge(kind, p.judge, run)
         name = f"judge ({kind} scorer)"
         if completion_plan.to_call == 0:

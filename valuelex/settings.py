@@ -132,6 +132,15 @@ class ProjectiveSettings:
     n_boot: int = 2000  # bootstrap replicates for the confidence intervals of the scores
     seed: int = 0
 
+    @property
+    def judged_by(self) -> list[str]:
+        """The scorers of this run that call the judge model (paid in live mode), in order."""
+        return [s for s in dict.fromkeys((self.scorer, self.second_scorer)) if s in JUDGE_SCORERS]
+
+
+#: Scorers that call an LLM judge.
+JUDGE_SCORERS = ("stance", "logprob", "judge")
+
 
 @dataclass(frozen=True)
 class SimulationSettings:
