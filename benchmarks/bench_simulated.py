@@ -34,6 +34,37 @@ from valuelex.simulated.recovery import ask_of  # noqa: E402
 from valuelex.store import ResponseStore  # noqa: E402
 
 
+def in_process(requests: list, cards: dict, repeats: int) -> None:
+    """``Population.answer`` on the bodies the server reads, a fresh population (nothing cached) each time."""
+    asks = [ask_of(r.canonical(cards[r.model])) for r in requests]
+    rates = []
+    for _ in range(repeats):
+        fresh = Population.load()
+        start = time.perf_counter()
+        for a in asks:
+            fresh.answer(a)
+        rates.append(len(asks) / (time.perf_counter() - start))
+    print(f"in process: {statistics.median(rates):,.0f} answers/s ({len(asks):,} answers)", flush=True)
+
+
+def through_runner(requests: list, cards: dict, concurrency: int, repeats: int) -> None:
+    """``LLMRunner`` in live mode, a new store each time (every request a miss)."""
+    rates = []
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as store:
+            runner = LLMRunner(
+                cards, ResponseStore(store), mode="live", limits=Limits(concurrency=concurrency), progress=False
+            )
+            start = time.perf_counter()
+            runner.run(requests)
+            rates.append(len(requests) / (time.perf_counter() - start))
+    print(
+        f"LLMRunner, concurrency {concurrency} (capped by each card's limits.concurrency 16): "
+        f"{statistics.median(rates):,.0f} answers/s (median of {repeats}; {', '.join(f'{r:,.0f}' for r in rates)})",
+        flush=True,
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the small panel (720 answers)")
@@ -44,36 +75,15 @@ def main() -> int:
     population = Population.load()
     print(f"simulated population benchmark, panel {shape!r}; {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
-    with tempfile.TemporaryDirectory() as tmp, SimulatedServer(port=0, log_path=Path(tmp) / "server.log") as url:
-        port = int(url.rsplit(":", 1)[1].split("/")[0])
-        write_configs(population, Path(tmp) / "cards", Path(tmp) / "panels", port)
-        panel = load_panel(Path(tmp) / "panels" / f"sim_{shape}.yaml")
-        requests = elicit.build_requests(panel, elicit.load_prompts())
-        cards = panel.cards
-        asks = [ask_of(r.canonical(cards[r.model])) for r in requests]  # what the server reads
-        rates = []
-        for _ in range(args.repeats):
-            fresh = Population.load()  # nothing cached
-            start = time.perf_counter()
-            for a in asks:
-                fresh.answer(a)
-            rates.append(len(asks) / (time.perf_counter() - start))
-        print(f"in process: {statistics.median(rates):,.0f} answers/s ({len(asks):,} answers)", flush=True)
-        for concurrency in args.concurrency:
-            rates = []
-            for _ in range(args.repeats):
-                with tempfile.TemporaryDirectory() as store:
-                    limits = Limits(concurrency=concurrency)
-                    runner = LLMRunner(cards, ResponseStore(store), mode="live", limits=limits, progress=False)
-                    start = time.perf_counter()
-                    runner.run(requests)
-                    rates.append(len(requests) / (time.perf_counter() - start))
-            print(
-                f"LLMRunner, concurrency {concurrency} (capped by each card's limits.concurrency 16): "
-                f"{statistics.median(rates):,.0f} answers/s (median of {args.repeats}; "
-                f"{', '.join(f'{r:,.0f}' for r in rates)})",
-                flush=True,
-            )
+    with tempfile.TemporaryDirectory() as tmp:
+        server = SimulatedServer(port=0, log_path=Path(tmp) / "server.log")
+        with server:
+            write_configs(population, Path(tmp) / "cards", Path(tmp) / "panels", server.port)
+            panel = load_panel(Path(tmp) / "panels" / f"sim_{shape}.yaml")
+            requests = elicit.build_requests(panel, elicit.load_prompts())
+            in_process(requests, panel.cards, args.repeats)
+            for concurrency in args.concurrency:
+                through_runner(requests, panel.cards, concurrency, args.repeats)
     return 0
 
 

@@ -41,9 +41,9 @@ def _execute(name: str, out: Path, run_file: Path) -> dict:
 def rehearsal(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("simrun")
     population = Population.load()
-    with SimulatedServer(port=0, log_path=root / "server.log") as url:
-        port = int(url.rsplit(":", 1)[1].split("/")[0])
-        write_configs(population, root / "cards", root / "panels", port)
+    server = SimulatedServer(port=0, log_path=root / "server.log")
+    with server:
+        write_configs(population, root / "cards", root / "panels", server.port)
         run = {
             "name": "sim-small",
             "mode": "live",
@@ -75,18 +75,18 @@ def test_the_panel_was_asked_live_into_its_own_store(rehearsal) -> None:
 def test_the_parser_recovers_the_planted_items(rehearsal) -> None:
     m = rehearsal["report"].metrics()
     assert m["answers"] == 720 and m["items_said"] > 2500
-    assert m["parser_found"] >= 0.97  # measured 0.988
-    assert m["parser_lost"] <= 0.02  # measured 0.008: "X and Y are the values most important to me." loses Y
-    assert m["spurious_per_answer"] <= 0.3  # measured 0.18: prose and refusals ("I'm sorry" -> "sorry")
+    assert m["parser_found"] >= 0.97  # measured 0.991
+    assert m["parser_lost"] <= 0.02  # measured 0.006: "X and Y are the values most important to me." loses Y
+    assert m["spurious_per_answer"] <= 0.3  # measured 0.17: prose and refusals ("I'm sorry" -> "sorry")
 
 
 def test_the_lexicon_recovers_the_planted_words(rehearsal) -> None:
     m = rehearsal["report"].metrics()
-    assert m["words_eligible"] >= 70  # measured 83 of 121 said (48 respondents; the rule needs 5)
-    assert m["words_recovered_share"] >= 0.9  # measured 0.964: three words split into forms each too rare
-    assert m["variant_merge_share"] >= 0.8  # measured 0.90: stems differ (altruistic/altruism, warm/warmth, ...)
-    assert m["non_values_removed_share"] >= 0.85  # measured 0.957 ("technology" survives: not on the list)
-    assert m["incidence_sensitivity"] >= 0.95  # measured 0.971
+    assert m["words_eligible"] >= 70  # measured 82 of 124 said (48 respondents; the rule needs 5)
+    assert m["words_recovered_share"] >= 0.9  # measured 0.976: two words split into forms each too rare
+    assert m["variant_merge_share"] >= 0.8  # measured 0.918: stems differ (altruistic/altruism, warm/warmth, ...)
+    assert m["non_values_removed_share"] >= 0.85  # measured 1.000 (0.777 at paper scale: unlisted topics survive)
+    assert m["incidence_sensitivity"] >= 0.95  # measured 0.978
     assert m["incidence_precision"] >= 0.98  # measured 1.000
 
 

@@ -40,10 +40,10 @@ def server(tmp_path_factory: pytest.TempPathFactory):
     """The server on a free port, its answers log, and cards and panels pointing at it."""
     root = tmp_path_factory.mktemp("simserver")
     log = root / "answers.jsonl"
-    with SimulatedServer(port=0, answers_log=log, log_path=root / "server.log") as url:
-        server = {"url": url, "root": root, "log": log}
-        server["port"] = int(url.rsplit(":", 1)[1].split("/")[0])
-        write_configs(Population.load(), root / "cards", root / "panels", server["port"])
+    running = SimulatedServer(port=0, answers_log=log, log_path=root / "server.log")
+    with running as url:
+        server = {"url": url, "root": root, "log": log, "port": running.port}
+        write_configs(Population.load(), root / "cards", root / "panels", running.port)
         panel = yaml.safe_load((root / "panels" / "sim_small.yaml").read_text())
         panel["max_tokens"] = 40  # short answers, so that some are cut at the limit
         (root / "panels" / "sim_small_short.yaml").write_text(yaml.safe_dump(panel))

@@ -43,7 +43,7 @@ from . import text as tx
 from .spec import DEFAULT_POPULATION, STAGES, Spec, load_spec
 
 #: What an elicitation answer does (``truth["outcome"]``); its form is ``truth["form"]``.
-OUTCOMES = ("values", "refusal", "refusal_then_values", "empty")
+OUTCOMES = ("values", "refusal", "refusal_then_values", "empty", "junk")
 CASE_STYLES = ("title", "first", "lower")
 EXPLAINED_STYLES = ("bold_colon", "dash", "colon")
 LABELS = ("Values: ", "My values: ", "Core values: ")
@@ -456,6 +456,8 @@ class Population:
         else:
             outcome = "values"
         form = self._form(model, system, rng) if outcome == "values" else outcome
+        if form == "junk":  # a base model's text about something else: no value words said
+            outcome = "junk"
         items = [self._surface(model, self.word_list[j], rng, ask.temperature) for j in chosen]
         spread = max(ask.temperature / self.spec.reference_temperature, 0.25) ** 0.5
         n_fillers = int(rng.poisson(rates["filler"] * spread))
@@ -555,8 +557,8 @@ class Population:
         # prose forms: sentence, prose, refusal_then_values
         if form == "prose":
             p.add(self._template("prose_opening", rng, used) + " ")
-        template = self._template("refusal_then_values" if form == "refusal_then_values" else "sentence", rng, used)
-        used.insert(0, template)  # the template holding the words first
+        template = self._pick("refusal_then_values" if form == "refusal_then_values" else "sentence", rng)
+        used.insert(0, template)  # the template holding the words comes first
         head, _, tail = template.partition("{list}") if "{list}" in template else template.partition("{List}")
         capital = "{List}" in template
         p.add(head)
