@@ -10,8 +10,10 @@ the comments; docs/rehearsal.md has the whole report), so a change that loses pl
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
+import pandas as pd
 import papermill
 import pytest
 import yaml
@@ -19,7 +21,14 @@ import yaml
 from valuelex import paths
 from valuelex.notebook import recorded
 from valuelex.settings import load_run
-from valuelex.simulated import Population, SimulatedServer, TruthMismatch, first_stages, write_configs
+from valuelex.simulated import (
+    Population,
+    SimulatedServer,
+    TruthMismatch,
+    first_stages,
+    panel_respondents,
+    write_configs,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -41,7 +50,7 @@ def _execute(name: str, out: Path, run_file: Path) -> dict:
 def rehearsal(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("simrun")
     population = Population.load()
-    server = SimulatedServer(port=0, log_path=root / "server.log")
+    server = SimulatedServer(port=0, log_path=root / "server.log", answers_log=root / "truth" / "answers.jsonl")
     with server:
         write_configs(population, root / "cards", root / "panels", server.port)
         run = {
@@ -55,6 +64,7 @@ def rehearsal(tmp_path_factory: pytest.TempPathFactory) -> dict:
         run_file = root / "sim-small.yaml"
         run_file.write_text(yaml.safe_dump(run, sort_keys=False))
         numbers = {nb: _execute(nb, root, run_file) for nb in ("01_elicitation", "02_lexicon")}
+    population.write_truth(root / "truth", panel_respondents(population, "small"))  # beside the answers
     settings = load_run(run_file)
     processed = root / "out" / "data" / "processed"
     report = first_stages(population, processed, root / "raw", settings.lexicon)
@@ -70,6 +80,18 @@ def test_the_panel_was_asked_live_into_its_own_store(rehearsal) -> None:
     assert lexicon["incidence_shape"][0] == 48
     # the committed outputs are untouched: the run wrote to its own folder
     assert (rehearsal["root"] / "out" / "data" / "processed" / "lexicon.csv").exists()
+
+
+def test_the_truth_beside_the_answers_is_theirs(rehearsal) -> None:
+    root = rehearsal["root"]
+    responses = pd.read_csv(root / "out" / "data" / "processed" / "responses.csv", keep_default_na=False)
+    planted = pd.read_csv(root / "truth" / "respondents.csv")
+    assert set(planted["respondent"]) == set(responses["respondent"])
+    logged = [json.loads(line) for line in (root / "truth" / "answers.jsonl").read_text().splitlines()]
+    by_answer = {(e["respondent"], e["prompt_id"]): e["text"] for e in logged}
+    assert len(by_answer) == 720
+    for row in responses.itertuples():
+        assert by_answer[(row.respondent, row.prompt_id)] == row.text
 
 
 def test_the_parser_recovers_the_planted_items(rehearsal) -> None:

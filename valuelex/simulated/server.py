@@ -10,7 +10,8 @@ Linux when its parent dies. It serves
   ``finish_reason`` (``length`` when ``max_tokens`` cut the answer), ``usage`` and, when asked
   (``logprobs``/``top_logprobs``), log-probabilities in the API's shapes;
 * errors as the API gives them: 404 for a model the population does not have (a judge request
-  sent here by mistake), 400 for a malformed body or ``stream: true``.
+  sent here by mistake), 400 for a malformed body or ``stream: true``. One choice per request
+  (``n`` is ignored); other parameters (``response_format``, penalties) are accepted and ignored.
 
 Each answer is a pure function of the population and the request (see ``population.py``), so
 the same request gets the same answer whatever the order or concurrency. With ``answers_log``
