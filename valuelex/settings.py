@@ -428,10 +428,10 @@ class RunSettings(Report):
 
     def sections(self) -> list[tuple[str, Any]]:
         where = {
-            "run file": _shown(self.path) if self.path else "",
-            "outputs": _shown(self.output_dir),
-            "store": _shown(self.raw_dir),
-            "store's read-only base": _shown(self.base_dir) if self.base_dir else "none",
+            "run file": shown(self.path) if self.path else "",
+            "outputs": shown(self.output_dir),
+            "store": shown(self.raw_dir),
+            "store's read-only base": shown(self.base_dir) if self.base_dir else "none",
             "committed run": "yes: writes the committed outputs" if self.committed else "no",
         }
         out: list[tuple[str, Any]] = [("", where)]
@@ -447,7 +447,7 @@ def _show(value: Any) -> Any:
     return value if isinstance(value, (int, float, bool)) and not isinstance(value, bool) else str(value)
 
 
-def _shown(path: Path) -> str:
+def shown(path: Path) -> str:
     """A path relative to the project when it is inside it."""
     try:
         return str(Path(path).resolve().relative_to(paths.ROOT.resolve())) or "."
@@ -777,7 +777,7 @@ def _folders(values: dict[str, Any], path: Path, committed: bool, blame) -> dict
         for key, want in (("output", root), ("raw", dataset)):
             if key in values and _resolve(values[key]) != want:
                 raise ConfigError(
-                    f"{path}: field {key!r} must be left out of the committed run (it writes {_shown(want)}); "
+                    f"{path}: field {key!r} must be left out of the committed run (it writes {shown(want)}); "
                     "put other folders in a run file of your own"
                 )
         if values.get("base") is not None:
@@ -790,8 +790,8 @@ def _folders(values: dict[str, Any], path: Path, committed: bool, blame) -> dict
     raw = output / "raw" if values.get("raw") is None else _resolve(values["raw"])
     if raw == dataset or dataset in raw.parents:
         raise ConfigError(
-            f"{blame('raw')}: field 'raw' is {_shown(raw)}, inside the committed dataset, which no run writes: leave "
-            f"'raw' out (the run's own store, {_shown(output / 'raw')}, reads data/raw/ as its base); "
+            f"{blame('raw')}: field 'raw' is {shown(raw)}, inside the committed dataset, which no run writes: leave "
+            f"'raw' out (the run's own store, {shown(output / 'raw')}, reads data/raw/ as its base); "
             f"`valuelex adopt {values['name']}` adds a run's answers to the dataset"
         )
     _check_folder(blame("raw"), "raw", raw, name)
@@ -801,11 +801,11 @@ def _folders(values: dict[str, Any], path: Path, committed: bool, blame) -> dict
             base = _resolve(base)
             if not base.is_dir():
                 raise ConfigError(
-                    f"{blame('base')}: field 'base' must be an existing response store folder, got {_shown(base)}"
+                    f"{blame('base')}: field 'base' must be an existing response store folder, got {shown(base)}"
                 )
             if base == raw:
                 raise ConfigError(
-                    f"{blame('base')}: field 'base' must differ from the run's own store 'raw' ({_shown(raw)})"
+                    f"{blame('base')}: field 'base' must differ from the run's own store 'raw' ({shown(raw)})"
                 )
     else:
         base = dataset if dataset.is_dir() else None
@@ -815,11 +815,11 @@ def _folders(values: dict[str, Any], path: Path, committed: bool, blame) -> dict
 def _check_folder(label: str, key: str, folder: Path, name: str) -> None:
     """A folder a run writes: not a file; inside the project only under runs/ (the rest is tracked)."""
     if folder.exists() and not folder.is_dir():
-        raise ConfigError(f"{label}: field {key!r} must be a folder, but {_shown(folder)} is a file")
+        raise ConfigError(f"{label}: field {key!r} must be a folder, but {shown(folder)} is a file")
     root = paths.ROOT.resolve()
     if (folder == root or root in folder.parents) and (root / "runs") not in folder.parents:
         raise ConfigError(
-            f"{label}: field {key!r} is {_shown(folder)}, inside the project, where a run writes only under runs/ "
+            f"{label}: field {key!r} is {shown(folder)}, inside the project, where a run writes only under runs/ "
             f"(data/, figures/, configs/, notebooks/ and valuelex/ are tracked): leave it out (runs/{name}/) "
             "or name a folder outside the project"
         )
@@ -849,16 +849,16 @@ def _checked_references(values: dict[str, Any], origins: Origins, path: Path) ->
             known = ", ".join(sorted(p.stem for p in paths.PANELS.glob("*.yaml")))
             raise ConfigError(
                 f"{blame(f'{section}.panel')}: {section}.panel names {panel!r}, but there is no "
-                f"{_shown(paths.PANELS / (panel + '.yaml'))} (panels: {known})"
+                f"{shown(paths.PANELS / (panel + '.yaml'))} (panels: {known})"
             )
     projective = stages["projective"]
     if not (paths.MODEL_CARDS / f"{projective.judge}.yaml").is_file():
         cards = sorted(p.stem for p in paths.MODEL_CARDS.glob("*.yaml"))
         close = difflib.get_close_matches(projective.judge, cards, n=1)
-        hint = f"did you mean {close[0]!r}?" if close else f"cards are in {_shown(paths.MODEL_CARDS)}"
+        hint = f"did you mean {close[0]!r}?" if close else f"cards are in {shown(paths.MODEL_CARDS)}"
         raise ConfigError(
             f"{blame('projective.judge')}: projective.judge names {projective.judge!r}, but there is no model card "
-            f"{_shown(paths.MODEL_CARDS / (projective.judge + '.yaml'))} ({hint})"
+            f"{shown(paths.MODEL_CARDS / (projective.judge + '.yaml'))} ({hint})"
         )
     if projective.stem_ids:
         instrument = read_yaml(paths.INSTRUMENTS / "projective.yaml")
@@ -867,7 +867,7 @@ def _checked_references(values: dict[str, Any], origins: Origins, path: Path) ->
         if unknown:
             raise ConfigError(
                 f"{blame('projective.stem_ids')}: projective.stem_ids names {unknown[0]!r}, which is not a stem of "
-                f"{_shown(paths.INSTRUMENTS / 'projective.yaml')} (stems: {', '.join(map(str, known_stems))})"
+                f"{shown(paths.INSTRUMENTS / 'projective.yaml')} (stems: {', '.join(map(str, known_stems))})"
             )
     semantic = stages["semantic"]
     templates = read_yaml(paths.CONFIGS / "embedding.yaml").get("templates", {})
@@ -881,7 +881,7 @@ def _checked_references(values: dict[str, Any], origins: Origins, path: Path) ->
         if not folder.is_dir():
             raise ConfigError(
                 f"{blame('semantic.model_dir')}: semantic.model_dir must be a sentence-transformers folder, "
-                f"but {_shown(folder)} is not a folder"
+                f"but {shown(folder)} is not a folder"
             )
         changes.setdefault("semantic", {})["model_dir"] = str(folder)
     for section, change in changes.items():
