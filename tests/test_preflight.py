@@ -117,3 +117,20 @@ def test_valuelex_run_stops_before_any_call_with_one_line(tmp_path: Path):
     assert "./run_all.sh --setup-only --local-models" in out.stderr and "Traceback" not in out.stderr
     assert "Before any call" in out.stdout  # the plan, printed first
     assert not (tmp_path / "out").exists()  # no notebook ran, no store was written
+
+
+def test_the_plan_names_each_unset_key_once_with_its_models(tmp_path: Path, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    (tmp_path / "panel.yaml").write_text(
+        "name: api\nmodels: [gpt-4, gpt-4o]\ndecoding: {temperature: [0.7], top_p: [0.95], seed: [1]}\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "api.yaml").write_text(
+        f"mode: live\noutput: {tmp_path / 'out'}\nelicitation: {{panel: {tmp_path / 'panel.yaml'}}}\n"
+        f"projective: {{panel: {tmp_path / 'panel.yaml'}, scorer: embedding, second_scorer: null}}\n",
+        encoding="utf-8",
+    )
+    result = plan.plan_run(load_run(tmp_path / "api.yaml"))
+    assert result.needs == ["key not set: export OPENAI_API_KEY=... (for gpt-4, gpt-4o)"]
+    with pytest.raises(plan.NotReady, match="export OPENAI_API_KEY"):
+        plan.require_ready(result)

@@ -203,6 +203,7 @@ def needs(run: RunSettings, plan: RunPlan) -> list[str]:
     cards = load_model_cards()
     missing_local: list[str] = []
     lines: list[str] = []
+    unset: dict[str, list[str]] = {}  # key variable -> the models that need it
     for model, instruments in used.items():
         card = cards[model]
         if card.provider == "llama_cpp":
@@ -216,7 +217,7 @@ def needs(run: RunSettings, plan: RunPlan) -> list[str]:
             try:
                 card.api_key()
             except MissingKeyError:
-                lines.append(f"{model} ({', '.join(instruments)}): its key is not set: export {card.api_key_env}=...")
+                unset.setdefault(card.api_key_env, []).append(model)
     local = [m for m in used if cards[m].provider == "llama_cpp"]
     if local and importlib.util.find_spec("llama_cpp") is None:
         lines.append(f"llama.cpp's server (llama-cpp-python), which serves {', '.join(local)}, is not installed")
@@ -229,6 +230,7 @@ def needs(run: RunSettings, plan: RunPlan) -> list[str]:
             "{scorer: embedding, second_scorer: null}; or --set projective.scorer=embedding "
             "--set projective.second_scorer=null)"
         )
+    lines += [f"key not set: export {variable}=... (for {', '.join(models)})" for variable, models in unset.items()]
     return lines
 
 
