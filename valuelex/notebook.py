@@ -86,11 +86,12 @@ def start(run: str | Path = "default", overrides: dict[str, Any] | None = None):
     folders = Folders.of(settings)
     for name, value in folders.environment().items():
         os.environ[name] = value
-    paths.PROCESSED, paths.FIGURES, paths.BUILD, paths.RAW = (
+    paths.PROCESSED, paths.FIGURES, paths.BUILD, paths.RAW, paths.RAW_BASE = (
         folders.processed,
         folders.figures,
         folders.build,
         folders.raw,
+        folders.base,
     )
     paths.LOGS = folders.build / "logs"
     figures.apply_style()

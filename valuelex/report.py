@@ -56,14 +56,86 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def build_manifest(build_dir: Path = paths.BUILD, run: Any = None, overrides: dict | None = None) -> dict:
+def _store_summary(folder: Path, cards: Any) -> dict:
+    """One study's response store as the manifest records it (nothing of it is read from elsewhere)."""
+    from .store import ResponseStore
+
+    store = ResponseStore(folder, announce=False)
+    per_model = {}
+    for model, c in sorted(store.usage_by_model().items()):
+        card = cards.get(model)
+        per_model[model] = {
+            **{k: int(c[k]) for k in ("attempts", "final", "errors", "prompt_tokens", "completion_tokens")},
+            "cost_usd": round(card.cost(c["prompt_tokens"], c["completion_tokens"]), 6) if card else None,
+        }
+    return {
+        "folder": _shown(folder),
+        "final_records": len(store),
+        "attempt_records": store.stats.records,
+        "load_issues": [str(i) for i in store.stats.issues],
+        "duplicate_finals": store.stats.duplicate_finals,
+        "per_model": per_model,
+        "files": {p.name: _sha256(p) for p in sorted(folder.glob("*.jsonl"))},
+    }
+
+
+def _shown(path: Path) -> str:
+    """A path relative to the project when inside it (the manifest is read on other machines too)."""
+    try:
+        return str(Path(path).resolve().relative_to(paths.ROOT.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def describe_stores(raw: Path, base: Path | None, cards: Any = None) -> tuple[dict, dict]:
+    """(where the run's answers are, what each study's store holds): the run's own store ``raw`` and,
+    under it, the read-only ``base`` (the committed dataset for every run but the committed one)."""
+    from .config import load_model_cards
+    from .runstore import open_store
+
+    cards = cards if cards is not None else load_model_cards()
+    raw, base = Path(raw), (Path(base) if base is not None else None)
+    studies = sorted(
+        {p.name for folder in (raw, base) if folder is not None and folder.is_dir() for p in folder.iterdir()
+         if p.is_dir() and not p.name.startswith(".")}
+    )  # fmt: skip
+    stores = {}
+    for study in studies:
+        entry = _store_summary(raw / study, cards)
+        if base is not None:
+            entry["base"] = _store_summary(base / study, cards)
+            entry["answers_available"] = len(open_store(raw / study, base / study))  # own and base together
+        else:
+            entry["base"] = None
+            entry["answers_available"] = entry["final_records"]
+        stores[study] = entry
+    where = {
+        "own": _shown(raw),
+        "base": _shown(base) if base is not None else None,
+        "note": "new answers are written to 'own'; 'base' is read only"
+        if base is not None
+        else "the run's store is the committed dataset",
+    }
+    return where, stores
+
+
+def build_manifest(
+    build_dir: Path = paths.BUILD,
+    run: Any = None,
+    overrides: dict | None = None,
+    raw: Path | None = None,
+    base: Path | None = None,
+) -> dict:
     """Provenance of a run: code, environment, configs, data, every setting (``run``, a
-    :class:`valuelex.settings.RunSettings`), numbers recorded, time per notebook."""
+    :class:`valuelex.settings.RunSettings`), numbers recorded, time per notebook.
+
+    ``raw`` and ``base``: the run's own response store and its read-only base, as the notebooks
+    used them (``valuelex run`` passes its folders); by default the run's (``Folders.of(run)``), or
+    without a run the environment's (``paths.RAW`` and ``paths.RAW_BASE``).
+    """
     from importlib import metadata
 
-    from .config import load_model_cards
     from .notebook import recorded
-    from .store import ResponseStore
 
     versions = {}
     for name in KEY_PACKAGES:
@@ -71,25 +143,15 @@ def build_manifest(build_dir: Path = paths.BUILD, run: Any = None, overrides: di
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = None
-    cards = load_model_cards()
-    stores = {}
-    for folder in sorted(p for p in paths.RAW.glob("*") if p.is_dir()):
-        store = ResponseStore(folder)
-        per_model = {}
-        for model, c in sorted(store.usage_by_model().items()):
-            card = cards.get(model)
-            per_model[model] = {
-                **{k: int(c[k]) for k in ("attempts", "final", "errors", "prompt_tokens", "completion_tokens")},
-                "cost_usd": round(card.cost(c["prompt_tokens"], c["completion_tokens"]), 6) if card else None,
-            }
-        stores[folder.name] = {
-            "final_records": len(store),
-            "attempt_records": store.stats.records,
-            "load_issues": [str(i) for i in store.stats.issues],
-            "duplicate_finals": store.stats.duplicate_finals,
-            "per_model": per_model,
-            "files": {p.name: _sha256(p) for p in sorted(folder.glob("*.jsonl"))},
-        }
+    if raw is None:
+        if run is not None:
+            from .pipeline import Folders
+
+            folders = Folders.of(run)
+            raw, base = folders.raw, folders.base
+        else:
+            raw, base = paths.RAW, paths.RAW_BASE
+    store_folders, stores = describe_stores(raw, base)
     notebooks = {}
     timings = {}
     timing_file = Path(build_dir) / "timings.tsv"
@@ -111,9 +173,11 @@ def build_manifest(build_dir: Path = paths.BUILD, run: Any = None, overrides: di
         "python": sys.version.split()[0],
         "packages": versions,
         "run_file": str(run.path) if run is not None else None,
+        "committed_run": bool(getattr(run, "committed", False)),
         "overrides": overrides or {},
         "settings": json.loads(json.dumps(run.metrics(), default=str)) if run is not None else {},  # seeds included
         "configs_sha256": configs,
+        "response_store": store_folders,
         "response_stores": stores,
         "notebooks": notebooks,
         "total_seconds": sum(timings.values()),
@@ -121,12 +185,17 @@ def build_manifest(build_dir: Path = paths.BUILD, run: Any = None, overrides: di
 
 
 def write_manifest(
-    path: Path | None = None, build_dir: Path | None = None, run: Any = None, overrides: dict | None = None
+    path: Path | None = None,
+    build_dir: Path | None = None,
+    run: Any = None,
+    overrides: dict | None = None,
+    raw: Path | None = None,
+    base: Path | None = None,
 ) -> Path:
-    """Write ``data/processed/run_manifest.json``."""
+    """Write ``data/processed/run_manifest.json`` (the run's, under its output folder)."""
     path = Path(path or paths.PROCESSED / "run_manifest.json")
     path.parent.mkdir(parents=True, exist_ok=True)
-    manifest = build_manifest(Path(build_dir or paths.BUILD), run, overrides)
+    manifest = build_manifest(Path(build_dir or paths.BUILD), run, overrides, raw, base)
     path.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     return path
 

@@ -15,7 +15,7 @@ import yaml
 from .. import paths
 from ..config import ConfigError, ModelCard, load_model_cards
 from ..llm import Limits, LLMRunner, Request
-from ..store import ResponseStore
+from ..runstore import open_store
 from .instrument import DEFAULT_JUDGE, JUDGE_STUDY, RUBRIC_FILE, SUBDIMENSIONS, canonical_subdimension, load_instrument
 
 
@@ -150,7 +150,7 @@ class JudgeScorer:
         self.judge_model = judge_model
         self.rubrics = rubrics or load_rubrics()
         self.max_tokens = max_tokens
-        store = ResponseStore(store_root or paths.raw_store(JUDGE_STUDY))
+        store = open_store(store_root or paths.raw_store(JUDGE_STUDY))
         scale = self.rubrics.scale
         self.runner = LLMRunner(
             {judge_model: self.cards[judge_model]},
@@ -292,7 +292,7 @@ class LogprobJudge:
             if card.api == "chat"
             else (("logprobs", TOP_LOGPROBS),)
         )
-        store = ResponseStore(store_root or paths.raw_store(JUDGE_STUDY))
+        store = open_store(store_root or paths.raw_store(JUDGE_STUDY))
         self.runner = LLMRunner(
             {judge_model: card},
             store,
