@@ -93,8 +93,9 @@ if [[ $SETUP_ONLY == 1 ]]; then
 fi
 
 export PYTHONHASHSEED=0 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
-# valuelex run stops the running notebook and its kernel on SIGTERM; a signal to this script is passed on
-"$VENV/bin/valuelex" run "${RUN_ARGS[@]}" &
+# valuelex run stops the running notebook and its kernel on SIGTERM; a signal to this script is passed on,
+# and if this script is killed outright (SIGKILL), valuelex gets a TERM from Linux (VALUELEX_PARENT_PID)
+VALUELEX_PARENT_PID=$$ "$VENV/bin/valuelex" run "${RUN_ARGS[@]}" &
 child=$!
 stopped=""
 trap 'stopped=130; kill -TERM "$child" 2>/dev/null || true' INT

@@ -34,6 +34,7 @@ from valuelex.llm import (
     request_body,
     respondent_columns,
 )
+from valuelex.errors import UserError
 from valuelex.store import ResponseStore, StoreMiss, canonical_json
 
 CARD = ModelCard(
@@ -231,7 +232,8 @@ def test_redact_record_cleans_every_text_but_not_the_request():
     assert clean["error"] == {"message": "echo [REDACTED]", "raw_body": '{"k": "[REDACTED]"}'}
     assert clean["request"] == record["request"] and clean["usage"] == {"prompt_tokens": 3}
     assert redact_record(record, []) is record
-    assert redact("short abc", ["abc"]) == "short abc"  # values under 6 characters are not keys
+    assert redact("short abc", ["abc"]) == "short [REDACTED]"  # a short key as a whole word: an echo
+    assert redact("abcde xabc", ["abc"]) == "abcde xabc"  # ... but not inside other words
 
 
 def test_retry_after_headers():
@@ -277,44 +279,68 @@ def test_panel_requests_and_respondent_columns():
 def _record(req: Request, status: str = "ok", final: bool = True, text: str | None = "a") -> dict:
     canon = req.canonical(CARD)
     rec = {"key": req.key(CARD), "request": canon, "attempt": 1, "status": status, "final": final}
-    rec |= {"timestamp": "2026-01-01T00:00:00Z", "text": text}
+    rec |= {"timestamp": "2026-01-01T00:00:00Z", "text": text, "usable": status == "ok" and bool(text)}
     if status == "error":
         rec["error"] = {"type": "http_500", "message": "x", "status_code": 500, "raw_body": None}
     return rec
 
 
-def test_misses_plan_and_retry_errors(tmp_path: Path):
-    reqs = [replace(REQ, prompt_id=f"p{i}") for i in range(4)]
+def test_misses_plan_and_retry_choices(tmp_path: Path):
+    reqs = [replace(REQ, prompt_id=f"p{i}") for i in range(6)]
     store = ResponseStore(tmp_path)
     store.append(_record(reqs[0]))
-    store.append(_record(reqs[1], status="error", text=None))
+    store.append(_record(reqs[1], status="error", text=None))  # an HTTP 500 error: nothing was paid
     store.append(_record(reqs[2], final=False, status="error", text=None))
-    live = LLMRunner({"m": CARD}, store, mode="live", progress=False)
-    assert live.misses(reqs + [reqs[3]]) == reqs[1:]  # errors asked again, duplicates once
-    keep = LLMRunner({"m": CARD}, store, mode="live", progress=False, retry_errors=False)
-    assert keep.misses(reqs) == reqs[2:]
+    paid = _record(reqs[3], status="error", text=None)
+    paid["error"] = {"type": "malformed_response", "message": "x", "status_code": None, "raw_body": "{"}
+    store.append(paid)  # given up after a maybe-paid attempt
+    store.append({**_record(reqs[4]), "status": "sent", "final": False})  # a call lost at a kill
+    live = LLMRunner({"m": CARD}, store, mode="live", progress=False, retry=())
+    assert [live.state(r.key(CARD)) for r in reqs] == ["answered", "failed", "new", "given_up", "lost", "new"]
+    assert live.misses(reqs + [reqs[2]]) == [reqs[1], reqs[2], reqs[5]]  # duplicates once
+    every = LLMRunner({"m": CARD}, store, mode="live", progress=False, retry=("failed", "lost", "damaged"))
+    assert every.misses(reqs) == reqs[1:]
+    assert LLMRunner({"m": CARD}, store, mode="live", retry="lost").misses(reqs) == [reqs[1], reqs[2], reqs[4], reqs[5]]
     plan = live.plan(reqs)
-    assert (plan.requested, plan.stored, plan.to_call, plan.damaged) == (4, 1, 3, 0)
+    assert (plan.requested, plan.stored, plan.to_call, plan.damaged, plan.lost, plan.given_up) == (6, 2, 3, 0, 1, 1)
     assert plan.est_completion_tokens == 3 * 64 and plan.per_model["m"]["to_call"] == 3
     assert plan.est_prompt_tokens == 3 * (2 + 4 + 8)
     assert plan.est_cost_usd == pytest.approx(CARD.cost(plan.est_prompt_tokens, 3 * 64))
+    assert (every.plan(reqs).to_call, every.plan(reqs).lost, every.plan(reqs).given_up) == (5, 0, 0)
     replay = LLMRunner({"m": CARD}, store, mode="replay", progress=False)
-    assert replay.misses(reqs) == reqs[2:]  # replay returns stored errors as they are
+    assert replay.misses(reqs) == [reqs[2], reqs[4], reqs[5]]  # replay returns stored errors as they are
     with pytest.raises(ValueError, match="mode must be one of"):
         LLMRunner({"m": CARD}, store, mode="dry")
     with pytest.raises(KeyError, match="no model card for 'ghost'"):
         live.plan([replace(REQ, model="ghost")])
 
 
+def test_retry_choices_come_from_the_argument_or_the_environment(tmp_path: Path, monkeypatch):
+    store = ResponseStore(tmp_path)
+    monkeypatch.delenv("VALUELEX_RETRY", raising=False)
+    assert LLMRunner({"m": CARD}, store, mode="live").retry == frozenset()
+    monkeypatch.setenv("VALUELEX_RETRY", "failed, lost,")
+    assert LLMRunner({"m": CARD}, store, mode="live").retry == {"failed", "lost"}
+    assert LLMRunner({"m": CARD}, store, mode="live", retry=["damaged"]).retry == {"damaged"}
+    monkeypatch.setenv("VALUELEX_RETRY", "faild")
+    with pytest.raises(UserError) as err:
+        LLMRunner({"m": CARD}, store, mode="live")
+    assert str(err.value) == "VALUELEX_RETRY: unknown retry choice 'faild' (choices: failed, damaged, lost)"
+
+
 def test_plan_text():
-    plan = Plan(10, 4, 6, 1000, 2000, 1.5, {"m": {"to_call": 6, "cost_usd": 1.5}}, damaged=2)
+    plan = Plan(10, 4, 6, 1000, 2000, 1.5, {"m": {"to_call": 6, "cost_usd": 1.5}}, damaged=2, lost=1, given_up=3)
     assert str(plan).splitlines() == [
         "10 requests: 4 already stored, 6 to call; at most ~1,000 prompt + 2,000 completion tokens, "
         "estimated cost at list price $1.50",
-        "  2 of the requests to call have only damaged records in the store (listed when it was loaded); "
-        "a live run asks them again",
+        "  2 not asked: their only record in the store is damaged (listed when it was loaded); repair the lines, "
+        "or pass --retry-damaged to pay for them again",
+        "  1 not asked: their call was sent by a run killed before the answer was stored (maybe paid); "
+        "pass --retry-lost to ask them again",
+        "  3 of the stored are errors given up after a maybe-paid attempt; --retry-failed asks them again",
         "  m: 6 calls, $1.50",
     ]
+    assert plan.held == 3
 
 
 def test_replay_names_a_request_whose_only_record_is_damaged(tmp_path: Path, capsys):
@@ -328,11 +354,12 @@ def test_replay_names_a_request_whose_only_record_is_damaged(tmp_path: Path, cap
     with pytest.raises(StoreMiss) as err:
         runner.run(reqs)
     lines_of = str(err.value).splitlines()
-    column = lines[1][:-5].rindex('"') + 1  # where the string cut off by the damage starts
+    with pytest.raises(json.JSONDecodeError) as bad:
+        json.loads(lines[1][:-5])
     assert lines_of[0] == f"replay mode: 2 of 3 requests are not in the store {tmp_path}:"
     assert lines_of[1] == (
         f"  {reqs[1].describe()}: its only record is damaged "
-        f"({shard}:2: not JSON (Unterminated string starting at; column {column}))"
+        f"({shard}:2: not JSON ({bad.value.msg}; column {bad.value.colno}))"
     )
     assert lines_of[2] == f"  {reqs[2].describe()}"
     assert LLMRunner({"m": CARD}, store, mode="live").plan(reqs).damaged == 1
@@ -588,7 +615,7 @@ def test_requests_are_frozen_values_with_documented_defaults():
 
 def test_runner_defaults(tmp_path: Path):
     runner = LLMRunner({"m": CARD}, ResponseStore(tmp_path), mode="live")
-    assert runner.progress is True and runner.retry_errors is True and runner.limits == Limits()
+    assert runner.progress is True and runner.retry == frozenset() and runner.limits == Limits()
     assert LLMRunner({"m": CARD}, ResponseStore(tmp_path)).mode == "replay"
 
 

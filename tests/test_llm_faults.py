@@ -260,27 +260,39 @@ def test_live_rerun_calls_only_the_misses(fault_run, server: FaultServer, monkey
     assert [r["text"] for r in records[: len(PLAN)]] == [r["text"] for r in fault_run["records"]]
     assert all(r["status"] == "ok" and r["usable"] for r in records[len(PLAN) :])
     stats = server.stats()
-    # the misses, and the two requests whose final record was an error (asked again by default)
+    # the misses, and the requests whose final error cost nothing (HTTP errors): asked again by default; the
+    # request given up after maybe-paid attempts (a malformed 200 every time) is not asked again
     assert stats["received"] == {
         "a new question": 1,
         "[fault:500] a new failing question": 2,
         "[fault:401echo] bad key": 1,
         "[fault:500*inf] always failing": LIMITS.max_retries + 1,
-        "[fault:surrogate*inf] always a lone surrogate": LIMITS.max_retries + 1,
     }
-    assert runner.report.hits == len(PLAN) - 3 and runner.report.calls == 2
+    assert runner.report.hits == len(PLAN) - 2 and runner.report.calls == 2
 
 
-def test_live_rerun_without_retry_errors_calls_only_the_misses(fault_run, server: FaultServer, monkeypatch):
+def test_a_request_given_up_after_paid_attempts_is_asked_again_only_with_retry_failed(
+    fault_run, server: FaultServer, monkeypatch
+):
     monkeypatch.setenv("VALUELEX_TEST_KEY", "sk-test-fault-run-0000")
+    given_up = "[fault:surrogate*inf] always a lone surrogate"
+    for _ in range(2):  # restarts respect the give-up: not one call
+        server.reset()
+        runner = LLMRunner(fault_run["cards"], ResponseStore(fault_run["root"]), mode="live", limits=LIMITS)
+        plan = runner.plan(fault_run["requests"])
+        with pytest.raises(AllCallsFailed):  # only the requests whose errors cost nothing are asked, and fail
+            runner.run(fault_run["requests"])
+        assert given_up not in server.stats()["received"] and plan.given_up == 1
     server.reset()
-    new = make_requests("fault-chat", ["another new question"], version="v3")
     store = ResponseStore(fault_run["root"])
-    runner = LLMRunner(fault_run["cards"], store, mode="live", limits=LIMITS, progress=False, retry_errors=False)
-    records = runner.run(fault_run["requests"] + new)
-    assert server.stats()["received"] == {"another new question": 1}
-    assert runner.report.hits == len(PLAN)
-    assert records[-1]["status"] == "ok"
+    runner = LLMRunner(fault_run["cards"], store, mode="live", limits=LIMITS, progress=False, retry="failed")
+    assert runner.plan(fault_run["requests"]).given_up == 0
+    with pytest.raises(AllCallsFailed):
+        runner.run(fault_run["requests"])
+    assert server.stats()["received"][given_up] == LIMITS.max_retries + 1
+    # the attempts of the second try go on from the first's numbers
+    attempts = [r["attempt"] for r in store.records() if r["request"]["messages"][-1]["content"] == given_up]
+    assert attempts == list(range(1, 2 * (LIMITS.max_retries + 1) + 1))
 
 
 def test_a_success_after_a_stored_failure_becomes_the_answer(fault_run):
@@ -396,8 +408,8 @@ def test_a_live_run_in_which_every_call_failed_raises(server, cards_dir, tmp_pat
     assert str(err.value) == (
         "every one of the 3 requests of this live run failed (http_401 x3; e.g. 'Error code: 401 - Incorrect API "
         "key provided: [REDACTED]. You can find your API key at https://example.invalid/keys.'). "
-        f"Each attempt is stored in {tmp_path}; fix the cause (key, base_url, model id) and run again: only the "
-        "failed requests are asked."
+        f"Each attempt is stored in {tmp_path}; fix the cause (key, base_url, model id) and run again: the next "
+        "live run asks again the 3 that cost nothing."
     )
     assert ResponseStore(tmp_path).stats.final == 3  # the failures are on record
 
@@ -437,8 +449,9 @@ def test_a_store_that_cannot_be_written_stops_the_run_without_false_records(serv
     with pytest.raises(OSError, match="No space left on device"):
         runner.run(make_requests("fault-chat", [f"question {i}" for i in range(40)]))
     assert time.monotonic() - started < 5
-    written = ResponseStore(tmp_path).records()
-    assert len(written) == 5 and all(r["status"] == "ok" for r in written)  # no "client closed" or timeout records
+    written = ResponseStore(tmp_path)
+    assert written.stats.records + written.stats.sent == 5 and not written.stats.issues  # intents and answers
+    assert all(r["status"] == "ok" for r in written.records())  # no "client closed" or timeout records
     time.sleep(0.3)
     sent = server.stats()["total"]
     time.sleep(0.5)
@@ -529,7 +542,7 @@ def test_a_partial_failure_is_announced(server, cards_dir, tmp_path, monkeypatch
     runner.run(make_requests("fault-chat", ["fine", "[fault:401echo] refused", "[fault:500*inf] broken"]))
     assert capsys.readouterr().err.splitlines()[-1] == (
         "2 of 3 requests ended in an error (http_401 x1, http_500 x1); they are stored, and the next live run "
-        "asks them again"
+        "asks again the 2 that cost nothing"
     )
 
 

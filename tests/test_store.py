@@ -350,7 +350,7 @@ def test_unknown_fields_are_kept_and_known_ones_checked(tmp_path: Path):
         ({"key": "ABC"}, "field 'key' must be 32 lower-case hex digits"),
         ({"attempt": 0}, "field 'attempt' must be >= 1"),
         ({"attempt": True}, "field 'attempt' must be an integer, got bool"),
-        ({"status": "maybe"}, "field 'status' must be ok or error, got 'maybe'"),
+        ({"status": "maybe"}, "field 'status' must be ok, error or sent, got 'maybe'"),
         ({"status": "error"}, "a record with status error needs an 'error' object"),
         ({"usage": {"prompt_tokens": -1}}, "field 'usage' holds a negative token count"),
         ({"final": 1}, "field 'final' must be true or false, got int"),

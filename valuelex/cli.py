@@ -193,6 +193,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.func = cmd_scorer_eval if argv[0] == "scorer-eval" else cmd_verify
     else:
         args = parser().parse_args(argv)
+    if args.command == "run":
+        from .pipeline import tie_to_launcher
+
+        tie_to_launcher()  # started by run_all.sh: a TERM when the script dies, also by SIGKILL
     if not paths.is_project():
         print(
             f"valuelex: {paths.ROOT} is not a ValueLex project folder (no configs/panels/): "
