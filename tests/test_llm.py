@@ -16,6 +16,7 @@ import openai
 import pytest
 
 from valuelex.config import ModelCard, Panel, Respondent
+from valuelex.errors import UserError
 from valuelex.llm import (
     MAX_RAW_BODY,
     Limits,
@@ -34,7 +35,6 @@ from valuelex.llm import (
     request_body,
     respondent_columns,
 )
-from valuelex.errors import UserError
 from valuelex.store import ResponseStore, StoreMiss, canonical_json
 
 CARD = ModelCard(
