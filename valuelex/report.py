@@ -88,7 +88,7 @@ def build_manifest(build_dir: Path = paths.BUILD, run: Any = None, overrides: di
             "load_issues": [str(i) for i in store.stats.issues],
             "duplicate_finals": store.stats.duplicate_finals,
             "per_model": per_model,
-            "files": {p.name: _sha256(p) for p in sorted(folder.glob("*.jsonl"))},
+            "files": {p.name: _sha256(p) for p in store.shards()},
         }
     notebooks = {}
     timings = {}

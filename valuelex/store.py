@@ -211,13 +211,22 @@ def _type_name(types: tuple[type, ...]) -> str:
 
 
 Spec = dict[str, tuple[tuple[type, ...], bool]]
-Rows = tuple[tuple[str, frozenset[type], bool, tuple[type, ...]], ...]
 _ABSENT = object()
+_MEMO_MAX = 4096  # type signatures remembered per spec (a store holds a few dozen)
 
 
-def _rows(spec: Spec) -> Rows:
-    """A spec as (name, exact types accepted, required, types) rows: a type lookup per field instead of isinstance."""
-    return tuple((name, frozenset(types), required, types) for name, (types, required) in spec.items())
+class _Rows:
+    """A spec compiled for checking: its rows, and the type signatures already found good.
+
+    Whether ``_check`` passes depends only on the types of the spec's fields (absent counts as a type),
+    so a signature that passed once passes again: checking it is one tuple built in C and a set lookup.
+    """
+
+    def __init__(self, spec: Spec):
+        self.rows = tuple((name, frozenset(types), required, types) for name, (types, required) in spec.items())
+        self.names = tuple(spec)
+        self.absent = (_ABSENT,) * len(spec)
+        self.good: set[tuple[type, ...]] = set()
 
 
 def _type_ok(value: Any, types: tuple[type, ...]) -> bool:
@@ -225,9 +234,12 @@ def _type_ok(value: Any, types: tuple[type, ...]) -> bool:
     return bool in types if isinstance(value, bool) else isinstance(value, types)
 
 
-def _check(obj: dict[str, Any], rows: Rows, prefix: str = "") -> str | None:
+def _check(obj: dict[str, Any], spec: _Rows, prefix: str = "") -> str | None:
     """None if every known field of ``obj`` has its type, else what is wrong with the first that does not."""
-    for name, exact, required, types in rows:
+    signature = tuple(map(type, map(obj.get, spec.names, spec.absent)))
+    if signature in spec.good:
+        return None
+    for name, exact, required, types in spec.rows:
         value = obj.get(name, _ABSENT)
         if value is _ABSENT:
             if required:
@@ -235,11 +247,13 @@ def _check(obj: dict[str, Any], rows: Rows, prefix: str = "") -> str | None:
             continue
         if type(value) not in exact and not _type_ok(value, types):
             return f"field '{prefix}{name}' must be {_type_name(types)}, got {type(value).__name__}"
+    if len(spec.good) < _MEMO_MAX:
+        spec.good.add(signature)
     return None
 
 
-_RECORD_ROWS, _REQUEST_ROWS, _PARAMS_ROWS = _rows(RECORD_FIELDS), _rows(REQUEST_FIELDS), _rows(PARAMS_FIELDS)
-_MESSAGE_ROWS, _USAGE_ROWS, _ERROR_ROWS = _rows(MESSAGE_FIELDS), _rows(USAGE_FIELDS), _rows(ERROR_FIELDS)
+_RECORD_ROWS, _REQUEST_ROWS, _PARAMS_ROWS = _Rows(RECORD_FIELDS), _Rows(REQUEST_FIELDS), _Rows(PARAMS_FIELDS)
+_MESSAGE_ROWS, _USAGE_ROWS, _ERROR_ROWS = _Rows(MESSAGE_FIELDS), _Rows(USAGE_FIELDS), _Rows(ERROR_FIELDS)
 
 
 def validate_record(rec: Any, line: bytes | None = None) -> str | None:
@@ -375,6 +389,7 @@ class ResponseStore:
         """(Re)read every shard, validating each line; bad lines are reported, not fatal."""
         self._final, self._records, self._damaged = {}, [], {}
         self._open, self._last_attempt, self._paid = {}, {}, set()
+        self._shards: list[Path] = []
         stats = StoreStats()
         if self.root.exists() and not self.root.is_dir():
             stats.issues.append(LoadIssue(self.root, None, "is not a folder; nothing loaded"))
@@ -392,6 +407,7 @@ class ResponseStore:
             except OSError as exc:
                 stats.issues.append(LoadIssue(path, None, f"cannot be read ({exc.strerror}); ignored"))
                 continue
+            self._shards.append(path)
             self._load_lines(path, data, stats)
         self.stats = stats
         if self.announce:
@@ -445,6 +461,10 @@ class ResponseStore:
             self._announced.update(str(i) for i in new)
             shown = StoreStats(self.stats.records, issues=new)
             print(shown.summary(self.root), file=sys.stderr, flush=True)
+
+    def shards(self) -> list[Path]:
+        """The shard files the last load read (a folder named ``*.jsonl`` or an unreadable file is not one)."""
+        return list(self._shards)
 
     def get(self, key: str) -> dict[str, Any] | None:
         """The final record of a request (its first success, else its first failure), or None."""
