@@ -32,6 +32,15 @@ Odd 200 answers (each a valid HTTP answer that is not a well-formed completion):
 ``jsonlist``   a JSON list instead of an object
 ``echo200``    a normal answer whose text echoes the API key
 
+Key echoes in the forms that escape a plain search:
+
+``logprobecho`` a normal answer whose ``logprobs`` name the key as a token (a dict key, as the old
+               completions format of ``top_logprobs`` does)
+``escapedecho`` HTTP 200 with a truncated JSON body that echoes the key with every character
+               JSON-escaped (``\\u0073\\u006b...``) and once with ``/`` as ``\\/``
+``bigecho``    HTTP 200 with a body that is not JSON, 70,000 bytes long, with the key spanning byte
+               65,536 (the longest raw body the client keeps)
+
 ``KIND*N`` repeats an item N times and ``KIND*inf`` forever (``[fault:empty*inf]`` never answers).
 ``--latency-ms`` adds a fixed delay to every request. ``GET /stats`` reports how many
 requests arrived per message (``received``), how many got a normal answer (``ok``) and
@@ -69,8 +78,10 @@ from valuelex.local_models import stop_process  # noqa: E402
 ODD_ANSWERS = ("list", "int", "surrogate", "badutf8", "nullchoice", "strmessage", "badusage", "html", "jsonlist")
 KINDS = (
     "ok", "429", "500", "hang", "malformed", "badshape", "empty", "401echo", "500echo", "429long", "drip", "echo200",
-    *ODD_ANSWERS,
+    "logprobecho", "escapedecho", "bigecho", *ODD_ANSWERS,
 )  # fmt: skip
+BIG_BODY = 70_000  # bytes of a bigecho body
+CUT_AT = 65_536  # the client's raw-body limit (valuelex.llm.MAX_RAW_BODY), which bigecho's key spans
 _PLAN = re.compile(r"\[fault:([^\]]*)\]")
 _WORDS = ("honesty", "kindness", "fairness", "curiosity", "humility", "courage", "patience", "loyalty")
 
@@ -206,6 +217,15 @@ class FaultApp:
             )
         if kind == "badshape":
             return web.json_response({"id": "cmpl-empty", "object": "chat.completion", "choices": []})
+        if kind == "escapedecho":
+            escaped = "".join(f"\\u{ord(c):04x}" for c in key)
+            slashed = key.replace("/", "\\/")
+            text = f'{{"error": {{"message": "bad key {escaped}", "key": "{slashed}", "choices": [{{"mess'
+            return web.Response(status=200, text=text, content_type="application/json")
+        if kind == "bigecho":
+            start = CUT_AT - len(key) // 2
+            body = ("x" * start + key).ljust(BIG_BODY, "y")
+            return web.Response(status=200, text=body, content_type="text/plain")
         model = str(body.get("model", "fault-model"))
         content = "" if kind == "empty" else answer_text(model, text, body)
         if kind == "echo200":
@@ -223,16 +243,19 @@ class FaultApp:
             "completion_tokens": len(words),
             "total_tokens": len(text.split()) + len(words),
         }
+        logprobs = None
+        if kind == "logprobecho":
+            logprobs = {"tokens": [words[0]], "top_logprobs": [{words[0]: -0.1, key: -2.5}]}
         if chat:
             choice: dict[str, Any] = {
                 "index": 0,
                 "message": {"role": "assistant", "content": content},
                 "finish_reason": finish,
-                "logprobs": None,
+                "logprobs": logprobs,
             }
             obj = "chat.completion"
         else:
-            choice = {"index": 0, "text": content, "finish_reason": finish, "logprobs": None}
+            choice = {"index": 0, "text": content, "finish_reason": finish, "logprobs": logprobs}
             obj = "text_completion"
         payload = {
             "id": f"fault-{self.next_id}",

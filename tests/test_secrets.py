@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -124,3 +125,68 @@ def test_notebook_06_checks_the_judges_key_before_its_first_paid_call(tmp_path: 
         "no usable API key in the environment for: OPENAI_API_KEY (model gpt-4). Export them before a live run."
     )
     assert stats["total"] == 0 and not (tmp_path / "raw").exists()
+
+
+def _forms(key: str) -> list[re.Pattern[bytes]]:
+    """What must not appear in any written file: the key (as a whole word when short), JSON-escaped whole
+    (``\\u0073...``), with ``/`` escaped, and, for a long key, the first or last half of it (a cut key)."""
+    escaped = "".join(f"\\u{ord(c):04x}" for c in key)
+    forms = [key, escaped, key.replace("/", "\\/")]
+    if len(key) >= 16:
+        forms += [key[: len(key) // 2], key[len(key) // 2 :]]
+    out = []
+    for form in dict.fromkeys(forms):
+        pattern = re.escape(form.encode())
+        if len(key) < 8:  # a short key is a secret where it stands alone (valuelex.llm.Redactor)
+            pattern = rb"(?<![A-Za-z0-9_\-])" + pattern + rb"(?![A-Za-z0-9_\-])"
+        out.append(re.compile(pattern, re.IGNORECASE if form == escaped else 0))
+    return out
+
+
+def test_an_echoed_key_is_absent_in_every_form_from_everything_written(tmp_path: Path):
+    """Echoes that escape a plain search (issue 19): a dict key in logprobs, JSON-escaped in a malformed body,
+    cut by the 64 KiB raw-body limit, and keys of 5 and 1 characters."""
+    keys = {
+        "fault-long": "Canary/" + secrets.token_hex(12) + "/key",  # with slashes, which JSON may escape
+        "fault-five": "Kq7Zx",
+        "fault-one": "Q",
+    }
+    dirs = {name: tmp_path / name for name in ("raw", "logs", "cards")}
+    env = {**os.environ, "PYTHONPATH": str(paths.ROOT), "VALUELEX_RAW": str(dirs["raw"])}
+    pairs = []
+    for model, key in keys.items():
+        env[f"VALUELEX_TEST_KEY_{model[6:].upper()}"] = key
+        for fault in ("echo200", "401echo", "logprobecho", "escapedecho", "bigecho"):
+            pairs.append([model, f"[fault:{fault}] {fault} for {model}"])
+    (tmp_path / "messages.json").write_text(json.dumps(pairs))
+    with FaultServer() as server:
+        for model in keys:
+            write_card(dirs["cards"], model, server.base_url, api_key_env=f"VALUELEX_TEST_KEY_{model[6:].upper()}")
+        run = subprocess.run(
+            [sys.executable, str(SCRIPT), "--cards", str(dirs["cards"]), "--messages", str(tmp_path / "messages.json")]
+            + ["--study", "echoes", "--log-file", str(dirs["logs"] / "run.log")],
+            capture_output=True,
+            env=env,
+            cwd=paths.ROOT,
+            timeout=120,
+        )
+        stats = server.stats()
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert all(stats["received"][text] >= 1 for _, text in pairs)  # every echo was sent back
+    written = {"stdout": run.stdout, "stderr": run.stderr}
+    for folder in (dirs["raw"], dirs["logs"]):
+        written |= {str(p): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    leaks = [
+        f"{where}: {model} as {pattern.pattern[:40]!r}"
+        for model, key in keys.items()
+        for pattern in _forms(key)
+        for where, data in written.items()
+        if pattern.search(data)
+    ]
+    assert not leaks
+    store = ResponseStore(dirs["raw"] / "echoes")
+    assert not store.stats.issues
+    bodies = [r["error"]["raw_body"] for r in store.records() if "[fault:bigecho]" in str(r["request"]) and r["error"]]
+    assert len(bodies) == 3 and all(b.endswith(f"[... {70_000 - 65_536} more bytes]") for b in bodies)
+    tokens = [r["logprobs"] for r in store.final_records() if "[fault:logprobecho]" in str(r["request"])]
+    assert len(tokens) == 3 and all("[REDACTED]" in t["top_logprobs"][0] for t in tokens)

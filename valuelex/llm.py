@@ -714,10 +714,10 @@ class LLMRunner:
             if stored["status"] != "error":
                 return "answered"
             return "given_up" if self.store.maybe_paid(key) else "failed"
+        if self.store.damaged(key):  # first: a damaged outcome leaves its intent without outcome too
+            return "damaged"
         if self.store.lost(key):
             return "lost"
-        if self.store.damaged(key):
-            return "damaged"
         return "new"
 
     def _asks(self, state: str) -> bool:
@@ -769,12 +769,12 @@ class LLMRunner:
 
     def _describe_miss(self, r: Request) -> str:
         key = r.key(self._card(r))
-        lost = self.store.lost(key)
-        if lost:
-            return f"{r.describe()}: sent by a run killed before its answer was stored (attempt {lost[-1]})"
         damaged = self.store.damaged(key)
         if damaged:
             return f"{r.describe()}: its only record is damaged ({damaged[-1]})"
+        lost = self.store.lost(key)
+        if lost:
+            return f"{r.describe()}: sent by a run killed before its answer was stored (attempt {lost[-1]})"
         return r.describe()
 
     # running -------------------------------------------------------------------------
@@ -823,7 +823,7 @@ class LLMRunner:
         held = list({id(r): r for r, rec in zip(requests, records, strict=True) if rec is None}.values())
         if not held:
             return
-        kinds = Counter("lost" if self.store.lost(r.key(self._card(r))) else "damaged" for r in held)
+        kinds = Counter(self.state(r.key(self._card(r))) for r in held)
         shown = "\n  ".join(self._describe_miss(r) for r in held[:5])
         more = f"\n  ... and {len(held) - 5} more" if len(held) > 5 else ""
         choices = " and ".join(f"--retry-{kind}" for kind in sorted(kinds))
