@@ -361,6 +361,9 @@ def _char_forms(c: str) -> str:
     forms = [re.escape(c)]
     if o < 0x10000:
         forms.append(r"\\+u" + _hex(o, 4))
+    else:  # JSON writes a character beyond the BMP as a surrogate pair: two \u escapes
+        high, low = 0xD800 + ((o - 0x10000) >> 10), 0xDC00 + ((o - 0x10000) & 0x3FF)
+        forms.append(r"\\+u" + _hex(high, 4) + r"\\+u" + _hex(low, 4))
     if o < 0x100:
         forms.append(r"\\+x" + _hex(o, 2))
     if o < 0x80:
