@@ -46,9 +46,12 @@ from tests.regex_alternatives import alternatives, drop_alternative, outcome, re
 # module -> (fast tests run on every mutant, slower tests run on the mutants the fast ones leave alive;
 # the llama.cpp tests skip themselves where llama-cpp-python or the SmolLM2 file is missing)
 TESTS = {
-    "store": (["tests/test_store.py", "tests/test_llm.py"], ["tests/test_llm_faults.py", "tests/test_kill_resume.py"]),
+    "store": (
+        ["tests/test_store.py", "tests/test_llm.py", "tests/test_llm_properties.py"],
+        ["tests/test_llm_faults.py", "tests/test_kill_resume.py"],
+    ),
     "llm": (
-        ["tests/test_llm.py", "tests/test_llm_faults.py"],
+        ["tests/test_llm.py", "tests/test_llm_properties.py", "tests/test_llm_faults.py"],
         ["tests/test_kill_resume.py", "tests/test_secrets.py", "tests/test_llm_llama.py"],
     ),
     "parse": (["tests/test_parse.py"], ["tests/test_elicit.py"]),

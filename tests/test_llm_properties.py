@@ -5,6 +5,9 @@ form a server can echo them in (as they are, JSON-escaped with ``\\/`` or ``\\uX
 ``\\xNN``, percent-encoded, as the name of a field inside a structure, cut by the raw-body limit),
 nothing stored keeps the key; and a text without the key in any form comes through unchanged.
 
+Request keys: ``Request.key`` writes the canonical JSON of a request itself (replaying a store keys
+every request); for random requests it must give the store's ``request_key`` exactly.
+
 The store's loader: a shard of real records with random byte damage (bytes flipped, inserted,
 deleted, the file cut anywhere) never makes the loader raise; every non-blank line is either kept
 as a well-formed record whose key is the hash of its request, or reported with its file and line.
@@ -15,12 +18,14 @@ from __future__ import annotations
 import json
 import string
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from valuelex.llm import MAX_RAW_BODY, REDACT_ANYWHERE, REDACTED, body_text, redact, redact_record
+from valuelex.config import ModelCard
+from valuelex.llm import MAX_RAW_BODY, REDACT_ANYWHERE, REDACTED, Request, body_text, redact, redact_record
 from valuelex.store import SCHEMA, ResponseStore, canonical_json, request_key, validate_record
 
 # Keys: printable, no whitespace (valuelex.config refuses keys with spaces or control characters).
@@ -202,3 +207,40 @@ def test_the_loader_keeps_or_reports_every_line_of_a_damaged_shard(tmp_path: Pat
     for rec in store.records():  # damage to a request is caught by its key; only answer text can change
         assert rec["request"] == originals[rec["key"]]["request"]
     shard.unlink()
+
+
+# request keys ----------------------------------------------------------------------------------
+CARD_CHAT = ModelCard(
+    name="m", provider="openai_compatible", model="served-m", family="F", params_b=1.0,
+    training_stage="instruct", price_input=1.0, price_output=2.0, base_url="http://127.0.0.1:9/v1",
+)  # fmt: skip
+CARDS = st.sampled_from(
+    [
+        CARD_CHAT,
+        replace(CARD_CHAT, api="completions", prompt_template="{system}\n\nQ: {user}\nA:", stop=("\nQ:", "é")),
+        replace(CARD_CHAT, api="completions", prompt_template=None, stop=()),
+        replace(CARD_CHAT, model='a "quoted"\\ id'),
+    ]
+)
+NUMBERS = st.one_of(st.floats(), st.integers(-(10**20), 10**20), st.booleans())
+REQUESTS = st.builds(
+    Request,
+    model=st.text(max_size=20),
+    messages=st.lists(st.tuples(st.sampled_from(["system", "user", "assistant"]), st.text()), max_size=3).map(tuple),
+    temperature=NUMBERS,
+    top_p=NUMBERS,
+    max_tokens=st.one_of(st.integers(0, 10**6), st.booleans()),
+    seed=st.one_of(st.none(), st.integers(-(2**63), 2**64), st.booleans()),
+    sample=st.one_of(st.integers(0, 100), st.booleans()),
+    prompt_id=st.text(max_size=10),
+    prompt_version=st.text(max_size=5),
+    extra=st.one_of(st.just(()), st.just((("logprobs", True), ("top_logprobs", 20)))),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(request=REQUESTS, card=CARDS)
+@example(request=Request("m", (("user", 'a\x00\x1f\u2028"\\/é'),), 0.7, 1.0, 64, seed=11), card=CARD_CHAT)
+def test_a_request_key_is_the_hash_of_its_canonical_json(request: Request, card: ModelCard):
+    """Request.key writes the canonical JSON itself (faster): it must be the store's request_key, byte for byte."""
+    assert request.key(card) == request_key(request.canonical(card))

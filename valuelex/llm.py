@@ -24,7 +24,9 @@ import concurrent.futures
 import email.utils
 import errno
 import functools
+import hashlib
 import json
+import math
 import os
 import random
 import re
@@ -128,7 +130,11 @@ class Request:
         return canon
 
     def key(self, card: ModelCard) -> str:
-        return request_key(self.canonical(card))
+        """``request_key(self.canonical(card))``, written directly when every part has its plain type."""
+        text = _canonical_text(self, card)
+        if text is None:
+            return request_key(self.canonical(card))
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
     def estimated_tokens(self) -> tuple[int, int]:
         """(prompt, completion) tokens at most: a rough prompt count plus message overhead, and max_tokens."""
@@ -139,6 +145,42 @@ class Request:
             f"model={self.model} prompt={self.prompt_id}@{self.prompt_version} sample={self.sample} "
             f"temperature={self.temperature:g} top_p={self.top_p:g} seed={self.seed}"
         )
+
+
+_TEXT = json.encoder.encode_basestring  # how canonical_json writes a string (ensure_ascii=False), quotes included
+_SEEDS = (int, type(None))
+
+
+def _canonical_text(r: Request, card: ModelCard) -> str | None:
+    """The canonical JSON of ``r.canonical(card)`` as ``canonical_json`` writes it (sorted keys, no spaces),
+    built without the dict and the encoder: replaying a store keys every request, and this is ~2x faster.
+    None when a part is not of its plain type (extra parameters, a number that is a bool or not finite,
+    text that is not a string): then the encoder writes it. A test checks both agree on random requests."""
+    if r.extra or type(r.max_tokens) is not int or type(r.sample) is not int or type(r.seed) not in _SEEDS:
+        return None
+    t, p = float(r.temperature), float(r.top_p)
+    if not (math.isfinite(t) and math.isfinite(p)):
+        return None
+    api, seed = card.api, "null" if r.seed is None else repr(r.seed)
+    try:  # _TEXT refuses anything but a string (TypeError)
+        messages = ",".join([f'{{"content":{_TEXT(c)},"role":{_TEXT(role)}}}' for role, c in r.messages])
+        text = (
+            f'{{"api":{_TEXT(api)},"messages":[{messages}],"model":{_TEXT(r.model)},"model_id":{_TEXT(card.model)},'
+            f'"params":{{"max_tokens":{r.max_tokens!r},"seed":{seed},"temperature":{t!r},"top_p":{p!r}}},'
+            f'"prompt_id":{_TEXT(r.prompt_id)},'
+        )
+        if api == "completions":
+            template = card.prompt_template
+            stop = ",".join([_TEXT(x) for x in card.stop])
+            text += f'"prompt_template":{"null" if template is None else _TEXT(template)},'
+            tail = f',"stop":[{stop}]}}'
+        elif api == "chat":
+            tail = "}"
+        else:
+            return None
+        return f'{text}"prompt_version":{_TEXT(r.prompt_version)},"sample":{r.sample!r}{tail}'
+    except TypeError:
+        return None
 
 
 def respondent_columns(request: Request, card: ModelCard) -> dict[str, Any]:
