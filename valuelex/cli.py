@@ -1,6 +1,6 @@
 """``valuelex``: one command for everything a user does with a run.
 
-    valuelex run [RUN] [--only 03] [--from 04] [-s efa.n_factors=3] [--yes]
+    valuelex run [RUN] [--only 03] [--from 04] [-s efa.n_factors=3] [--yes] [--retry-failed|-damaged|-lost]
     valuelex plan [RUN]          what a live run would call, and its cost (nothing is called)
     valuelex check [RUN | --all] is each model reachable? (asks endpoints for their model lists; free)
     valuelex settings [RUN]      every setting of a run, resolved
@@ -16,6 +16,7 @@ a configuration file or an argument is reported in one line naming the file and 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -69,9 +70,29 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0 if result.ready else 1
 
 
+def _retry(args: argparse.Namespace) -> None:
+    """``--retry-failed/-damaged/-lost``: the requests a live run asks again, for this process and its notebooks."""
+    from .llm import RETRY_ENV, retry_choices
+
+    chosen = retry_choices() | {c for c in ("failed", "damaged", "lost") if getattr(args, f"retry_{c}", False)}
+    if chosen:
+        os.environ[RETRY_ENV] = ",".join(sorted(chosen))
+
+
+def _report_store_damage(run) -> None:
+    """Print, before anything runs, every damaged line of the run's response stores (not only inside notebooks)."""
+    from .store import ResponseStore
+
+    raw = run.raw_dir
+    if raw.is_dir():
+        for folder in sorted(p for p in raw.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            ResponseStore(folder)  # announces its load issues on stderr
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     from .plan import plan_run
 
+    _retry(args)
     print(plan_run(_load(args)))
     return 0
 
@@ -80,7 +101,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from . import pipeline
 
     run = _load(args)
+    _retry(args)
     say = _say
+    if run.mode != "live":  # a live run's plan loads (and reports) its stores
+        _report_store_damage(run)
     if run.mode == "live":
         from .plan import confirm_live, plan_run
 
@@ -141,14 +165,23 @@ def parser() -> argparse.ArgumentParser:
         )  # fmt: skip
         return p
 
-    p = with_run(sub.add_parser("run", help="run the notebooks of a run (replay, or live after a plan)"))
+    def with_retry(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        retry = {
+            "failed": "ask again the requests given up after an attempt that may have been paid",
+            "damaged": "ask again the requests whose only stored record is damaged",
+            "lost": "ask again the calls sent by a run killed before their answer was stored",
+        }
+        for choice, text in retry.items():
+            p.add_argument(f"--retry-{choice}", action="store_true", help=f"live mode: {text} (may pay twice)")
+        return p
+
+    p = with_retry(with_run(sub.add_parser("run", help="run the notebooks of a run (replay, or live after a plan)")))
     p.add_argument("--only", nargs="+", metavar="NN", help="only these notebooks (by number or name prefix)")
     p.add_argument("--from", dest="start", metavar="NN", help="start at this notebook")
     p.add_argument("--yes", action="store_true", help="live mode: do not ask before paying for calls")
     p.set_defaults(func=cmd_run)
-    with_run(sub.add_parser("plan", help="the calls and cost a live run would make (calls nothing)")).set_defaults(
-        func=cmd_plan
-    )
+    p = with_retry(with_run(sub.add_parser("plan", help="the calls and cost a live run would make (calls nothing)")))
+    p.set_defaults(func=cmd_plan)
     p = with_run(sub.add_parser("check", help="preflight: which models can be reached (free)"))
     p.add_argument("--all", action="store_true", help="every model card, not only the run's")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds per endpoint")
