@@ -40,7 +40,7 @@ while [[ $# -gt 0 ]]; do
     --setup-only) SETUP_ONLY=1; shift ;;
     --install-local-models) LOCAL=1; shift ;;
     --local-models) needs 1 "$@"; LOCAL=1; LOCAL_NAMES="$2"; shift 2 ;;
-    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     --set|-s) needs 1 "$@"; RUN_ARGS+=("$1" "$2"); shift 2 ;;
     --only) needs 1 "$@"; RUN_ARGS+=("$1"); shift
       while [[ $# -gt 0 && $1 != -* ]]; do RUN_ARGS+=("$1"); shift; done ;;
