@@ -42,7 +42,8 @@ Key echoes in the forms that escape a plain search:
                65,536 (the longest raw body the client keeps)
 
 ``KIND*N`` repeats an item N times and ``KIND*inf`` forever (``[fault:empty*inf]`` never answers).
-``--latency-ms`` adds a fixed delay to every request. ``GET /stats`` reports how many
+``--latency-ms`` adds a fixed delay to every request; ``--echo-key`` makes every normal answer echo
+the key, as it is and JSON-escaped (a whole pipeline run whose every answer carries the key). ``GET /stats`` reports how many
 requests arrived per message (``received``), how many got a normal answer (``ok``) and
 when each arrived (``arrivals``, Unix seconds); ``POST /stats/reset`` clears them.
 
@@ -121,11 +122,19 @@ def answer_text(model: str, text: str, body: dict[str, Any]) -> str:
 class FaultApp:
     """The server's state: per-message counters and the options from the command line."""
 
-    def __init__(self, latency_ms: float = 0.0, hang_s: float = 30.0, retry_after: float = 1.0, drip_s: float = 0.2):
+    def __init__(
+        self,
+        latency_ms: float = 0.0,
+        hang_s: float = 30.0,
+        retry_after: float = 1.0,
+        drip_s: float = 0.2,
+        echo_key: bool = False,
+    ):
         self.latency_s = latency_ms / 1000.0
         self.hang_s = hang_s
         self.retry_after = retry_after
         self.drip_s = drip_s
+        self.echo_key = echo_key  # every normal answer echoes the key, as is and JSON-escaped
         self.received: Counter[str] = Counter()
         self.ok: Counter[str] = Counter()
         self.arrivals: dict[str, list[float]] = {}
@@ -228,8 +237,9 @@ class FaultApp:
             return web.Response(status=200, text=body, content_type="text/plain")
         model = str(body.get("model", "fault-model"))
         content = "" if kind == "empty" else answer_text(model, text, body)
-        if kind == "echo200":
-            content = f"{content} (your key is {key})"
+        if kind == "echo200" or (self.echo_key and kind == "ok" and content):
+            escaped = "".join(f"\\u{ord(c):04x}" for c in key)
+            content = f"{content} (your key is {key})" + (f" (escaped: {escaped})" if self.echo_key else "")
         words = content.split()
         max_tokens = body.get("max_tokens")
         finish = "stop"
@@ -353,9 +363,10 @@ class FaultServer:
         retry_after: float = 1.0,
         timeout_s: float = 30.0,
         drip_s: float = 0.2,
+        echo_key: bool = False,
     ):
         self.args = ["--latency-ms", f"{latency_ms:g}", "--hang-s", f"{hang_s:g}", "--retry-after", f"{retry_after:g}"]
-        self.args += ["--drip-s", f"{drip_s:g}"]
+        self.args += ["--drip-s", f"{drip_s:g}"] + (["--echo-key"] if echo_key else [])
         self.timeout_s = timeout_s
         self.proc: subprocess.Popen[str] | None = None
         self.port: int | None = None
@@ -465,8 +476,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hang-s", type=float, default=30.0, help="how long a 'hang' fault waits before a 504")
     parser.add_argument("--retry-after", type=float, default=1.0, help="Retry-After seconds sent with a 429")
     parser.add_argument("--drip-s", type=float, default=0.2, help="pause between the pieces of a 'drip' answer")
+    parser.add_argument("--echo-key", action="store_true", help="every normal answer echoes the key (as echo200)")
     args = parser.parse_args(argv)
-    state = FaultApp(args.latency_ms, args.hang_s, args.retry_after, args.drip_s)
+    state = FaultApp(args.latency_ms, args.hang_s, args.retry_after, args.drip_s, args.echo_key)
     try:
         asyncio.run(serve(args.host, args.port, state))
     except KeyboardInterrupt:

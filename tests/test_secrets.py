@@ -190,3 +190,45 @@ def test_an_echoed_key_is_absent_in_every_form_from_everything_written(tmp_path:
     assert len(bodies) == 3 and all(b.endswith(f"[... {70_000 - 65_536} more bytes]") for b in bodies)
     tokens = [r["logprobs"] for r in store.final_records() if "[fault:logprobecho]" in str(r["request"])]
     assert len(tokens) == 3 and all("[REDACTED]" in t["top_logprobs"][0] for t in tokens)
+
+
+def test_a_key_echoed_in_every_answer_reaches_no_table_notebook_or_html(tmp_path: Path, monkeypatch):
+    """Notebook 01 live against a server that echoes the key in every answer (as it is and JSON-escaped),
+    with a 5-character and a long key: responses.csv, every table and figure, the executed notebook and
+    its HTML hold neither, in any form."""
+    import nbconvert
+
+    from tests.conftest import run_notebook
+
+    keys = {"fault-short": "Kq7Zx", "fault-long": "Canary-" + secrets.token_hex(12)}
+    dirs = {name: tmp_path / name for name in ("raw", "processed", "figures", "out", "cards")}
+    for folder in dirs.values():
+        folder.mkdir()
+    with FaultServer(echo_key=True) as server:
+        for model, key in keys.items():
+            env_name = f"VALUELEX_TEST_KEY_{model[6:].upper()}"
+            monkeypatch.setenv(env_name, key)
+            write_card(dirs["cards"], model, server.base_url, api_key_env=env_name)
+        panel = tmp_path / "panel.yaml"
+        panel.write_text(
+            "name: echoes\nmodels: [cards/fault-short.yaml, cards/fault-long.yaml]\n"
+            "decoding: {temperature: [0.7], seed: [1]}\nmax_tokens: 64\n"
+        )
+        env = {f"VALUELEX_{name.upper()}": str(dirs[name]) for name in ("raw", "processed", "figures")}
+        numbers = run_notebook("01_elicitation", dirs["out"], {"panel": str(panel), "mode": "live"}, env)
+        stats = server.stats()
+    assert numbers["calls_made"] == 30 and stats["total"] == 30  # 2 models x 15 prompts, each answer an echo
+    executed = dirs["out"] / "01_elicitation.ipynb"
+    html, _ = nbconvert.HTMLExporter().from_filename(str(executed))
+    (dirs["out"] / "01_elicitation.html").write_text(html, encoding="utf-8")
+    responses = (dirs["processed"] / "responses.csv").read_text(encoding="utf-8")
+    assert responses.count("(your key is [REDACTED]) (escaped: [REDACTED])") == 30  # the echoes were there
+    written = {str(p): p.read_bytes() for name in dirs for p in dirs[name].rglob("*") if p.is_file()}
+    leaks = [
+        f"{where}: {model} as {pattern.pattern[:40]!r}"
+        for model, key in keys.items()
+        for pattern in _forms(key)
+        for where, data in written.items()
+        if pattern.search(data) and "/cards/" not in where
+    ]
+    assert not leaks
