@@ -21,8 +21,9 @@ import pytest
 from tests.fault_server import ODD_ANSWERS, FaultServer, answer_text, write_card
 from valuelex import paths
 from valuelex.config import MissingKeyError, load_model_cards
+from valuelex.errors import UserError
 from valuelex.llm import AllCallsFailed, Limits, LLMRunner, NoUsableAnswers, Request, UnansweredRequests
-from valuelex.store import ResponseStore, StoreMiss
+from valuelex.store import ResponseStore, StoreMiss, StoreUnwritable
 
 TIMEOUT_S = 1.0
 LIMITS = Limits(concurrency=8, timeout_s=TIMEOUT_S, max_retries=3, max_reasks=2, backoff_base_s=0.05)
@@ -663,3 +664,18 @@ def test_the_command_line_exits_1_when_no_answer_is_usable(server, cards_dir, tm
         .splitlines()[-1]
         .startswith("error: not one of the 1 requests has a usable answer (empty x1)")
     )
+
+
+def test_a_folder_where_a_shard_belongs_stops_a_live_run_before_any_call(server, cards_dir, tmp_path, monkeypatch):
+    """A folder named like a model's shard: one line naming it (a UserError), no call sent, no traceback."""
+    monkeypatch.setenv("VALUELEX_TEST_KEY", "sk-test-folder-0000")
+    server.reset()
+    (tmp_path / "fault-chat.jsonl").mkdir()
+    runner = LLMRunner(load_model_cards(cards_dir), ResponseStore(tmp_path), mode="live", limits=LIMITS, progress=False)
+    with pytest.raises(StoreUnwritable) as err:
+        runner.run(make_requests("fault-chat", ["anyone there?", "and here?"]))
+    assert str(err.value) == (
+        f"{tmp_path / 'fault-chat.jsonl'} is a folder, not a store shard: move it away "
+        "(model 'fault-chat' writes its records there)"
+    )
+    assert isinstance(err.value, UserError) and server.stats()["total"] == 0

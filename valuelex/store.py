@@ -184,6 +184,10 @@ class StoreBusy(UserError, RuntimeError):
     """Another live run holds the store's run lock."""
 
 
+class StoreUnwritable(UserError, OSError):
+    """A shard's path is taken by something that is not a file (a folder named ``<model>.jsonl``)."""
+
+
 def _stored_request_matches(line: bytes, key: str) -> bool:
     """Fast path of the key check for a line as ``append`` writes it (canonical JSON, sorted keys).
 
@@ -522,6 +526,11 @@ class ResponseStore:
             except FileNotFoundError:
                 self.root.mkdir(parents=True, exist_ok=True)
                 fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+            except IsADirectoryError:
+                raise StoreUnwritable(
+                    f"{path} is a folder, not a store shard: move it away (model "
+                    f"{record['request']['model']!r} writes its records there)"
+                ) from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
                 size = os.fstat(fd).st_size
