@@ -22,6 +22,7 @@ from valuelex.llm import (
     Limits,
     LLMRunner,
     MalformedResponse,
+    NoUsableAnswers,
     Plan,
     Request,
     _retry_after,
@@ -32,6 +33,7 @@ from valuelex.llm import (
     parse_completion,
     redact,
     redact_record,
+    redact_values,
     request_body,
     respondent_columns,
 )
@@ -670,3 +672,76 @@ def test_the_committed_elicitation_requests_all_have_their_records():
     store = ResponseStore(Path(__file__).parent.parent / "data" / "raw" / "elicitation", announce=False)
     keys = [r.key(panel.cards[r.model]) for r in build_requests(panel, load_prompts())]
     assert len(keys) == 1800 and all(store.get(k) is not None for k in keys)
+
+
+# mutants of issue 19 ---------------------------------------------------------------------------
+KEY = "sk-Mut4nt-k3y-0042"
+
+
+def test_a_key_escaped_as_python_bytes_or_percent_encoded_is_redacted():
+    python = "".join(f"\\x{ord(c):02x}" for c in KEY)
+    percent = "".join(f"%{ord(c):02X}" for c in KEY)
+    assert redact_values(f"b'{python}'", [KEY]) == "b'[REDACTED]'"
+    assert redact_values(f"?key={percent}&x=1", [KEY]) == "?key=[REDACTED]&x=1"  # a % and no backslash
+    assert redact_values(f"hex {KEY.encode().hex()}", [KEY]) == f"hex {KEY.encode().hex()}"  # not an escape form
+
+
+def test_a_long_body_keeps_its_bad_bytes_visible_too():
+    raw = b"\xff" + b"y" * MAX_RAW_BODY
+    kept = body_text(raw, [KEY])
+    assert kept.startswith("\\xffyyy") and kept.endswith("[... 1 more bytes]")
+
+
+def test_plan_defaults_hold_nothing_back():
+    plan = Plan(1, 1, 0, 0, 0, 0.0, {})
+    assert (plan.damaged, plan.lost, plan.given_up, plan.held) == (0, 0, 0, 0)
+    assert str(plan).count("\n") == 0
+
+
+def test_a_cut_key_at_the_end_of_a_text_is_removed_once():
+    key = "EDACTED]" + "x7y8z9w0"  # after its prefix is removed, the text ends with the prefix of... itself
+    assert redact_values("tail " + key[:12], [key]) == "tail [REDACTED]"
+    tail_key = "x7y8z9w0[REDACTED"  # its last 9 characters begin the marker that replaces its cut head
+    assert redact_values(tail_key[-12:] + " head", [tail_key]) == "[REDACTED] head"
+
+
+def test_no_usable_answer_names_the_error_types(tmp_path: Path):
+    from valuelex.llm import NoUsableAnswers
+
+    store = ResponseStore(tmp_path)
+    reqs = [replace(REQ, prompt_id=f"p{i}") for i in range(3)]
+    store.append(_record(reqs[0], status="error", text=None))
+    store.append(_record(reqs[1], text=""))
+    store.append({**_record(reqs[2], text="??"), "usable": False})  # text, but not usable (a validator said no)
+    with pytest.raises(NoUsableAnswers) as err:
+        LLMRunner({"m": CARD}, store, mode="replay", progress=False).run(reqs)
+    assert "(http_500 x1, empty x1, unusable x1)" in str(err.value)
+
+
+# issue 19: what the mutation run left alive ----------------------------------------------
+def test_a_key_echoed_as_python_or_url_escapes_is_removed():
+    key = "Kq7Zx"
+    python = "".join(f"\\x{ord(c):02x}" for c in key)
+    url = "".join(f"%{ord(c):02X}" for c in key)
+    assert redact(f"key {python} and {url}.", [key]) == "key [REDACTED] and [REDACTED]."
+    assert redact("100% of 5x, no key here", [key]) == "100% of 5x, no key here"
+
+
+def test_a_long_body_with_bytes_that_are_not_utf8_is_kept_and_cut():
+    raw = b"\xff" + b"x" * MAX_RAW_BODY
+    text = body_text(raw, [])
+    assert text.startswith("\\xffxxx") and text.endswith("[... 1 more bytes]")
+
+
+def test_an_empty_plan_has_one_line():
+    assert str(Plan(3, 3, 0, 0, 0, 0.0, {})).splitlines() == [
+        "3 requests: 3 already stored, 0 to call; at most ~0 prompt + 0 completion tokens, "
+        "estimated cost at list price $0.00"
+    ]
+
+
+def test_a_replay_with_no_usable_answer_names_the_errors(tmp_path: Path):
+    store = ResponseStore(tmp_path)
+    store.append(_record(REQ, status="error", text=None))
+    with pytest.raises(NoUsableAnswers, match=r"not one of the 1 requests has a usable answer \(http_500 x1\)"):
+        LLMRunner({"m": CARD}, store, mode="replay", progress=False).run([REQ])
