@@ -850,3 +850,9 @@ def test_shards_are_the_files_read(tmp_path: Path):
     store.append(record(replace(REQ, model="other")))
     (tmp_path / "folder.jsonl").mkdir()
     assert ResponseStore(tmp_path, announce=False).shards() == [tmp_path / "m.jsonl", tmp_path / "other.jsonl"]
+
+
+def test_an_intent_alone_is_not_a_maybe_paid_attempt():
+    from valuelex.store import maybe_paid
+
+    assert maybe_paid({"schema": 1, **record(), "status": "sent", "final": False}) is False  # its outcome counts
