@@ -96,14 +96,6 @@ EQUIVALENT: dict[str, str] = {
         "zip(strict=False): the records are looked up from the same list of requests, so the lengths are equal"
     ),
     "llm:Redactor.__init__:6 -> 7 @ 6": "a longer reach redacts more bytes past the 64 KiB cut, which are dropped",
-    "llm:Redactor.__call__:delete break": (
-        "after the longest cut prefix is replaced the text ends with [REDACTED], which a shorter prefix of a key "
-        "(8 characters or more) matches only if the key starts with the marker's own last characters"
-    ),
-    "store:maybe_paid:return None instead of False": "None and False are both false; every caller tests the truth",
-    "store:_check:negate condition @ if len(spec.good) < _MEMO_MAX:     spec.good.add(signature)": (
-        "the memo of good type signatures only saves time: a signature not remembered is checked in full"
-    ),
     "parse:_items:delete continue": (
         "an empty line that does not stop early splits into one empty piece, which the filter of the same loop drops"
     ),
