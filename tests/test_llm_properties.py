@@ -119,6 +119,8 @@ def test_a_key_cut_by_the_raw_body_limit_leaves_nothing(key: str, cut: int, form
 @given(key=KEYS, where=st.sampled_from(["token", "top_logprobs key", "nested list", "text"]))
 def test_a_key_in_the_names_of_fields_is_removed(key: str, where: str):
     assume(key not in REDACTED)
+    # the names of the structure itself (the record's own fields) are not echoes of the key
+    assume(not any(key in name for name in ("logprobs", "top_logprobs", "content", "token", "extra", "text")))
     logprobs = {
         "content": [
             {"token": key if where == "token" else "high", "logprob": -0.1,
