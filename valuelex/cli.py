@@ -1,6 +1,6 @@
 """``valuelex``: one command for everything a user does with a run.
 
-    valuelex run [RUN] [--only 03] [--from 04] [-s efa.n_factors=3] [--yes]
+    valuelex run [RUN] [--only 03] [--from 04] [-s efa.n_factors=3] [--yes] [--retry-failed|-damaged|-lost]
     valuelex plan [RUN]          what a live run would call, and its cost (nothing is called)
     valuelex check [RUN | --all] can the models the run would call be reached? (free; a replay run calls none)
     valuelex settings [RUN]      every setting of a run, resolved
@@ -18,6 +18,7 @@ the field, exit code 2.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -74,9 +75,29 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0 if result.ready else 1
 
 
+def _retry(args: argparse.Namespace) -> None:
+    """``--retry-failed/-damaged/-lost``: the requests a live run asks again, for this process and its notebooks."""
+    from .llm import RETRY_ENV, retry_choices
+
+    chosen = retry_choices() | {c for c in ("failed", "damaged", "lost") if getattr(args, f"retry_{c}", False)}
+    if chosen:
+        os.environ[RETRY_ENV] = ",".join(sorted(chosen))
+
+
+def _report_store_damage(run) -> None:
+    """Print, before anything runs, every damaged line of the run's response stores (not only inside notebooks)."""
+    from .store import ResponseStore
+
+    raw = run.raw_dir
+    if raw.is_dir():
+        for folder in sorted(p for p in raw.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            ResponseStore(folder)  # announces its load issues on stderr
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     from .plan import plan_run
 
+    _retry(args)
     print(plan_run(_load(args)))
     return 0
 
@@ -85,8 +106,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from . import pipeline
 
     run = _load(args)
+    _retry(args)
     say = _say
     pipeline.select(pipeline.notebooks(), args.only, args.start)  # a wrong selection stops before anything runs
+    if run.mode != "live":  # a live run's plan loads (and reports) its stores
+        _report_store_damage(run)
     if run.mode == "live":
         from .plan import confirm_live, plan_run, require_ready
 
@@ -173,14 +197,23 @@ def parser() -> argparse.ArgumentParser:
         )  # fmt: skip
         return p
 
-    p = with_run(sub.add_parser("run", help="run the notebooks of a run (replay, or live after a plan)"))
+    def with_retry(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        retry = {
+            "failed": "ask again the requests given up after an attempt that may have been paid",
+            "damaged": "ask again the requests whose only stored record is damaged",
+            "lost": "ask again the calls sent by a run killed before their answer was stored",
+        }
+        for choice, text in retry.items():
+            p.add_argument(f"--retry-{choice}", action="store_true", help=f"live mode: {text} (may pay twice)")
+        return p
+
+    p = with_retry(with_run(sub.add_parser("run", help="run the notebooks of a run (replay, or live after a plan)")))
     p.add_argument("--only", nargs="+", metavar="NN", help="only these notebooks (by number or name prefix)")
     p.add_argument("--from", dest="start", metavar="NN", help="start at this notebook")
     p.add_argument("--yes", action="store_true", help="live mode: do not ask before paying for calls")
     p.set_defaults(func=cmd_run)
-    with_run(sub.add_parser("plan", help="the calls and cost a live run would make (calls nothing)")).set_defaults(
-        func=cmd_plan
-    )
+    p = with_retry(with_run(sub.add_parser("plan", help="the calls and cost a live run would make (calls nothing)")))
+    p.set_defaults(func=cmd_plan)
     p = with_run(sub.add_parser("check", help="preflight: which models can be reached (free)"))
     p.add_argument("--all", action="store_true", help="every model card, not only the run's")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds per endpoint")
@@ -227,6 +260,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = argparse.Namespace(command=argv[0], rest=argv[1:], func=cmd_scorer_eval)
     else:
         args = parser().parse_args(argv)
+    if args.command == "run":
+        from .pipeline import tie_to_launcher
+
+        tie_to_launcher()  # started by run_all.sh: a TERM when the script dies, also by SIGKILL
     if not paths.is_project():
         print(
             f"valuelex: {paths.ROOT} is not a ValueLex project folder (no configs/panels/): "

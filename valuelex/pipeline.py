@@ -2,13 +2,18 @@
 
 Each notebook receives the run file as its one parameter (plus overrides). It runs as a child
 process in a process group of its own, so that Ctrl-C or a TERM to ``valuelex run`` stops the
-notebook's kernel too (no orphan keeps calling models or writing outputs). A state file in the
-run's build folder remembers when each notebook last ran with which settings, so that after a
-partial run (``--only 01``) the notebooks whose inputs changed are reported as **stale**.
+notebook's kernel too (no orphan keeps calling models or writing outputs). A SIGKILL cannot be
+caught, so each process of the tree also dies with its parent (Linux's ``PR_SET_PDEATHSIG``):
+papermill when ``valuelex`` dies, the notebook's kernel when papermill dies (``tie_kernel``,
+called by ``notebook.start``), and ``valuelex`` itself when ``run_all.sh`` dies
+(``VALUELEX_PARENT_PID``). A state file in the run's build folder remembers when each notebook
+last ran with which settings, so that after a partial run (``--only 01``) the notebooks whose
+inputs changed are reported as **stale**.
 """
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import os
@@ -41,6 +46,11 @@ DEPENDS_ON: dict[str, tuple[str, ...]] = {
 }
 #: Environment every notebook runs in: semopy's results depend on the hash seed; no model hub.
 NOTEBOOK_ENV = {"PYTHONHASHSEED": "0", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+#: Set in a notebook's environment by ``execute``: its kernel dies with papermill (``tie_kernel``).
+TIE_KERNEL_ENV = "VALUELEX_TIE_KERNEL"
+#: Set by ``run_all.sh`` to its own pid: ``valuelex`` dies with the script (``tie_to_launcher``).
+PARENT_PID_ENV = "VALUELEX_PARENT_PID"
+PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h)
 
 
 class RunInterrupted(RuntimeError):
@@ -222,11 +232,22 @@ def execute(notebook: Path, run: RunSettings, folders: Folders, overrides: dict[
     out = folders.build / notebook.name
     log = folders.build / "logs" / f"{notebook.stem}.log"
     env = {**os.environ, **NOTEBOOK_ENV, **folders.environment(), "VALUELEX_PROJECT": str(paths.ROOT)}
+    env[TIE_KERNEL_ENV] = "1"
+    me = os.getpid()
+    prctl = _prctl()  # looked up before the fork: the child only calls it
+
+    def die_with_me() -> None:  # in papermill's process, between fork and exec
+        if prctl is not None:
+            prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        if os.getppid() != me:  # valuelex died before the line above: do not run orphaned
+            os._exit(1)
+
     started = time.monotonic()
     with open(log, "wb") as sink:
         child = subprocess.Popen(
             _papermill_command(notebook, out, run, overrides),
             stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True,
+            preexec_fn=die_with_me,
         )  # fmt: skip
         received: list[int] = []
 
@@ -258,7 +279,7 @@ def execute(notebook: Path, run: RunSettings, folders: Folders, overrides: dict[
 
 
 def _stop_group(child: subprocess.Popen, grace_s: float = 5.0) -> None:
-    """TERM the child's process group (papermill; its kernel exits when papermill is gone), then KILL."""
+    """TERM the child's process group (papermill), then KILL; its kernel, in a session of its own, dies with papermill."""
     for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 2.0)):
         try:
             os.killpg(child.pid, sig)
@@ -270,6 +291,52 @@ def _stop_group(child: subprocess.Popen, grace_s: float = 5.0) -> None:
             if not _group_alive(child.pid):
                 return
             time.sleep(0.05)
+
+
+def _prctl():
+    """Linux's ``prctl`` from the C library, or None where there is none (then only signals stop the tree)."""
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+def die_with_parent(sig: int, parent: int) -> bool:
+    """Have the kernel send ``sig`` to this process when ``parent``, its parent, dies; at once if it already has.
+
+    False where Linux's ``PR_SET_PDEATHSIG`` is not available (nothing is changed then).
+    """
+    prctl = _prctl()
+    if prctl is None or prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) != 0:
+        return False
+    if os.getppid() != parent:  # the parent died before the call above: the signal would never come
+        os.kill(os.getpid(), sig)
+    return True
+
+
+def tie_kernel() -> bool:
+    """In a notebook's kernel started by ``execute``: die (SIGKILL) as soon as papermill does.
+
+    jupyter_client starts the kernel in a session of its own and names papermill in
+    ``JPY_PARENT_PID``; ipykernel itself only checks its parent once a second, enough time for a
+    kernel to send dozens of paid calls after ``valuelex run`` was killed. Elsewhere (Jupyter Lab,
+    the tests' own kernels) nothing changes; returns whether the kernel is tied.
+    """
+    parent = os.environ.get("JPY_PARENT_PID", "")
+    if os.environ.get(TIE_KERNEL_ENV) != "1" or not parent.isdigit():
+        return False
+    return die_with_parent(signal.SIGKILL, int(parent))
+
+
+def tie_to_launcher() -> bool:
+    """In ``valuelex``: if ``run_all.sh`` started it (``VALUELEX_PARENT_PID``), get a TERM when the script dies.
+
+    The TERM stops the running notebook as Ctrl-C would. The variable is removed so that no child inherits it.
+    """
+    parent = os.environ.pop(PARENT_PID_ENV, "")
+    if not parent.isdigit():
+        return False
+    return die_with_parent(signal.SIGTERM, int(parent))
 
 
 def _group_alive(pgid: int) -> bool:

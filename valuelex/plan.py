@@ -63,7 +63,13 @@ class RunPlan(Report):
             "already stored": sum(p.stored for _, p, _ in self.parts),
             "to call": self.to_call,
             "estimated cost at list price (USD)": round(self.cost_usd, 2),
+            # requests a live run holds back (each may have been paid already); asked only when told
+            "not asked: damaged records": sum(p.damaged for _, p, _ in self.parts),
+            "not asked: lost in flight": sum(p.lost for _, p, _ in self.parts),
+            "stored as given up": sum(p.given_up for _, p, _ in self.parts),
         }
+        if any(p.damaged or p.lost or p.given_up for _, p, _ in self.parts):
+            summary["asked again only with"] = "--retry-damaged, --retry-lost, --retry-failed"
         out: list[tuple[str, object]] = [(f"run {self.run!r}", summary), ("Per instrument and model", self.table())]
         if self.needs:
             out.append(("Before any call (a live run stops until these are done)", "\n".join(self.needs)))

@@ -75,7 +75,7 @@ def _store_summary(folder: Path, cards: Any) -> dict:
         "load_issues": [str(i) for i in store.stats.issues],
         "duplicate_finals": store.stats.duplicate_finals,
         "per_model": per_model,
-        "files": {p.name: _sha256(p) for p in sorted(folder.glob("*.jsonl"))},
+        "files": {p.name: _sha256(p) for p in store.shards()},
     }
 
 

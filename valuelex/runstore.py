@@ -8,8 +8,8 @@ way a run's answers enter the dataset: it appends the records of the run's own s
 ``data/raw/``, skipping those already there, so that adopting twice changes nothing.
 
 The layering sits on :class:`valuelex.store.ResponseStore` without changing it: the runner
-(:class:`valuelex.llm.LLMRunner`) only reads through ``get``/``damaged`` and writes through
-``append``, which here go to the own store; the run lock is the own store's.
+(:class:`valuelex.llm.LLMRunner`) reads through ``get``, ``damaged``, ``lost``, ``last_attempt`` and
+``maybe_paid`` (both layers) and writes through ``append`` (the own store only); the run lock is the own store's.
 """
 
 from __future__ import annotations
@@ -51,6 +51,15 @@ class LayeredStore(ResponseStore):
 
     def damaged(self, key: str):  # type: ignore[no-untyped-def]
         return [*self.base.damaged(key), *super().damaged(key)]
+
+    def lost(self, key: str) -> list[int]:
+        return sorted({*self.base.lost(key), *super().lost(key)})
+
+    def last_attempt(self, key: str) -> int:
+        return max(self.base.last_attempt(key), super().last_attempt(key))
+
+    def maybe_paid(self, key: str) -> bool:
+        return self.base.maybe_paid(key) or super().maybe_paid(key)
 
     def __contains__(self, key: str) -> bool:
         return super().__contains__(key) or key in self.base
