@@ -155,7 +155,9 @@ class SimulationSettings:
     sizes: tuple[int, ...] = (60, 120, 250, 525)  # respondents for the recovery curve (the finer run adds 1000)
     replications: int = 6  # simulated panels per size and condition (the finer run: 20)
     parallel_iter: int = 20
-    n_jobs: int = 2  # processes (results do not depend on it)
+    n_jobs: int = 2  # processes, or Dask workers of a local cluster; -1: all (results do not depend on it)
+    backend: Literal["loky", "dask"] = "loky"  # joblib's backend for the grids: local processes, or dask.distributed
+    dask_scheduler: str | None = None  # backend dask: the scheduler's address (tcp://host:8786); null: a local cluster
     word_sizes: tuple[int, ...] = (120, 525)  # respondents for the word-selection comparison
     model_counts: tuple[int, ...] = (4, 8, 16, 32, 64)  # part 2: models per simulated panel
     per_model: tuple[int, ...] = (5, 17, 30, 100)  # part 2: respondents (decoding settings) per model
