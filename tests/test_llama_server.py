@@ -8,6 +8,7 @@ import os
 import numpy as np
 import pytest
 
+from valuelex.config import ConfigError
 from valuelex.llama_server import RowwiseLogprobs, patch_logprobs
 from valuelex.local_models import server_layout
 
@@ -49,6 +50,11 @@ def test_server_layout_is_one_single_threaded_server_per_core(monkeypatch):
     monkeypatch.setenv("VALUELEX_LLAMA_SERVERS", "1")
     monkeypatch.setenv("VALUELEX_LLAMA_THREADS", "2")
     assert server_layout(2) == (1, 2)
+    monkeypatch.setenv("VALUELEX_LLAMA_SERVERS", "two")
+    with pytest.raises(
+        ConfigError, match="environment variable VALUELEX_LLAMA_SERVERS must be a whole number >= 1, got 'two'"
+    ):
+        server_layout(2)
 
 
 def test_patched_llama_cpp_gives_upstream_values():

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from . import paths
-from .config import ModelCard
+from .config import ConfigError, ModelCard
 from .errors import run_main
 
 
@@ -179,11 +179,18 @@ def server_layout(cpus: int | None = None) -> tuple[int, int]:
     server per core, at most ``MAX_SERVERS``, the cores shared out between them.
     """
     cpus = max(1, cpus or os.cpu_count() or 1)
-    servers = int(os.environ.get("VALUELEX_LLAMA_SERVERS", 0)) or min(cpus, MAX_SERVERS)
-    threads = int(os.environ.get("VALUELEX_LLAMA_THREADS", 0)) or max(1, cpus // servers)
-    if servers < 1 or threads < 1:
-        raise ValueError("VALUELEX_LLAMA_SERVERS and VALUELEX_LLAMA_THREADS must be whole numbers >= 1")
+    servers = _positive_env("VALUELEX_LLAMA_SERVERS") or min(cpus, MAX_SERVERS)
+    threads = _positive_env("VALUELEX_LLAMA_THREADS") or max(1, cpus // servers)
     return servers, threads
+
+
+def _positive_env(name: str) -> int | None:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigError(f"environment variable {name} must be a whole number >= 1, got {value!r}")
+    return int(value)
 
 
 class LlamaServer:
