@@ -32,6 +32,7 @@ number of workers change the speed, never the numbers.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -700,7 +701,8 @@ class GridExecutor:
     ``loky`` (the default): ``n_jobs`` local processes. ``dask``: joblib's Dask backend
     (``dask.distributed``), on the cluster whose scheduler is at ``dask_scheduler`` (e.g.
     ``tcp://10.0.0.5:8786``), or, when that is null, on a local cluster of ``n_jobs``
-    single-threaded worker processes. Every task seeds itself, so the backend changes the speed,
+    single-threaded worker processes (-1: one per core). joblib's Dask backend uses every worker of
+    the cluster whatever ``n_jobs`` says, but ``n_jobs: 1`` still means "sequential, here". Every task seeds itself, so the backend changes the speed,
     never the numbers (``tests/test_simulate_dask.py``). ``start()`` makes it joblib's backend in
     this thread until ``close()`` (a notebook starts it once); it is also a context manager.
     """
@@ -724,8 +726,9 @@ class GridExecutor:
             if self.settings.dask_scheduler:
                 self.client = Client(self.settings.dask_scheduler)
             else:
+                n_workers = self.settings.n_jobs if self.settings.n_jobs > 0 else (os.cpu_count() or 1)
                 self._cluster = LocalCluster(
-                    n_workers=max(1, self.settings.n_jobs), threads_per_worker=1, processes=True, dashboard_address=None
+                    n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None
                 )
                 self.client = Client(self._cluster)
             self._config = joblib.parallel_config(backend="dask", n_jobs=-1)
