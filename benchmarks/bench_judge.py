@@ -14,8 +14,8 @@ Configurations (server; order of the calls):
   number of cores (``--n_threads_batch`` at its default, also the number of cores); calls ordered
   by rubric, then in panel order;
 - ``1thread``: the same server and order, with one thread;
-- ``rowwise``: one single-threaded ``valuelex.llama_server`` (log-probabilities computed only for
-  the returned token); order as before;
+- ``patched``: one single-threaded ``valuelex.llama_server`` (logits and log-probabilities computed
+  only for the tokens an answer needs); order as before;
 - ``pool``: what ``LLMRunner`` starts now, ``LlamaServerPool`` (one single-threaded
   ``valuelex.llama_server`` per core, at most 4, one request at a time each); order as before;
 - ``after``: the pool, with the calls ordered by their text (``judge.call_order``: rubric, then
@@ -55,9 +55,9 @@ from valuelex.store import ResponseStore
 
 CALL_ORDER = judge_module.call_order
 
-CONFIGS = ("before", "1thread", "rowwise", "pool", "after")
+CONFIGS = ("before", "1thread", "patched", "pool", "after")
 #: Configurations whose calls are ordered as before issue 22 (by rubric, then in the order of the cases).
-RUBRIC_ORDER = ("before", "1thread", "rowwise", "pool")
+RUBRIC_ORDER = ("before", "1thread", "patched", "pool")
 
 
 class UpstreamServer(LlamaServer):
@@ -87,8 +87,8 @@ def start(config: str, card, log_dir: Path) -> tuple[list[str], object]:
             path, card.model, n_ctx=card.n_ctx, n_threads=1, batch_threads=True, log_path=log_dir / "1thread.log"
         )
         return [server.start()], server
-    if config == "rowwise":
-        server = LlamaServer(path, card.model, n_ctx=card.n_ctx, n_threads=1, log_path=log_dir / "rowwise.log")
+    if config == "patched":
+        server = LlamaServer(path, card.model, n_ctx=card.n_ctx, n_threads=1, log_path=log_dir / "patched.log")
         return [server.start()], server
     if config in ("pool", "after"):
         pool = LlamaServerPool(path, card.model, n_ctx=card.n_ctx, log_dir=log_dir)

@@ -77,3 +77,46 @@ def test_patched_llama_cpp_gives_upstream_values():
         assert isinstance(patched(logits[3]), np.ndarray)
     finally:
         Llama.logits_to_logprobs = staticmethod(upstream)
+
+
+@pytest.mark.llama
+def test_patched_eval_computes_logits_of_the_last_token_only_and_answers_alike():
+    """SmolLM2 in process: after ``patch_eval`` only the last prompt token's row of ``scores`` is written,
+    and the answer (greedy text) and its log-probabilities are upstream's."""
+    from valuelex.config import load_model_cards
+    from valuelex.local_models import gguf_path
+
+    if (
+        importlib.util.find_spec("llama_cpp") is None
+        or not gguf_path(load_model_cards()["smollm2-135m-instruct"]).exists()
+    ):
+        if IN_CI:
+            pytest.fail("llama-cpp-python or the SmolLM2 GGUF is missing (./run_tests.sh installs them)")
+        pytest.skip("llama-cpp-python or the SmolLM2 GGUF is missing")
+    from llama_cpp import Llama
+
+    from valuelex.llama_server import patch_eval
+
+    path = str(gguf_path(load_model_cards()["smollm2-135m-instruct"]))
+    prompt = "Rate from 1 to 5 how kind this is: 'I listen before I answer.' Rating:"
+
+    def ask(llm: Llama) -> tuple[str, dict[str, float], int]:
+        out = llm.create_completion(prompt, max_tokens=6, temperature=0.0, seed=0, logprobs=5)
+        written = int(np.count_nonzero(np.abs(llm.scores[: llm.n_tokens]).sum(axis=1)))
+        return out["choices"][0]["text"], out["choices"][0]["logprobs"]["top_logprobs"][0], written
+
+    upstream_eval = Llama.eval
+    kw = {"n_ctx": 256, "n_threads": 1, "n_threads_batch": 1, "logits_all": True, "verbose": False}
+    try:
+        text, top, written = ask(Llama(path, **kw))
+        patch_eval()
+        assert getattr(Llama.eval, "valuelex_last_logits", False)
+        llm = Llama(path, **kw)
+        llm.scores[:] = 0.0
+        text2, top2, written2 = ask(llm)
+    finally:
+        Llama.eval = upstream_eval
+    n_prompt = len(llm.tokenize(prompt.encode()))
+    assert written >= n_prompt and written2 <= llm.n_tokens - n_prompt + 1  # the prompt's rows: one instead of all
+    assert text2 == text and top2.keys() == top.keys()
+    assert max(abs(top2[k] - top[k]) for k in top) < 1e-4
