@@ -91,7 +91,7 @@ def start(config: str, card, log_dir: Path) -> tuple[list[str], object]:
         server = LlamaServer(path, card.model, n_ctx=card.n_ctx, n_threads=1, log_path=log_dir / "patched.log")
         return [server.start()], server
     if config in ("pool", "after"):
-        pool = LlamaServerPool(path, card.model, n_ctx=card.n_ctx, log_dir=log_dir)
+        pool = LlamaServerPool(path, card.model, n_ctx=card.n_ctx, log_dir=log_dir / config)
         return pool.start(), pool
     raise ValueError(config)
 
