@@ -536,6 +536,36 @@ def test_a_cards_concurrency_limit_is_kept(cards_dir, tmp_path, monkeypatch):
     assert sum(t < first + 0.25 for t in arrivals) <= 2  # never more than two at once
 
 
+def test_servers_of_one_local_model_each_answer_a_contiguous_share_in_order(tmp_path, monkeypatch):
+    """Several servers of one llama.cpp model (``LlamaServerPool``): each gets a contiguous share of the
+    requests, in request order, one at a time, so what a server evaluated before a request (its cached
+    prompt prefix) does not depend on timing."""
+    monkeypatch.setenv("VALUELEX_TEST_KEY", "sk-test-pool-0000")
+    with FaultServer(latency_ms=50) as a, FaultServer(latency_ms=50) as b:
+        write_card(tmp_path / "cards", "fault-pool", a.base_url)
+        card = replace(load_model_cards(tmp_path / "cards")["fault-pool"], provider="llama_cpp")
+        runner = LLMRunner(
+            {"fault-pool": card},
+            ResponseStore(tmp_path / "s"),
+            mode="live",
+            limits=LIMITS,
+            endpoints={"fault-pool": [a.base_url, b.base_url]},
+            progress=False,
+        )
+        texts = [f"question {i}" for i in range(7)]
+        records = runner.run(make_requests("fault-pool", texts))
+        seen = [a.stats()["arrivals"], b.stats()["arrivals"]]
+    assert [r["status"] for r in records] == ["ok"] * 7 and [r["request"]["prompt_id"] for r in records] == [
+        f"q{i}" for i in range(7)
+    ]
+    assert [sorted(s, key=s.get) for s in seen] == [texts[:4], texts[4:]]  # contiguous shares, each in order
+    for arrivals in seen:  # one request at a time: each arrives after the one before it was answered (50 ms)
+        times = sorted(t for ts in arrivals.values() for t in ts)
+        assert all(len(ts) == 1 for ts in arrivals.values()) and all(
+            t2 - t1 >= 0.049 for t1, t2 in zip(times, times[1:], strict=False)
+        )
+
+
 def test_a_partial_failure_is_announced(server, cards_dir, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("VALUELEX_TEST_KEY", "sk-test-partial-0000")
     server.reset()

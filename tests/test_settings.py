@@ -209,7 +209,7 @@ def test_a_set_mistake_is_blamed_on_the_set(override, message):
         ("figure1.words_per_subdimension", 0, "figure1.words_per_subdimension must be a whole number >= 1, got 0"),
         ("elicitation.max_models", 0, "elicitation.max_models must be a whole number >= 1 or null, got 0"),
         ("lexicon.synonym_threshold", 0, "lexicon.synonym_threshold must be a number above 0 and at most 1"),
-        ("simulation.n_jobs", 0, "simulation.n_jobs must be a whole number >= 1, got 0"),
+        ("simulation.n_jobs", 0, "simulation.n_jobs must be a whole number >= 1 or -1, got 0"),
     ],
 )
 def test_every_setting_has_its_range(tmp_path: Path, setting: str, value, message: str):

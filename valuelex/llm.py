@@ -377,7 +377,7 @@ def effective_limits(limits: Limits, card: ModelCard) -> tuple[int, float | None
     """(concurrency, requests per minute, tokens per minute) for one model: the tighter of the runner's and the card's."""
     concurrency = min(limits.concurrency, card.concurrency or limits.concurrency)
     if card.provider == "llama_cpp":
-        concurrency = 1  # one llama.cpp server answers one request at a time
+        concurrency = 1  # one llama.cpp server answers one request at a time (a pool has several servers)
 
     def tighter(a: float | None, b: float | None) -> float | None:
         given = [x for x in (a, b) if x]
@@ -726,7 +726,7 @@ class LLMRunner:
         mode: str = "replay",
         limits: Limits | None = None,
         validator: Callable[[str | None], bool] = default_validator,
-        endpoints: dict[str, str] | None = None,
+        endpoints: dict[str, str | list[str]] | None = None,
         progress: bool = True,
         retry: Iterable[str] | str | None = None,
     ):
@@ -922,29 +922,40 @@ class LLMRunner:
         if card.name in self.endpoints:
             return _Fixed(self.endpoints[card.name])
         if card.provider == "llama_cpp":
-            from .local_models import LlamaServer
+            from .local_models import LlamaServerPool
 
-            return LlamaServer.for_card(card)
+            return LlamaServerPool.for_card(card)
         return _Fixed(card.base_url or "")
 
-    async def _call_model(self, card: ModelCard, base_url: str, reqs: list[Request], bar: Any) -> None:
+    async def _call_model(self, card: ModelCard, base_url: str | list[str], reqs: list[Request], bar: Any) -> None:
+        """Ask ``reqs`` of one model at ``base_url`` (several URLs: servers of the same model, ``concurrency`` each)."""
+        urls = [base_url] if isinstance(base_url, str) else list(base_url)
         concurrency, rpm, tpm = effective_limits(self.limits, card)
         limiter = RateLimiter(rpm, tpm)
-        # The SDK's aiohttp transport: the same SDK and request path, with about half the CPU per call of
-        # the default httpx transport, whose connection pool also costs O(connections) per request
-        # (profiled at concurrency 32, where CPU per call sets the throughput; benchmarks/bench_llm.py).
-        http = openai.DefaultAioHttpClient(
-            limits=httpx2.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
-            timeout=httpx2.Timeout(self.limits.timeout_s, connect=min(10.0, self.limits.timeout_s)),
-        )
-        client = openai.AsyncOpenAI(
-            base_url=base_url, api_key=card.api_key(), max_retries=0, timeout=self.limits.timeout_s, http_client=http
-        )
-        queue: asyncio.Queue[Request] = asyncio.Queue()
-        for r in reqs:
-            queue.put_nowait(r)
+        clients = []
+        for url in urls:
+            # The SDK's aiohttp transport: the same SDK and request path, with about half the CPU per call of
+            # the default httpx transport, whose connection pool also costs O(connections) per request
+            # (profiled at concurrency 32, where CPU per call sets the throughput; benchmarks/bench_llm.py).
+            http = openai.DefaultAioHttpClient(
+                limits=httpx2.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+                timeout=httpx2.Timeout(self.limits.timeout_s, connect=min(10.0, self.limits.timeout_s)),
+            )
+            clients.append(
+                openai.AsyncOpenAI(
+                    base_url=url, api_key=card.api_key(), max_retries=0, timeout=self.limits.timeout_s, http_client=http
+                )
+            )
+        # Several servers of one model: each gets a contiguous share of the requests, in order, so what a
+        # server has evaluated before a request (its cached prompt prefix) does not depend on timing.
+        queues: list[asyncio.Queue[Request]] = []
+        for share in _contiguous_shares(reqs, len(clients)):
+            queue: asyncio.Queue[Request] = asyncio.Queue()
+            for r in share:
+                queue.put_nowait(r)
+            queues.append(queue)
 
-        async def worker() -> None:
+        async def worker(client: openai.AsyncOpenAI, queue: asyncio.Queue[Request]) -> None:
             while True:
                 try:
                     r = queue.get_nowait()
@@ -957,12 +968,14 @@ class LLMRunner:
             # A TaskGroup: if a worker fails (only a store that cannot be written makes one fail), the
             # others are cancelled and awaited before the client closes; nothing is sent on a closed client.
             async with asyncio.TaskGroup() as group:
-                for _ in range(min(concurrency, len(reqs))):
-                    group.create_task(worker())
+                for client, queue in zip(clients, queues, strict=True):
+                    for _ in range(min(concurrency, queue.qsize())):
+                        group.create_task(worker(client, queue))
         except BaseExceptionGroup as failures:
             raise failures.exceptions[0] from None
         finally:
-            await client.close()
+            for client in clients:
+                await client.close()
 
     def _store(self, record: dict[str, Any]) -> None:
         self.store.append(redact_record(record, self._redactor))
@@ -1057,13 +1070,24 @@ class LLMRunner:
         await asyncio.sleep(wait)
 
 
-class _Fixed:
-    """An endpoint that is already running (a remote API, or a server started elsewhere)."""
+def _contiguous_shares(items: list[Request], n: int) -> list[list[Request]]:
+    """``items`` cut into ``n`` contiguous parts whose sizes differ by at most one."""
+    size, extra = divmod(len(items), n)
+    out, start = [], 0
+    for i in range(n):
+        end = start + size + (i < extra)
+        out.append(items[start:end])
+        start = end
+    return out
 
-    def __init__(self, url: str):
+
+class _Fixed:
+    """An endpoint that is already running (a remote API, or servers started elsewhere: a list of URLs)."""
+
+    def __init__(self, url: str | list[str]):
         self.url = url
 
-    async def __aenter__(self) -> str:
+    async def __aenter__(self) -> str | list[str]:
         return self.url
 
     async def __aexit__(self, *exc: object) -> None:

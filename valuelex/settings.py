@@ -294,7 +294,11 @@ class SimulationSettings:
     )  # respondents for the recovery curve (the finer run adds 1000)
     replications: Count = 6  # simulated panels per size and condition (the finer run: 20)
     parallel_iter: Count = 20
-    n_jobs: Count = 2  # processes (results do not depend on it)
+    n_jobs: Count | Literal[-1] = (
+        2  # processes, or Dask workers of a local cluster; -1: all (results do not depend on it)
+    )
+    backend: Literal["loky", "dask"] = "loky"  # joblib's backend for the grids: local processes, or dask.distributed
+    dask_scheduler: str | None = None  # backend dask: the scheduler's address (tcp://host:8786); null: a local cluster
     word_sizes: Annotated[tuple[Annotated[int, Range(10)], ...], Length(1)] = (
         120,
         525,
