@@ -325,17 +325,19 @@ def compare_tables(committed_text: str, now_text: str, file: str) -> list[Differ
         common = [k for k in committed.index if k in new_names]
         if common != [k for k in now.index if k in old_names]:
             found.append(Difference(file, "row order", "", "committed order", "another order", "same rows, reordered"))
-        pairs = [(f"row ({k})", committed.loc[k], now.loc[k]) for k in common]
+        rows = [f"row ({k})" for k in common]
+        old_cells, new_cells = committed.loc[common, columns].to_numpy(), now.loc[common, columns].to_numpy()
     else:
         if len(committed) != len(now):
             found.append(Difference(file, "rows", "", str(len(committed)), str(len(now)), "row count"))
-        pairs = [(f"row {i + 1}", committed.iloc[i], now.iloc[i]) for i in range(min(len(committed), len(now)))]
-    precisions = {c: precision_of(table, c) for c in columns}
-    for row, old, current in pairs:
-        for column in columns:
-            note = _cell_differs(old[column], current[column], precisions[column])
-            if note is not None:
-                found.append(Difference(file, row, column, old[column], current[column], note))
+        shared = min(len(committed), len(now))
+        rows = [f"row {i + 1}" for i in range(shared)]
+        old_cells, new_cells = committed[columns].iloc[:shared].to_numpy(), now[columns].iloc[:shared].to_numpy()
+    precisions = [precision_of(table, c) for c in columns]
+    for r, c in zip(*np.nonzero(old_cells != new_cells), strict=True):  # cells whose text differs
+        note = _cell_differs(old_cells[r, c], new_cells[r, c], precisions[c])
+        if note is not None:
+            found.append(Difference(file, rows[r], columns[c], old_cells[r, c], new_cells[r, c], note))
     return found
 
 
