@@ -6,8 +6,11 @@ sequential updates. The process is chaotic: a difference in the last bit of one 
 grows, epoch after epoch, into a different map. umap-learn compiles its descent with numba for the
 host CPU with ``fastmath``, so a CPU with FMA and AVX-512 fuses and reorders the float32 arithmetic
 differently from an older one. On the committed lexicon (143 words), umap-learn 0.5.12 with
-``NUMBA_CPU_NAME=generic`` instead of this machine's ``znver4`` moved words by up to 11.2 units on a
-map about 20 units wide, with identical inputs (``benchmarks/bench_blas_reproducibility.py``).
+``NUMBA_CPU_NAME=generic`` instead of this machine's ``znver4`` gave another map from identical
+inputs: moved by up to 11.2 units (the map is about 5 units wide) and, after the best alignment
+(Procrustes), a disparity of 0.094 with 69% of each word's 10 map neighbours kept, about what another
+seed (0.139, 63%) or ``n_neighbors`` 30 (0.116, 58%) gives (``benchmarks/bench_blas_reproducibility.py
+--map``).
 Other CPUs also differ in the last bits of BLAS (the cosine distances, the eigensolver of the spectral
 initialisation), of numpy's SIMD loops and of glibc's ``exp``/``pow`` variants.
 
@@ -20,20 +23,26 @@ followed by a rounding that removes it:
    ``fastmath`` (no BLAS, no reordering): the same bits on every CPU;
 2. neighbours by a stable sort; the fuzzy graph by umap-learn, whose memberships are float32;
 3. the curve's ``a`` and ``b`` rounded to 4 significant digits (``curve_fit`` stops at an iteration
-   that depends on the CPU: 3.8e-10 apart measured with numpy's SIMD loops switched off);
+   that depends on the CPU: 3.8e-10 apart measured with numpy's SIMD loops and glibc's FMA variants
+   switched off);
 4. the spectral initialisation scaled to +-10 as umap-learn does, each eigenvector's sign fixed, then
    rounded to 4 decimals before umap-learn's own 1e-4 noise is added (ARPACK through BLAS kernels:
-   up to 7e-14 apart measured);
+   up to 8.5e-14 apart measured);
 5. the descent compiled without ``fastmath`` (no fused or reordered operations), computed in float64
    and stored in float32, as umap-learn stores it: the last-bit differences of ``pow`` between
-   libm variants vanish in the rounding to float32.
+   libm variants (2.2% of results differ by one unit in the last place with glibc's FMA and AVX2
+   variants switched off) vanish in the rounding to float32.
 
 Measured (``tests/test_cpu_emulation.py``, ``benchmarks/bench_blas_reproducibility.py``): the same
 float32 bits under numba for the host CPU and for ``generic``, OpenBLAS SkylakeX, Haswell and
 Sandybridge kernels with 1 or 2 threads, numpy without its AVX2/AVX-512 loops and glibc without its
-FMA/AVX2 variants. A rounding can still, in principle, fall on a boundary on some CPU (a last-bit
-difference lands on both sides of a float32 rounding point); we estimate that below one run in 1,000.
+FMA/AVX2 variants; under the last of these, also for seeds 0-199 (200 of 200 maps the same bits).
+A rounding can still, in principle, fall on a boundary on some CPU (a last-bit difference lands on
+both sides of a rounding point). A rough bound for the largest source, ``pow``: about 3.2 million
+calls per map of 143 words, 2.2% of them one unit apart in float64, each of which moves a float32
+coordinate with a chance of at most about 2**-29 (a few in 1e9): below one map in 1,000.
 ``valuelex verify`` would then report the coordinates as different (it compares them to 0.002).
+The numbers come from ``benchmarks/bench_blas_reproducibility.py --map``.
 
 t-SNE (scikit-learn) and PCA are not made CPU-independent here: PCA moves only in the last bits;
 t-SNE, like umap-learn's own code, may move the words on another CPU.
