@@ -138,10 +138,12 @@ def elicitation(numbers: Mapping[str, Any] | None = None) -> Markdown:
         model, n = max(by_model.items(), key=lambda kv: (kv[1], kv[0]))
         stage = (m.get("training_stages") or {}).get(model)
         share = n / m["unparseable"]
-        who = f"`{model}`" + (f" ({stage})" if stage else "")
-        parsed += f" Of the `unparseable`, {_count(n)} ({_pct(share)}) are {who}'s"
+        parsed += (
+            f" {_count(n)} of the {_count(m['unparseable'])} `unparseable` ({_pct(share)}) come from `{model}`"
+            + (f", {'an' if stage[0] in 'aeiou' else 'a'} {stage} model" if stage else "")
+        )
         if stage == "pretrained":
-            parsed += ": a pretrained model continues the prompt as text instead of answering it"
+            parsed += ": it continues the prompt as text instead of answering it"
         parsed += "."
     return _shown([first + " " + parsed])
 
@@ -153,7 +155,7 @@ def lexicon(numbers: Mapping[str, Any] | None = None) -> Markdown:
     """Notebook 02: the funnel from raw descriptors to lexicon words, next to the paper's."""
     m = _numbers(numbers)
     rule = f"used by at least {_plural(m['min_respondents'], 'respondent')}"
-    if m.get("min_models"):
+    if m.get("min_models", 1) > 1:
         rule += f" and {_plural(m['min_models'], 'model')}"
     size = m["lexicon_size"]
     text = (
@@ -619,17 +621,20 @@ def method_validation(numbers: Mapping[str, Any] | None = None) -> Markdown:
         replications = rows[0].get("replications")
         bullets.append(
             "Panels whose parallel analysis kept exactly three factors, by number of respondents"
-            + (f" ({replications} panels per size)" if replications else "")
+            + (f" ({_plural(replications, 'panel')} per size)" if replications else "")
             + ": "
             + "; ".join(parts)
             + " (needed: the right count and every congruence ≥ 0.95 in at least 80% of panels)."
         )
     grid = m.get("model_grid") or {}
     if grid.get("paper_pooled_factors") is not None and grid.get("paper_within_factors") is not None:
+        cell = m.get("model_grid_paper_cell")
+        shape = f" ({cell[0]} models × {cell[1]} respondents each)" if cell else ""
         bullets.append(
-            "With a vocabulary of its own per model, at the paper's shape (32 models × 17 respondents) the pooled "
-            f"analysis finds {_num(grid['paper_pooled_factors'])} factors (median) and recovers the planted three in "
-            f"{_pct(grid['paper_pooled_recovered'])} of panels; within models it finds "
+            f"With a vocabulary of its own per model, in the simulated cell nearest the paper's panel{shape} the "
+            f"pooled analysis finds {_num(grid['paper_pooled_factors'])} "
+            f"factor{'' if grid['paper_pooled_factors'] == 1 else 's'} on average and fully recovers the "
+            f"planted three in {_pct(grid['paper_pooled_recovered'])} of panels; within models it finds "
             f"{_num(grid['paper_within_factors'])} and recovers them in {_pct(grid['paper_within_recovered'])}."
         )
     needed_models = [r for r in (m.get("models_needed") or []) if r.get("models_needed") is not None]
