@@ -46,8 +46,11 @@ def record(**numbers: Any) -> None:
 
 
 def recorded_here() -> dict[str, Any]:
-    """The numbers ``record`` has kept in this kernel so far (later records win): what the findings read."""
-    return dict(_RECORDED)
+    """The numbers ``record`` has kept in this kernel so far (later records win): what the findings read.
+
+    As ``recorded`` reads them back from the executed notebook (its JSON has sorted keys), so that the
+    findings shown are the ones the stored numbers give."""
+    return json.loads(json.dumps(_RECORDED, sort_keys=True))
 
 
 def recorded(executed_notebook: str | Path) -> dict[str, Any]:
