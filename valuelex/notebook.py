@@ -4,7 +4,8 @@ Every notebook begins with ``settings = notebook.start(run, overrides)``: it loa
 (the notebook's one parameter), points the output folders at the run's, applies the figure
 style and the display rules (three decimals, text left-aligned), and returns the run's settings.
 ``record(respondents=120, ...)`` keeps numbers in the executed notebook for the tests without
-showing them twice; ``recorded(path)`` reads them back.
+showing them twice; ``recorded(path)`` reads them back, and ``recorded_here()`` gives those this
+kernel has recorded so far (the closing findings of a notebook are written from them, ``valuelex.findings``).
 """
 
 from __future__ import annotations
@@ -31,11 +32,25 @@ def _plain(value: Any) -> Any:
     return value
 
 
+#: Every number recorded in this kernel so far (later records win), for the notebook's closing findings.
+_RECORDED: dict[str, Any] = {}
+
+
 def record(**numbers: Any) -> None:
     """Keep the numbers in the executed notebook for the tests and the manifest (not shown to readers)."""
     from IPython.display import display
 
-    display({MIME: _plain(numbers)}, raw=True)
+    plain = _plain(numbers)
+    _RECORDED.update(plain)
+    display({MIME: plain}, raw=True)
+
+
+def recorded_here() -> dict[str, Any]:
+    """The numbers ``record`` has kept in this kernel so far (later records win): what the findings read.
+
+    As ``recorded`` reads them back from the executed notebook (its JSON has sorted keys), so that the
+    findings shown are the ones the stored numbers give."""
+    return json.loads(json.dumps(_RECORDED, sort_keys=True))
 
 
 def recorded(executed_notebook: str | Path) -> dict[str, Any]:
