@@ -35,8 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--top-p", type=float, default=0.95)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--max-tokens", type=int, default=256)
-    p = sub.add_parser("recover", help="the recovery report of a run's notebooks 01 and 02")
+    p = sub.add_parser("recover", help="the recovery report of a run: every stage (notebooks 01-06), or --first")
     p.add_argument("run", help="the run file (a name under configs/runs/ or a path)")
+    p.add_argument("--first", action="store_true", help="only the parser and the lexicon (notebooks 01 and 02)")
     args = parser.parse_args(argv)
 
     from .population import Ask, Population
@@ -86,10 +87,14 @@ def main(argv: list[str] | None = None) -> int:
         from ..pipeline import Folders
         from ..settings import load_run
         from .recovery import first_stages
+        from .stages import recover
 
         run = load_run(args.run)
         folders = Folders.of(run)
-        print(first_stages(population, folders.processed, folders.raw, run.lexicon))
+        if args.first or not (folders.processed / "efa_loadings.csv").exists():
+            print(first_stages(population, folders.processed, folders.raw, run.lexicon))
+        else:
+            print(recover(population, run))
     return 0
 
 

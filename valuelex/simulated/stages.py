@@ -1,0 +1,300 @@
+"""Planted against recovered for every stage after the lexicon: EFA, CFA, semantic clusters, projective.
+
+``recover(population, run)`` reads what a run of the simulated population wrote (notebooks 01-06;
+a stage whose outputs are missing is said to be not run) and measures
+
+* **EFA, pooled and within models**: the factor count the run chose (parallel analysis) and its
+  bootstrap stability (recorded by notebook 03), and the Tucker congruence of recovered loadings
+  with the planted ones (``words.csv``) after matching factors (Hungarian, reflected; ``efa.align``),
+  on the rows of the planted words the lexicon recovered in a term of their own: (a) the run's own
+  pooled solution (``efa_loadings.csv``), (b) the same matrix refitted here at the planted count,
+  pooled and (c) within models (``multilevel.analyse_within``, the run's within correlation), and
+  (d) within models at the count the run chose there, when it differs;
+* **CFA**: the planted taxonomy (each planted dimension with its ``cfa.max_indicators`` highest-loading
+  recovered words used by at least ``efa.min_frequency`` of the respondents) fitted with the run's
+  estimator: estimable, and its fit; and a **wrong taxonomy**, the same words dealt across the
+  dimensions in turn (the i-th word of planted dimension d, by planted loading, goes to factor
+  (d + i) mod 3, so each wrong factor holds about a third of every planted dimension and keeps its
+  size), which must fit clearly worse (same degrees of freedom);
+* **semantic clusters**: the adjusted Rand index of the run's main clustering (``semantic.k_main``)
+  of the recovered planted terms with their planted dimensions, and the share placed nearest their
+  planted dimension (and sub-dimension) by the embeddings;
+* **projective**: the Spearman rank correlation of the run's model x sub-dimension scores
+  (``projective_scores.csv``) with the planted stances' expected share of high completions
+  (``stances.csv``), over all cells and per sub-dimension across models.
+
+Each stage that loses structure gets a line saying which and why, from what was measured.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .. import cfa, efa, multilevel
+from ..display import Report
+from ..notebook import recorded
+from .population import Population
+from .recovery import FirstStagesRecovery, first_stages
+
+
+def _congruence(planted: pd.DataFrame, recovered: pd.DataFrame) -> np.ndarray:
+    """Per planted factor, |congruence| after matching (NaN for a planted factor left unmatched)."""
+    rows = planted.index.intersection(recovered.index)
+    _, matched = efa.align(planted.loc[rows].to_numpy(), recovered.loc[rows].to_numpy())
+    return matched
+
+
+def _efa_row(level: str, count: str, k: int, words: int, matched: np.ndarray, factors: list[str]) -> dict:
+    row: dict[str, Any] = {"level": level, "factor count": count, "k": k, "planted words": words}
+    for f, c in zip(factors, matched, strict=True):
+        row[f"congruence {f}"] = round(float(c), 3) if np.isfinite(c) else float("nan")
+    row["min"] = round(float(np.nanmin(matched)), 3) if np.isfinite(matched).any() else float("nan")
+    row["factors matched"] = int(np.isfinite(matched).sum())
+    return row
+
+
+def _short(fit: cfa.CFAFit) -> str:
+    return "estimable" if fit.estimable else fit.status().split(";")[0].split(" (")[0]
+
+
+def wrong_taxonomy(assignment: dict[str, list[str]]) -> dict[str, list[str]]:
+    """The planted words dealt across the factors in turn: word i of factor d goes to factor (d + i) mod k."""
+    names = list(assignment)
+    k = len(names)
+    out: dict[str, list[str]] = {f"mixed {i + 1}": [] for i in range(k)}
+    for d, name in enumerate(names):
+        for i, word in enumerate(assignment[name]):
+            out[f"mixed {(d + i) % k + 1}"].append(word)
+    return out
+
+
+@dataclass(repr=False)
+class Recovery(Report):
+    """Planted against recovered at every stage (see the module docstring); prints as tables."""
+
+    first: FirstStagesRecovery
+    efa_table: pd.DataFrame
+    cfa_table: pd.DataFrame
+    clusters: pd.DataFrame
+    projective: pd.DataFrame
+    summary: pd.DataFrame  # stage, measure, value, verdict
+    lost: list[str] = field(default_factory=list)
+    numbers: dict[str, Any] = field(default_factory=dict)
+
+    title = "Recovery of the planted population, every stage"
+
+    def sections(self) -> list[tuple[str, Any]]:
+        out: list[tuple[str, Any]] = [("Summary", self.summary.set_index(["stage", "measure"]))]
+        if self.lost:
+            out.append(("Where a stage loses the planted structure, and why (measured)", "\n".join(self.lost)))
+        out += [
+            ("EFA: Tucker congruence with the planted loadings, after matching factors", self.efa_table),
+            ("CFA: the planted taxonomy and a wrong one (the same words dealt across dimensions)", self.cfa_table),
+            ("Semantic clusters against the planted dimensions", self.clusters),
+            ("Projective scores against the planted stances (Spearman)", self.projective),
+        ]
+        first = [(f"First stages. {h}", c) for h, c in self.first.sections()]
+        return out + first
+
+    def metrics(self) -> dict[str, Any]:
+        return {**self.first.metrics(), **self.numbers}
+
+
+def _read(path: Path, **kw: Any) -> pd.DataFrame | None:
+    return pd.read_csv(path, **kw) if path.exists() else None
+
+
+def recover(population: Population, run: Any) -> Recovery:  # noqa: ANN401 - a valuelex.settings.RunSettings
+    """The recovery report of a run of the simulated population (notebooks 01-06 ran)."""
+    from ..pipeline import Folders
+
+    folders = Folders.of(run)
+    processed, build = folders.processed, folders.build
+    first = first_stages(population, processed, folders.raw, run.lexicon)
+    numbers: dict[str, Any] = {}
+    lost: list[str] = []
+    summary: list[dict[str, Any]] = []
+    factors = list(population.factors)
+    words = population.words_table().set_index("word")
+    planted = words[[f"loading_{f}" for f in factors]].set_axis(factors, axis=1)
+    terms = {w: t for w, t in first.terms.items() if w in planted.index}
+    incidence = pd.read_csv(processed / "incidence_respondent_binary.csv", index_col=0)
+    sim = [r for r in incidence.index if r.split("|")[0] in population.models]
+    incidence = incidence.loc[sim]
+    models = pd.Series([r.split("|")[0] for r in incidence.index], index=incidence.index)
+    planted_by_term = planted.rename(index=terms).loc[[terms[w] for w in terms]]
+
+    # --- EFA -----------------------------------------------------------------------------
+    s = run.efa
+    efa_rows = []
+    prepared = efa.prepare_matrix(incidence, s.coding, s.min_frequency, s.min_units, s.max_words)
+    used = [t for t in planted_by_term.index if t in prepared.data.columns]
+    planted_used = planted_by_term.loc[used]
+    numbers["efa_planted_words"] = len(used)
+    nb03 = build / "03_efa.ipynb"
+    record = recorded(nb03) if nb03.exists() else {}
+    run_loadings = _read(processed / "efa_loadings.csv", index_col=0)
+    if run_loadings is not None:
+        k_run = run_loadings.shape[1]
+        m = _congruence(planted_used, run_loadings)
+        efa_rows.append(_efa_row("pooled", "the run's (parallel analysis)", k_run, len(used), m, factors))
+        numbers["efa_pooled_k"] = k_run
+        numbers["efa_pooled_congruence_run"] = [round(float(v), 3) for v in m]
+        stability = record.get("congruence_median")
+        if stability:
+            numbers["efa_pooled_bootstrap_median"] = stability
+    corr = efa.correlation_matrix(prepared.data, method=s.correlation)
+    pooled = efa.fit_efa(corr, len(factors), extraction=s.extraction, rotation=s.rotation)
+    m_pooled = _congruence(planted_used, pooled.loadings)
+    efa_rows.append(_efa_row("pooled", "planted", len(factors), len(used), m_pooled, factors))
+    numbers["efa_pooled_congruence"] = [round(float(v), 3) for v in m_pooled]
+    within = multilevel.analyse_within(
+        incidence, models, s.within_correlation, n_factors=len(factors), extraction=s.extraction,
+        rotation=s.rotation, seed=s.seed, prepared=prepared,
+    )  # fmt: skip
+    m_within = _congruence(planted_used, within.result.loadings)
+    efa_rows.append(_efa_row("within models", "planted", len(factors), len(used), m_within, factors))
+    numbers["efa_within_congruence"] = [round(float(v), 3) for v in m_within]
+    k_within = record.get("within_factors")
+    if k_within:
+        numbers["efa_within_k"] = k_within
+        numbers["efa_within_bootstrap_median"] = record.get("within_bootstrap_median")
+        if k_within != len(factors):
+            at_run = multilevel.analyse_within(
+                incidence, models, s.within_correlation, n_factors=int(k_within), extraction=s.extraction,
+                rotation=s.rotation, seed=s.seed, prepared=prepared,
+            )  # fmt: skip
+            m_run = _congruence(planted_used, at_run.result.loadings)
+            efa_rows.append(_efa_row("within models", "the run's (parallel analysis)", k_within, len(used), m_run, factors))  # fmt: skip
+            numbers["efa_within_congruence_run"] = [round(float(v), 3) for v in m_run]
+    efa_table = pd.DataFrame(efa_rows).set_index(["level", "factor count"])
+    n_units, n_models = len(incidence), models.nunique()
+    summary.append({"stage": "EFA", "measure": "factor count chosen (pooled; within models)",
+                    "value": f"{numbers.get('efa_pooled_k', '?')}; {k_within or '?'} (planted {len(factors)})"})  # fmt: skip
+    summary.append({"stage": "EFA", "measure": "min congruence at the planted count, within models",
+                    "value": round(float(np.nanmin(m_within)), 3)})  # fmt: skip
+    summary.append({"stage": "EFA", "measure": "min congruence at the planted count, pooled",
+                    "value": round(float(np.nanmin(m_pooled)), 3)})  # fmt: skip
+    if k_within and k_within != len(factors):
+        lost.append(
+            f"EFA: parallel analysis within models keeps {k_within} factor(s), {len(factors)} were planted: on "
+            f"{n_units} respondents of {n_models} models ({n_units - n_models} within-model degrees of freedom) "
+            f"and {prepared.n_words} words, the null's eigenvalues are as large as the weaker planted factors'; "
+            f"at the planted count the within-model loadings reach min congruence {np.nanmin(m_within):.3f}"
+            + (
+                " (the structure is there, the count misses it)."
+                if np.nanmin(m_within) >= 0.9
+                else " (too few respondents per word to estimate the loadings, not only the count)."
+            )
+        )
+    if numbers.get("efa_pooled_k") and numbers["efa_pooled_k"] != len(factors):
+        lost.append(
+            f"EFA: the pooled parallel analysis keeps {numbers['efa_pooled_k']} factor(s) ({len(factors)} planted); "
+            f"congruence of the run's pooled solution: {numbers['efa_pooled_congruence_run']} (NaN: a planted factor "
+            "with no recovered factor to match)."
+        )
+
+    # --- CFA -----------------------------------------------------------------------------
+    share = incidence[list(planted_by_term.index)].mean()
+    assignment: dict[str, list[str]] = {}
+    for f in factors:
+        own = planted_by_term[planted_by_term.idxmax(axis=1) == f][f].sort_values(ascending=False)
+        own = own[share.reindex(own.index) >= s.min_frequency]
+        assignment[f] = list(own.index[: run.cfa.max_indicators])
+    data = incidence[[w for ws in assignment.values() for w in ws]]
+    fits = []
+    for name, spec_factors in (("planted taxonomy", assignment), ("wrong taxonomy (dealt across)", wrong_taxonomy(assignment))):  # fmt: skip
+        fit = cfa.fit_cfa(cfa.ModelSpec(name, spec_factors), data=data, estimator=run.cfa.estimator)
+        fits.append(fit)
+    cfa_rows = []
+    for fit in fits:
+        cfa_rows.append({
+            "model": fit.name, "status": fit.status(), "N": fit.n_obs, "words": fit.n_words,
+            "chi2": fit.chi2, "df": fit.df, "cfi": fit.cfi, "tli": fit.tli, "rmsea": fit.rmsea, "srmr": fit.srmr,
+        })  # fmt: skip
+    cfa_table = pd.DataFrame(cfa_rows).set_index("model").round(4)
+    right, wrong = fits
+    numbers.update(
+        cfa_planted_estimable=right.estimable, cfa_planted_cfi=round(right.cfi, 4), cfa_planted_rmsea=round(right.rmsea, 4),
+        cfa_wrong_estimable=wrong.estimable, cfa_wrong_cfi=round(wrong.cfi, 4), cfa_wrong_rmsea=round(wrong.rmsea, 4),
+        cfa_words=right.n_words,
+    )  # fmt: skip
+    rejected = (not wrong.estimable) or (wrong.chi2 > right.chi2 and wrong.cfi < right.cfi)
+    numbers["cfa_wrong_rejected"] = bool(rejected)
+    summary.append({"stage": "CFA", "measure": "planted taxonomy: status, CFI, RMSEA",
+                    "value": f"{_short(right)}, {right.cfi:.3f}, {right.rmsea:.3f}"})  # fmt: skip
+    summary.append({"stage": "CFA", "measure": "wrong taxonomy: status, CFI, RMSEA",
+                    "value": f"{_short(wrong)}, {wrong.cfi:.3f}, {wrong.rmsea:.3f}"})  # fmt: skip
+    if not right.estimable:
+        lost.append(f"CFA: the planted taxonomy is not estimable here: {right.status()}")
+
+    # --- semantic clusters ---------------------------------------------------------------
+    clusters = pd.DataFrame()
+    sem = _read(processed / "semantic_clusters.csv", keep_default_na=False)
+    if sem is not None:
+        from sklearn.metrics import adjusted_rand_score
+
+        sem = sem.set_index("word")
+        planted_dim = {t: population.dimension[w] for w, t in terms.items()}
+        planted_sub = {t: population.subdimension[w] for w, t in terms.items()}
+        here = [t for t in sem.index if t in planted_dim]
+        col = f"cluster_k{run.semantic.k_main}"
+        dims = [planted_dim[t] for t in here]
+        ari = adjusted_rand_score(dims, sem.loc[here, col])
+        nearest = float(np.mean([sem.at[t, "nearest_dimension"] == planted_dim[t] for t in here]))
+        place = _read(processed / "taxonomy_placement.csv", keep_default_na=False)
+        sub_share = float("nan")
+        if place is not None:
+            place = place.set_index("word")
+            inside = [t for t in here if t in place.index]
+            sub_share = float(np.mean([place.at[t, "subdimension"] == planted_sub[t] for t in inside]))
+        k_col = f"cluster_k{len(population.spec.taxonomy) * 2}"
+        ari_sub = adjusted_rand_score([planted_sub[t] for t in here], sem.loc[here, k_col]) if k_col in sem else float("nan")  # fmt: skip
+        clusters = pd.DataFrame(
+            [
+                {"measure": f"ARI, {col} vs planted dimension", "terms": len(here), "value": round(ari, 3)},
+                {"measure": f"ARI, {k_col} vs planted sub-dimension", "terms": len(here), "value": round(ari_sub, 3)},
+                {"measure": "nearest dimension = planted dimension (share)", "terms": len(here), "value": round(nearest, 3)},
+                {"measure": "placed sub-dimension = planted sub-dimension (share)", "terms": len(here), "value": round(sub_share, 3)},
+            ]
+        ).set_index("measure")  # fmt: skip
+        numbers.update(clusters_ari=round(ari, 3), clusters_nearest_share=round(nearest, 3))
+        summary.append({"stage": "clusters", "measure": "ARI with the planted dimensions; nearest-dimension share",
+                        "value": f"{ari:.3f}; {nearest:.3f}"})  # fmt: skip
+        if ari < 0.5:
+            lost.append(
+                f"Clusters: the main clustering agrees little with the planted dimensions (ARI {ari:.3f}): the "
+                "clusters come from the words' embeddings, not from their co-occurrence, so they measure how the "
+                "embedding model reads our vocabulary's assignment of words to dimensions "
+                f"(nearest dimension right for {nearest:.0%} of the terms), not the planted co-occurrence."
+            )
+
+    # --- projective ----------------------------------------------------------------------
+    projective = pd.DataFrame()
+    scores = _read(processed / "projective_scores.csv", keep_default_na=False)
+    if scores is not None:
+        from scipy.stats import spearmanr
+
+        scores = scores[(scores["level"] == "subdimension") & scores["model"].isin(population.models)]
+        stances = population.stances_table().rename(columns={"subdimension": "measure"})
+        cells = scores.merge(stances, on=["model", "measure"], how="inner")
+        cells["score"] = pd.to_numeric(cells["score"], errors="coerce")
+        rho_all = float(spearmanr(cells["score"], cells["expected_high_share"]).statistic)
+        rows = [{"cells": "all model x sub-dimension", "n": len(cells), "spearman": round(rho_all, 3)}]
+        for sub, part in cells.groupby("measure"):
+            rho = float(spearmanr(part["score"], part["expected_high_share"]).statistic) if len(part) > 2 else float("nan")  # fmt: skip
+            rows.append({"cells": f"{sub}, across models", "n": len(part), "spearman": round(rho, 3)})
+        projective = pd.DataFrame(rows).set_index("cells")
+        nb06 = build / "06_projective.ipynb"
+        scorer = recorded(nb06).get("scorer_used") if nb06.exists() else None
+        numbers.update(projective_spearman=round(rho_all, 3), projective_scorer=scorer)
+        numbers["projective_spearman_min_subdimension"] = round(float(projective["spearman"].iloc[1:].min()), 3)
+        summary.append({"stage": "projective", "measure": f"Spearman, model x sub-dimension scores vs planted ({scorer})",
+                        "value": round(rho_all, 3)})  # fmt: skip
+    summary_table = pd.DataFrame(summary, columns=["stage", "measure", "value"])
+    return Recovery(first, efa_table, cfa_table, clusters, projective, summary_table, lost, numbers)
