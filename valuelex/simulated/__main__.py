@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
 
         run = load_run(args.run)
         folders = Folders.of(run)
-        if args.first or not (folders.processed / "efa_loadings.csv").exists():
+        if args.first:
             print(first_stages(population, folders.processed, folders.raw, run.lexicon))
         else:
             print(recover(population, run))

@@ -62,6 +62,17 @@ def _short(fit: cfa.CFAFit) -> str:
     return "estimable" if fit.estimable else fit.status().split(";")[0].split(" (")[0]
 
 
+def moved_taxonomy(assignment: dict[str, list[str]]) -> dict[str, list[str]]:
+    """A third of the planted words moved: word i of factor d goes to factor d + 1 (mod k) when i % 3 == 2."""
+    names = list(assignment)
+    out: dict[str, list[str]] = {f"moved {name}": [] for name in names}
+    for d, name in enumerate(names):
+        for i, word in enumerate(assignment[name]):
+            target = names[(d + 1) % len(names)] if i % 3 == 2 else name
+            out[f"moved {target}"].append(word)
+    return out
+
+
 def wrong_taxonomy(assignment: dict[str, list[str]]) -> dict[str, list[str]]:
     """The planted words dealt across the factors in turn: word i of factor d goes to factor (d + i) mod k."""
     names = list(assignment)
@@ -77,12 +88,12 @@ def wrong_taxonomy(assignment: dict[str, list[str]]) -> dict[str, list[str]]:
 class Recovery(Report):
     """Planted against recovered at every stage (see the module docstring); prints as tables."""
 
-    first: FirstStagesRecovery
-    efa_table: pd.DataFrame
-    cfa_table: pd.DataFrame
-    clusters: pd.DataFrame
+    first: FirstStagesRecovery | None  # None: notebooks 01-05 did not run (a projective-only run)
+    efa_table: pd.DataFrame | None
+    cfa_table: pd.DataFrame | None
+    clusters: pd.DataFrame | None
     projective: pd.DataFrame
-    summary: pd.DataFrame  # stage, measure, value, verdict
+    summary: pd.DataFrame  # stage, measure, value
     lost: list[str] = field(default_factory=list)
     numbers: dict[str, Any] = field(default_factory=dict)
 
@@ -92,33 +103,31 @@ class Recovery(Report):
         out: list[tuple[str, Any]] = [("Summary", self.summary.set_index(["stage", "measure"]))]
         if self.lost:
             out.append(("Where a stage loses the planted structure, and why (measured)", "\n".join(self.lost)))
-        out += [
+        parts = [
             ("EFA: Tucker congruence with the planted loadings, after matching factors", self.efa_table),
-            ("CFA: the planted taxonomy and a wrong one (the same words dealt across dimensions)", self.cfa_table),
+            ("CFA: the planted taxonomy and two wrong ones (its words dealt across dimensions; a third moved)", self.cfa_table),
             ("Semantic clusters against the planted dimensions", self.clusters),
             ("Projective scores against the planted stances (Spearman)", self.projective),
         ]
-        first = [(f"First stages. {h}", c) for h, c in self.first.sections()]
-        return out + first
+        out += [(h, t) for h, t in parts if t is not None and len(t)]
+        if self.first is not None:
+            out += [(f"First stages. {h}", c) for h, c in self.first.sections()]
+        return out
 
     def metrics(self) -> dict[str, Any]:
-        return {**self.first.metrics(), **self.numbers}
+        return {**(self.first.metrics() if self.first is not None else {}), **self.numbers}
 
 
 def _read(path: Path, **kw: Any) -> pd.DataFrame | None:
     return pd.read_csv(path, **kw) if path.exists() else None
 
 
-def recover(population: Population, run: Any) -> Recovery:  # noqa: ANN401 - a valuelex.settings.RunSettings
-    """The recovery report of a run of the simulated population (notebooks 01-06 ran)."""
-    from ..pipeline import Folders
-
-    folders = Folders.of(run)
+def _elicitation_stages(
+    population: Population, run: Any, folders: Any, numbers: dict, lost: list, summary: list
+) -> tuple:
+    """The first stages, EFA, CFA and clusters (notebooks 01-05 ran)."""
     processed, build = folders.processed, folders.build
     first = first_stages(population, processed, folders.raw, run.lexicon)
-    numbers: dict[str, Any] = {}
-    lost: list[str] = []
-    summary: list[dict[str, Any]] = []
     factors = list(population.factors)
     words = population.words_table().set_index("word")
     planted = words[[f"loading_{f}" for f in factors]].set_axis(factors, axis=1)
@@ -207,10 +216,12 @@ def recover(population: Population, run: Any) -> Recovery:  # noqa: ANN401 - a v
         own = own[share.reindex(own.index) >= s.min_frequency]
         assignment[f] = list(own.index[: run.cfa.max_indicators])
     data = incidence[[w for ws in assignment.values() for w in ws]]
-    fits = []
-    for name, spec_factors in (("planted taxonomy", assignment), ("wrong taxonomy (dealt across)", wrong_taxonomy(assignment))):  # fmt: skip
-        fit = cfa.fit_cfa(cfa.ModelSpec(name, spec_factors), data=data, estimator=run.cfa.estimator)
-        fits.append(fit)
+    models_to_fit = [
+        ("planted taxonomy", assignment),
+        ("wrong taxonomy (dealt across)", wrong_taxonomy(assignment)),
+        ("wrong taxonomy (a third moved)", moved_taxonomy(assignment)),
+    ]
+    fits = [cfa.fit_cfa(cfa.ModelSpec(n, f), data=data, estimator=run.cfa.estimator) for n, f in models_to_fit]
     cfa_rows = []
     for fit in fits:
         cfa_rows.append({
@@ -218,18 +229,19 @@ def recover(population: Population, run: Any) -> Recovery:  # noqa: ANN401 - a v
             "chi2": fit.chi2, "df": fit.df, "cfi": fit.cfi, "tli": fit.tli, "rmsea": fit.rmsea, "srmr": fit.srmr,
         })  # fmt: skip
     cfa_table = pd.DataFrame(cfa_rows).set_index("model").round(4)
-    right, wrong = fits
+    right, wrong, moved = fits
     numbers.update(
         cfa_planted_estimable=right.estimable, cfa_planted_cfi=round(right.cfi, 4), cfa_planted_rmsea=round(right.rmsea, 4),
         cfa_wrong_estimable=wrong.estimable, cfa_wrong_cfi=round(wrong.cfi, 4), cfa_wrong_rmsea=round(wrong.rmsea, 4),
-        cfa_words=right.n_words,
+        cfa_moved_estimable=moved.estimable, cfa_moved_cfi=round(moved.cfi, 4), cfa_moved_rmsea=round(moved.rmsea, 4),
+        cfa_moved_chi2_excess=round(moved.chi2 - right.chi2, 2), cfa_words=right.n_words,
     )  # fmt: skip
-    rejected = (not wrong.estimable) or (wrong.chi2 > right.chi2 and wrong.cfi < right.cfi)
-    numbers["cfa_wrong_rejected"] = bool(rejected)
-    summary.append({"stage": "CFA", "measure": "planted taxonomy: status, CFI, RMSEA",
-                    "value": f"{_short(right)}, {right.cfi:.3f}, {right.rmsea:.3f}"})  # fmt: skip
-    summary.append({"stage": "CFA", "measure": "wrong taxonomy: status, CFI, RMSEA",
-                    "value": f"{_short(wrong)}, {wrong.cfi:.3f}, {wrong.rmsea:.3f}"})  # fmt: skip
+    # rejected: not estimable (no admissible solution), or a clearly worse fit at the same degrees of freedom
+    numbers["cfa_wrong_rejected"] = bool(not wrong.estimable or (wrong.chi2 > right.chi2 and wrong.cfi < right.cfi))
+    numbers["cfa_moved_rejected"] = bool(not moved.estimable or (moved.chi2 > right.chi2 and moved.cfi < right.cfi))
+    for label, fit in (("planted taxonomy", right), ("wrong: dealt across", wrong), ("wrong: a third moved", moved)):
+        summary.append({"stage": "CFA", "measure": f"{label}: status, CFI, RMSEA",
+                        "value": f"{_short(fit)}, {fit.cfi:.3f}, {fit.rmsea:.3f}"})  # fmt: skip
     if not right.estimable:
         lost.append(f"CFA: the planted taxonomy is not estimable here: {right.status()}")
 
@@ -262,7 +274,7 @@ def recover(population: Population, run: Any) -> Recovery:  # noqa: ANN401 - a v
                 {"measure": "nearest dimension = planted dimension (share)", "terms": len(here), "value": round(nearest, 3)},
                 {"measure": "placed sub-dimension = planted sub-dimension (share)", "terms": len(here), "value": round(sub_share, 3)},
             ]
-        ).set_index("measure")  # fmt: skip
+        ).dropna().set_index("measure")  # fmt: skip
         numbers.update(clusters_ari=round(ari, 3), clusters_nearest_share=round(nearest, 3))
         summary.append({"stage": "clusters", "measure": "ARI with the planted dimensions; nearest-dimension share",
                         "value": f"{ari:.3f}; {nearest:.3f}"})  # fmt: skip
@@ -274,6 +286,13 @@ def recover(population: Population, run: Any) -> Recovery:  # noqa: ANN401 - a v
                 f"(nearest dimension right for {nearest:.0%} of the terms), not the planted co-occurrence."
             )
 
+    return first, efa_table, cfa_table, clusters
+
+
+def _projective_stage(
+    population: Population, processed: Path, build: Path, numbers: dict, summary: list
+) -> pd.DataFrame:
+    """Model x sub-dimension scores against the planted stances (notebook 06 ran)."""
     # --- projective ----------------------------------------------------------------------
     projective = pd.DataFrame()
     scores = _read(processed / "projective_scores.csv", keep_default_na=False)
@@ -285,7 +304,13 @@ def recover(population: Population, run: Any) -> Recovery:  # noqa: ANN401 - a v
         cells = scores.merge(stances, on=["model", "measure"], how="inner")
         cells["score"] = pd.to_numeric(cells["score"], errors="coerce")
         rho_all = float(spearmanr(cells["score"], cells["expected_high_share"]).statistic)
-        rows = [{"cells": "all model x sub-dimension", "n": len(cells), "spearman": round(rho_all, 3)}]
+        # each scorer has its own level per sub-dimension: ranks within each sub-dimension, pooled
+        centred = cells.groupby("measure")["score"].rank(pct=True)
+        rho_within = float(spearmanr(centred, cells.groupby("measure")["expected_high_share"].rank(pct=True)).statistic)
+        rows = [
+            {"cells": "all model x sub-dimension", "n": len(cells), "spearman": round(rho_all, 3)},
+            {"cells": "all, ranked within each sub-dimension", "n": len(cells), "spearman": round(rho_within, 3)},
+        ]
         for sub, part in cells.groupby("measure"):
             rho = float(spearmanr(part["score"], part["expected_high_share"]).statistic) if len(part) > 2 else float("nan")  # fmt: skip
             rows.append({"cells": f"{sub}, across models", "n": len(part), "spearman": round(rho, 3)})
@@ -293,8 +318,25 @@ def recover(population: Population, run: Any) -> Recovery:  # noqa: ANN401 - a v
         nb06 = build / "06_projective.ipynb"
         scorer = recorded(nb06).get("scorer_used") if nb06.exists() else None
         numbers.update(projective_spearman=round(rho_all, 3), projective_scorer=scorer)
-        numbers["projective_spearman_min_subdimension"] = round(float(projective["spearman"].iloc[1:].min()), 3)
+        numbers["projective_spearman_within"] = round(rho_within, 3)
+        numbers["projective_spearman_min_subdimension"] = round(float(projective["spearman"].iloc[2:].min()), 3)
         summary.append({"stage": "projective", "measure": f"Spearman, model x sub-dimension scores vs planted ({scorer})",
-                        "value": round(rho_all, 3)})  # fmt: skip
+                        "value": f"{rho_all:.3f} (ranked within sub-dimensions {rho_within:.3f})"})  # fmt: skip
+    return projective
+
+
+def recover(population: Population, run: Any) -> Recovery:  # noqa: ANN401 - a valuelex.settings.RunSettings
+    """The recovery report of a run of the simulated population (notebooks 01-06 ran)."""
+    from ..pipeline import Folders
+
+    folders = Folders.of(run)
+    processed, build = folders.processed, folders.build
+    numbers: dict[str, Any] = {}
+    lost: list[str] = []
+    summary: list[dict[str, Any]] = []
+    first = efa_table = cfa_table = clusters = None
+    if (processed / "responses.csv").exists():
+        first, efa_table, cfa_table, clusters = _elicitation_stages(population, run, folders, numbers, lost, summary)
+    projective = _projective_stage(population, processed, build, numbers, summary)
     summary_table = pd.DataFrame(summary, columns=["stage", "measure", "value"])
     return Recovery(first, efa_table, cfa_table, clusters, projective, summary_table, lost, numbers)
