@@ -57,7 +57,8 @@ def rehearsal(tmp_path_factory: pytest.TempPathFactory) -> dict:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     settings = load_run(run_file)
     population = Population.load()
-    return {"root": root, "settings": settings, "report": recover(population, settings), "population": population}
+    report = recover(population, settings)
+    return {"root": root, "settings": settings, "report": report, "population": population, "run_file": run_file}
 
 
 def test_the_run_started_the_simulated_server_and_stopped_it(rehearsal) -> None:
@@ -123,6 +124,13 @@ def test_the_report_prints_every_stage_as_tables(rehearsal) -> None:
                     "Projective scores", "First stages. Parser"):  # fmt: skip
         assert heading in text
     assert "{'" not in text
+
+
+def test_the_recover_command_prints_the_same_report(rehearsal) -> None:
+    command = [sys.executable, "-m", "valuelex.simulated", "recover", str(rehearsal["run_file"])]
+    done = subprocess.run(command, cwd=paths.ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == str(rehearsal["report"]).strip()
 
 
 def test_the_wrong_taxonomy_deals_every_dimension_across_the_factors() -> None:

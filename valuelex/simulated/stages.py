@@ -49,6 +49,33 @@ def _congruence(planted: pd.DataFrame, recovered: pd.DataFrame) -> np.ndarray:
     return matched
 
 
+def _extra_factors(
+    planted: pd.DataFrame, loadings: pd.DataFrame, planted_terms: set[str], stability: list | None, cutoff: float
+) -> list[dict[str, Any]]:
+    """The recovered factors no planted factor matched: their top terms, share of planted terms, stability."""
+    from scipy.optimize import linear_sum_assignment
+
+    rows = planted.index.intersection(loadings.index)
+    c = np.nan_to_num(efa.congruence(planted.loc[rows].to_numpy(), loadings.loc[rows].to_numpy()))
+    _, matched = linear_sum_assignment(-np.abs(c))
+    out = []
+    for j, name in enumerate(loadings.columns):
+        if j in set(matched):
+            continue
+        column = loadings[name]
+        salient = column[column.abs() >= cutoff]
+        top = column.reindex(column.abs().sort_values(ascending=False).index).head(6)
+        out.append(
+            {
+                "factor": name,
+                "bootstrap_median": stability[j] if stability and j < len(stability) else None,
+                "planted_share": float(np.mean([t in planted_terms for t in salient.index])) if len(salient) else 0.0,
+                "top": ", ".join(f"{t}{'' if t in planted_terms else '*'} {v:.2f}" for t, v in top.items()),
+            }
+        )
+    return out
+
+
 def _efa_row(level: str, count: str, k: int, words: int, matched: np.ndarray, factors: list[str]) -> dict:
     row: dict[str, Any] = {"level": level, "factor count": count, "k": k, "planted words": words}
     for f, c in zip(factors, matched, strict=True):
@@ -105,7 +132,10 @@ class Recovery(Report):
             out.append(("Where a stage loses the planted structure, and why (measured)", "\n".join(self.lost)))
         parts = [
             ("EFA: Tucker congruence with the planted loadings, after matching factors", self.efa_table),
-            ("CFA: the planted taxonomy and two wrong ones (its words dealt across dimensions; a third moved)", self.cfa_table),
+            (
+                "CFA: the planted taxonomy and two wrong ones (its words dealt across dimensions; a third moved)",
+                self.cfa_table,
+            ),
             ("Semantic clusters against the planted dimensions", self.clusters),
             ("Projective scores against the planted stances (Spearman)", self.projective),
         ]
@@ -190,22 +220,34 @@ def _elicitation_stages(
     summary.append({"stage": "EFA", "measure": "min congruence at the planted count, pooled",
                     "value": round(float(np.nanmin(m_pooled)), 3)})  # fmt: skip
     if k_within and k_within != len(factors):
+        boot = record.get("within_bootstrap_median") or []
+        fewer = k_within < len(factors)
         lost.append(
-            f"EFA: parallel analysis within models keeps {k_within} factor(s), {len(factors)} were planted: on "
-            f"{n_units} respondents of {n_models} models ({n_units - n_models} within-model degrees of freedom) "
-            f"and {prepared.n_words} words, the null's eigenvalues are as large as the weaker planted factors'; "
-            f"at the planted count the within-model loadings reach min congruence {np.nanmin(m_within):.3f}"
+            f"EFA: parallel analysis within models keeps {k_within} factor(s), {len(factors)} were planted "
+            f"({n_units} respondents of {n_models} models: {n_units - n_models} within-model degrees of freedom, "
+            f"{prepared.n_words} words); bootstrap median congruence of the run's within-model factors {boot}; at the "
+            f"planted count the within-model loadings reach min congruence {np.nanmin(m_within):.3f}"
             + (
-                " (the structure is there, the count misses it)."
-                if np.nanmin(m_within) >= 0.9
-                else " (too few respondents per word to estimate the loadings, not only the count)."
+                " (the planted structure is there; the extra factor is the unstable one)."
+                if not fewer and np.nanmin(m_within) >= 0.9
+                else " (too few respondents for the number of words: the loadings themselves are not recovered)."
+                if np.nanmin(m_within) < 0.9
+                else "."
             )
         )
-    if numbers.get("efa_pooled_k") and numbers["efa_pooled_k"] != len(factors):
+    if numbers.get("efa_pooled_k") and numbers["efa_pooled_k"] > len(factors):
+        extras = _extra_factors(planted_used, run_loadings, set(terms.values()), record.get("congruence_median"), s.cutoff)  # fmt: skip
+        numbers["efa_pooled_extra_factors"] = extras
+        shown = "; ".join(
+            f"{e['factor']} (bootstrap median {e['bootstrap_median']}, {e['planted_share']:.0%} of its words planted: "
+            f"{e['top']})"
+            for e in extras
+        )
         lost.append(
-            f"EFA: the pooled parallel analysis keeps {numbers['efa_pooled_k']} factor(s) ({len(factors)} planted); "
-            f"congruence of the run's pooled solution: {numbers['efa_pooled_congruence_run']} (NaN: a planted factor "
-            "with no recovered factor to match)."
+            f"EFA: the pooled parallel analysis keeps {numbers['efa_pooled_k']} factors ({len(factors)} planted); the "
+            f"planted ones are found (congruence {numbers['efa_pooled_congruence_run']}); the others: {shown}. "
+            "(* marks terms that are no planted word: non-values and fragments the lexicon kept, or a variant's "
+            "second term.)"
         )
 
     # --- CFA -----------------------------------------------------------------------------
