@@ -356,12 +356,33 @@ def _projective_stage(
         for sub, part in cells.groupby("measure"):
             rho = float(spearmanr(part["score"], part["expected_high_share"]).statistic) if len(part) > 2 else float("nan")  # fmt: skip
             rows.append({"cells": f"{sub}, across models", "n": len(part), "spearman": round(rho, 3)})
+        # every scorer the run wrote case scores for (the main one and the second), on the same completions
+        for path in sorted(processed.glob("projective_scored_*.csv")):
+            cases = pd.read_csv(path, keep_default_na=False)
+            cases = cases[cases["model"].isin(population.models) & cases["valid"].astype(str).eq("True")]
+            if not len(cases):
+                continue
+            cases["score"] = pd.to_numeric(cases["score"], errors="coerce")
+            means = cases.groupby(["model", "subdimension"])["score"].mean().rename("mean").reset_index()
+            means = means.merge(stances.rename(columns={"measure": "subdimension"}), on=["model", "subdimension"])
+            name = path.stem.removeprefix("projective_scored_")
+            ranked = spearmanr(
+                means.groupby("subdimension")["mean"].rank(pct=True),
+                means.groupby("subdimension")["expected_high_share"].rank(pct=True),
+            ).statistic
+            rows.append({"cells": f"{name} scorer, mean case score, all cells", "n": len(means),
+                         "spearman": round(float(spearmanr(means["mean"], means["expected_high_share"]).statistic), 3)})  # fmt: skip
+            rows.append({"cells": f"{name} scorer, mean case score, ranked within sub-dimensions", "n": len(means),
+                         "spearman": round(float(ranked), 3)})  # fmt: skip
+            numbers[f"projective_spearman_cases_{name}"] = rows[-2]["spearman"]
+            numbers[f"projective_spearman_cases_within_{name}"] = rows[-1]["spearman"]
         projective = pd.DataFrame(rows).set_index("cells")
         nb06 = build / "06_projective.ipynb"
         scorer = recorded(nb06).get("scorer_used") if nb06.exists() else None
         numbers.update(projective_spearman=round(rho_all, 3), projective_scorer=scorer)
         numbers["projective_spearman_within"] = round(rho_within, 3)
-        numbers["projective_spearman_min_subdimension"] = round(float(projective["spearman"].iloc[2:].min()), 3)
+        per_sub = projective[projective.index.str.endswith(", across models")]
+        numbers["projective_spearman_min_subdimension"] = round(float(per_sub["spearman"].min()), 3)
         summary.append({"stage": "projective", "measure": f"Spearman, model x sub-dimension scores vs planted ({scorer})",
                         "value": f"{rho_all:.3f} (ranked within sub-dimensions {rho_within:.3f})"})  # fmt: skip
     return projective
