@@ -18,9 +18,13 @@ What the small panel (6 models x 8 settings = 48 respondents) can and cannot sho
 * **the planted CFA is not estimable on 48 respondents** (a Heywood case: 24 binary indicators, 48
   units); the test asserts that the report says so and why, and that the wrong taxonomy is rejected
   or not estimable either;
-* **projective rank correlation >= 0.8 is not reachable with the embedding scorer** (the small
-  rehearsal does not run the LLM judge): measured 0.35 over the 36 model x sub-dimension cells. The
-  test asserts a positive correlation (>= 0.2), i.e. that scores follow the planted stances at all.
+* **projective rank correlation >= 0.8 holds for what the completions show, not for the embedding
+  scorer** (the small rehearsal runs no LLM judge: 792 judge calls took 11 min on the paper sample).
+  The stances the completions show (their planted truth, a perfect scorer's reading) correlate 0.971
+  with the planted stances over the 36 model x sub-dimension cells, and the test asserts >= 0.9; the
+  embedding scorer reaches 0.345 (case ROC AUC 0.716, high against low), and the test asserts >= 0.2
+  and AUC >= 0.65, i.e. that its scores follow the planted stances at all. The real judge reads the
+  cases with AUC 0.997 (docs/rehearsal.md, "The judge").
 """
 
 from __future__ import annotations
@@ -115,7 +119,9 @@ def test_clusters_and_projective_follow_the_planted_truth(rehearsal) -> None:
     m = rehearsal["report"].metrics()
     assert m["clusters_nearest_share"] >= 0.6  # measured 0.747
     assert m["projective_scorer"] == "embedding"
+    assert m["projective_spearman_ceiling"] >= 0.9  # measured 0.971: the completions carry the planted stances
     assert m["projective_spearman"] >= 0.2  # measured 0.345 (embedding scorer; >= 0.8 needs the judge)
+    assert m["projective_case_auc_embedding"] >= 0.65  # measured 0.716
 
 
 def test_the_report_prints_every_stage_as_tables(rehearsal) -> None:

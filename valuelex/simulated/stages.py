@@ -332,7 +332,7 @@ def _elicitation_stages(
 
 
 def _projective_stage(
-    population: Population, processed: Path, build: Path, numbers: dict, summary: list
+    population: Population, processed: Path, build: Path, numbers: dict, summary: list, raw: Path | None = None
 ) -> pd.DataFrame:
     """Model x sub-dimension scores against the planted stances (notebook 06 ran)."""
     # --- projective ----------------------------------------------------------------------
@@ -356,6 +356,14 @@ def _projective_stage(
         for sub, part in cells.groupby("measure"):
             rho = float(spearmanr(part["score"], part["expected_high_share"]).statistic) if len(part) > 2 else float("nan")  # fmt: skip
             rows.append({"cells": f"{sub}, across models", "n": len(part), "spearman": round(rho, 3)})
+        truth = None
+        if raw is not None and (raw / "projective").exists():
+            from .recovery import answers_truth
+
+            truth = answers_truth(population, raw, "projective")
+            truth["model"] = truth["respondent"].str.split("|").str[0]
+            truth["subdimension"] = truth["truth"].map(lambda t: t["subdimension"])
+            truth["shown"] = truth["truth"].map(lambda t: t["shown"])
         # every scorer the run wrote case scores for (the main one and the second), on the same completions
         for path in sorted(processed.glob("projective_scored_*.csv")):
             cases = pd.read_csv(path, keep_default_na=False)
@@ -376,6 +384,29 @@ def _projective_stage(
                          "spearman": round(float(ranked), 3)})  # fmt: skip
             numbers[f"projective_spearman_cases_{name}"] = rows[-2]["spearman"]
             numbers[f"projective_spearman_cases_within_{name}"] = rows[-1]["spearman"]
+            if truth is not None:  # each case whose sub-dimension is its completion's planted target, high vs low
+                from sklearn.metrics import roc_auc_score
+
+                key = truth[["respondent", "prompt_id", "subdimension", "shown"]].rename(
+                    columns={"prompt_id": "stem_id"}
+                )
+                judged = cases.merge(key, on=["respondent", "stem_id", "subdimension"])
+                judged = judged[judged["shown"].isin(["high", "low"])]
+                if judged["shown"].nunique() == 2:
+                    auc = float(roc_auc_score(judged["shown"] == "high", judged["score"]))
+                    rows.append({"cells": f"{name} scorer: ROC AUC of case scores, shown high vs low (cases)",
+                                 "n": len(judged), "spearman": round(auc, 3)})  # fmt: skip
+                    numbers[f"projective_case_auc_{name}"] = round(auc, 3)
+        # the ceiling: the stance each completion shows (its planted truth), as a perfect scorer would read it
+        if truth is not None:
+            high = truth["shown"].map({"high": 1.0, "low": 0.0}).fillna(0.5)
+            ceiling = high.groupby([truth["model"], truth["subdimension"]]).mean().rename("mean").reset_index()
+            ceiling = ceiling.merge(stances.rename(columns={"measure": "subdimension"}), on=["model", "subdimension"])
+            rho_ceiling = float(spearmanr(ceiling["mean"], ceiling["expected_high_share"]).statistic)
+            rows.append({"cells": "ceiling: the stances the completions show (their truth)", "n": len(ceiling),
+                         "spearman": round(rho_ceiling, 3)})  # fmt: skip
+            numbers["projective_spearman_ceiling"] = round(rho_ceiling, 3)
+            numbers["projective_completions"] = len(truth)
         projective = pd.DataFrame(rows).set_index("cells")
         nb06 = build / "06_projective.ipynb"
         scorer = recorded(nb06).get("scorer_used") if nb06.exists() else None
@@ -383,8 +414,10 @@ def _projective_stage(
         numbers["projective_spearman_within"] = round(rho_within, 3)
         per_sub = projective[projective.index.str.endswith(", across models")]
         numbers["projective_spearman_min_subdimension"] = round(float(per_sub["spearman"].min()), 3)
+        projective = projective.rename(columns={"spearman": "Spearman (AUC where said)"})
         summary.append({"stage": "projective", "measure": f"Spearman, model x sub-dimension scores vs planted ({scorer})",
-                        "value": f"{rho_all:.3f} (ranked within sub-dimensions {rho_within:.3f})"})  # fmt: skip
+                        "value": f"{rho_all:.3f} (ranked within sub-dimensions {rho_within:.3f}; ceiling "
+                                 f"{numbers.get('projective_spearman_ceiling', float('nan')):.3f})"})  # fmt: skip
     return projective
 
 
@@ -400,6 +433,6 @@ def recover(population: Population, run: Any) -> Recovery:  # noqa: ANN401 - a v
     first = efa_table = cfa_table = clusters = None
     if (processed / "responses.csv").exists():
         first, efa_table, cfa_table, clusters = _elicitation_stages(population, run, folders, numbers, lost, summary)
-    projective = _projective_stage(population, processed, build, numbers, summary)
+    projective = _projective_stage(population, processed, build, numbers, summary, folders.raw)
     summary_table = pd.DataFrame(summary, columns=["stage", "measure", "value"])
     return Recovery(first, efa_table, cfa_table, clusters, projective, summary_table, lost, numbers)
