@@ -332,7 +332,13 @@ def _elicitation_stages(
 
 
 def _projective_stage(
-    population: Population, processed: Path, build: Path, numbers: dict, summary: list, raw: Path | None = None
+    population: Population,
+    processed: Path,
+    build: Path,
+    numbers: dict,
+    summary: list,
+    raw: Path | None = None,
+    lost: list | None = None,
 ) -> pd.DataFrame:
     """Model x sub-dimension scores against the planted stances (notebook 06 ran)."""
     # --- projective ----------------------------------------------------------------------
@@ -415,6 +421,21 @@ def _projective_stage(
         per_sub = projective[projective.index.str.endswith(", across models")]
         numbers["projective_spearman_min_subdimension"] = round(float(per_sub["spearman"].min()), 3)
         projective = projective.rename(columns={"spearman": "Spearman (AUC where said)"})
+        ceiling_rho = numbers.get("projective_spearman_ceiling")
+        auc = numbers.get(f"projective_case_auc_{scorer}")
+        if lost is not None and ceiling_rho is not None and rho_all < min(0.8, ceiling_rho - 0.05):
+            lost.append(
+                f"Projective: the {scorer} scorer's model x sub-dimension scores rank {rho_all:.3f} with the planted "
+                f"stances (ranked within sub-dimensions {rho_within:.3f}), where the stances the completions show "
+                f"rank {ceiling_rho:.3f}: "
+                + (
+                    f"the loss is the scorer's reading of each completion (case ROC AUC {auc:.3f}, high against low)."
+                    if auc is None or auc < 0.9
+                    else f"the scorer tells high from low (case ROC AUC {auc:.3f}); the rest of the gap lies in its "
+                    "scores within the high and the low cases and on neutral completions, averaged over about "
+                    f"{round(float(scores['n_cases'].astype(float).mean()))} cases a cell (not separated here)."
+                )
+            )
         summary.append({"stage": "projective", "measure": f"Spearman, model x sub-dimension scores vs planted ({scorer})",
                         "value": f"{rho_all:.3f} (ranked within sub-dimensions {rho_within:.3f}; ceiling "
                                  f"{numbers.get('projective_spearman_ceiling', float('nan')):.3f})"})  # fmt: skip
@@ -433,6 +454,6 @@ def recover(population: Population, run: Any) -> Recovery:  # noqa: ANN401 - a v
     first = efa_table = cfa_table = clusters = None
     if (processed / "responses.csv").exists():
         first, efa_table, cfa_table, clusters = _elicitation_stages(population, run, folders, numbers, lost, summary)
-    projective = _projective_stage(population, processed, build, numbers, summary, folders.raw)
+    projective = _projective_stage(population, processed, build, numbers, summary, folders.raw, lost)
     summary_table = pd.DataFrame(summary, columns=["stage", "measure", "value"])
     return Recovery(first, efa_table, cfa_table, clusters, projective, summary_table, lost, numbers)
