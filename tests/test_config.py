@@ -120,7 +120,7 @@ def test_example_cards_are_valid_keyless_cards(path: Path):
         ("n_ctx", "true", "field 'n_ctx' must be int, got True"),
         ("stop", '"###"', "field 'stop' must be list"),
         ("training_stage", "chatty", "field 'training_stage' must be one of pretrained, instruct, aligned"),
-        ("provider", "magic", "field 'provider' must be one of openai_compatible, llama_cpp"),
+        ("provider", "magic", "field 'provider' must be one of openai_compatible, llama_cpp, simulated"),
         ("price_per_mtok", "{input: -1, output: 1}", "field 'price_per_mtok.input' must be a number >= 0"),
         ("limits", "{concurrency: 0}", "field 'limits.concurrency' must be an integer >= 1, got 0"),
     ],

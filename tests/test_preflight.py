@@ -146,7 +146,11 @@ def test_plan_and_check_find_cards_a_panel_names_by_path(tmp_path: Path):
     run = load_run(run_file)
     cards = plan.run_cards(run)
     assert {f"sim-m0{i}" for i in range(1, 7)} <= set(cards) and "qwen2.5-coder-1.5b-instruct" in cards
-    assert cards["sim-m01"].base_url.startswith("http://127.0.0.1:47123")
+    population = (paths.CONFIGS / "simulated" / "population.yaml").resolve()
+    assert cards["sim-m01"].provider == "simulated" and cards["sim-m01"].population == population
+    # the run starts the simulated server: check says so (not "unreachable"), and the run is ready
+    report = preflight.check([cards[f"sim-m0{i}"] for i in range(1, 7)])
+    assert {s.status for s in report.statuses} == {"started by the run"} and report.ready
     result = plan.plan_run(run)
     models = {model for _, part, _ in result.parts for model in part.per_model}
     assert {"sim-m01", "qwen2.5-coder-1.5b-instruct"} <= models

@@ -105,6 +105,7 @@ COVERED = {
     "valuelex run --set simulation.": "the finer simulation run (about an hour): measured, not tested",
     "valuelex run": "tests/test_cli.py::test_the_default_run_with_a_set_never_writes_the_committed_outputs, "
     "tests/test_run_all.py (selection, --set, signals)",
+    "python -m valuelex.simulated recover": "tests/test_simulated_rehearsal.py (the report of rehearsal_small)",
     "valuelex scorer-eval": "tests/test_scorer_eval.py (live on the lab's cases: measured, not tested)",
     "./run_all.sh --setup-only": "./run_tests.sh and CI run it first",
     "./run_all.sh": "tests/test_run_all.py; CI's replay of the default run (tests/test_verify.py)",

@@ -213,12 +213,20 @@ def test_cards_and_panels_are_valid_and_keyless(population: Population, tmp_path
     paper = load_panel(tmp_path / "panels" / "sim_paper.yaml")
     assert len(paper.models) == 33 and len(paper.respondents()) == 528
     assert len(load_panel(tmp_path / "panels" / "sim_small_projective.yaml").respondents()) == 48
-    # the committed copies are what the command writes (at the population's port)
+    # the committed copies are what the command writes by default: cards whose server the run starts
+    configs = tmp_path / "configs"
+    write_configs(population, configs / "simulated" / "models", configs / "panels")
     committed = load_panel(paths.PANELS / "sim_paper.yaml")
-    assert committed.cards["sim-m01"].base_url == f"http://127.0.0.1:{population.spec.port}/v1"
-    assert yaml.safe_load((paths.CONFIGS / "simulated" / "models" / "sim-m04.yaml").read_text()) == yaml.safe_load(
-        (tmp_path / "cards" / "sim-m04.yaml").read_text().replace("12345", str(population.spec.port))
-    )
+    first = committed.cards["sim-m01"]
+    assert first.provider == "simulated" and first.base_url is None
+    assert first.population == load_model_card(configs / "simulated" / "models" / "sim-m01.yaml").population
+    for name in ("sim-m01", "sim-m04"):
+        ours, theirs = (
+            [line for line in (folder / f"{name}.yaml").read_text().splitlines() if not line.startswith("population:")]
+            for folder in (paths.CONFIGS / "simulated" / "models", configs / "simulated" / "models")
+        )
+        assert ours == theirs
+    assert (paths.PANELS / "sim_small.yaml").read_text() == (configs / "panels" / "sim_small.yaml").read_text()
 
 
 def test_a_mistake_in_the_population_file_names_the_file_and_field(tmp_path: Path) -> None:

@@ -187,6 +187,49 @@ def test_logprobs_through_llmrunner_as_the_judge_asks(server, tmp_path: Path) ->
         assert probs.shape == (5,) and 0.0 <= mass <= 1.0
 
 
+def _simulated_servers_of(pid: int) -> list[int]:
+    """The simulated servers among the children of ``pid``."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text()
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, ValueError):
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid and "valuelex.simulated.server" in cmd:
+            out.append(int(entry.name))
+    return out
+
+
+def test_the_runner_starts_the_server_of_simulated_cards_and_stops_it(population, tmp_path: Path, monkeypatch) -> None:
+    """The committed cards are ``provider: simulated``: nobody starts a server, the runner does (once) and stops it."""
+    panel = load_panel(paths.PANELS / "sim_small.yaml")
+    assert {panel.cards[m].provider for m in panel.models} == {"simulated"}
+    assert all(panel.cards[m].base_url is None for m in panel.models)
+    monkeypatch.setattr(paths, "LOGS", tmp_path / "logs")  # the server's log
+    requests = elicit.build_requests(panel, elicit.load_prompts())[:: 48 * 15 // 40]
+    assert len({r.model for r in requests}) == 6
+    started: list[int] = []
+    real_start = SimulatedServer.start
+    others = set(_simulated_servers_of(os.getpid()))  # the module's own server, if it runs
+
+    def start(self: SimulatedServer) -> str:
+        url = real_start(self)
+        started.append(self.proc.pid)
+        assert set(_simulated_servers_of(os.getpid())) - others == {self.proc.pid}
+        return url
+
+    monkeypatch.setattr(SimulatedServer, "start", start)
+    records = _run(panel, requests, tmp_path / "store", concurrency=8)
+    assert len(started) == 1  # one server for the six models of the batch
+    assert set(_simulated_servers_of(os.getpid())) == others  # stopped when the batch ended
+    with pytest.raises(ProcessLookupError):
+        os.kill(started[0], 0)
+    for record in records.values():
+        assert population.answer(ask_of(record["request"])).text == record["text"]
+    assert "READY" not in (tmp_path / "logs" / "simulated_server.log").read_text()  # its log, under LOGS
+
+
 def test_the_server_stops_with_its_context_and_dies_with_its_parent(tmp_path: Path) -> None:
     with SimulatedServer(port=0, log_path=tmp_path / "a.log") as url:
         pass

@@ -29,7 +29,7 @@ from . import paths
 from .errors import UserError
 
 TRAINING_STAGES = ("pretrained", "instruct", "aligned")
-PROVIDERS = ("openai_compatible", "llama_cpp")
+PROVIDERS = ("openai_compatible", "llama_cpp", "simulated")
 APIS = ("chat", "completions")
 #: decoding ranges accepted in panels (OpenAI's; a provider with a narrower range rejects the call itself)
 TEMPERATURE_RANGE = (0.0, 2.0)
@@ -89,6 +89,7 @@ class ModelCard:
     rpm: float | None = None
     tpm: float | None = None
     gguf: GgufSource | None = None
+    population: Path | None = None  # provider simulated: the population.yaml its server (started by the run) answers as
     path: Path | None = None
 
     def api_key(self) -> str:
@@ -181,6 +182,7 @@ _CARD_FIELDS: dict[str, tuple[type | tuple[type, ...], bool]] = {
     "send_seed": (bool, False),
     "limits": (dict, False),
     "gguf": (dict, False),
+    "population": (str, False),
 }
 _PANEL_FIELDS: dict[str, tuple[type | tuple[type, ...], bool]] = {
     "name": (str, True),
@@ -371,6 +373,7 @@ def load_model_card(path: str | Path) -> ModelCard:
     gguf = _gguf(path, data.get("gguf")) if provider == "llama_cpp" else None
     if provider != "llama_cpp" and "gguf" in data:
         raise ConfigError(f"{path}: field 'gguf' is used only with provider llama_cpp")
+    population = _population(path, provider, data)
     limits = data.get("limits", {})
     for key in limits:
         if key not in ("concurrency", "rpm", "tpm"):
@@ -403,8 +406,28 @@ def load_model_card(path: str | Path) -> ModelCard:
         rpm=limits.get("rpm"),
         tpm=limits.get("tpm"),
         gguf=gguf,
+        population=population,
         path=path,
     )
+
+
+def _population(path: Path, provider: str, data: dict[str, Any]) -> Path | None:
+    """A simulated card's population file (relative to the card); the run starts its server (no base_url)."""
+    if provider != "simulated":
+        if "population" in data:
+            raise ConfigError(f"{path}: field 'population' is used only with provider simulated")
+        return None
+    if "base_url" in data:
+        raise ConfigError(
+            f"{path}: field 'base_url' is not used with provider simulated (the run starts the simulated server "
+            "on a free port); remove it, or use provider openai_compatible for a server you started yourself"
+        )
+    if "population" not in data:
+        raise ConfigError(f"{path}: missing required field 'population' (needed for provider simulated)")
+    population = (path.parent / _text(path, "population", data["population"])).resolve()
+    if not population.is_file():
+        raise ConfigError(f"{path}: field 'population': no file {population}")
+    return population
 
 
 class ModelCatalog(Mapping[str, ModelCard]):

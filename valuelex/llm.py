@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import email.utils
 import errno
 import functools
@@ -910,21 +911,27 @@ class LLMRunner:
         for r in misses:
             by_model.setdefault(r.model, []).append(r)
         bar = tqdm(total=len(misses), desc="LLM calls", disable=not self.progress, unit="call")
+        simulated = any(self.cards[m].provider == "simulated" and m not in self.endpoints for m in by_model)
+        if simulated:  # one simulated server for all the models of this batch, stopped after it
+            from .simulated.server import SimulatedServers
         try:
-            for model, reqs in by_model.items():
-                card = self.cards[model]
-                async with self._endpoint(card) as base_url:
-                    await self._call_model(card, base_url, reqs, bar)
+            async with SimulatedServers() if simulated else contextlib.nullcontext() as servers:
+                for model, reqs in by_model.items():
+                    card = self.cards[model]
+                    async with self._endpoint(card, servers) as base_url:
+                        await self._call_model(card, base_url, reqs, bar)
         finally:
             bar.close()
 
-    def _endpoint(self, card: ModelCard) -> Any:
+    def _endpoint(self, card: ModelCard, simulated: Any = None) -> Any:
         if card.name in self.endpoints:
             return _Fixed(self.endpoints[card.name])
         if card.provider == "llama_cpp":
             from .local_models import LlamaServerPool
 
             return LlamaServerPool.for_card(card)
+        if card.provider == "simulated":  # valuelex.simulated: its server is started by the run, like llama.cpp's
+            return simulated.endpoint(card)
         return _Fixed(card.base_url or "")
 
     async def _call_model(self, card: ModelCard, base_url: str | list[str], reqs: list[Request], bar: Any) -> None:

@@ -4,7 +4,8 @@ Listing an endpoint's models (``GET /models``) costs nothing, so ``valuelex chec
 before a live run, which cards are **available**, which models are **not listed** (retired or
 renamed: many 2024 models of the paper panel may be gone), which endpoints are
 **unreachable**, which keys are **missing** or **rejected**. Local llama.cpp cards are checked
-for their installed GGUF file instead (their server is started only for a run).
+for their installed GGUF file instead (their server is started only for a run), simulated cards
+for their model in the population file (the run starts the simulated server).
 
 ``valuelex check RUN`` checks only the cards the run would call (:func:`cards_to_check`): the
 models with calls still to make, and the judge when it has some. A replay run calls nothing, so
@@ -32,6 +33,7 @@ DEFAULT_TIMEOUT_S = 10.0
 STATUSES = {
     "available": "the endpoint lists the card's model id",
     "installed": "local model: the GGUF file is installed",
+    "started by the run": "simulated model (valuelex.simulated): the run starts its server; the population has it",
     "not listed": "the endpoint answers but does not list the model id (retired or renamed?)",
     "no model list": "the endpoint answers but cannot list its models; the id is unchecked",
     "key missing": "the card's key variable is not set; nothing was sent",
@@ -74,6 +76,14 @@ def _check_card(card: ModelCard, timeout_s: float, models_dir: Path | None) -> C
             return CardStatus(card.name, card.model, "local llama.cpp", "installed", str(path.name))
         install = f"{path.name} missing: ./run_all.sh --setup-only --local-models {card.name}"
         return CardStatus(card.name, card.model, "local llama.cpp", "not installed", install)
+    if card.provider == "simulated":
+        from .simulated import Population
+
+        population = Population.load(card.population)
+        if card.model in population.models:
+            return CardStatus(card.name, card.model, "simulated server", "started by the run", card.population.name)
+        detail = f"{card.population} has no model {card.model!r}"
+        return CardStatus(card.name, card.model, "simulated server", "not listed", detail)
     endpoint = card.base_url or ""
     try:
         key = card.api_key()
@@ -116,7 +126,7 @@ class Preflight(Report):
     @property
     def ready(self) -> bool:
         """Every card can be called (available, installed, or at least answering without a model list)."""
-        return all(s.status in ("available", "installed", "no model list") for s in self.statuses)
+        return all(s.status in ("available", "installed", "started by the run", "no model list") for s in self.statuses)
 
     def counts(self) -> dict[str, int]:
         return {s: n for s in STATUSES if (n := sum(x.status == s for x in self.statuses))}

@@ -10,7 +10,9 @@ store. Then every stage's output can be compared with what was planted.
 * :mod:`.population`: the planted population (``Population``) and its answers (``Population.answer``);
 * :mod:`.server`: ``SimulatedServer``, the loopback server (a context manager like ``LlamaServer``);
 * :mod:`.configs`: model cards and panels of the population, as data (``write_configs``);
-* :mod:`.recovery`: planted against recovered for the parser and the lexicon (``first_stages``).
+* :mod:`.recovery`: planted against recovered for the parser and the lexicon (``first_stages``);
+* :mod:`.stages`: the same for every later stage, EFA, CFA, clusters, projective (``recover``; imported
+  on its own: it needs the statistics modules).
 
 ``python -m valuelex.simulated --help`` lists the commands (configs, truth, serve, show, recover);
 ``docs/rehearsal.md`` says how to run a rehearsal against the server.
@@ -19,7 +21,7 @@ store. Then every stage's output can be compared with what was planted.
 from .configs import panel_respondents, write_configs
 from .population import Answer, Ask, Population, SimModel
 from .recovery import FirstStagesRecovery, TruthMismatch, answers_truth, first_stages
-from .server import SimulatedServer
+from .server import SimulatedServer, SimulatedServers
 from .spec import DEFAULT_POPULATION, Spec, load_spec
 
 __all__ = [
@@ -30,6 +32,7 @@ __all__ = [
     "Population",
     "SimModel",
     "SimulatedServer",
+    "SimulatedServers",
     "Spec",
     "TruthMismatch",
     "answers_truth",

@@ -15,7 +15,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--population", type=Path, default=DEFAULT_POPULATION, help="population.yaml")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("configs", help="write the model cards and panels of the population")
-    p.add_argument("--port", type=int, help="the server's port the cards name (default: the population's)")
+    p.add_argument(
+        "--port",
+        type=int,
+        help="cards for a server you start yourself on this port (`serve --port N`); default: provider simulated "
+        "cards, whose server the run starts",
+    )
     p.add_argument("--cards", type=Path, default=paths.CONFIGS / "simulated" / "models")
     p.add_argument("--panels", type=Path, default=paths.PANELS)
     p = sub.add_parser("truth", help="write the planted truth (words, models, stances, respondents) to a folder")
@@ -30,8 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--top-p", type=float, default=0.95)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--max-tokens", type=int, default=256)
-    p = sub.add_parser("recover", help="the recovery report of a run's notebooks 01 and 02")
+    p = sub.add_parser("recover", help="the recovery report of a run: every stage (notebooks 01-06), or --first")
     p.add_argument("run", help="the run file (a name under configs/runs/ or a path)")
+    p.add_argument("--first", action="store_true", help="only the parser and the lexicon (notebooks 01 and 02)")
     args = parser.parse_args(argv)
 
     from .population import Ask, Population
@@ -46,9 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "configs":
         from .configs import write_configs
 
-        port = population.spec.port if args.port is None else args.port
-        written = write_configs(population, args.cards, args.panels, port)
-        print(f"wrote {len(written)} files: cards in {args.cards}, panels in {args.panels} (port {port})")
+        written = write_configs(population, args.cards, args.panels, args.port)
+        served = "the run starts the server" if args.port is None else f"port {args.port}"
+        print(f"wrote {len(written)} files: cards in {args.cards}, panels in {args.panels} ({served})")
     elif args.command == "truth":
         from .configs import panel_respondents
 
@@ -81,10 +87,14 @@ def main(argv: list[str] | None = None) -> int:
         from ..pipeline import Folders
         from ..settings import load_run
         from .recovery import first_stages
+        from .stages import recover
 
         run = load_run(args.run)
         folders = Folders.of(run)
-        print(first_stages(population, folders.processed, folders.raw, run.lexicon))
+        if args.first:
+            print(first_stages(population, folders.processed, folders.raw, run.lexicon))
+        else:
+            print(recover(population, run))
     return 0
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -189,6 +189,7 @@ class FirstStagesRecovery(Report):
     over_merged: pd.DataFrame  # lexicon terms joining different planted words
     unplanted_terms: pd.DataFrame  # lexicon terms that are no planted value word
     numbers: dict[str, Any]
+    terms: dict[str, str] = field(default_factory=dict)  # recovered planted word -> its own term in the matrix
 
     title = "Recovery of the planted population: parser (notebook 01) and lexicon (notebook 02)"
 
@@ -481,8 +482,9 @@ def first_stages(
         "incidence_precision": round(_share(hits, matrix_n), 4),
     }  # fmt: skip
     return FirstStagesRecovery(
-        parser, templates, spurious, statuses, summary, variants, losses, over_merged, unplanted_terms, numbers
-    )
+        parser, templates, spurious, statuses, summary, variants, losses, over_merged, unplanted_terms, numbers,
+        terms={w: term_of[w] for w in pure},
+    )  # fmt: skip
 
 
 def _cell(table: pd.DataFrame, row: str, column: str) -> int:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import subprocess
 import sys
@@ -247,6 +248,45 @@ class SimulatedServer:
         except BaseException:
             self.stop()
             raise
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class SimulatedServers:
+    """The simulated servers one batch of ``LLMRunner`` calls needs: one per population file, on a free port.
+
+    A card with ``provider: simulated`` names its population (``population:``); the runner asks it
+    through ``endpoint(card)``, which starts that population's server the first time a model needs
+    it (as the runner starts llama.cpp for a ``llama_cpp`` card) and keeps it for the batch's other
+    models; every server stops when the batch ends (``async with``), on errors and on Ctrl-C.
+    """
+
+    def __init__(self, log_dir: Path | None = None):
+        self.log_dir = log_dir or paths.LOGS
+        self.running: dict[Path, SimulatedServer] = {}
+
+    def endpoint(self, card: Any) -> Any:
+        """An async context manager whose value is the base URL of ``card.population``'s server."""
+
+        @contextlib.asynccontextmanager
+        async def started() -> Any:
+            server = self.running.get(card.population)
+            if server is None:
+                server = SimulatedServer(card.population, port=0, log_path=self.log_dir / "simulated_server.log")
+                await server.__aenter__()
+                self.running[card.population] = server
+            yield server.base_url
+
+        return started()
+
+    def stop(self) -> None:
+        for server in self.running.values():
+            server.stop()
+        self.running.clear()
+
+    async def __aenter__(self) -> SimulatedServers:
+        return self
 
     async def __aexit__(self, *exc: object) -> None:
         self.stop()
