@@ -8,6 +8,13 @@ Statuses: ``ok`` (at least one descriptor), ``empty`` (no text), ``unparseable``
 no descriptor found), ``refusal`` (a refusal and nothing else), ``error`` (the call failed).
 A refusal followed by values ("No ... However, Accuracy and Respect are important to me",
 the paper's Figure 1 example) is ``ok`` with ``refusal_phrase=True``.
+
+Refusals are recognised by sentence: a sentence that apologises ("I'm sorry, but ...") or denies
+having values, beliefs, opinions or feelings ("I do not have personal values") gives no descriptor,
+and neither do its clauses around "but"/"however" that do; its other clauses are read as usual
+("I don't have personal beliefs, but I am designed around honesty and care" gives both values).
+Being an AI is not a refusal: "as an AI", "as a language model" is removed from a sentence
+("The words that define my values as a language model are empathy and care").
 """
 
 from __future__ import annotations
@@ -19,11 +26,17 @@ import pandas as pd
 
 MAX_WORDS = 3  # an item longer than this is prose; we look for a value phrase at its end
 
+# A clause that apologises or denies having values: it names no value, whatever words it lists.
 _REFUSAL = re.compile(
-    r"\b(as an ai|as a language model|i (do not|don't|cannot|can't) have (personal )?(values|beliefs|opinions|feelings)"
-    r"|i am not capable of having|i don't possess)\b",
+    r"\b(?:i(?:'m|’m| am) sorry|i apologi[sz]e"
+    r"|i (?:do not|don't|don’t|cannot|can't|can’t|have no)(?: have| possess)?(?: any)?(?: personal)?"
+    r" (?:values|beliefs|opinions|feelings|preferences)|i am not capable of having)\b",
     re.I,
 )
+# Where a sentence turns from a refusal to what the model does hold ("..., but I value honesty").
+_CONTRAST = re.compile(r"[,;]?\s*\b(?:but|however|although|yet)\b", re.I)
+# What the model is, said on the way ("As an AI, I value honesty"): not a refusal, and no value.
+_AS_AN_AI = re.compile(r"\bas an? (?:(?:ai |large )?language model|ai)\b,?", re.I)
 _MARKDOWN = re.compile(r"(__|\*|`|#+\s)")
 _HTML_TAG = re.compile(r"</?[a-zA-Z][^<>]*>|</?[a-zA-Z]*$")  # whole tags, and a tag cut off at the end
 _LIST_MARKER = re.compile(r"^\s*(?:[-*•·‣◦]+|\(?\d{1,3}[.)]|\(?[a-zA-Z][.)](?=\s))\s*")
@@ -41,14 +54,22 @@ _DISCOURSE = re.compile(
     r"thirdly|then|so|i'm|i’m|im|i|being|be|am|a|an|the|my|our|to|very|more|most|always|believe in|"
     r"value|values|strive for|care about|focus on|prioritize|prioritise|embrace|promote|promotes|uphold|include|"
     r"including|importance of|principle of|principles of|sense of|supports|cultivating|developing|"
-    r"fostering)\b[\s,]*",
+    r"fostering|[a-z]{3,}ed (?:around|on|upon|by|to|in))\b[\s,]*",
     re.I,
 )
+# "X, Y and Z are the values most important to me", "Honesty is my top priority", "Respect matters":
+# the value is the subject, the rest says it is one.
 _IMPORTANT_TO_ME = re.compile(
-    r"\s+(?:are|is|remain|remains)\s+(?:all\s+|very\s+|the\s+most\s+|most\s+)?(?:important|essential|key|central|"
-    r"crucial|fundamental|vital|core|valuable|paramount|what)\b.*$",
+    r"\s+(?:(?:are|is|remain|remains)\s+(?:(?:the|my|our|most)\s+)*(?:(?!not\b|no\b)[a-z]+\s+)?"
+    r"(?:important|essential|key|central|crucial|fundamental|vital|core|valuable|paramount|what|values?|"
+    r"principles?|priority|priorities)|(?<!what )matters?)\b.*$",
     re.I,
 )
+# A scope said after the last value ("... and care in everything I do", "honesty at all times").
+_SCOPE = re.compile(
+    r"\s+(?:in|at|above|across|for|to|towards|with)\s+(?:all|every|everything|everyone|each|any)\b.*$", re.I
+)
+_INDEFINITE = re.compile(r"\ban?\s+$", re.I)
 _LABEL = re.compile(r"\b(values?|words?|principles?|here|are|include|list|answer|priorities)\b", re.I)
 _REPEATED_WORD = re.compile(r"\b(\w+)(?:\s+\1\b)+", re.I)
 _TRAILING_JUNK = re.compile(r"[\s.!?:;,'\"“”‘’)(\[\]]+$")
@@ -86,8 +107,16 @@ def _items(text: str) -> list[str]:
             items.append(head)
             continue
         for sentence in re.split(r"(?<=[.!?])\s+", line):
-            items.extend(p for p in _SPLIT.split(sentence) if p and p.strip())
+            for clause in _clauses(sentence):
+                items.extend(p for p in _SPLIT.split(_AS_AN_AI.sub(" ", clause)) if p and p.strip())
     return items
+
+
+def _clauses(sentence: str) -> list[str]:
+    """The clauses of a sentence that are no refusal: all of it, unless it apologises or denies having values."""
+    if not _REFUSAL.search(sentence):
+        return [sentence]
+    return [c for c in _CONTRAST.split(sentence) if not _REFUSAL.search(c)]
 
 
 def _clean(item: str) -> str:
@@ -111,13 +140,18 @@ def _descriptor(item: str) -> str | None:
     if not item or not _ALPHA.search(item) or _REFUSAL.search(item):
         return None
     item = _REPEATED_WORD.sub(r"\1", item)
-    item = _clean(_IMPORTANT_TO_ME.sub("", item))
+    item = _clean(_SCOPE.sub("", _clean(_IMPORTANT_TO_ME.sub("", item))))
     item = _strip_discourse(item)
     if not item:
         return None
     if len(item.split()) > MAX_WORDS:
-        tail = _clean(_LEAD_IN.sub("", item))
+        lead_in = _LEAD_IN.match(item)
+        tail = _clean(item[lead_in.end() :]) if lead_in else item
         if tail == item or not tail or len(tail.split()) > MAX_WORDS:
+            return None
+        # "That is a thoughtful question": a phrase after an indefinite article classifies, it names no
+        # value; one word after it is the first of a list ("I stand for a strong, caring community")
+        if _INDEFINITE.search(lead_in.group(0)) and len(tail.split()) > 1:
             return None
         item = _strip_discourse(tail)
     if len(item) > 40 or not _ALPHA.search(item):
