@@ -130,6 +130,12 @@ class LexiconSettings:
     synonym_threshold: Annotated[float, Range(0, 1, low_open=True)] | None = (
         None  # merge near-synonyms above this cosine
     )
+    misspelling_min_length: Annotated[int, Range(4)] | None = (
+        6  # a rare word this long, one edit from a far more used word, is a misspelling of it (None: never)
+    )
+    misspelling_ratio: Annotated[float, Range(1, low_open=True)] = (
+        5.0  # ... when that word has this many times its respondents
+    )
     top_n: Count = 30  # words shown in the top-words figure
 
     def invalid(self) -> list[tuple[tuple[str, ...], str]]:
