@@ -200,12 +200,15 @@ CONSTRUCTED = {
     ("_LEAD_IN", "describes"): "The word that best describes integrity",
     ("_LEAD_IN", "am"): "Above all else I am trustworthy",
     ("_MARKDOWN", "#+\\s"): "### Honesty\n### Respect",
-    ("_REFUSAL", "'m"): "I'm sorry, I cannot help with that.",
-    ("_REFUSAL", "’m"): "I’m sorry, I cannot help with that.",
-    ("_REFUSAL", "i apologi[sz]e"): "I apologize, I cannot say.",
+    ("_APOLOGY", "^[\\W\\d]*i(?:'m|’m| am) sorry\\b"): "I am sorry, but I cannot say.",
+    ("_APOLOGY", " am"): "I am sorry, I cannot help with that.",
+    ("_SENTENCE", "[\\n\\r]+"): "Honesty, respect\nI'm sorry, I can't say more.",
+    ("_APOLOGY", "'m"): "I'm sorry, I cannot help with that.",
+    ("_APOLOGY", "’m"): "I’m sorry, I cannot help with that.",
+    ("_APOLOGY", "^[\\W\\d]*i apologi[sz]e\\b"): "I apologize, but I cannot say.",
     (
         "_REFUSAL",
-        "i (?:do not|don't|don’t|cannot|can't|can’t|have no)(?: have| possess)?(?: any)?(?: personal)? "
+        "(?:do not|don't|don’t|cannot|can't|can’t|have no)(?: have| possess)?(?: any)?(?: personal)? "
         "(?:values|beliefs|opinions|feelings|preferences)",
     ): "I do not have personal values.",
     ("_REFUSAL", "do not"): "I do not have values.",
@@ -222,7 +225,7 @@ CONSTRUCTED = {
     ("_REFUSAL", "opinions"): "I cannot have opinions.",
     ("_REFUSAL", "feelings"): "I do not have feelings.",
     ("_REFUSAL", "preferences"): "I don't have personal preferences.",
-    ("_REFUSAL", "i am not capable of having"): "I am not capable of having values.",
+    ("_REFUSAL", "am not capable of having"): "I am not capable of having values.",
     ("_CONTRAST", "but"): "I have no personal values, but I care about honesty.",
     ("_CONTRAST", "however"): "I have no values of my own; however, I value fairness.",
     ("_CONTRAST", "although"): "I do not have personal opinions, although I value clarity.",
@@ -293,7 +296,7 @@ def test_real_pins_are_in_the_store():
 )
 def test_constructed_pins(key: tuple[str, str], text: str):
     result = parse_answer(text)
-    if key[0] == "_REFUSAL":
+    if key[0] in ("_REFUSAL", "_APOLOGY"):
         assert result.status == "refusal" and result.refusal_phrase and result.descriptors == []
     else:
         assert result.status == "ok" and all(len(d.split()) <= 3 for d in result.descriptors)

@@ -28,11 +28,14 @@ MAX_WORDS = 3  # an item longer than this is prose; we look for a value phrase a
 
 # A clause that apologises or denies having values: it names no value, whatever words it lists.
 _REFUSAL = re.compile(
-    r"\b(?:i(?:'m|’m| am) sorry|i apologi[sz]e"
-    r"|i (?:do not|don't|don’t|cannot|can't|can’t|have no)(?: have| possess)?(?: any)?(?: personal)?"
-    r" (?:values|beliefs|opinions|feelings|preferences)|i am not capable of having)\b",
+    r"\bi (?:(?:do not|don't|don’t|cannot|can't|can’t|have no)(?: have| possess)?(?: any)?(?: personal)?"
+    r" (?:values|beliefs|opinions|feelings|preferences)|am not capable of having)\b",
     re.I,
 )
+# A sentence that opens with an apology is a refusal, whatever follows ("I'm sorry, but I can't say");
+# not "... because I am sorry for what happened".
+_APOLOGY = re.compile(r"^[\W\d]*i(?:'m|’m| am) sorry\b|^[\W\d]*i apologi[sz]e\b", re.I)
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|[\n\r]+")
 # Where a sentence turns from a refusal to what the model does hold ("..., but I value honesty").
 _CONTRAST = re.compile(r"[,;]?\s*\b(?:but|however|although|yet)\b", re.I)
 # What the model is, said on the way ("As an AI, I value honesty"): not a refusal, and no value.
@@ -106,14 +109,17 @@ def _items(text: str) -> list[str]:
         elif head and len(head.split()) <= MAX_WORDS and _ALPHA.search(head) and head != line:
             items.append(head)
             continue
-        for sentence in re.split(r"(?<=[.!?])\s+", line):
+        for sentence in _SENTENCE.split(line):
             for clause in _clauses(sentence):
                 items.extend(p for p in _SPLIT.split(_AS_AN_AI.sub(" ", clause)) if p and p.strip())
     return items
 
 
 def _clauses(sentence: str) -> list[str]:
-    """The clauses of a sentence that are no refusal: all of it, unless it apologises or denies having values."""
+    """The clauses of a sentence that are no refusal: none after an apology, all but those that deny
+    having values, or all of it."""
+    if _APOLOGY.search(sentence):
+        return []
     if not _REFUSAL.search(sentence):
         return [sentence]
     return [c for c in _CONTRAST.split(sentence) if not _REFUSAL.search(c)]
@@ -167,7 +173,7 @@ def parse_answer(text: object, truncated: bool = False) -> ParseResult:
     """
     if not isinstance(text, str) or not text.strip():  # None, or NaN from a table: no answer text
         return ParseResult([], "empty")
-    refusal = bool(_REFUSAL.search(text))
+    refusal = any(_APOLOGY.search(s) or _REFUSAL.search(s) for s in _SENTENCE.split(text))
     items = _items(text)
     if truncated and items:
         # the cut happened inside the last item only if the text ends with it
