@@ -188,10 +188,15 @@ def test_misspelling_needs_a_far_more_used_word() -> None:
     settings = LexiconSettings(min_respondents=5, misspelling_ratio=5)
     assert lexicon.misspelling_map({"integrity": 9, "integirty": 2}, settings) == {}  # 9 < 5 x 2
     assert lexicon.misspelling_map({"integrity": 10, "integirty": 1}, settings) == {"integirty": "integrity"}
-    assert lexicon.misspelling_map({"loving": 40, "living": 6}, settings) == {}  # used by 6: a word of its own
+    assert lexicon.misspelling_map({"kindness": 40, "kindnss": 6}, settings) == {}  # used by 6: a word of its own
     assert lexicon.misspelling_map({"honesty": 40, "honsty": 1}, LexiconSettings(misspelling_min_length=7)) == {}
-    assert lexicon.one_edit("integrity", "integirty") and lexicon.one_edit("kindness", "kindnes")
-    assert not lexicon.one_edit("integrity", "integrity") and not lexicon.one_edit("honesty", "hnoetsy")
+    assert lexicon.typo_of("integirty", "integrity") and lexicon.typo_of("kindnss", "kindness")
+    assert lexicon.typo_of("honnesty", "honesty")
+    # other words, one letter apart: a letter changed, or one added or dropped at the end (in our own data)
+    for word, target in [("humidity", "humility"), ("living", "loving"), ("valued", "values"), ("honest", "honesty")]:
+        assert not lexicon.typo_of(word, target)
+        assert lexicon.misspelling_map({target: 40, word: 1}, settings) == {}
+    assert not lexicon.typo_of("integrity", "integrity") and not lexicon.typo_of("honesty", "hnoetsy")
 
 
 def test_choose_form_most_frequent_then_shorter_then_alphabetical() -> None:

@@ -12,8 +12,9 @@ Steps, each counted in the cleaning funnel (the paper reports "40k+ obtained wor
 3. ``spelling``: one spelling per word (``configs/lexicon/variants.yaml``; American spelling):
    whole terms, then each word of a term ("ethical behaviour" -> "ethical behavior"), then British
    patterns (rigour -> rigor) when the respelled word occurs in the data.
-4. ``misspellings``: a rare word one edit (a letter dropped, added, changed, or two swapped; not
-   the first letter) from a word used by many times more respondents is that word
+4. ``misspellings``: a rare word that is a typing slip (two neighbouring letters swapped, or a
+   letter dropped or added inside the word; not the first letter) of a word used by many times
+   more respondents is that word
    (``LexiconSettings.misspelling_min_length`` and ``misspelling_ratio``; every correction is
    listed in the merges).
 5. ``families``: morphological families joined (honest/honesty, altruism/altruistic): explicit
@@ -156,20 +157,23 @@ def spell(term: str, rules: LexiconRules, vocabulary: set[str] = frozenset()) ->
 
 
 # 4. misspellings --------------------------------------------------------------------------------
-def one_edit(a: str, b: str) -> bool:
-    """Whether two different words are one edit apart: a letter dropped, added or changed, or two
-    neighbouring letters swapped (Damerau-Levenshtein distance 1)."""
-    if a == b or abs(len(a) - len(b)) > 1:
+def typo_of(word: str, target: str) -> bool:
+    """Whether ``word`` is ``target`` with one typing slip: two neighbouring letters swapped
+    ("integirty"), or one letter dropped or added inside the word ("kindnss", "honnesty").
+
+    Not a letter changed, nor added or dropped at the end: those make another word too often
+    (humidity/humility, living/loving, valued/values in our own data; honest/honesty, moral/morale).
+    """
+    if word == target or abs(len(word) - len(target)) > 1:
         return False
-    if len(a) > len(b):
-        a, b = b, a
+    short, long = sorted((word, target), key=len)
     i = 0
-    while i < len(a) and a[i] == b[i]:
+    while i < len(short) and short[i] == long[i]:
         i += 1
-    if len(a) < len(b):
-        return a[i:] == b[i + 1 :]
-    return a[i + 1 :] == b[i + 1 :] or (
-        i + 1 < len(a) and a[i] == b[i + 1] and a[i + 1] == b[i] and a[i + 2 :] == b[i + 2 :]
+    if len(short) < len(long):
+        return i < len(short) and short[i:] == long[i + 1 :]
+    return (
+        i + 1 < len(short) and short[i] == long[i + 1] and short[i + 1] == long[i] and short[i + 2 :] == long[i + 2 :]
     )
 
 
@@ -177,11 +181,10 @@ def misspelling_map(word_respondents: dict[str, int], settings: LexiconSettings)
     """Rare word -> the word it misspells (see the module docstring, step 4).
 
     A word of at least ``misspelling_min_length`` letters that fewer than ``min_respondents``
-    respondents use is read as a misspelling of a word one edit away with the same first letter
-    (typing errors rarely hit it; "health"/"wealth", "nature"/"mature" are different words), not
-    a letter added or dropped at its end (a suffix: honest/honesty, moral/morale), that
-    ``misspelling_ratio`` times as many respondents use; of several, the most used (then
-    alphabetical). Words are compared whole (split at spaces and hyphens), after spelling.
+    respondents use is read as a misspelling of a word it is a typing slip of (``typo_of``), with
+    the same first letter, that ``misspelling_ratio`` times as many respondents use; of several,
+    the most used (then alphabetical). Words are compared whole (split at spaces and hyphens),
+    after spelling.
     """
     if settings.misspelling_min_length is None:
         return {}
@@ -200,10 +203,7 @@ def misspelling_map(word_respondents: dict[str, int], settings: LexiconSettings)
             t
             for key in keys
             for t in by_deletion.get(key, ())
-            if t[0] == word[0]
-            and not (t.startswith(word) or word.startswith(t))
-            and word_respondents[t] >= settings.misspelling_ratio * users
-            and one_edit(word, t)
+            if t[0] == word[0] and word_respondents[t] >= settings.misspelling_ratio * users and typo_of(word, t)
         }
         if targets:
             out[word] = min(targets, key=lambda t: (-word_respondents[t], t))

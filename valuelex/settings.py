@@ -131,7 +131,7 @@ class LexiconSettings:
         None  # merge near-synonyms above this cosine
     )
     misspelling_min_length: Annotated[int, Range(4)] | None = (
-        6  # a rare word this long, one edit from a far more used word, is a misspelling of it (None: never)
+        6  # a rare word this long, a typing slip of a far more used word, is that word (None: never correct)
     )
     misspelling_ratio: Annotated[float, Range(1, low_open=True)] = (
         5.0  # ... when that word has this many times its respondents
