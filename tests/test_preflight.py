@@ -134,3 +134,21 @@ def test_the_plan_names_each_unset_key_once_with_its_models(tmp_path: Path, monk
     assert result.needs == ["key not set: export OPENAI_API_KEY=... (for gpt-4, gpt-4o)"]
     with pytest.raises(plan.NotReady, match="export OPENAI_API_KEY"):
         plan.require_ready(result)
+
+
+def test_plan_and_check_find_cards_a_panel_names_by_path(tmp_path: Path):
+    """The simulated panels name their cards by path (configs/simulated/models/), not in configs/models/."""
+    run_file = tmp_path / "sim.yaml"
+    run_file.write_text(
+        "name: sim\nmode: live\nelicitation: {panel: sim_small}\n"
+        "projective: {panel: sim_small_projective, judge: qwen2.5-coder-1.5b-instruct}\n"
+    )
+    run = load_run(run_file)
+    cards = plan.run_cards(run)
+    assert {f"sim-m0{i}" for i in range(1, 7)} <= set(cards) and "qwen2.5-coder-1.5b-instruct" in cards
+    assert cards["sim-m01"].base_url.startswith("http://127.0.0.1:47123")
+    result = plan.plan_run(run)
+    models = {model for _, part, _ in result.parts for model in part.per_model}
+    assert {"sim-m01", "qwen2.5-coder-1.5b-instruct"} <= models
+    checked = [c.name for c in preflight.cards_to_check(run)]
+    assert checked[:6] == [f"sim-m0{i}" for i in range(1, 7)] and checked[-1] == "qwen2.5-coder-1.5b-instruct"

@@ -56,6 +56,12 @@ def readme_paths() -> list[str]:
     return sorted(set(spans + links))
 
 
+def _anchors(markdown: Path) -> set[str]:
+    """The anchors GitHub makes of a Markdown file's headings: lower case, punctuation dropped, spaces to '-'."""
+    headings = re.findall(r"^#+\s+(.+?)\s*$", markdown.read_text(encoding="utf-8"), flags=re.M)
+    return {re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-") for h in headings}
+
+
 def test_every_path_the_readme_names_exists():
     tracked = subprocess.run(["git", "ls-files"], cwd=paths.ROOT, capture_output=True, text=True).stdout.split()
     names = {Path(t).name for t in tracked} | {f"{p}/" for t in tracked for p in Path(t).parent.parts}
@@ -65,6 +71,9 @@ def test_every_path_the_readme_names_exists():
             continue
         if token.startswith("./"):
             token = token[2:]
+        token, _, anchor = token.partition("#")
+        if anchor and (paths.ROOT / token).is_file() and anchor not in _anchors(paths.ROOT / token):
+            missing.append(f"{token}#{anchor}")  # the file is there, the section is not
         if token in STUDIES:
             token = f"data/raw/{token}"
         if "*" in token:

@@ -79,14 +79,15 @@ class RunPlan(Report):
         return {"to_call": self.to_call, "cost_usd": self.cost_usd}
 
 
-def cards_of_run(run: RunSettings) -> list[ModelCard]:
-    """Every model card a run would call: both panels' models and the judge."""
-    cards = load_model_cards()
-    names = list(load_panel(run.elicitation.panel).models)
-    names += [m for m in load_panel(run.projective.panel).models if m not in names]
-    if run.projective.judged_by and run.projective.judge not in names:
-        names.append(run.projective.judge)
-    return [cards[n] for n in names]
+def run_cards(run: RunSettings) -> dict[str, ModelCard]:
+    """Every model card a run would call, by name: both panels' models (named in configs/models/ or by a
+    card path in the panel) and the judge."""
+    cards: dict[str, ModelCard] = {}
+    for panel in (run.elicitation.panel, run.projective.panel):
+        cards.update(load_panel(panel).cards)
+    if run.projective.judged_by and run.projective.judge not in cards:
+        cards[run.projective.judge] = load_model_cards()[run.projective.judge]
+    return cards
 
 
 def _store(run: RunSettings, study: str):
@@ -144,7 +145,7 @@ def _judge(kind: str, model: str, run: RunSettings):
     """The judge a scorer calls (the log-probability judge for stance and logprob, the JSON judge otherwise)."""
     from . import projective
 
-    cards = {model: load_model_cards()[model]}
+    cards = {model: run_cards(run)[model]}
     store = _store(run, projective.JUDGE_STUDY)
     if kind == "judge":
         judge = projective.JudgeScorer(model, mode="live", cards=cards, store_root=store.root, progress=False)
@@ -206,7 +207,7 @@ def calling(run: RunSettings, plan: RunPlan | None = None) -> dict[str, list[str
 def needs(run: RunSettings, plan: RunPlan) -> list[str]:
     """What a live run needs before its first call and does not have, one line each (nothing for replay)."""
     used = calling(run, plan)
-    cards = load_model_cards()
+    cards = run_cards(run)
     missing_local: list[str] = []
     lines: list[str] = []
     unset: dict[str, list[str]] = {}  # key variable -> the models that need it

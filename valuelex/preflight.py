@@ -140,10 +140,9 @@ def check(cards: Iterable[ModelCard], timeout_s: float = DEFAULT_TIMEOUT_S, work
 def cards_to_check(run) -> list[ModelCard]:  # noqa: ANN001 - a valuelex.settings.RunSettings
     """The cards ``run`` would call: models with calls still to make and the judge when it has some,
     in plan order; none for a replay run (it calls nothing) or a live run with everything stored."""
-    from .config import load_model_cards
-    from .plan import calling
+    from .plan import calling, run_cards
 
-    cards = load_model_cards()
+    cards = run_cards(run)
     return [cards[name] for name in calling(run)]
 
 

@@ -394,17 +394,19 @@ def compare_tables(committed_text: str, now_text: str, file: str) -> list[Differ
         common = [k for k in committed.index if k in new_names]
         if common != [k for k in now.index if k in old_names]:
             found.append(Difference(file, "row order", "", "committed order", "another order", "same rows, reordered"))
-        pairs = [(f"row ({k})", committed.loc[k], now.loc[k]) for k in common]
+        rows = [f"row ({k})" for k in common]
+        old_cells, new_cells = committed.loc[common, columns].to_numpy(), now.loc[common, columns].to_numpy()
     else:
         if len(committed) != len(now):
             found.append(Difference(file, "rows", "", str(len(committed)), str(len(now)), "row count"))
-        pairs = [(f"row {i + 1}", committed.iloc[i], now.iloc[i]) for i in range(min(len(committed), len(now)))]
-    precisions = {c: precision_of(table, c) for c in columns}
-    for row, old, current in pairs:
-        for column in columns:
-            note = _cell_differs(old[column], current[column], precisions[column])
-            if note is not None:
-                found.append(Difference(file, row, column, old[column], current[column], note))
+        shared = min(len(committed), len(now))
+        rows = [f"row {i + 1}" for i in range(shared)]
+        old_cells, new_cells = committed[columns].iloc[:shared].to_numpy(), now[columns].iloc[:shared].to_numpy()
+    precisions = [precision_of(table, c) for c in columns]
+    for r, c in zip(*np.nonzero(old_cells != new_cells), strict=True):  # cells whose text differs
+        note = _cell_differs(old_cells[r, c], new_cells[r, c], precisions[c])
+        if note is not None:
+            found.append(Difference(file, rows[r], columns[c], old_cells[r, c], new_cells[r, c], note))
     return found
 
 
@@ -536,21 +538,54 @@ class VerifyResult(Report):
                 lines.append(f"  {name}: ... and {len(found) - MAX_LISTED_PER_FILE} more differences")
         return lines
 
-    def text(self) -> str:
-        """What the command prints: the verdict, then each real difference."""
-        lines = self.summary_lines()
-        if self.passed:
-            same = len(self.identical_tables) == len(self.tables) and all(v is None for v in self.figures.values())
-            lines.append(
+    @property
+    def byte_identical(self) -> bool:
+        """Every table, Markdown twin and figure compared has the committed bytes."""
+        return (
+            len(self.identical_tables) == len(self.tables)
+            and self.markdown_identical[0] == self.markdown_identical[1]
+            and all(v is None for v in self.figures.values())
+        )
+
+    def verdict(self) -> str:
+        """The last line: reproduced or not, and in words what differed when something did."""
+        if not self.passed:
+            return "verdict: NOT reproduced: the differences above exceed the tolerances"
+        noisy = sum(not found and name not in self.identical_tables for name, found in self.tables.items())
+        markdown = self.markdown_identical[1] - self.markdown_identical[0]
+        drawings = {k: v for k, v in self.figures.items() if v is not None}
+        if self.byte_identical:
+            return (
                 "verdict: reproduced; every table and figure is byte-identical to the committed one (git status clean)"
-                if same and self.markdown_identical[0] == self.markdown_identical[1]
-                else "verdict: reproduced within tolerance; the files that differ hold floating-point noise only "
-                "(`git checkout -- figures data/processed` restores the committed bytes)"
             )
-        else:
+        pngs = [v for v in drawings.values() if not np.isnan(v)]
+        drawn = (
+            f"{len(drawings)} of {len(self.figures)} drawings (PNG/PDF) differ in bytes"
+            + (f" (PNG: at most {max(pngs):.2%} of pixels changed)" if pngs else "")
+            + ", drawn from the tables checked here"
+        )
+        if not noisy and not markdown:
+            return f"verdict: reproduced; every table is byte-identical to the committed one; only drawings differ: {drawn}"
+        parts = []
+        if noisy:
+            parts.append(
+                f"{noisy} of {len(self.tables)} tables differ in the last digits, within valuelex/precision.py"
+            )
+        parts += [f"{markdown} Markdown twins of tables differ"] if markdown else []
+        parts += [drawn] if drawings else []
+        return f"verdict: reproduced within tolerance; nothing differs beyond floating-point noise: {'; '.join(parts)}"
+
+    def text(self) -> str:
+        """What the command prints: the summary, each real difference, and the verdict (the last line)."""
+        lines = self.summary_lines()
+        if not self.passed:
             lines.append("real differences (file: row, column: committed -> now):")
             lines += self.difference_lines()
-            lines.append("verdict: NOT reproduced: the differences above exceed the tolerances")
+        elif not self.byte_identical:
+            lines.append(
+                "(where the committed folders were regenerated, `git checkout -- figures data/processed` restores their bytes)"
+            )
+        lines.append(self.verdict())
         return "\n".join(lines)
 
     def sections(self) -> list[tuple[str, object]]:
@@ -570,6 +605,7 @@ def verify(
     root: Path = paths.ROOT,
     figures_dir: Path | None = None,
     processed_dir: Path | None = None,
+    names: list[str] | None = None,
 ) -> VerifyResult:
     """Compare the regenerated outputs with the files git holds at ``ref``.
 
@@ -577,12 +613,18 @@ def verify(
     git and compared with the file of the same name in ``figures_dir`` / ``processed_dir``
     (``VALUELEX_FIGURES`` / ``VALUELEX_PROCESSED`` by default) by :func:`compare_tables`.
     Figures (PNG, PDF) must exist; their bytes are reported, not judged: on another machine the
-    same numbers can be drawn with sub-pixel differences.
+    same numbers can be drawn with sub-pixel differences. ``names`` (paths relative to ``root``,
+    e.g. ``data/processed/semantic_clusters.csv``) checks only those files, for a part of a run.
     """
     figures_dir = Path(figures_dir or paths.FIGURES)
     processed_dir = Path(processed_dir or paths.PROCESSED)
     homes = {"figures": figures_dir, "data/processed": processed_dir}
     committed = committed_files(Path(root), ref)
+    if names is not None:
+        unknown = sorted(set(names) - set(committed))
+        if unknown:
+            raise VerifyError(f"not committed at {ref} in {root}: {', '.join(unknown)}")
+        committed = {name: data for name, data in committed.items() if name in names}
     if not any(name.endswith(".csv") for name in committed):
         raise VerifyError(f"no committed tables under {', '.join(VERIFIED_FOLDERS)} at {ref} in {root}")
 
@@ -619,12 +661,16 @@ def verify(
             md_total += 1
             md_same += path.read_bytes() == old
     known = {regenerated(name).resolve() for name in committed}
-    new = sorted(
-        str(p.relative_to(folder.parent)) if folder.parent in p.parents else str(p)
-        for folder in homes.values()
-        if folder.exists()
-        for p in folder.glob("*")
-        if p.suffix in (".csv", ".png", ".pdf") and p.resolve() not in known
+    new = (
+        []
+        if names is not None
+        else sorted(
+            str(p.relative_to(folder.parent)) if folder.parent in p.parents else str(p)
+            for folder in homes.values()
+            if folder.exists()
+            for p in folder.glob("*")
+            if p.suffix in (".csv", ".png", ".pdf") and p.resolve() not in known
+        )
     )
     return VerifyResult(ref, tables, identical, missing, figures, (md_same, md_total), new)
 
