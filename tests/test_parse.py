@@ -198,6 +198,7 @@ CONSTRUCTED = {
     ("_LEAD_IN", "represent"): "Every word I choose should represent honesty",
     ("_LEAD_IN", "represents"): "The word that best represents honesty",
     ("_LEAD_IN", "describes"): "The word that best describes integrity",
+    ("_LEAD_IN", "describe"): "Words I would choose to describe integrity",
     ("_LEAD_IN", "am"): "Above all else I am trustworthy",
     ("_MARKDOWN", "#+\\s"): "### Honesty\n### Respect",
     ("_APOLOGY", "^[\\W\\d]*i(?:'m|’m| am) sorry\\b"): "I am sorry, but I cannot say.",

@@ -15,6 +15,8 @@ and neither do its clauses around "but"/"however" that do; its other clauses are
 ("I don't have personal beliefs, but I am designed around honesty and care" gives both values).
 Being an AI is not a refusal: "as an AI", "as a language model" is removed from a sentence
 ("The words that define my values as a language model are empathy and care").
+A descriptor that starts with a pronoun or relative word ("which I believe", "These", "as it") is what is
+left of a clause whose verb was cut, and names no value.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ _DISCOURSE = re.compile(
     r"thirdly|then|so|i'm|i’m|im|i|being|be|am|a|an|the|my|our|to|very|more|most|always|believe in|"
     r"value|values|strive for|care about|focus on|prioritize|prioritise|embrace|promote|promotes|uphold|include|"
     r"including|importance of|principle of|principles of|sense of|supports|cultivating|developing|"
-    r"fostering|[a-z]{3,}ed (?:around|on|upon|by|to|in))\b[\s,]*",
+    r"fostering|having|[a-z]{3,}ed (?:around|on|upon|by|to|in))\b[\s,]*",
     re.I,
 )
 # "X, Y and Z are the values most important to me", "Honesty is my top priority", "Respect matters":
@@ -73,6 +75,13 @@ _SCOPE = re.compile(
     r"\s+(?:in|at|above|across|for|to|towards|with)\s+(?:all|every|everything|everyone|each|any)\b.*$", re.I
 )
 _INDEFINITE = re.compile(r"\ban?\s+$", re.I)
+# A descriptor that starts with one of these is the subject or object of a sentence, not a value: a
+# pronoun or relative word left when the rest of a clause is cut ("Love, which I believe is a fundamental
+# aspect ..." -> "which I believe"; "These are the values I cherish" -> "These"; "as it is ..." -> "as it").
+_NO_VALUE_FIRST = frozenset(
+    "which who whom whose that this these those it they what something everything anything as there "
+    "their his her your its".split()
+)
 _LABEL = re.compile(r"\b(values?|words?|principles?|here|are|include|list|answer|priorities)\b", re.I)
 _REPEATED_WORD = re.compile(r"\b(\w+)(?:\s+\1\b)+", re.I)
 _TRAILING_JUNK = re.compile(r"[\s.!?:;,'\"“”‘’)(\[\]]+$")
@@ -160,7 +169,7 @@ def _descriptor(item: str) -> str | None:
         if _INDEFINITE.search(lead_in.group(0)) and len(tail.split()) > 1:
             return None
         item = _strip_discourse(tail)
-    if len(item) > 40 or not _ALPHA.search(item):
+    if len(item) > 40 or not _ALPHA.search(item) or item.split()[0].lower() in _NO_VALUE_FIRST:
         return None
     return item
 
