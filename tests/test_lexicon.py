@@ -76,6 +76,11 @@ def test_normalise(raw: str, expected: str) -> None:
         ("answers", "", "non-value list"),
         ("keywords", "", "non-value list"),
         ("goodness", "", None),
+        # topics, not values; things a respondent may value are kept
+        ("technology", "", "non-value list"),
+        ("climate", "", "non-value list"),
+        ("economy", "", None),
+        ("money", "", None),
     ],
 )
 def test_non_value_reason(term: str, prompt: str, reason: str | None, rules: LexiconRules) -> None:
@@ -116,12 +121,16 @@ JOINED = [
     ("happiness", "happily"),
     ("environment", "environmental"),
     ("economy", "economic"),
+    ("personalization", "personalized"),  # kept apart from "personal" together
 ]
 APART = [
     ("responsibility", "responsiveness"),  # Snowball: both "respons"
     ("responsible", "responsive"),
     ("friends", "friendly"),  # an adjective made from a noun, not an adverb
     ("health", "wealth"),
+    ("personal", "personality"),  # Snowball: all three "person"; variants.yaml stem_apart
+    ("personal", "personalization"),
+    ("personality", "personalization"),
 ]
 
 
@@ -287,3 +296,34 @@ def test_funnel_figure_is_linear_and_shows_the_papers_numbers(rules: LexiconRule
     ticks = {t.get_text() for ax in fig.axes for t in ax.get_yticklabels()}
     assert {"ours", "paper"} <= ticks and set(result.funnel["step"]) <= ticks
     plt.close(fig)
+
+
+# Real answers of the local panel (data/raw/elicitation, by store key), parsed and cleaned as notebook 02 does.
+REAL_ANSWERS = {
+    "407b17faec5b72eeeea2b474743eb083": "Climate, energy, resources, technology.",
+    "dc694abbaac888439b03c0bc2e98c229": "Science, Technology, Innovation",
+    "f3c2ff0279348146f5707dc1bdbca65d": "Personality, relationships, achievements, interests, hobbies.",
+    "0aa3dac0934a909840e20e4a3dc57bfc": "- Personalization\n- Transparency\n- Continual learning",
+    "53b334c07007d12cb6694fa4da19b58d": "Economic, social, cultural, personal.",
+}
+
+
+def test_real_answers_topics_dropped_and_stem_collisions_kept_apart(rules: LexiconRules) -> None:
+    from pathlib import Path
+
+    from valuelex.parse import parse_answer
+    from valuelex.store import ResponseStore
+
+    store = ResponseStore(Path(__file__).parent.parent / "data" / "raw" / "elicitation", announce=False)
+    texts = {r["key"]: r["text"] for r in store.records() if r["key"] in REAL_ANSWERS and r["status"] == "ok"}
+    rows = []
+    for i, (key, start) in enumerate(REAL_ANSWERS.items()):
+        assert texts[key].startswith(start), key  # the answer as stored
+        rows += [(f"r{i}", "m", "p01", d) for d in parse_answer(texts[key]).descriptors]
+    result = lexicon.clean(_descriptors(rows), rules=rules, settings=LexiconSettings(min_respondents=1))
+    d = result.descriptors.drop_duplicates("normalised").set_index("normalised")
+    for topic in ("climate", "energy", "technology", "science"):
+        assert d.loc[topic, "dropped"] == "non-value list", topic
+    assert d.loc["innovation", "dropped"] == "" and d.loc["transparency", "dropped"] == ""
+    personal = {w: d.loc[w, "canonical"] for w in ("personality", "personalization", "personal")}
+    assert len(set(personal.values())) == 3, personal

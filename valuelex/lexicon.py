@@ -21,7 +21,8 @@ Steps, each counted in the cleaning funnel (the paper reports "40k+ obtained wor
    pairs from ``variants.yaml``, equal Snowball stems of every word of the term, and the
    derivational suffixes of ``variants.yaml`` (democracy ~ democratic, honestly ~ honest), joined
    transitively. Where the data has both an -ive and an -ible/-able word of one stem
-   (responsive, responsible), they stay apart. The form shown is the family's most frequent
+   (responsive, responsible), they stay apart, and so do the words ``variants.yaml`` keeps apart
+   from their stem (``stem_apart``: personality and personalization are not personal). The form shown is the family's most frequent
    surface form (ties: shorter, then alphabetical).
 6. ``near_synonyms`` (optional): families whose embeddings have cosine similarity at or
    above a threshold are merged into the more frequent one; every merge is listed.
@@ -65,6 +66,7 @@ class LexiconRules:
     spelling_patterns: list[tuple[re.Pattern, str]] = field(default_factory=list)
     derivations: dict[str, tuple[str, ...]] = field(default_factory=dict)
     not_adverbs: set[str] = field(default_factory=set)
+    stem_apart: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def load(cls, folder: Path = LEXICON_CONFIG) -> LexiconRules:
@@ -82,6 +84,7 @@ class LexiconRules:
             spelling_patterns=[(re.compile(p), r) for p, r in var.get("spelling_patterns", [])],
             derivations={k: tuple(v) for k, v in var.get("derivations", {}).items()},
             not_adverbs={normalise(w) for w in var.get("not_adverbs", [])},
+            stem_apart={normalise(k): normalise(v) for k, v in (var.get("stem_apart") or {}).items()},
         )
 
 
@@ -241,8 +244,9 @@ class Families:
     Keys are joined (union-find) by the derivations of ``variants.yaml``: a word ending in a suffix
     joins the word each replacement makes, when that word is a single-word term of the data or a word
     ``variants.yaml`` pairs (factuality -> factual -> facts; democracy -> democratic), and two words
-    that make the same word join (happily, happiness -> happy). A term's family is the joined keys
-    of its words, in order.
+    that make the same word join (happily, happiness -> happy). A word ``variants.yaml`` keeps apart
+    (``stem_apart``: personality, personalization are not personal) has the family named there, and no
+    derivation. A term's family is the joined keys of its words, in order.
     """
 
     def __init__(self, terms: Sequence[str], rules: LexiconRules) -> None:
@@ -258,7 +262,7 @@ class Families:
         self._parent: dict[str, str] = {}
         # words known to exist: the data's single-word terms and the words variants.yaml pairs
         known = {t for t in terms if len(_words(t)) == 1} | set(rules.families) | set(rules.families.values())
-        for w in sorted(words):
+        for w in sorted(words - set(rules.stem_apart)):
             for candidate in self.derived(w):
                 # two words derived from one word join even when the data never says it (happily,
                 # happiness ~ happy); a word the data or the pairs know joins its family
@@ -278,6 +282,8 @@ class Families:
         return out
 
     def _key(self, word: str) -> str:
+        if word in self.rules.stem_apart:
+            return "=" + self.rules.stem_apart[word]
         word = self.rules.families.get(word, word)
         stem = _stemmer().stemWord(word)
         if stem in self._split:
