@@ -123,7 +123,14 @@ class ElicitationSettings:
 
 @dataclass(frozen=True)
 class LexiconSettings:
-    """Notebook 02: from raw descriptors to value words."""
+    """Notebook 02: from raw descriptors to value words.
+
+    Every default is our choice (the paper publishes no cleaning rule); the word lists and suffix rules
+    are reviewable data in ``configs/lexicon/`` (``non_values.yaml``, ``variants.yaml``). The misspelling
+    step is conservative: only typing slips (two neighbouring letters swapped, one letter dropped or
+    added inside the word) of a word with ``misspelling_ratio`` times the respondents, because a changed
+    letter makes another word too often (humidity/humility, living/loving in the local panel's answers).
+    """
 
     min_respondents: Count = 5  # a word must be used by at least this many respondents
     min_models: Count = 1  # ... and by at least this many models
