@@ -79,8 +79,7 @@ _INDEFINITE = re.compile(r"\ban?\s+$", re.I)
 # pronoun or relative word left when the rest of a clause is cut ("Love, which I believe is a fundamental
 # aspect ..." -> "which I believe"; "These are the values I cherish" -> "These"; "as it is ..." -> "as it").
 _NO_VALUE_FIRST = frozenset(
-    "which who whom whose that this these those it they what as there "
-    "their his her your its".split()
+    "which who whom whose that this these those it they what as there their his her your its".split()
 )
 _LABEL = re.compile(r"\b(values?|words?|principles?|here|are|include|list|answer|priorities)\b", re.I)
 _REPEATED_WORD = re.compile(r"\b(\w+)(?:\s+\1\b)+", re.I)
