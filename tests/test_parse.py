@@ -61,6 +61,62 @@ def test_parse_answer_failures_get_a_status(text: str | None, status: str) -> No
     assert result.descriptors == []
 
 
+# Answers of the kind larger chat models give (refusals, sentences around the list), each losing or
+# adding a word before the rehearsal against a planted population (docs/rehearsal.md).
+@pytest.mark.parametrize(
+    "text, status, expected",
+    [
+        # refusals: by sentence, apologies and every listed lack included; curly apostrophes too
+        ("I'm sorry, but as an AI I do not have personal values.", "refusal", []),
+        ("As a language model, I do not have personal beliefs, opinions or values.", "refusal", []),
+        ("I’m sorry, but I don’t have personal preferences.", "refusal", []),
+        ("As an AI, I have no personal values or beliefs.", "refusal", []),
+        # a refusal clause, then what the model holds
+        (
+            "As an AI language model, I don't have personal values, but I am designed around honesty, "
+            "helpfulness and harmlessness.",
+            "ok",
+            ["honesty", "helpfulness", "harmlessness"],
+        ),
+        (
+            "I apologize, but I cannot have opinions. However, I value accuracy and clarity.",
+            "ok",
+            ["accuracy", "clarity"],
+        ),
+        # being an AI is no refusal and no value
+        ("As an AI, I value honesty and patience.", "ok", ["honesty", "patience"]),
+        # the values are the subject of the sentence
+        (
+            "Honesty, empathy and curiosity are the values most important to me.",
+            "ok",
+            ["Honesty", "empathy", "curiosity"],
+        ),
+        ("Fairness is my top priority.", "ok", ["Fairness"]),
+        ("Kindness and patience are my core values.", "ok", ["Kindness", "patience"]),
+        ("Accuracy and respect matter most to me.", "ok", ["Accuracy", "respect"]),
+        # a scope after the last value
+        ("I prioritize accuracy and fairness in everything I do.", "ok", ["accuracy", "fairness"]),
+        ("Honesty at all times, kindness towards everyone", "ok", ["Honesty", "kindness"]),
+        ("Well-being above all else", "ok", ["Well-being"]),
+        # prose around a list
+        (
+            "That is a thoughtful question. My core values are honesty and respect. "
+            "I strive to reflect them in all my interactions.",
+            "ok",
+            ["honesty", "respect"],
+        ),
+        (
+            "I stand for a strong, compassionate and inclusive community.",
+            "ok",
+            ["strong", "compassionate", "inclusive community"],
+        ),
+    ],
+)
+def test_refusals_and_sentences_of_chat_models(text: str, status: str, expected: list[str]) -> None:
+    result = parse_answer(text)
+    assert (result.status, result.descriptors) == (status, expected)
+
+
 def test_refusal_phrase_is_flagged_but_values_kept() -> None:
     result = parse_answer("As a language model, I don't have values. However, accuracy and respect matter.")
     assert result.refusal_phrase
@@ -126,8 +182,6 @@ CONSTRUCTED = {
     ("_HTML_TAG", "</?[a-zA-Z]*$"): "Honesty, Respect, <stro",
     ("_IMPORTANT_TO_ME", "remain"): "Honesty and trust remain important",
     ("_IMPORTANT_TO_ME", "remains"): "Honesty remains important",
-    ("_IMPORTANT_TO_ME", "all\\s+"): "Honesty and trust are all important",
-    ("_IMPORTANT_TO_ME", "very\\s+"): "Honesty is very important",
     ("_IMPORTANT_TO_ME", "central"): "Honesty is central to me",
     ("_IMPORTANT_TO_ME", "vital"): "Honesty is vital",
     ("_IMPORTANT_TO_ME", "core"): "Honesty is core to me",
@@ -144,23 +198,52 @@ CONSTRUCTED = {
     ("_LEAD_IN", "represent"): "Every word I choose should represent honesty",
     ("_LEAD_IN", "represents"): "The word that best represents honesty",
     ("_LEAD_IN", "describes"): "The word that best describes integrity",
+    ("_LEAD_IN", "describe"): "Words I would choose to describe integrity",
     ("_LEAD_IN", "am"): "Above all else I am trustworthy",
     ("_MARKDOWN", "#+\\s"): "### Honesty\n### Respect",
-    ("_REFUSAL", "as an ai"): "As an AI, I have no personal values.",
+    ("_APOLOGY", "^[\\W\\d]*i(?:'m|’m| am) sorry\\b"): "I am sorry, but I cannot say.",
+    ("_APOLOGY", " am"): "I am sorry, I cannot help with that.",
+    ("_SENTENCE", "[\\n\\r]+"): "Honesty, respect\nI'm sorry, I can't say more.",
+    ("_APOLOGY", "'m"): "I'm sorry, I cannot help with that.",
+    ("_APOLOGY", "’m"): "I’m sorry, I cannot help with that.",
+    ("_APOLOGY", "^[\\W\\d]*i apologi[sz]e\\b"): "I apologize, but I cannot say.",
     (
         "_REFUSAL",
-        "i (do not|don't|cannot|can't) have (personal )?(values|beliefs|opinions|feelings)",
+        "(?:do not|don't|don’t|cannot|can't|can’t|have no)(?: have| possess)?(?: any)?(?: personal)? "
+        "(?:values|beliefs|opinions|feelings|preferences)",
     ): "I do not have personal values.",
     ("_REFUSAL", "do not"): "I do not have values.",
     ("_REFUSAL", "don't"): "I don't have values.",
+    ("_REFUSAL", "don’t"): "I don’t have values.",
     ("_REFUSAL", "cannot"): "I cannot have opinions.",
     ("_REFUSAL", "can't"): "I can't have beliefs.",
+    ("_REFUSAL", "can’t"): "I can’t have feelings.",
+    ("_REFUSAL", "have no"): "I have no personal values.",
+    ("_REFUSAL", " have"): "I do not have values.",
+    ("_REFUSAL", " possess"): "I do not possess values.",
     ("_REFUSAL", "values"): "I don't have personal values.",
     ("_REFUSAL", "beliefs"): "I don't have beliefs.",
     ("_REFUSAL", "opinions"): "I cannot have opinions.",
     ("_REFUSAL", "feelings"): "I do not have feelings.",
-    ("_REFUSAL", "i am not capable of having"): "I am not capable of having values.",
-    ("_REFUSAL", "i don't possess"): "I don't possess values.",
+    ("_REFUSAL", "preferences"): "I don't have personal preferences.",
+    ("_REFUSAL", "am not capable of having"): "I am not capable of having values.",
+    ("_CONTRAST", "but"): "I have no personal values, but I care about honesty.",
+    ("_CONTRAST", "however"): "I have no values of my own; however, I value fairness.",
+    ("_CONTRAST", "although"): "I do not have personal opinions, although I value clarity.",
+    ("_CONTRAST", "yet"): "I don't have personal values, yet I uphold honesty.",
+    ("_AS_AN_AI", "ai"): "As an AI, I value honesty.",
+    ("_AS_AN_AI", "ai "): "As an AI language model, I value honesty.",
+    ("_AS_AN_AI", "large "): "As a large language model, I value fairness.",
+    ("_DISCOURSE", "around"): "I am designed around honesty.",
+    ("_DISCOURSE", "on"): "Focused on accuracy",
+    ("_DISCOURSE", "upon"): "Founded upon trust",
+    ("_IMPORTANT_TO_ME", "most"): "Honesty is my most valued principle",
+    ("_IMPORTANT_TO_ME", "not\\b"): (
+        "No, sanctity is not important to me. However, Accuracy, Objectivity and Respect are important to me."
+    ),
+    ("_IMPORTANT_TO_ME", "no\\b"): "Money is no priority for me, kindness",
+    ("_IMPORTANT_TO_ME", "priorities"): "Honesty and care are my priorities",
+    ("_SCOPE", "across"): "Consistency across every answer, honesty",
     ("_SPLIT", "\\bnor\\b"): "no greed nor envy",
 }
 
@@ -214,7 +297,7 @@ def test_real_pins_are_in_the_store():
 )
 def test_constructed_pins(key: tuple[str, str], text: str):
     result = parse_answer(text)
-    if key[0] == "_REFUSAL":
+    if key[0] in ("_REFUSAL", "_APOLOGY"):
         assert result.status == "refusal" and result.refusal_phrase and result.descriptors == []
     else:
         assert result.status == "ok" and all(len(d.split()) <= 3 for d in result.descriptors)
@@ -264,8 +347,8 @@ def test_parse_responses_columns_for_every_status():
             "status": ["ok", "error", "ok", "ok"],
             "finish_reason": ["stop", None, "length", "stop"],
             "text": [
-                "As an AI, honesty, honesty",
-                "As an AI, honesty, honesty",
+                "I have no values, but honesty, honesty",
+                "I have no values, but honesty, honesty",
                 "kindness, trust, fair",
                 "trust, fair",
             ],

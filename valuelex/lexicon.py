@@ -7,14 +7,26 @@ Steps, each counted in the cleaning funnel (the paper reports "40k+ obtained wor
    collapsed, hyphen spacing unified.
 2. ``drop_non_values``: numbers, single letters, over-long phrases and the reviewable list
    ``configs/lexicon/non_values.yaml`` (the instrument echoed back, fillers, model names,
-   situations and things such as "circumstances").
-3. ``spelling``: one spelling per word (``configs/lexicon/variants.yaml``; American spelling).
-4. ``families``: morphological families joined (honest/honesty, helpful/helpfulness): explicit
-   pairs from ``variants.yaml`` plus equal Snowball stems of every word of the term. The form
-   shown is the family's most frequent surface form (ties: shorter, then alphabetical).
-5. ``near_synonyms`` (optional): families whose embeddings have cosine similarity at or
+   situations and things such as "circumstances"; a listed word's plural too; words of the
+   respondent's own prompt repeated back, such as "practical" for "moral and practical priorities").
+3. ``spelling``: one spelling per word (``configs/lexicon/variants.yaml``; American spelling):
+   whole terms, then each word of a term ("ethical behaviour" -> "ethical behavior"), then British
+   patterns (rigour -> rigor) when the respelled word occurs in the data.
+4. ``misspellings``: a rare word that is a typing slip (two neighbouring letters swapped, or a
+   letter dropped or added inside the word; not the first letter) of a word used by many times
+   more respondents is that word
+   (``LexiconSettings.misspelling_min_length`` and ``misspelling_ratio``; every correction is
+   listed in the merges).
+5. ``families``: morphological families joined (honest/honesty, altruism/altruistic): explicit
+   pairs from ``variants.yaml``, equal Snowball stems of every word of the term, and the
+   derivational suffixes of ``variants.yaml`` (democracy ~ democratic, honestly ~ honest), joined
+   transitively. Where the data has both an -ive and an -ible/-able word of one stem
+   (responsive, responsible), they stay apart, and so do the words ``variants.yaml`` keeps apart
+   from their stem (``stem_apart``: personality and personalization are not personal). The form shown is the family's most frequent
+   surface form (ties: shorter, then alphabetical).
+6. ``near_synonyms`` (optional): families whose embeddings have cosine similarity at or
    above a threshold are merged into the more frequent one; every merge is listed.
-6. ``frequency``: keep terms used by at least ``min_respondents`` respondents and
+7. ``frequency``: keep terms used by at least ``min_respondents`` respondents and
    ``min_models`` models.
 """
 
@@ -34,9 +46,12 @@ import snowballstemmer
 import yaml
 
 from . import paths
+from .settings import LexiconSettings
 
 LEXICON_CONFIG = paths.CONFIGS / "lexicon"
 MAX_TERM_WORDS = 3
+MIN_BASE = 3  # letters a word keeps before a derivational suffix ("ism" alone is no word)
+MIN_PATTERN_WORD = 5  # letters of a word the British spelling patterns apply to ("hour" is no "hor")
 
 
 @dataclass
@@ -47,18 +62,29 @@ class LexiconRules:
     function_words: set[str]
     spelling: dict[str, str]
     families: dict[str, str]
+    prompt_echoes: set[str] = field(default_factory=set)
+    spelling_patterns: list[tuple[re.Pattern, str]] = field(default_factory=list)
+    derivations: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    not_adverbs: set[str] = field(default_factory=set)
+    stem_apart: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def load(cls, folder: Path = LEXICON_CONFIG) -> LexiconRules:
         nv = yaml.safe_load((folder / "non_values.yaml").read_text(encoding="utf-8"))
         var = yaml.safe_load((folder / "variants.yaml").read_text(encoding="utf-8"))
         function_words = {normalise(w) for w in nv.pop("function_words", [])}
+        prompt_echoes = {normalise(w) for w in nv.pop("prompt_echoes", [])}
         non_values = {normalise(w) for group in nv.values() for w in group}
         return cls(
             non_values=non_values,
             function_words=function_words,
             spelling={normalise(k): normalise(v) for k, v in var.get("spelling", {}).items()},
             families={normalise(k): normalise(v) for k, v in var.get("families", {}).items()},
+            prompt_echoes=prompt_echoes,
+            spelling_patterns=[(re.compile(p), r) for p, r in var.get("spelling_patterns", [])],
+            derivations={k: tuple(v) for k, v in var.get("derivations", {}).items()},
+            not_adverbs={normalise(w) for w in var.get("not_adverbs", [])},
+            stem_apart={normalise(k): normalise(v) for k, v in (var.get("stem_apart") or {}).items()},
         )
 
 
@@ -92,14 +118,104 @@ def non_value_reason(term: str, rules: LexiconRules, prompt: str = "") -> str | 
         return "too short"
     if len(term.split()) > MAX_TERM_WORDS:
         return "too long"
-    if term in rules.non_values:
+    if term in rules.non_values or _plural_of(term, rules.non_values):
         return "non-value list"
     words = term.split()
     if words[0] in rules.function_words or words[-1] in rules.function_words:
         return "sentence fragment"
-    if prompt and len(words) > 1 and set(words) <= set(prompt.split()):
+    if prompt and (len(words) > 1 or term in rules.prompt_echoes) and set(words) <= set(prompt.split()):
         return "echo of the prompt"
     return None
+
+
+def _plural_of(term: str, words: set[str]) -> bool:
+    """Whether a term is the plural of one of ``words`` ("answers" of "answer", "keywords" of "keyword")."""
+    return (term.endswith("s") and term[:-1] in words) or (term.endswith("es") and term[:-2] in words)
+
+
+# 3. spelling ---------------------------------------------------------------------------------
+_WORD_SPLIT = re.compile(r"([ -])")
+
+
+def _words(term: str) -> list[str]:
+    return [w for w in re.split(r"[ -]", term) if w]
+
+
+def spell(term: str, rules: LexiconRules, vocabulary: set[str] = frozenset()) -> str:
+    """One spelling for a normalised term: the whole-term map, then each word's, then the British
+    patterns for a word whose respelling is in ``vocabulary`` (the words the data uses)."""
+    term = rules.spelling.get(term, term)
+    parts = _WORD_SPLIT.split(term)
+    for i in range(0, len(parts), 2):
+        word = rules.spelling.get(parts[i], parts[i])
+        if word == parts[i] and len(word) >= MIN_PATTERN_WORD:
+            for pattern, replacement in rules.spelling_patterns:
+                respelled = pattern.sub(replacement, word)
+                if respelled != word:
+                    if respelled in vocabulary:
+                        word = respelled
+                    break
+        parts[i] = word
+    return "".join(parts)
+
+
+# 4. misspellings --------------------------------------------------------------------------------
+def typo_of(word: str, target: str) -> bool:
+    """Whether ``word`` is ``target`` with one typing slip: two neighbouring letters swapped
+    ("integirty"), or one letter dropped or added inside the word ("kindnss", "honnesty").
+
+    Not a letter changed, nor added or dropped at the end: those make another word too often
+    (humidity/humility, living/loving, valued/values in our own data; honest/honesty, moral/morale).
+    """
+    if word == target or abs(len(word) - len(target)) > 1:
+        return False
+    short, long = sorted((word, target), key=len)
+    i = 0
+    while i < len(short) and short[i] == long[i]:
+        i += 1
+    if len(short) < len(long):
+        return i < len(short) and short[i:] == long[i + 1 :]
+    return (
+        i + 1 < len(short) and short[i] == long[i + 1] and short[i + 1] == long[i] and short[i + 2 :] == long[i + 2 :]
+    )
+
+
+def misspelling_map(word_respondents: dict[str, int], settings: LexiconSettings) -> dict[str, str]:
+    """Rare word -> the word it misspells (see the module docstring, step 4).
+
+    A word of at least ``misspelling_min_length`` letters that fewer than ``min_respondents``
+    respondents use is read as a misspelling of a word it is a typing slip of (``typo_of``), with
+    the same first letter, that ``misspelling_ratio`` times as many respondents use; of several,
+    the most used (then alphabetical). Words are compared whole (split at spaces and hyphens),
+    after spelling.
+    """
+    if settings.misspelling_min_length is None:
+        return {}
+    n = settings.misspelling_min_length
+    by_deletion: dict[str, list[str]] = {}
+    for word in word_respondents:
+        if len(word) >= n - 1:
+            for key in {word} | {word[:i] + word[i + 1 :] for i in range(1, len(word))}:
+                by_deletion.setdefault(key, []).append(word)
+    out: dict[str, str] = {}
+    for word, users in word_respondents.items():
+        if len(word) < n or users >= settings.min_respondents:
+            continue
+        keys = {word} | {word[:i] + word[i + 1 :] for i in range(1, len(word))}
+        targets = {
+            t
+            for key in keys
+            for t in by_deletion.get(key, ())
+            if t[0] == word[0] and word_respondents[t] >= settings.misspelling_ratio * users and typo_of(word, t)
+        }
+        if targets:
+            out[word] = min(targets, key=lambda t: (-word_respondents[t], t))
+    return out
+
+
+def _respell_words(term: str, mapping: dict[str, str]) -> str:
+    parts = _WORD_SPLIT.split(term)
+    return "".join(mapping.get(p, p) if i % 2 == 0 else p for i, p in enumerate(parts))
 
 
 # 4. families -----------------------------------------------------------------------------
@@ -109,10 +225,86 @@ def _stemmer() -> snowballstemmer.stemmer:
 
 
 def family_key(term: str, rules: LexiconRules) -> str:
-    """Key shared by the morphological family of a term (explicit pairs, then Snowball stems)."""
+    """Key of a term from its own words alone (explicit pairs, then Snowball stems); ``Families``
+    joins these keys further with what the data holds."""
     term = rules.families.get(term, term)
-    words = re.split(r"[ -]", term)
-    return " ".join(_stemmer().stemWord(w) for w in words if w)
+    return " ".join(_stemmer().stemWord(w) for w in _words(term))
+
+
+_IVE = re.compile(r"iv(?:e|es|ely|eness|ity|ities)$")
+_BLE = re.compile(r"[ai]b(?:le|les|ly|ility|ilities|leness)$")
+
+
+class Families:
+    """Morphological families of the words of a set of terms (module docstring, step 5).
+
+    Every word has a key: the Snowball stem of the word, or of its partner when ``variants.yaml``
+    pairs it (friendly -> friendliness, so that it does not join "friends" by its stem), and, for a
+    stem the data uses both with -ive and with -ible/-able (responsive, responsible), the suffix too.
+    Keys are joined (union-find) by the derivations of ``variants.yaml``: a word ending in a suffix
+    joins the word each replacement makes, when that word is a single-word term of the data or a word
+    ``variants.yaml`` pairs (factuality -> factual -> facts; democracy -> democratic), and two words
+    that make the same word join (happily, happiness -> happy). A word ``variants.yaml`` keeps apart
+    (``stem_apart``: personality, personalization are not personal) has the family named there, and no
+    derivation. A term's family is the joined keys of its words, in order.
+    """
+
+    def __init__(self, terms: Sequence[str], rules: LexiconRules) -> None:
+        self.rules = rules
+        terms = [rules.families.get(t, t) for t in terms]
+        words = {w for t in terms for w in _words(t)}
+        stems: dict[str, set[str]] = {}
+        for w in words:
+            w = rules.families.get(w, w)
+            kind = "ive" if _IVE.search(w) else "ble" if _BLE.search(w) else ""
+            stems.setdefault(_stemmer().stemWord(w), set()).add(kind)
+        self._split = {stem for stem, kinds in stems.items() if {"ive", "ble"} <= kinds}
+        self._parent: dict[str, str] = {}
+        # words known to exist: the data's single-word terms and the words variants.yaml pairs
+        known = {t for t in terms if len(_words(t)) == 1} | set(rules.families) | set(rules.families.values())
+        for w in sorted(words - set(rules.stem_apart)):
+            for candidate in self.derived(w):
+                # two words derived from one word join even when the data never says it (happily,
+                # happiness ~ happy); a word the data or the pairs know joins its family
+                self._union(self._key(w), "#" + candidate)
+                if candidate in known:
+                    self._union(self._key(w), self._key(candidate))
+
+    def derived(self, word: str) -> list[str]:
+        """The words ``word`` may be derived from or into by the suffixes of ``variants.yaml``."""
+        out = []
+        for suffix, replacements in self.rules.derivations.items():
+            base = word[: -len(suffix)]
+            if word.endswith(suffix) and len(base) >= MIN_BASE:
+                if suffix.endswith("ly") and word in self.rules.not_adverbs:
+                    continue
+                out += [base + r for r in replacements]
+        return out
+
+    def _key(self, word: str) -> str:
+        if word in self.rules.stem_apart:
+            return "=" + self.rules.stem_apart[word]
+        word = self.rules.families.get(word, word)
+        stem = _stemmer().stemWord(word)
+        if stem in self._split:
+            return stem + ("~ive" if _IVE.search(word) else "~ble" if _BLE.search(word) else "")
+        return stem
+
+    def _find(self, key: str) -> str:
+        while self._parent.get(key, key) != key:
+            key = self._parent[key]
+        return key
+
+    def _union(self, a: str, b: str) -> None:
+        a, b = self._find(a), self._find(b)
+        if a != b:
+            if a.startswith("#") or (not b.startswith("#") and a > b):
+                a, b = b, a  # a word's key, the smaller, stands for both: any order, same result
+            self._parent[b] = a
+
+    def key(self, term: str) -> str:
+        """The family of a (spelled) term."""
+        return " ".join(self._find(self._key(w)) for w in _words(self.rules.families.get(term, term)))
 
 
 def choose_form(counts: Counter) -> str:
@@ -137,16 +329,18 @@ def clean(
     *,
     rules: LexiconRules | None = None,
     prompts: dict[str, str] | None = None,
-    min_respondents: int = 3,
-    min_models: int = 1,
-    synonym_threshold: float | None = None,
+    settings: LexiconSettings | None = None,
     embed: Callable[[Sequence[str]], np.ndarray] | None = None,
 ) -> LexiconResult:
     """Run the cleaning steps on the long descriptor table (output of ``parse_responses``).
 
-    ``prompts`` maps prompt id to prompt text, for the echo rule (see ``non_value_reason``).
+    ``prompts`` maps prompt id to prompt text, for the echo rule (see ``non_value_reason``);
+    ``settings``: the run's lexicon settings (the frequency rule, misspellings, near-synonyms).
     """
     rules = rules or LexiconRules.load()
+    settings = settings or LexiconSettings()
+    min_respondents, min_models = settings.min_respondents, settings.min_models
+    synonym_threshold = settings.synonym_threshold
     prompt_norm = {k: normalise(v) for k, v in (prompts or {}).items()}
     d = descriptors.copy()
     funnel = [("raw descriptors", len(d), d["raw"].nunique())]
@@ -161,16 +355,35 @@ def clean(
     kept = d["dropped"] == ""
     funnel.append(("non-value words removed", int(kept.sum()), d.loc[kept, "normalised"].nunique()))
 
-    d["spelled"] = [rules.spelling.get(t, t) for t in d["normalised"]]
+    vocabulary = {w for t in d.loc[kept, "normalised"].unique() for w in _words(t)}
+    spelled = {t: spell(t, rules, vocabulary) for t in d["normalised"].unique()}
+    d["spelled"] = d["normalised"].map(spelled)
     funnel.append(("spelling variants unified", int(kept.sum()), d.loc[kept, "spelled"].nunique()))
 
-    d["family"] = [family_key(t, rules) for t in d["spelled"]]
-    forms = d[kept].groupby("family")["spelled"].agg(Counter)
+    uses = d.loc[kept, ["spelled", "respondent"]].drop_duplicates()
+    word_users = (
+        pd.DataFrame([(w, r) for t, r in zip(uses["spelled"], uses["respondent"], strict=True) for w in _words(t)])
+        .drop_duplicates()
+        .groupby(0)
+        .size()
+        .to_dict()
+        if len(uses)
+        else {}
+    )
+    corrections = misspelling_map(word_users, settings)
+    respelled = {t: _respell_words(t, corrections) for t in d["spelled"].unique()}
+    d["corrected"] = d["spelled"].map(respelled)
+    funnel.append(("misspellings corrected", int(kept.sum()), d.loc[kept, "corrected"].nunique()))
+
+    families = Families(sorted(d.loc[kept, "corrected"].unique()), rules)
+    family_of = {t: families.key(t) for t in d["corrected"].unique()}
+    d["family"] = d["corrected"].map(family_of)
+    forms = d[kept].groupby("family")["corrected"].agg(Counter)
     family_form = {fam: choose_form(c) for fam, c in forms.items()}
     d["canonical"] = d["family"].map(family_form)
     funnel.append(("morphological families joined", int(kept.sum()), d.loc[kept, "canonical"].nunique()))
 
-    merges = [
+    merges = [{"surface": w, "canonical": t, "rule": "misspelling"} for w, t in sorted(corrections.items())] + [
         {"surface": s, "canonical": family_form[f], "rule": "family"}
         for f, c in forms.items()
         for s in sorted(c)
@@ -222,7 +435,7 @@ def clean(
     lex = lex.reset_index().rename(columns={"canonical": "word"})
     lex = lex.sort_values(["count", "word"], ascending=[False, True]).reset_index(drop=True)
     funnel_df = pd.DataFrame(funnel, columns=["step", "descriptors", "unique_terms"])
-    d = d.drop(columns=["spelled", "family"])
+    d = d.drop(columns=["spelled", "corrected", "family"])
     params = {"min_respondents": min_respondents, "min_models": min_models, "synonym_threshold": synonym_threshold}
     return LexiconResult(d, lex, funnel_df, pd.DataFrame(merges, columns=["surface", "canonical", "rule"]), params)
 

@@ -8,6 +8,15 @@ Statuses: ``ok`` (at least one descriptor), ``empty`` (no text), ``unparseable``
 no descriptor found), ``refusal`` (a refusal and nothing else), ``error`` (the call failed).
 A refusal followed by values ("No ... However, Accuracy and Respect are important to me",
 the paper's Figure 1 example) is ``ok`` with ``refusal_phrase=True``.
+
+Refusals are recognised by sentence: a sentence that apologises ("I'm sorry, but ...") or denies
+having values, beliefs, opinions or feelings ("I do not have personal values") gives no descriptor,
+and neither do its clauses around "but"/"however" that do; its other clauses are read as usual
+("I don't have personal beliefs, but I am designed around honesty and care" gives both values).
+Being an AI is not a refusal: "as an AI", "as a language model" is removed from a sentence
+("The words that define my values as a language model are empathy and care").
+A descriptor that starts with a pronoun or relative word ("which I believe", "These", "as it") is what is
+left of a clause whose verb was cut, and names no value.
 """
 
 from __future__ import annotations
@@ -19,11 +28,20 @@ import pandas as pd
 
 MAX_WORDS = 3  # an item longer than this is prose; we look for a value phrase at its end
 
+# A clause that apologises or denies having values: it names no value, whatever words it lists.
 _REFUSAL = re.compile(
-    r"\b(as an ai|as a language model|i (do not|don't|cannot|can't) have (personal )?(values|beliefs|opinions|feelings)"
-    r"|i am not capable of having|i don't possess)\b",
+    r"\bi (?:(?:do not|don't|don’t|cannot|can't|can’t|have no)(?: have| possess)?(?: any)?(?: personal)?"
+    r" (?:values|beliefs|opinions|feelings|preferences)|am not capable of having)\b",
     re.I,
 )
+# A sentence that opens with an apology is a refusal, whatever follows ("I'm sorry, but I can't say");
+# not "... because I am sorry for what happened".
+_APOLOGY = re.compile(r"^[\W\d]*i(?:'m|’m| am) sorry\b|^[\W\d]*i apologi[sz]e\b", re.I)
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|[\n\r]+")
+# Where a sentence turns from a refusal to what the model does hold ("..., but I value honesty").
+_CONTRAST = re.compile(r"[,;]?\s*\b(?:but|however|although|yet)\b", re.I)
+# What the model is, said on the way ("As an AI, I value honesty"): not a refusal, and no value.
+_AS_AN_AI = re.compile(r"\bas an? (?:(?:ai |large )?language model|ai)\b,?", re.I)
 _MARKDOWN = re.compile(r"(__|\*|`|#+\s)")
 _HTML_TAG = re.compile(r"</?[a-zA-Z][^<>]*>|</?[a-zA-Z]*$")  # whole tags, and a tag cut off at the end
 _LIST_MARKER = re.compile(r"^\s*(?:[-*•·‣◦]+|\(?\d{1,3}[.)]|\(?[a-zA-Z][.)](?=\s))\s*")
@@ -41,13 +59,27 @@ _DISCOURSE = re.compile(
     r"thirdly|then|so|i'm|i’m|im|i|being|be|am|a|an|the|my|our|to|very|more|most|always|believe in|"
     r"value|values|strive for|care about|focus on|prioritize|prioritise|embrace|promote|promotes|uphold|include|"
     r"including|importance of|principle of|principles of|sense of|supports|cultivating|developing|"
-    r"fostering)\b[\s,]*",
+    r"fostering|having|[a-z]{3,}ed (?:around|on|upon|by|to|in))\b[\s,]*",
     re.I,
 )
+# "X, Y and Z are the values most important to me", "Honesty is my top priority", "Respect matters":
+# the value is the subject, the rest says it is one.
 _IMPORTANT_TO_ME = re.compile(
-    r"\s+(?:are|is|remain|remains)\s+(?:all\s+|very\s+|the\s+most\s+|most\s+)?(?:important|essential|key|central|"
-    r"crucial|fundamental|vital|core|valuable|paramount|what)\b.*$",
+    r"\s+(?:(?:are|is|remain|remains)\s+(?:(?:the|my|our|most)\s+)*(?:(?!not\b|no\b)[a-z]+\s+)?"
+    r"(?:important|essential|key|central|crucial|fundamental|vital|core|valuable|paramount|what|values?|"
+    r"principles?|priority|priorities)|(?<!what )matters?)\b.*$",
     re.I,
+)
+# A scope said after the last value ("... and care in everything I do", "honesty at all times").
+_SCOPE = re.compile(
+    r"\s+(?:in|at|above|across|for|to|towards|with)\s+(?:all|every|everything|everyone|each|any)\b.*$", re.I
+)
+_INDEFINITE = re.compile(r"\ban?\s+$", re.I)
+# A descriptor that starts with one of these is the subject or object of a sentence, not a value: a
+# pronoun or relative word left when the rest of a clause is cut ("Love, which I believe is a fundamental
+# aspect ..." -> "which I believe"; "These are the values I cherish" -> "These"; "as it is ..." -> "as it").
+_NO_VALUE_FIRST = frozenset(
+    "which who whom whose that this these those it they what as there their his her your its".split()
 )
 _LABEL = re.compile(r"\b(values?|words?|principles?|here|are|include|list|answer|priorities)\b", re.I)
 _REPEATED_WORD = re.compile(r"\b(\w+)(?:\s+\1\b)+", re.I)
@@ -85,9 +117,20 @@ def _items(text: str) -> list[str]:
         elif head and len(head.split()) <= MAX_WORDS and _ALPHA.search(head) and head != line:
             items.append(head)
             continue
-        for sentence in re.split(r"(?<=[.!?])\s+", line):
-            items.extend(p for p in _SPLIT.split(sentence) if p and p.strip())
+        for sentence in _SENTENCE.split(line):
+            for clause in _clauses(sentence):
+                items.extend(p for p in _SPLIT.split(_AS_AN_AI.sub(" ", clause)) if p and p.strip())
     return items
+
+
+def _clauses(sentence: str) -> list[str]:
+    """The clauses of a sentence that are no refusal: none after an apology, all but those that deny
+    having values, or all of it."""
+    if _APOLOGY.search(sentence):
+        return []
+    if not _REFUSAL.search(sentence):
+        return [sentence]
+    return [c for c in _CONTRAST.split(sentence) if not _REFUSAL.search(c)]
 
 
 def _clean(item: str) -> str:
@@ -111,16 +154,21 @@ def _descriptor(item: str) -> str | None:
     if not item or not _ALPHA.search(item) or _REFUSAL.search(item):
         return None
     item = _REPEATED_WORD.sub(r"\1", item)
-    item = _clean(_IMPORTANT_TO_ME.sub("", item))
+    item = _clean(_SCOPE.sub("", _clean(_IMPORTANT_TO_ME.sub("", item))))
     item = _strip_discourse(item)
     if not item:
         return None
     if len(item.split()) > MAX_WORDS:
-        tail = _clean(_LEAD_IN.sub("", item))
+        lead_in = _LEAD_IN.match(item)
+        tail = _clean(item[lead_in.end() :]) if lead_in else item
         if tail == item or not tail or len(tail.split()) > MAX_WORDS:
             return None
+        # "That is a thoughtful question": a phrase after an indefinite article classifies, it names no
+        # value; one word after it is the first of a list ("I stand for a strong, caring community")
+        if _INDEFINITE.search(lead_in.group(0)) and len(tail.split()) > 1:
+            return None
         item = _strip_discourse(tail)
-    if len(item) > 40 or not _ALPHA.search(item):
+    if len(item) > 40 or not _ALPHA.search(item) or item.split()[0].lower() in _NO_VALUE_FIRST:
         return None
     return item
 
@@ -133,7 +181,7 @@ def parse_answer(text: object, truncated: bool = False) -> ParseResult:
     """
     if not isinstance(text, str) or not text.strip():  # None, or NaN from a table: no answer text
         return ParseResult([], "empty")
-    refusal = bool(_REFUSAL.search(text))
+    refusal = any(_APOLOGY.search(s) or _REFUSAL.search(s) for s in _SENTENCE.split(text))
     items = _items(text)
     if truncated and items:
         # the cut happened inside the last item only if the text ends with it

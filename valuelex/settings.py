@@ -123,12 +123,25 @@ class ElicitationSettings:
 
 @dataclass(frozen=True)
 class LexiconSettings:
-    """Notebook 02: from raw descriptors to value words."""
+    """Notebook 02: from raw descriptors to value words.
+
+    Every default is our choice (the paper publishes no cleaning rule); the word lists and suffix rules
+    are reviewable data in ``configs/lexicon/`` (``non_values.yaml``, ``variants.yaml``). The misspelling
+    step is conservative: only typing slips (two neighbouring letters swapped, one letter dropped or
+    added inside the word) of a word with ``misspelling_ratio`` times the respondents, because a changed
+    letter makes another word too often (humidity/humility, living/loving in the local panel's answers).
+    """
 
     min_respondents: Count = 5  # a word must be used by at least this many respondents
     min_models: Count = 1  # ... and by at least this many models
     synonym_threshold: Annotated[float, Range(0, 1, low_open=True)] | None = (
         None  # merge near-synonyms above this cosine
+    )
+    misspelling_min_length: Annotated[int, Range(4)] | None = (
+        6  # a rare word this long, a typing slip of a far more used word, is that word (None: never correct)
+    )
+    misspelling_ratio: Annotated[float, Range(1, low_open=True)] = (
+        5.0  # ... when that word has this many times its respondents
     )
     top_n: Count = 30  # words shown in the top-words figure
 
