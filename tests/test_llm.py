@@ -34,6 +34,7 @@ from valuelex.llm import (
     redact,
     redact_record,
     redact_values,
+    redactor,
     request_body,
     respondent_columns,
 )
@@ -745,3 +746,17 @@ def test_a_replay_with_no_usable_answer_names_the_errors(tmp_path: Path):
     store.append(_record(REQ, status="error", text=None))
     with pytest.raises(NoUsableAnswers, match=r"not one of the 1 requests has a usable answer \(http_500 x1\)"):
         LLMRunner({"m": CARD}, store, mode="replay", progress=False).run([REQ])
+
+
+def test_a_key_that_begins_another_key_leaves_no_tail_of_the_longer_one():
+    """The longer key is matched first: a shorter key that is its prefix must not leave the rest behind."""
+    short, long = "sk-prefix-0123", "sk-prefix-0123-tail-4567"
+    clean = redactor([short, long])
+    assert redact(f"echo {long} and {short}", clean) == "echo [REDACTED] and [REDACTED]"
+
+
+def test_a_cut_inside_a_multibyte_character_drops_the_partial_character():
+    """The 64 KiB cut can fall inside a UTF-8 character (3 bytes each here): its bytes are dropped, not an error."""
+    raw = ("\u20ac" * 30_000).encode("utf-8")  # 90,000 bytes; 65,536 is not a multiple of 3
+    kept = body_text(raw, [])
+    assert kept == "\u20ac" * (MAX_RAW_BODY // 3) + f"[... {len(raw) - MAX_RAW_BODY} more bytes]"

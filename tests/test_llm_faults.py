@@ -294,6 +294,12 @@ def test_a_request_given_up_after_paid_attempts_is_asked_again_only_with_retry_f
     # the attempts of the second try go on from the first's numbers
     attempts = [r["attempt"] for r in store.records() if r["request"]["messages"][-1]["content"] == given_up]
     assert attempts == list(range(1, 2 * (LIMITS.max_retries + 1) + 1))
+    # asked alone, every failure is a maybe-paid give-up: nothing is said to be asked again for free
+    alone = [r for r in fault_run["requests"] if r.messages[-1][1] == given_up]
+    runner = LLMRunner(fault_run["cards"], store, mode="live", limits=LIMITS, progress=False, retry="failed")
+    with pytest.raises(AllCallsFailed) as failed:
+        runner.run(alone)
+    assert "cost nothing" not in str(failed.value) and "asked again only with --retry-failed" in str(failed.value)
 
 
 def test_a_success_after_a_stored_failure_becomes_the_answer(fault_run):
