@@ -715,3 +715,28 @@ def test_a_folder_where_a_shard_belongs_stops_a_live_run_before_any_call(server,
         "(model 'fault-chat' writes its records there)"
     )
     assert isinstance(err.value, UserError) and server.stats()["total"] == 0
+
+
+def test_a_batch_holding_damaged_and_lost_requests_names_both_retry_choices(server, cards_dir, tmp_path, monkeypatch):
+    """Two kinds held back in one batch: the hint names both flags and the VALUELEX_RETRY value for both."""
+    monkeypatch.setenv("VALUELEX_TEST_KEY", "sk-test-fault-run-0000")
+    server.reset()
+    cards = load_model_cards(cards_dir)
+    requests = make_requests("fault-chat", ["kept", "a byte changed", "killed in flight"])
+    LLMRunner(cards, ResponseStore(tmp_path), mode="live", limits=LIMITS, progress=False).run(requests[:2])
+    shard = tmp_path / "fault-chat.jsonl"
+    lines = shard.read_bytes().split(b"\n")
+    damaged = next(i for i, line in enumerate(lines) if b'"ok"' in line and b"a byte changed" in line)
+    lines[damaged] = lines[damaged].replace(b'"ok"', b'"\xff"', 1)
+    shard.write_bytes(b"\n".join(lines))
+    store = ResponseStore(tmp_path)
+    card = cards["fault-chat"]
+    store.append({"key": requests[2].key(card), "request": requests[2].canonical(card), "attempt": 1,
+                  "status": "sent", "final": False, "timestamp": "2026-01-01T00:00:00"})  # fmt: skip
+    server.reset()
+    with pytest.raises(UnansweredRequests) as held:
+        LLMRunner(cards, ResponseStore(tmp_path), mode="live", limits=LIMITS, progress=False).run(requests)
+    assert server.stats()["total"] == 0
+    assert str(held.value).endswith(
+        "run again with --retry-damaged and --retry-lost to do so (or VALUELEX_RETRY=damaged,lost)."
+    )
