@@ -33,12 +33,11 @@ import pandas as pd
 from scipy import optimize, stats
 from threadpoolctl import threadpool_limits
 
-from .efa import bivariate_normal_cdf, bivariate_normal_pdf
+from . import polychoric
+from .polychoric import RHO_BOUND
 
 #: lavaan's ``zero.add``: added to the empty cell of a 2 x 2 table (keeping the margins).
 ZERO_ADD = 0.5
-#: Polychoric correlations are kept inside these bounds (lavaan's nlminb bounds).
-RHO_BOUND = 0.999
 #: lavaan's ``optim.dx.tol``: a converged solution must have no gradient element above this.
 GRADIENT_TOLERANCE = 1e-3
 #: lavaan's tolerance for negative eigenvalues of the latent covariance matrix (.Machine$double.eps^(3/4)).
@@ -98,47 +97,6 @@ def thresholds_and_scores(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return tau, per_category[codes]
 
 
-def _cell_probabilities(tau1: np.ndarray, tau2: np.ndarray, rho: np.ndarray) -> np.ndarray:
-    """P(cell) for pairs sharing category counts: rho (pairs,), tau1 (pairs, K1-1), tau2 (pairs, K2-1)."""
-    n, k1, k2 = len(rho), tau1.shape[1] + 1, tau2.shape[1] + 1
-    grid = bivariate_normal_cdf(tau1[:, :, None], tau2[:, None, :], rho[:, None, None])
-    cdf = np.zeros((n, k1 + 1, k2 + 1))
-    cdf[:, 1:k1, 1:k2] = grid
-    cdf[:, k1, 1:k2] = stats.norm.cdf(tau2)
-    cdf[:, 1:k1, k2] = stats.norm.cdf(tau1)
-    cdf[:, k1, k2] = 1.0
-    cells = cdf[:, 1:, 1:] - cdf[:, 1:, :-1] - cdf[:, :-1, 1:] + cdf[:, :-1, :-1]
-    return np.maximum(cells, math.sqrt(np.finfo(float).eps))  # as lavaan: all cells strictly positive
-
-
-def _cell_density_terms(tau1: np.ndarray, tau2: np.ndarray, rho: np.ndarray) -> np.ndarray:
-    """d P(cell) / d rho (lavaan's ``phi``): bivariate densities at the cell's corners."""
-    n, k1, k2 = len(rho), tau1.shape[1] + 1, tau2.shape[1] + 1
-    density = np.zeros((n, k1 + 1, k2 + 1))
-    density[:, 1:k1, 1:k2] = bivariate_normal_pdf(tau1[:, :, None], tau2[:, None, :], rho[:, None, None])
-    return density[:, 1:, 1:] - density[:, 1:, :-1] - density[:, :-1, 1:] + density[:, :-1, :-1]
-
-
-def _polychoric_ml(freq: np.ndarray, tau1: np.ndarray, tau2: np.ndarray, iterations: int = 64) -> np.ndarray:
-    """The rho in [-0.999, 0.999] maximising sum(freq * log P(cell)) for each pair (bisection on the score)."""
-    n = len(freq)
-
-    def score(rho: np.ndarray) -> np.ndarray:
-        cells = _cell_probabilities(tau1, tau2, rho)
-        return np.sum(freq * _cell_density_terms(tau1, tau2, rho) / cells, axis=(1, 2))
-
-    lo, hi = np.full(n, -RHO_BOUND), np.full(n, RHO_BOUND)
-    at_lo, at_hi = score(lo) < 0, score(hi) > 0  # the maximum lies at a bound
-    for _ in range(iterations):
-        mid = 0.5 * (lo + hi)
-        rising = score(mid) > 0
-        lo = np.where(rising, mid, lo)
-        hi = np.where(rising, hi, mid)
-    rho = 0.5 * (lo + hi)
-    rho = np.where(at_lo, -RHO_BOUND, rho)
-    return np.where(at_hi & ~at_lo, RHO_BOUND, rho)
-
-
 def _pair_table(codes1: np.ndarray, codes2: np.ndarray, k1: int, k2: int) -> np.ndarray:
     return np.bincount(codes1 * k2 + codes2, minlength=k1 * k2).reshape(k1, k2).astype(float)
 
@@ -180,6 +138,19 @@ class OrdinalStatistics:
     correlations: np.ndarray
     gamma: np.ndarray
     empty_cell_pairs: list[tuple[str, str]] = field(default_factory=list)
+    #: pairs whose likelihood still rises at lavaan's bound +-0.999 (their correlation is that bound)
+    boundary_pairs: list[tuple[str, str, float]] = field(default_factory=list)
+
+    def boundary_note(self) -> str:
+        """One line naming the pairs whose correlation stopped at the bound ("" when there are none)."""
+        if not self.boundary_pairs:
+            return ""
+        shown = ", ".join(f"{a} ~ {b} ({r:+.3f})" for a, b, r in self.boundary_pairs[:5])
+        more = f" and {len(self.boundary_pairs) - 5} more" if len(self.boundary_pairs) > 5 else ""
+        return (
+            f"{len(self.boundary_pairs)} polychoric correlation(s) at the bound +-{RHO_BOUND} (the likelihood still "
+            f"rises there; lavaan stops at the same bound): {shown}{more}"
+        )
 
     @property
     def n_variables(self) -> int:
@@ -228,6 +199,7 @@ def ordinal_statistics(data: pd.DataFrame) -> OrdinalStatistics:
     n_pairs = len(rows)
     rho = np.zeros(n_pairs)
     empty_pairs: list[tuple[str, str]] = []
+    boundary: list[tuple[str, str, float]] = []
     # group the pairs by their table shape so that every step is vectorised over pairs
     shapes: dict[tuple[int, int], list[int]] = {}
     for idx, (i, j) in enumerate(zip(rows, cols, strict=True)):
@@ -247,9 +219,15 @@ def ordinal_statistics(data: pd.DataFrame) -> OrdinalStatistics:
             value, modified[idx] = _two_step_rho(tables[idx], t1[idx], t2[idx])
             if value is not None:
                 fitted[idx] = value
-        todo = np.isnan(fitted)
-        if todo.any():
-            fitted[todo] = _polychoric_ml(modified[todo], t1[todo], t2[todo])
+        todo = np.flatnonzero(np.isnan(fitted))
+        if len(todo):
+            found = polychoric.maximise(modified[todo], t1[todo], t2[todo])
+            fitted[todo] = found.rho
+            boundary += [
+                (names[rows[members[idx]]], names[cols[members[idx]]], float(found.rho[pos]))
+                for pos, idx in enumerate(todo)
+                if found.at_bound[pos]
+            ]
         perfect = np.abs(fitted) >= 1.0
         if perfect.any():
             m = members[np.flatnonzero(perfect)[0]]
@@ -263,8 +241,17 @@ def ordinal_statistics(data: pd.DataFrame) -> OrdinalStatistics:
     corr[rows, cols] = rho
     corr[cols, rows] = rho
     th_scores = np.concatenate(uni_scores, axis=1)
-    gamma = _muthen_gamma(th_scores, corr_scores, a21, ks, th_start)
-    return OrdinalStatistics(names, n, levels, taus, corr, gamma, empty_pairs)
+    gamma = _muthen_gamma(
+        th_scores,
+        corr_scores,
+        a21,
+        ks,
+        th_start,
+        [f"{names[i]} and {names[j]}" for i, j in zip(rows, cols, strict=True)],
+    )
+    order = {(names[i], names[j]): idx for idx, (i, j) in enumerate(zip(rows, cols, strict=True))}
+    boundary.sort(key=lambda pair: order[pair[:2]])
+    return OrdinalStatistics(names, n, levels, taus, corr, gamma, empty_pairs, boundary)
 
 
 def _pair_scores(
@@ -283,8 +270,10 @@ def _pair_scores(
     """Case-wise scores of each pair's bivariate likelihood in rho, and the rho-threshold block of the
     Jacobian (lavaan's A21), from ``lav_bvord_cor_scores`` evaluated on the observed (uncorrected) cells."""
     k1, k2 = t1.shape[1] + 1, t2.shape[1] + 1
-    cells = _cell_probabilities(t1, t2, rho)
-    d_rho = _cell_density_terms(t1, t2, rho) / cells  # (pairs, K1, K2)
+    cells = polychoric.cell_probabilities(t1, t2, rho)
+    observed = tables > 0  # only observed cells enter the scores (an empty one may have P = 0 near the bound)
+    cells = np.where(observed, cells, 1.0)
+    d_rho = np.where(observed, polychoric.cell_density_terms(t1, t2, rho) / cells, 0.0)  # (pairs, K1, K2)
     root = np.sqrt(1.0 - rho**2)[:, None, None]
     u1, l1 = np.append(t1, np.full((len(rho), 1), _INF), axis=1), np.insert(t1, 0, -_INF, axis=1)
     u2, l2 = np.append(t2, np.full((len(rho), 1), _INF), axis=1), np.insert(t2, 0, -_INF, axis=1)
@@ -317,7 +306,12 @@ def _pair_scores(
 
 
 def _muthen_gamma(
-    th_scores: np.ndarray, corr_scores: np.ndarray, a21: np.ndarray, ks: np.ndarray, th_start: np.ndarray
+    th_scores: np.ndarray,
+    corr_scores: np.ndarray,
+    a21: np.ndarray,
+    ks: np.ndarray,
+    th_start: np.ndarray,
+    pair_names: list[str],
 ) -> np.ndarray:
     """N times the asymptotic covariance of (thresholds, correlations): B^-1 INNER B^-T with the block
     triangular B of the two-step estimator (``muthen1984``)."""
@@ -331,7 +325,8 @@ def _muthen_gamma(
         a11[block, block] = inner[block, block]
     a22 = np.einsum("ij,ij->j", corr_scores, corr_scores)
     if np.any(a22 == 0):
-        raise OrdinalDataError("a polychoric correlation has no information (a degenerate pair of indicators)")
+        which = pair_names[int(np.flatnonzero(a22 == 0)[0])]
+        raise OrdinalDataError(f"the polychoric correlation of {which} has no information (a degenerate pair)")
     a11_inv = np.linalg.inv(a11)
     b_inv = np.zeros((len(inner), len(inner)))
     b_inv[:n_th, :n_th] = a11_inv
