@@ -1,44 +1,58 @@
 """Polychoric correlations by maximum likelihood, stable for sparse categories and near |rho| = 1.
 
-The two-step estimator of ``lavaan`` (``lav_bvord_cor_twostep_fit``) and ``psych::polychoric``: each
-variable's thresholds are fixed at ``qnorm`` of its cumulative proportions, and the correlation
-maximises ``sum(n_ij log P_ij(rho))`` over the cells of the pair's table. What this module adds to
-a plain implementation is numerical care where sparse data put it to the test:
+The two-step estimator of ``lavaan`` (``lav_bvord_cor_twostep_fit``, as ``lavCor(ordered = ...)`` and
+``cfa(..., ordered = TRUE)`` use it): each variable's thresholds are fixed at ``qnorm`` of its
+cumulative proportions, and each pair's correlation maximises ``sum(n_ij log P_ij(rho))`` over the
+cells of its table. ``psych::polychoric(correct = 0)`` estimates the same quantity (to its
+``optimize`` tolerance). What this module adds to a plain implementation is numerical care where
+sparse data put it to the test (``tests/test_polychoric.py`` compares it with both on sparse items):
 
 1. **Cell probabilities that do not underflow.** ``P_ij`` is a rectangle probability of the standard
-   bivariate normal. It is computed from four upper-orthant probabilities (Genz's ``BVNU``, the
-   algorithm behind ``pbivnorm`` and ``mvtnorm``, absolute error about 1e-15) after reflecting each
-   axis so that the four terms are as small as the cell allows. A cell that this difference cannot
-   resolve (below ``RESOLVED`` of its largest term: off-diagonal cells as |rho| nears 1) is computed
-   in log space instead, as the one-dimensional integral of ``phi(x) * P(Y in cell | x)``, whose
-   integrand is log-concave: no cell probability is floored or rounded to 0.
+   bivariate normal. Cells of at least ``SMALL`` are lavaan's differences of bivariate CDFs at the
+   threshold crossings (Genz's ``BVNU``, the algorithm behind ``pbivnorm`` and ``mvtnorm``, absolute
+   error about 1e-15). A smaller cell that holds cases is recomputed from four upper-orthant
+   probabilities after reflecting each axis so that the four terms are as small as the cell allows,
+   and a cell that even this difference cannot resolve (below ``RESOLVED`` of its largest term:
+   off-diagonal cells as |rho| nears 1) in log space, as the one-dimensional integral of
+   ``phi(x) * P(Y in cell | x)``, whose integrand is log-concave. No cell probability is floored
+   (lavaan floors them at sqrt(eps), which flattens the likelihood near +-1).
 2. **A maximum found by bracketing the likelihood, not by the sign of the score at the bounds.**
    The log-likelihood is evaluated on a grid in ``atanh(rho)`` over lavaan's interval
    [-0.999, 0.999]; the best grid point and its neighbours bracket the maximum; golden-section
    search on the likelihood narrows the bracket, and safeguarded Newton steps on the score (only at
    interior points near the maximum, where it is accurate) polish it to 1e-10.
-3. **A maximum on the boundary is reported.** When the likelihood still rises at +-0.999, the value
-   is lavaan's bound (lavaan's ``nlminb`` stops there too) and the pair is flagged ``at_bound``, so
-   that callers can say so; it is never replaced silently.
+3. **A maximum on the boundary is reported.** When the likelihood rises (or is flat to rounding) up
+   to +-0.999, the pair gets lavaan's bound and is listed in ``boundary_pairs``; it is never replaced
+   silently. Such a pair's table is compatible with a correlation of +-1 (typically two words whose
+   counts never meet above their lowest categories): the likelihood is flat there, and where lavaan's
+   ``nlminb`` stops on that plateau (anywhere from about 0.85 to 0.999 on our word counts) depends on
+   its start, not on the data.
 
-Empty categories need no rule here: codes are the observed values (R's ``ordered()``), so an item
-without a middle category simply has one threshold fewer, as in lavaan. Empty *cells* of a 2 x 2
-table get lavaan's ``zero.add`` in :mod:`valuelex.wlsmv`; larger tables are used as observed
-(lavaan's ``zero.add[2] = 0``).
+Empty categories, as in lavaan: codes are the observed values (R's ``ordered()``), so an item
+without a middle category simply has one threshold fewer. Empty *cells* of a 2 x 2 table get
+lavaan's ``zero.add`` (0.5 moved into the empty cell, margins kept) and its closed forms; larger tables
+are used as observed (lavaan's ``zero.add[2] = 0``).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
+from scipy import stats
 from scipy.special import log_ndtr, ndtr
 
+#: lavaan's ``zero.add``: added to the empty cell of a 2 x 2 table (keeping the margins).
+ZERO_ADD = 0.5
 #: lavaan's bounds for a polychoric correlation (``nlminb(lower = -0.999, upper = +0.999)``).
 RHO_BOUND = 0.999
-#: Grid points in ``atanh(rho)`` over [-RHO_BOUND, RHO_BOUND] that bracket the maximum (step 0.25 in atanh).
-GRID_POINTS = 31
+#: Grid points in ``atanh(rho)`` over [-RHO_BOUND, RHO_BOUND] that bracket the maximum (step 0.47 in atanh).
+GRID_POINTS = 17
+#: A cell differenced from bivariate CDFs (absolute error about 1e-15) is trusted from this size on: its
+#: relative error is then below 1e-11, so that likelihoods compare to 1e-12. Smaller cells are recomputed.
+SMALL = 1e-4
 #: A four-orthant difference is trusted when the cell holds at least this share of its largest term
 #: (the orthants are exact to about 1e-15 absolute); smaller cells are integrated in log space.
 RESOLVED = 1e-7
@@ -171,29 +185,63 @@ def _bounds(tau: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return lower, upper
 
 
-def cell_log_probabilities(tau1: np.ndarray, tau2: np.ndarray, rho: np.ndarray) -> np.ndarray:
+def _differenced(tau1: np.ndarray, tau2: np.ndarray, rho: np.ndarray) -> np.ndarray:
+    """P(cell) as lavaan computes it (``lav_bvord_noexo_pi``): the bivariate CDF at every crossing of the
+    thresholds, bordered by the margins, differenced over the four corners. Exact to about 1e-15 in
+    absolute terms: a cell much smaller than that is not resolved (see :func:`cell_log_probabilities`)."""
+    n, k1, k2 = len(rho), tau1.shape[1] + 1, tau2.shape[1] + 1
+    h = np.broadcast_to(tau1[:, :, None], (n, k1 - 1, k2 - 1))
+    k = np.broadcast_to(tau2[:, None, :], (n, k1 - 1, k2 - 1))
+    r = np.broadcast_to(rho[:, None, None], (n, k1 - 1, k2 - 1))
+    cdf = np.zeros((n, k1 + 1, k2 + 1))
+    cdf[:, 1:k1, 1:k2] = upper_orthant(-h, -k, r)  # P(X < h, Y < k)
+    cdf[:, k1, 1:k2] = ndtr(tau2)
+    cdf[:, 1:k1, k2] = ndtr(tau1)
+    cdf[:, k1, k2] = 1.0
+    return cdf[:, 1:, 1:] - cdf[:, 1:, :-1] - cdf[:, :-1, 1:] + cdf[:, :-1, :-1]
+
+
+def cell_log_probabilities(
+    tau1: np.ndarray, tau2: np.ndarray, rho: np.ndarray, where: np.ndarray | None = None
+) -> np.ndarray:
     """log P(cell) of every cell of each pair's table: tau1 (pairs, K1-1), tau2 (pairs, K2-1), rho (pairs,).
 
-    Returns (pairs, K1, K2). Four upper orthants per cell after reflecting each axis whose interval lies
-    mostly below 0 (reflection flips the sign of rho), so that the terms are small; cells the
-    difference cannot resolve are integrated in log space (:func:`_log_rectangle`).
+    Returns (pairs, K1, K2). Cells of at least ``SMALL`` come from lavaan's differences of bivariate CDFs;
+    smaller cells among ``where`` (default: all; the likelihood needs only the observed ones) are
+    recomputed accurately: four upper orthants after reflecting each axis whose interval lies mostly
+    below 0 (so that the four terms are as small as the cell), and when even that difference cannot
+    resolve the cell (below ``RESOLVED`` of its largest term: off-diagonal cells as |rho| nears 1), in
+    log space (:func:`_log_rectangle`). No cell probability is floored. Small cells outside ``where``
+    keep the differenced value (log of it; -inf when not positive).
     """
     tau1, tau2, rho = np.atleast_2d(tau1), np.atleast_2d(tau2), np.atleast_1d(np.asarray(rho, float))
+    cells = _differenced(tau1, tau2, rho)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.log(np.where(cells > 0, cells, 0.0))
+    small = cells < SMALL
+    if where is not None:
+        small &= where
+    if small.any():
+        pair, i, j = np.nonzero(small)
+        out[pair, i, j] = _accurate_log_cells(tau1[pair], tau2[pair], rho[pair], i, j)
+    return out
+
+
+def _accurate_log_cells(tau1: np.ndarray, tau2: np.ndarray, rho: np.ndarray, i: np.ndarray, j: np.ndarray):
+    """log P of cell (i, j) of each row's table, for small cells (see :func:`cell_log_probabilities`)."""
     lo1, up1 = _bounds(tau1)
     lo2, up2 = _bounds(tau2)
-    shape = (len(rho), lo1.shape[1], lo2.shape[1])
-    a1, b1 = np.broadcast_to(lo1[:, :, None], shape), np.broadcast_to(up1[:, :, None], shape)
-    a2, b2 = np.broadcast_to(lo2[:, None, :], shape), np.broadcast_to(up2[:, None, :], shape)
+    rows = np.arange(len(rho))
+    a1, b1, a2, b2 = lo1[rows, i], up1[rows, i], lo2[rows, j], up2[rows, j]
     flip1, flip2 = b1 < -a1, b2 < -a2  # the interval lies mostly below 0: reflect it
     a1, b1 = np.where(flip1, -b1, a1), np.where(flip1, -a1, b1)
     a2, b2 = np.where(flip2, -b2, a2), np.where(flip2, -a2, b2)
-    r = np.broadcast_to(rho[:, None, None], shape) * np.where(flip1 ^ flip2, -1.0, 1.0)
+    r = rho * np.where(flip1 ^ flip2, -1.0, 1.0)
     largest = upper_orthant(a1, a2, r)
     cells = largest - upper_orthant(b1, a2, r) - upper_orthant(a1, b2, r) + upper_orthant(b1, b2, r)
-    out = np.empty(shape)
+    out = np.empty(len(rho))
     resolved = cells > RESOLVED * largest
-    with np.errstate(divide="ignore"):
-        out[resolved] = np.log(cells[resolved])
+    out[resolved] = np.log(cells[resolved])
     hard = ~resolved
     if hard.any():
         out[hard] = _log_rectangle(a1[hard], b1[hard], a2[hard], b2[hard], r[hard])
@@ -228,7 +276,7 @@ def _log_rectangle(a1: np.ndarray, b1: np.ndarray, a2: np.ndarray, b2: np.ndarra
 
     # the mode (golden-section search on a log-concave function)
     search = _Golden(f, lo.copy(), hi.copy())
-    for _ in range(80):
+    for _ in range(45):  # width 76 * 0.618^45: below 1e-7, far inside the integrand's width
         search.step()
     mode = search.best()
     peak = f(mode)
@@ -238,7 +286,7 @@ def _log_rectangle(a1: np.ndarray, b1: np.ndarray, a2: np.ndarray, b2: np.ndarra
     for outer in (lo, hi):
         inside, out = mode.copy(), outer.copy()
         beyond = f(out) < drop
-        for _ in range(60):
+        for _ in range(35):
             mid = 0.5 * (inside + out)
             low = f(mid) < drop
             out = np.where(beyond & low, mid, out)
@@ -255,9 +303,11 @@ def _log_rectangle(a1: np.ndarray, b1: np.ndarray, a2: np.ndarray, b2: np.ndarra
     return np.where(half > 0, total, -np.inf)
 
 
-def cell_probabilities(tau1: np.ndarray, tau2: np.ndarray, rho: np.ndarray) -> np.ndarray:
+def cell_probabilities(
+    tau1: np.ndarray, tau2: np.ndarray, rho: np.ndarray, where: np.ndarray | None = None
+) -> np.ndarray:
     """P(cell) of every cell of each pair's table (pairs, K1, K2): ``exp`` of :func:`cell_log_probabilities`."""
-    return np.exp(cell_log_probabilities(tau1, tau2, rho))
+    return np.exp(cell_log_probabilities(tau1, tau2, rho, where))
 
 
 def bivariate_normal_pdf(h: np.ndarray, k: np.ndarray, rho: np.ndarray) -> np.ndarray:
@@ -268,21 +318,52 @@ def bivariate_normal_pdf(h: np.ndarray, k: np.ndarray, rho: np.ndarray) -> np.nd
     return np.exp(-quad) / (2 * np.pi * np.sqrt(one))
 
 
+def _corners(values: np.ndarray, n: int, k1: int, k2: int) -> np.ndarray:
+    """Per cell, the four-corner combination of values given at the threshold crossings (0 on the border)."""
+    grid = np.zeros((n, k1 + 1, k2 + 1))
+    grid[:, 1:k1, 1:k2] = values
+    return grid[:, 1:, 1:] - grid[:, 1:, :-1] - grid[:, :-1, 1:] + grid[:, :-1, :-1]
+
+
 def cell_density_terms(tau1: np.ndarray, tau2: np.ndarray, rho: np.ndarray) -> np.ndarray:
     """d P(cell) / d rho (lavaan's ``phi``): bivariate densities at the cell's four corners (pairs, K1, K2)."""
     n, k1, k2 = len(rho), tau1.shape[1] + 1, tau2.shape[1] + 1
-    density = np.zeros((n, k1 + 1, k2 + 1))
-    density[:, 1:k1, 1:k2] = bivariate_normal_pdf(tau1[:, :, None], tau2[:, None, :], rho[:, None, None])
-    return density[:, 1:, 1:] - density[:, 1:, :-1] - density[:, :-1, 1:] + density[:, :-1, :-1]
+    return _corners(bivariate_normal_pdf(tau1[:, :, None], tau2[:, None, :], rho[:, None, None]), n, k1, k2)
+
+
+def cell_curvature_terms(tau1: np.ndarray, tau2: np.ndarray, rho: np.ndarray) -> np.ndarray:
+    """d2 P(cell) / d rho2 (lavaan's ``gnorm``): the density times ``lav_dbinorm_guv`` at the four corners."""
+    n, k1, k2 = len(rho), tau1.shape[1] + 1, tau2.shape[1] + 1
+    h, k, r = tau1[:, :, None], tau2[:, None, :], rho[:, None, None]
+    one = (1.0 - r) * (1.0 + r)
+    guv = (h * k * one - r * (h * h - 2 * r * h * k + k * k) + r * one) / (one * one)
+    return _corners(bivariate_normal_pdf(h, k, r) * guv, n, k1, k2)
 
 
 # ------------------------------------------------------------------------------------------
 # The maximum of the likelihood
 # ------------------------------------------------------------------------------------------
 def log_likelihood(freq: np.ndarray, tau1: np.ndarray, tau2: np.ndarray, rho: np.ndarray) -> np.ndarray:
-    """``sum(freq * log P(cell))`` per pair (empty cells contribute nothing, whatever their probability)."""
-    logp = cell_log_probabilities(tau1, tau2, rho)
-    return np.sum(np.where(freq > 0, freq * logp, 0.0), axis=(1, 2))
+    """``sum(freq * log P(cell))`` per pair over the observed cells (an empty cell contributes nothing,
+    whatever its probability, so only observed cells are computed accurately)."""
+    observed = freq > 0
+    logp = cell_log_probabilities(tau1, tau2, rho, where=observed)
+    return np.sum(freq * np.where(observed, logp, 0.0), axis=(1, 2))
+
+
+def _score_and_curvature(
+    freq: np.ndarray, tau1: np.ndarray, tau2: np.ndarray, rho: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """First and second derivative of the log-likelihood in rho (lavaan's gradient and hessian)."""
+    observed = freq > 0
+    logp = cell_log_probabilities(tau1, tau2, rho, where=observed)
+    with np.errstate(over="ignore", invalid="ignore"):
+        inverse = np.where(observed, np.exp(-np.where(observed, logp, 0.0)), 0.0)  # 1 / P on observed cells
+        ratio = freq * inverse
+        dp = cell_density_terms(tau1, tau2, rho)
+        score = np.sum(ratio * dp, axis=(1, 2))
+        curvature = np.sum(ratio * (cell_curvature_terms(tau1, tau2, rho) - dp * dp * inverse), axis=(1, 2))
+    return score, curvature
 
 
 @dataclass
@@ -290,7 +371,7 @@ class PolychoricFit:
     """Maximum-likelihood correlations of a set of pairs, and which of them stopped at lavaan's bound."""
 
     rho: np.ndarray
-    at_bound: np.ndarray  # bool: the likelihood still rises at +-RHO_BOUND
+    at_bound: np.ndarray  # bool: the likelihood rises (or is flat to rounding) up to +-RHO_BOUND
     log_likelihood: np.ndarray
 
 
@@ -298,14 +379,27 @@ def maximise(freq: np.ndarray, tau1: np.ndarray, tau2: np.ndarray) -> Polychoric
     """The rho in [-RHO_BOUND, RHO_BOUND] maximising ``sum(freq * log P(cell))`` for each pair.
 
     ``freq`` (pairs, K1, K2) holds the (possibly corrected) tables, ``tau1``/``tau2`` the fixed thresholds.
-    Grid in ``atanh(rho)``, golden-section search on the likelihood inside the best grid point's
-    neighbours, then Newton steps on the score kept inside that bracket (bisection when a step leaves it).
+    The likelihood on a grid of ``GRID_POINTS`` in ``atanh(rho)`` brackets the maximum (the best grid point's
+    neighbours); golden-section search on the likelihood narrows the bracket to 1e-3; Newton steps on the
+    score (lavaan's gradient and hessian), kept inside that bracket, polish it to ``TOLERANCE``. Nothing
+    depends on the sign of the score at the bounds. A pair whose likelihood at a bound is as high (to
+    ``FLAT``) as at the interior point found has its maximum on the boundary: it gets the bound and is
+    flagged ``at_bound``.
     """
     freq = np.asarray(freq, float)
+    tau1, tau2 = np.atleast_2d(np.asarray(tau1, float)), np.atleast_2d(np.asarray(tau2, float))
     n = len(freq)
+    if n == 0:
+        return PolychoricFit(np.zeros(0), np.zeros(0, bool), np.zeros(0))
     limit = math.atanh(RHO_BOUND)
     grid = np.linspace(-limit, limit, GRID_POINTS)
-    values = np.stack([log_likelihood(freq, tau1, tau2, np.full(n, math.tanh(z))) for z in grid], axis=1)
+    # every grid point of every pair in one call: (pairs x points) rows
+    values = log_likelihood(
+        np.repeat(freq, GRID_POINTS, axis=0),
+        np.repeat(tau1, GRID_POINTS, axis=0),
+        np.repeat(tau2, GRID_POINTS, axis=0),
+        np.tile(np.tanh(grid), n),
+    ).reshape(n, GRID_POINTS)
     best = np.argmax(values, axis=1)
     left = grid[np.maximum(best - 1, 0)]
     right = grid[np.minimum(best + 1, GRID_POINTS - 1)]
@@ -313,38 +407,195 @@ def maximise(freq: np.ndarray, tau1: np.ndarray, tau2: np.ndarray) -> Polychoric
     def loglik(z: np.ndarray) -> np.ndarray:
         return log_likelihood(freq, tau1, tau2, np.tanh(z))
 
-    # golden-section search in atanh(rho) on the likelihood itself
     search = _Golden(loglik, left, right)
-    while np.max(search.right - search.left) > 1e-4:
+    while np.max(search.right - search.left) > 1e-3:
         search.step()
     lo, hi = np.tanh(search.left), np.tanh(search.right)
     rho = np.tanh(search.best())
-    # safeguarded Newton on the score inside [lo, hi] (interior points close to the maximum)
-    for _ in range(60):
-        logp = cell_log_probabilities(tau1, tau2, rho)
-        with np.errstate(over="ignore", invalid="ignore"):
-            ratio = np.where(freq > 0, freq * np.exp(-np.where(freq > 0, logp, 0.0)), 0.0)  # n / P
-        dp = cell_density_terms(tau1, tau2, rho)
-        score = np.sum(ratio * dp, axis=(1, 2))
-        information = np.sum(
-            np.where(freq > 0, ratio * dp * dp * np.exp(-np.where(freq > 0, logp, 0.0)), 0.0), axis=(1, 2)
-        )
-        lo = np.where(score > 0, rho, lo)
-        hi = np.where(score < 0, rho, hi)
-        step = np.divide(score, information, out=np.zeros(n), where=information > 0)
-        new = rho + step
-        outside = (new <= lo) | (new >= hi) | ~np.isfinite(new)
-        new = np.where(outside, 0.5 * (lo + hi), new)
-        done = (np.abs(new - rho) < TOLERANCE) | (hi - lo < TOLERANCE)
-        rho = np.clip(new, -RHO_BOUND, RHO_BOUND)
-        if done.all():
+    active = np.ones(n, bool)
+    for _ in range(40):
+        idx = np.flatnonzero(active)
+        score, curvature = _score_and_curvature(freq[idx], tau1[idx], tau2[idx], rho[idx])
+        r, a, b = rho[idx], lo[idx], hi[idx]
+        a = np.where(score > 0, r, a)  # the maximum lies above a point where the likelihood rises
+        b = np.where(score < 0, r, b)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            new = r - score / curvature
+        bad = ~np.isfinite(new) | (curvature >= 0) | (new <= a) | (new >= b)
+        new = np.where(bad, 0.5 * (a + b), new)
+        done = (np.abs(new - r) < TOLERANCE) | (b - a < TOLERANCE) | (score == 0)
+        rho[idx], lo[idx], hi[idx] = new, a, b
+        active[idx[done]] = False
+        if not active.any():
             break
-    # a bound whose likelihood is as high (to FLAT) as the interior point found is the maximum: the
-    # likelihood rises, or is flat, towards |rho| = 1
     found = log_likelihood(freq, tau1, tau2, rho)
     ends = values[:, [0, -1]]
     side = np.argmax(ends, axis=1)
-    at_bound = ends[np.arange(n), side] >= found - FLAT * np.maximum(1.0, np.abs(found))
+    top = ends[np.arange(n), side]
+    at_bound = top >= found - FLAT * np.maximum(1.0, np.abs(found))
     rho = np.where(at_bound, np.where(side == 1, RHO_BOUND, -RHO_BOUND), rho)
-    found = np.where(at_bound, ends[np.arange(n), side], found)
-    return PolychoricFit(rho, at_bound, found)
+    return PolychoricFit(rho, at_bound, np.where(at_bound, top, found))
+
+
+# ------------------------------------------------------------------------------------------
+# A matrix of polychoric correlations
+# ------------------------------------------------------------------------------------------
+class OrdinalDataError(ValueError):
+    """The data cannot be analysed as ordered categories (a constant column, a perfect correlation...)."""
+
+
+def ordinal_codes(data: pd.DataFrame) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Each column's values as category codes 0..K-1 (sorted values, as R's ``ordered()``), and the levels."""
+    if data.isna().any().any():
+        bad = [str(c) for c in data.columns[data.isna().any()]]
+        raise OrdinalDataError(f"missing values in {', '.join(bad[:5])}: ordered categories here need complete data")
+    codes = np.empty(data.shape, dtype=int)
+    levels = []
+    for j, column in enumerate(data.columns):
+        values, inverse = np.unique(data[column].to_numpy(), return_inverse=True)
+        if len(values) < 2:
+            raise OrdinalDataError(f"{column} takes a single value: an ordered indicator needs two categories")
+        codes[:, j] = inverse
+        levels.append(values)
+    return codes, levels
+
+
+def thresholds(codes: np.ndarray) -> np.ndarray:
+    """A variable's thresholds: ``qnorm`` of its cumulative proportions (codes 0..K-1, each observed)."""
+    k = int(codes.max()) + 1
+    return stats.norm.ppf(np.cumsum(np.bincount(codes, minlength=k) / len(codes))[:-1])
+
+
+def pair_table(codes1: np.ndarray, codes2: np.ndarray, k1: int, k2: int) -> np.ndarray:
+    """The K1 x K2 table of two coded variables."""
+    return np.bincount(codes1 * k2 + codes2, minlength=k1 * k2).reshape(k1, k2).astype(float)
+
+
+def two_by_two(table: np.ndarray, tau1: np.ndarray, tau2: np.ndarray) -> tuple[float | None, np.ndarray]:
+    """lavaan's special cases for a 2 x 2 table (``lav_bvord_cor_twostep_fit``): the empty-cell
+    correction, and closed forms when a*d == b*c or both thresholds are 0. Returns (rho or None, table)."""
+    if table.shape != (2, 2):
+        return None, table
+    empty = np.flatnonzero(table.ravel(order="F") == 0)
+    if len(empty) == 2:
+        return (1.0 if table[0, 0] > 0 else -1.0), table
+    if len(empty) == 1:
+        table = table.copy()
+        sign = 1.0 if empty[0] in (0, 3) else -1.0  # an empty cell on the main diagonal or off it
+        table[0, 0] += sign * ZERO_ADD
+        table[1, 1] += sign * ZERO_ADD
+        table[0, 1] -= sign * ZERO_ADD
+        table[1, 0] -= sign * ZERO_ADD
+    if table[0, 0] * table[1, 1] == table[0, 1] * table[1, 0]:
+        return 0.0, table
+    if tau1[0] == 0 and tau2[0] == 0:
+        return -math.cos(2 * math.pi * table[0, 0] / table.sum()), table
+    return None, table
+
+
+def pair_indices(p: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the below-diagonal elements of a p x p matrix, column by column (lavaan's vech order)."""
+    rows = [i for j in range(p) for i in range(j + 1, p)]
+    cols = [j for j in range(p) for i in range(j + 1, p)]
+    return np.array(rows, dtype=int), np.array(cols, dtype=int)
+
+
+@dataclass
+class ShapeGroup:
+    """The pairs whose tables have the same shape (K1 x K2), in lavaan's pair order: what is vectorised."""
+
+    members: np.ndarray  # positions of the pairs in lavaan's order
+    tables: np.ndarray  # (pairs, K1, K2) as observed
+    tau1: np.ndarray  # (pairs, K1 - 1)
+    tau2: np.ndarray  # (pairs, K2 - 1)
+    rho: np.ndarray  # (pairs,)
+    at_bound: np.ndarray  # (pairs,) bool
+
+
+@dataclass
+class PolychoricMatrix:
+    """Polychoric correlations of ordered variables, the thresholds they rest on, and the pairs whose
+    maximum lies on the boundary (``rho`` is then lavaan's bound +-0.999)."""
+
+    names: list[str]
+    codes: np.ndarray  # (n, p) category codes 0..K-1
+    levels: list[np.ndarray]
+    thresholds: list[np.ndarray]
+    correlations: np.ndarray  # (p, p)
+    groups: list[ShapeGroup]
+    empty_cell_pairs: list[tuple[str, str]] = field(default_factory=list)
+    boundary_pairs: list[tuple[str, str, float]] = field(default_factory=list)
+
+    @property
+    def n_obs(self) -> int:
+        return int(self.codes.shape[0])
+
+    def informative(self) -> np.ndarray:
+        """Per pair in lavaan's order: False for the pairs at the bound (their likelihood is flat there)."""
+        rows, cols = pair_indices(len(self.names))
+        out = np.ones(len(rows), bool)
+        for group in self.groups:
+            out[group.members] = ~group.at_bound
+        return out
+
+    def boundary_note(self) -> str:
+        """One line naming the pairs whose correlation stopped at the bound ("" when there are none)."""
+        if not self.boundary_pairs:
+            return ""
+        shown = ", ".join(f"{a} ~ {b} ({r:+.3f})" for a, b, r in self.boundary_pairs[:5])
+        more = f" and {len(self.boundary_pairs) - 5} more" if len(self.boundary_pairs) > 5 else ""
+        return (
+            f"{len(self.boundary_pairs)} of {len(self.names) * (len(self.names) - 1) // 2} polychoric correlations "
+            f"have their maximum on the boundary (their tables are compatible with +-1; lavaan's bound "
+            f"+-{RHO_BOUND} is used): {shown}{more}"
+        )
+
+
+def polychoric_matrix(data: pd.DataFrame) -> PolychoricMatrix:
+    """lavaan's polychoric (for 0/1 columns: tetrachoric) correlations of the columns of ``data``.
+
+    Pairs are grouped by the shape of their table so that every step is vectorised over pairs. A 2 x 2
+    table with two empty cells (the two variables are the same split, or its mirror) is refused.
+    """
+    codes, levels = ordinal_codes(data)
+    names = [str(c) for c in data.columns]
+    ks = np.array([len(v) for v in levels])
+    taus = [thresholds(codes[:, j]) for j in range(codes.shape[1])]
+    rows, cols = pair_indices(len(names))
+    corr = np.eye(len(names))
+    shapes: dict[tuple[int, int], list[int]] = {}
+    for idx, (i, j) in enumerate(zip(rows, cols, strict=True)):
+        shapes.setdefault((int(ks[i]), int(ks[j])), []).append(idx)
+    groups, empty, boundary = [], [], []
+    for (k1, k2), members in shapes.items():
+        members = np.array(members)
+        t1 = np.array([taus[rows[m]] for m in members]).reshape(len(members), k1 - 1)
+        t2 = np.array([taus[cols[m]] for m in members]).reshape(len(members), k2 - 1)
+        tables = np.array([pair_table(codes[:, rows[m]], codes[:, cols[m]], k1, k2) for m in members])
+        fitted = np.full(len(members), np.nan)
+        modified = tables.copy()
+        for idx, m in enumerate(members):
+            if (tables[idx] == 0).any():
+                empty.append((names[rows[m]], names[cols[m]]))
+            value, modified[idx] = two_by_two(tables[idx], t1[idx], t2[idx])
+            if value is not None:
+                if abs(value) >= 1.0:
+                    raise OrdinalDataError(
+                        f"{names[rows[m]]} and {names[cols[m]]} are perfectly correlated (two empty cells in their "
+                        "2 x 2 table): drop one of them"
+                    )
+                fitted[idx] = value
+        at_bound = np.zeros(len(members), bool)
+        todo = np.flatnonzero(np.isnan(fitted))
+        if len(todo):
+            found = maximise(modified[todo], t1[todo], t2[todo])
+            fitted[todo] = found.rho
+            at_bound[todo] = found.at_bound
+        corr[rows[members], cols[members]] = fitted
+        corr[cols[members], rows[members]] = fitted
+        boundary += [(int(m), float(fitted[idx])) for idx, m in enumerate(members) if at_bound[idx]]
+        groups.append(ShapeGroup(members, tables, t1, t2, fitted, at_bound))
+    order = {pair: k for k, pair in enumerate(zip(rows, cols, strict=True))}
+    empty.sort(key=lambda ab: order[(names.index(ab[0]), names.index(ab[1]))])
+    boundary_pairs = [(names[rows[m]], names[cols[m]], r) for m, r in sorted(boundary)]
+    return PolychoricMatrix(names, codes, levels, taus, corr, groups, empty, boundary_pairs)
