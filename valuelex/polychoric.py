@@ -10,12 +10,10 @@ sparse data put it to the test (``tests/test_polychoric.py`` compares it with bo
 1. **Cell probabilities that do not underflow.** ``P_ij`` is a rectangle probability of the standard
    bivariate normal. Cells of at least ``SMALL`` are lavaan's differences of bivariate CDFs at the
    threshold crossings (Genz's ``BVNU``, the algorithm behind ``pbivnorm`` and ``mvtnorm``, absolute
-   error about 1e-15). A smaller cell that holds cases is recomputed from four upper-orthant
-   probabilities after reflecting each axis so that the four terms are as small as the cell allows,
-   and a cell that even this difference cannot resolve (below ``RESOLVED`` of its largest term:
-   off-diagonal cells as |rho| nears 1) in log space, as the one-dimensional integral of
-   ``phi(x) * P(Y in cell | x)``, whose integrand is log-concave. No cell probability is floored
-   (lavaan floors them at sqrt(eps), which flattens the likelihood near +-1).
+   error about 1e-15). A smaller cell that holds cases is recomputed in log space, as the
+   one-dimensional integral of ``phi(x) * P(Y in cell | x)`` (its integrand is log-concave), whose
+   relative error does not grow as the cell shrinks. No cell probability is floored (lavaan floors
+   them at sqrt(eps), which flattens the likelihood near +-1).
 2. **A maximum found by bracketing the likelihood, not by the sign of the score at the bounds.**
    The log-likelihood is evaluated on a grid in ``atanh(rho)`` over lavaan's interval
    [-0.999, 0.999]; the best grid point and its neighbours bracket the maximum; golden-section
@@ -53,9 +51,6 @@ GRID_POINTS = 17
 #: A cell differenced from bivariate CDFs (absolute error about 1e-15) is trusted from this size on: its
 #: relative error is then below 1e-11, so that likelihoods compare to 1e-12. Smaller cells are recomputed.
 SMALL = 1e-4
-#: A four-orthant difference is trusted when the cell holds at least this share of its largest term
-#: (the orthants are exact to about 1e-15 absolute); smaller cells are integrated in log space.
-RESOLVED = 1e-7
 #: Convergence of the maximum (in rho).
 TOLERANCE = 1e-10
 #: A bound is the maximum when its log-likelihood is within this (relative, at least 1 absolute unit
@@ -208,11 +203,8 @@ def cell_log_probabilities(
 
     Returns (pairs, K1, K2). Cells of at least ``SMALL`` come from lavaan's differences of bivariate CDFs;
     smaller cells among ``where`` (default: all; the likelihood needs only the observed ones) are
-    recomputed accurately: four upper orthants after reflecting each axis whose interval lies mostly
-    below 0 (so that the four terms are as small as the cell), and when even that difference cannot
-    resolve the cell (below ``RESOLVED`` of its largest term: off-diagonal cells as |rho| nears 1), in
-    log space (:func:`_log_rectangle`). No cell probability is floored. Small cells outside ``where``
-    keep the differenced value (log of it; -inf when not positive).
+    recomputed in log space (:func:`_log_rectangle`). No cell probability is floored. Small cells outside
+    ``where`` keep the differenced value (log of it; -inf when not positive).
     """
     tau1, tau2, rho = np.atleast_2d(tau1), np.atleast_2d(tau2), np.atleast_1d(np.asarray(rho, float))
     cells = _differenced(tau1, tau2, rho)
@@ -228,24 +220,14 @@ def cell_log_probabilities(
 
 
 def _accurate_log_cells(tau1: np.ndarray, tau2: np.ndarray, rho: np.ndarray, i: np.ndarray, j: np.ndarray):
-    """log P of cell (i, j) of each row's table, for small cells (see :func:`cell_log_probabilities`)."""
+    """log P of cell (i, j) of each row's table, for small cells (see :func:`cell_log_probabilities`): the
+    integral of :func:`_log_rectangle`, whose relative error does not grow as the cell shrinks (a difference
+    of orthant probabilities, each exact to about 1e-16 in absolute terms, loses every digit of a cell of
+    1e-17; Genz's orthants of a negative correlation are themselves such differences)."""
     lo1, up1 = _bounds(tau1)
     lo2, up2 = _bounds(tau2)
     rows = np.arange(len(rho))
-    a1, b1, a2, b2 = lo1[rows, i], up1[rows, i], lo2[rows, j], up2[rows, j]
-    flip1, flip2 = b1 < -a1, b2 < -a2  # the interval lies mostly below 0: reflect it
-    a1, b1 = np.where(flip1, -b1, a1), np.where(flip1, -a1, b1)
-    a2, b2 = np.where(flip2, -b2, a2), np.where(flip2, -a2, b2)
-    r = rho * np.where(flip1 ^ flip2, -1.0, 1.0)
-    largest = upper_orthant(a1, a2, r)
-    cells = largest - upper_orthant(b1, a2, r) - upper_orthant(a1, b2, r) + upper_orthant(b1, b2, r)
-    out = np.empty(len(rho))
-    resolved = cells > RESOLVED * largest
-    out[resolved] = np.log(cells[resolved])
-    hard = ~resolved
-    if hard.any():
-        out[hard] = _log_rectangle(a1[hard], b1[hard], a2[hard], b2[hard], r[hard])
-    return out
+    return _log_rectangle(lo1[rows, i], up1[rows, i], lo2[rows, j], up2[rows, j], rho)
 
 
 def _log_conditional(x: np.ndarray, a2: np.ndarray, b2: np.ndarray, rho: np.ndarray, root: np.ndarray) -> np.ndarray:
