@@ -14,7 +14,8 @@ from scipy import optimize, stats
 from scipy.stats import multivariate_normal
 
 from tests.conftest import require_rscript, run_notebook
-from valuelex import cfa, efa, simulate
+from valuelex import cfa, efa, polychoric, simulate
+from valuelex.settings import EFASettings
 
 R_SCRIPTS = Path(__file__).parent / "r"
 
@@ -237,6 +238,35 @@ def test_align_undoes_order_and_sign():
     assert efa.congruence(ref, ref).diagonal() == pytest.approx([1, 1, 1])
 
 
+def test_the_report_blanks_loadings_at_the_runs_cutoff(sim_data):
+    """Issue 21: the printed report blanked loadings at 0.30 whatever ``efa.cutoff`` said, while the saved table
+    used the run's cut-off. The result now carries the run's cut-off; report, table and assignment agree."""
+    corr = efa.correlation_matrix(sim_data, "tetrachoric")
+    result = efa.fit_efa(corr, 3, EFASettings(cutoff=0.5))
+    assert result.cutoff == 0.5
+    shown = dict(result.sections())["Loadings (pattern matrix; below the cut-off 0.5 blank)"]
+    pd.testing.assert_frame_equal(shown, efa.loadings_table(result))
+    values = shown[result.factors].to_numpy()
+    assert np.nanmin(np.abs(values)) >= 0.5 and np.isnan(values).any()
+    assert (np.abs(result.loadings.to_numpy()) >= 0.3).sum() > np.isfinite(values).sum()  # 0.3 would show more
+    assert efa.word_factors(result)["assigned"].equals(efa.word_factors(result)["loading"].abs() >= 0.5)
+    assert efa.analyse(sim_data, parallel_iter=3, cutoff=0.5).result.cutoff == 0.5
+    assert efa.analyse(sim_data, **EFASettings(parallel_iter=3, cutoff=0.45).analyse_options()).result.cutoff == 0.45
+
+
+def test_counts_are_correlated_as_ordered_categories():
+    """Counts with the latent-normal correlation: the polychoric matrix (tetrachoric is its two-category case),
+    said so in a note; 0/1 words keep psych's tetrachoric."""
+    rng = np.random.default_rng(2)
+    latent = rng.multivariate_normal(np.zeros(3), [[1, 0.5, 0.3], [0.5, 1, 0.4], [0.3, 0.4, 1]], size=300)
+    data = pd.DataFrame(np.digitize(latent, [0.3, 1.0, 1.8]), columns=["a", "b", "c"])  # counts 0..3
+    corr = efa.correlation_matrix(data, "tetrachoric")
+    assert corr.method == "polychoric" and "polychoric" in " ".join(corr.notes)
+    np.testing.assert_allclose(corr.matrix.to_numpy(), polychoric.polychoric_matrix(data).correlations)
+    binary = (data > 0).astype(int)
+    assert efa.correlation_matrix(binary, "tetrachoric").method == "tetrachoric"
+
+
 def test_pipeline_recovers_planted_factors(planted, sim_data):
     analysis = efa.analyse(sim_data, parallel_iter=10, seed=1)
     assert analysis.parallel.n_factors == 3
@@ -245,7 +275,7 @@ def test_pipeline_recovers_planted_factors(planted, sim_data):
     assert analysis.adequacy.kmo > 0.6
     table = efa.word_factors(analysis.result)
     assert list(table.columns[:4]) == ["word", "factor", "loading", "assigned"]
-    assert table["assigned"].equals(table["loading"].abs() >= efa.DEFAULT_CUTOFF)
+    assert table["assigned"].equals(table["loading"].abs() >= EFASettings().cutoff)
     boot = efa.bootstrap_stability(
         analysis.prepared.data, analysis.result, n_boot=8, seed=2
     )  # small for speed; notebook 03 uses 200

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from tests.conftest import run_notebook
-from valuelex import cfa, simulate
+from valuelex import cfa, efa, simulate
+from valuelex.settings import EFASettings
 
 
 def test_planted_structure_shape_and_frequencies():
@@ -45,7 +46,8 @@ def test_recovery_at_paper_scale():
     """
     s = simulate.planted_structure(seed=0)
     runs = [
-        simulate.recover(s, simulate.simulate_incidence(s, 525, seed=k), parallel_iter=20, seed=k) for k in range(3)
+        simulate.recover(s, simulate.simulate_incidence(s, 525, seed=k), EFASettings(parallel_iter=20, seed=k))
+        for k in range(3)
     ]
     assert all(r["factor_count_right"] for r in runs)
     assert np.median([r["min_congruence"] for r in runs]) >= 0.95
@@ -54,7 +56,9 @@ def test_recovery_at_paper_scale():
 
 def test_recovery_degrades_with_fewer_respondents(tmp_path):
     s = simulate.planted_structure(n_words=120, seed=0)
-    study = simulate.recovery_study({"strong": s}, sizes=(80, 800), replications=2, seed=0, parallel_iter=10)
+    study = simulate.recovery_study(
+        {"strong": s}, EFASettings(parallel_iter=10), sizes=(80, 800), replications=2, seed=0
+    )
     summary = simulate.summarise_curve(study)
     small, large = summary.iloc[0], summary.iloc[1]
     assert small["median_min_congruence_true_k"] < large["median_min_congruence_true_k"]
@@ -70,7 +74,7 @@ def test_word_selection_study_shows_the_starved_factor(tmp_path):
     """At 120 respondents the n/2 cap keeps fewer words of the weakest planted factor than every word
     above the floor; at 525 the rules keep the same words, and the study does not refit them."""
     s = simulate.planted_structure(seed=20240419)
-    study = simulate.word_selection_study(s, sizes=(120, 525), replications=1, seed=1, parallel_iter=5)
+    study = simulate.word_selection_study(s, EFASettings(parallel_iter=5), sizes=(120, 525), replications=1, seed=1)
     assert len(study) == 2 * len(simulate.WORD_RULES)
     rows = study.set_index(["respondents", "rule"])
     before, now = "before: the n/2 most frequent words", "now: every word; factors counted on the n/3 most frequent"
@@ -161,7 +165,7 @@ def test_pooled_analysis_finds_vocabulary_factors_the_within_analysis_does_not()
     rows = []
     for seed in range(2):
         panel = simulate.simulate_model_panel(s, 4, 100, vocabulary_icc=0.4, seed=seed)
-        rows += simulate.recover_by_level(s, panel, parallel_iter=10, seed=seed)
+        rows += simulate.recover_by_level(s, panel, EFASettings(parallel_iter=10, seed=seed))
     grid = pd.DataFrame(rows)
     pooled, within = grid[grid["level"] == "pooled"], grid[grid["level"] == "within"]
     assert within["factor_count_right"].all() and (within["spurious_factors"] == 0).all()
@@ -171,6 +175,30 @@ def test_pooled_analysis_finds_vocabulary_factors_the_within_analysis_does_not()
     # the within factors carry no more model identity than the planted factors themselves
     np.testing.assert_allclose(within["model_share"], within["planted_model_share"], atol=0.03)
     assert (pooled["model_share"] > pooled["planted_model_share"] + 0.05).all()
+
+
+def test_recover_by_level_counts_factors_on_the_runs_words():
+    """Issue 21: ``recover_by_level`` counted the within-model factors on every word while notebook 03 counts on
+    units/3 (``efa.parallel_max_words``). Both levels now take the run's EFA settings."""
+    s = simulate.planted_structure(n_words=90, seed=2)
+    panel = simulate.simulate_model_panel(s, 4, 30, vocabulary_icc=0.2, seed=3)
+    rows = simulate.recover_by_level(s, panel, EFASettings(parallel_iter=3, seed=0))
+    assert [row["words_counted"] for row in rows] == [40, 40]  # 120 respondents // 3
+    rows = simulate.recover_by_level(s, panel, EFASettings(parallel_iter=3, seed=0, parallel_max_words=25))
+    assert [row["words_counted"] for row in rows] == [25, 25]
+
+
+def test_recover_uses_the_efa_settings_it_is_given():
+    """Notebook 07 validated the EFA with the functions' defaults, not the run's EFA settings: ``recover`` now
+    takes them whole (here a cap on the words counted, ML extraction, varimax)."""
+    s = simulate.planted_structure(n_words=60, seed=1)
+    data = simulate.simulate_incidence(s, 300, seed=2)
+    settings = EFASettings(parallel_iter=3, parallel_max_words=20, extraction="ml", rotation="varimax")
+    scores = simulate.recover(s, data, settings)
+    assert scores["words_counted"] == 20
+    analysis = efa.analyse(data, **settings.analyse_options())
+    assert (analysis.result.extraction, analysis.result.rotation) == ("ml", "varimax")
+    assert scores["n_factors_found"] == analysis.result.n_factors
 
 
 def test_models_needed_reads_the_grid():
@@ -223,7 +251,9 @@ def test_within_correlation_choice_by_simulation():
     """On the paper's panel shape: phi (statsBy's rwg) is shrunk, the model-threshold tetrachoric is not,
     and it keeps the planted factor count at least as well as the others."""
     s = simulate.planted_structure(n_words=60, seed=0)
-    choice = simulate.compare_within_correlations(s, panels=((16, 25),), parallel_iter=5, seed=0, progress=False)
+    choice = simulate.compare_within_correlations(
+        s, EFASettings(parallel_iter=5), panels=((16, 25),), seed=0, progress=False
+    )
     table = choice.summary().set_index("method")
     assert abs(table.at["tetrachoric", "bias"]) < 0.03
     assert table.at["rwg", "bias"] < -0.07 and table.at["rwg", "bias_strongest_pairs"] < table.at["rwg", "bias"]

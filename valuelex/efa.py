@@ -6,8 +6,9 @@ which the tests use as the reference implementation (``tests/r/*.R``):
 
 1. ``prepare_matrix``: drop rare, near-constant and duplicate words (reported), cap the number
    of words so that there are more units than words.
-2. ``correlation_matrix``: Pearson/phi or tetrachoric (``psych::tetrachoric``), smoothed like
-   ``psych::cor.smooth`` when it is not positive definite (reported).
+2. ``correlation_matrix``: Pearson/phi, tetrachoric (``psych::tetrachoric``) or, for counts,
+   polychoric (lavaan's ``lavCor``, :mod:`valuelex.polychoric`), smoothed like ``psych::cor.smooth``
+   when it is not positive definite (reported).
 3. ``adequacy``: KMO overall and per word (``psych::KMO``), Bartlett's test, determinant.
 4. ``parallel_analysis``: ``psych::fa.parallel(fa="fa")``: eigenvalues of the reduced
    correlation matrix against those of null data.
@@ -32,9 +33,11 @@ from scipy import optimize, stats
 from scipy.special import owens_t
 from threadpoolctl import threadpool_limits
 
+from . import polychoric
 from .display import Report
+from .settings import EFASettings
 
-CORRELATIONS = ("tetrachoric", "pearson")
+CORRELATIONS = ("tetrachoric", "polychoric", "pearson")
 EXTRACTIONS = ("minres", "ml")
 ROTATIONS = ("oblimin", "promax", "varimax", "none")
 OBLIQUE = ("oblimin", "promax")
@@ -367,9 +370,9 @@ def check_sample_size(n_obs: int, n_words: int, correlation: str = "pearson") ->
         )
     if n_obs > n_words:
         return ""
-    if correlation == "tetrachoric":
+    if correlation in ("tetrachoric", "polychoric"):
         return (
-            f"{n_obs} units for {n_words} words: the tetrachoric matrix, estimated pair by pair, cannot be positive "
+            f"{n_obs} units for {n_words} words: the {correlation} matrix, estimated pair by pair, cannot be positive "
             "definite with as many words as units and is smoothed (psych::cor.smooth); loadings and parallel "
             "analysis use it, but psych's chi2, RMSEA and TLI and Bartlett's test say nothing about the model"
         )
@@ -386,14 +389,25 @@ def correlation_matrix(
     correct: float = DEFAULT_CORRECT,
     smooth: bool = True,
 ) -> CorrelationResult:
-    """Word-by-word correlations (``tetrachoric`` or ``pearson``, which is phi on 0/1 data).
+    """Word-by-word correlations: ``tetrachoric``, ``polychoric`` or ``pearson`` (phi on 0/1 data).
 
-    With ``smooth=True`` a matrix that is not positive definite (common for tetrachoric matrices
-    of sparse data) is smoothed like ``psych::cor.smooth`` and ``smoothed`` is set; with
-    ``smooth=False`` it raises :class:`SingularMatrixError` instead.
+    ``tetrachoric`` reads each word as a 0/1 cut of a normal propensity (``psych::tetrachoric``); on
+    counts (more than two values) the same model has one cut per count, and the correlation used is
+    the polychoric one (lavaan's ``lavCor``, :mod:`valuelex.polychoric`; a note says so). Pairs whose
+    polychoric maximum lies on the boundary are named in a note. With ``smooth=True`` a matrix that
+    is not positive definite (common for tetrachoric matrices of sparse data) is smoothed like
+    ``psych::cor.smooth`` and ``smoothed`` is set; with ``smooth=False`` it raises
+    :class:`SingularMatrixError` instead.
     """
     if method not in CORRELATIONS:
         raise EFAInputError(f"correlation must be one of {CORRELATIONS}, not {method!r}")
+    notes = []
+    if method == "tetrachoric" and not np.isin(data.to_numpy(float), (0.0, 1.0)).all():
+        method = "polychoric"
+        notes.append(
+            "the words are counts, not 0/1: their latent correlation is the polychoric one (one threshold per "
+            "count; the tetrachoric is its two-category case)"
+        )
     n, p = data.shape
     caveat = check_sample_size(n, p, method)
     if (data.var(axis=0, ddof=0) <= 0).any():
@@ -403,6 +417,15 @@ def correlation_matrix(
         tet = tetrachoric(data, correct=correct)
         r = tet.rho.to_numpy()
         zero_cells = tet.zero_cell_pairs
+    elif method == "polychoric":
+        try:
+            poly = polychoric.polychoric_matrix(data)
+        except polychoric.OrdinalDataError as err:
+            raise EFAInputError(str(err)) from None
+        r = poly.correlations
+        zero_cells = len(poly.empty_cell_pairs)
+        if poly.boundary_pairs:
+            notes.append(poly.boundary_note())
     else:
         r = np.corrcoef(data.to_numpy(float), rowvar=False)
     min_eig = float(np.linalg.eigvalsh(r).min())
@@ -414,7 +437,7 @@ def correlation_matrix(
             f"the {method} correlation matrix is not positive definite (smallest eigenvalue {min_eig:.3g}); "
             "use smooth=True (psych::cor.smooth) or drop collinear words"
         )
-    notes = [caveat] if caveat else []
+    notes += [caveat] if caveat else []
     if smoothed and not caveat:
         notes.append(
             f"the {method} matrix was not positive definite (smallest eigenvalue {min_eig:.3g}) and was smoothed "
@@ -727,6 +750,7 @@ class EFAResult(Report):
     extraction: str
     rotation: str
     converged: bool
+    cutoff: float  # |loading| at which a word is assigned to its factor (the run's ``efa.cutoff``)
     heywood: list[str] = field(default_factory=list)  # words whose uniqueness hit the lower bound
     notes: list[str] = field(default_factory=list)
 
@@ -763,7 +787,7 @@ class EFAResult(Report):
         fit["empirical_chi2"] = self.fit["empirical_chi2"]
         fit["fit_basis"] = self.fit["fit_basis"]
         out: list[tuple[str, object]] = [
-            ("Loadings (pattern matrix; below the cut-off blank)", loadings_table(self)),
+            (f"Loadings (pattern matrix; below the cut-off {self.cutoff:g} blank)", loadings_table(self)),
             ("Variance accounted for", self.variance),
         ]
         if self.n_factors > 1:
@@ -788,15 +812,24 @@ def max_factors(n_words: int) -> int:
 def fit_efa(
     corr: CorrelationResult | pd.DataFrame,
     n_factors: int,
+    settings: EFASettings | None = None,
     n_obs: int | None = None,
-    extraction: str = "minres",
-    rotation: str = "oblimin",
+    *,
+    extraction: str | None = None,
+    rotation: str | None = None,
+    cutoff: float | None = None,
 ) -> EFAResult:
     """Extract and rotate ``n_factors`` factors from a word correlation matrix.
 
-    Both ``extraction`` and ``rotation`` are always explicit (psych's default rotation is oblimin,
-    factor_analyzer's promax). More factors than the data can identify are reduced (noted).
+    ``settings`` (the run's ``efa`` settings; the defaults when None) give the extraction, the rotation
+    (psych's default rotation is oblimin, factor_analyzer's promax) and the cut-off the result is
+    reported with; ``extraction``, ``rotation`` and ``cutoff`` override them (a refit of another solution). More
+    factors than the data can identify are reduced (noted).
     """
+    settings = settings or EFASettings()
+    extraction = extraction or settings.extraction
+    rotation = rotation or settings.rotation
+    cutoff = settings.cutoff if cutoff is None else cutoff
     notes = []
     smoothed = False
     if isinstance(corr, CorrelationResult):
@@ -851,6 +884,7 @@ def fit_efa(
         extraction=extraction,
         rotation=rotation,
         converged=converged,
+        cutoff=cutoff,
         heywood=heywood,
         notes=notes,
     )
@@ -869,10 +903,12 @@ def _smoothed_fit_note(fit: dict, smoothed: bool) -> str:
     return f"{start}{basis}; they are not tests of the model. Read the RMSR (root mean square residual)."
 
 
-def word_factors(result: EFAResult, cutoff: float = DEFAULT_CUTOFF) -> pd.DataFrame:
+def word_factors(result: EFAResult, cutoff: float | None = None) -> pd.DataFrame:
     """One row per word: its primary factor (largest absolute loading), that loading, and whether
-    it reaches the cut-off (``assigned``), plus communality, complexity and the second-largest loading.
-    Sorted like ``psych::fa.sort``: by factor, then by absolute loading."""
+    it reaches the cut-off (``assigned``; the result's own cut-off unless given), plus communality,
+    complexity and the second-largest loading. Sorted like ``psych::fa.sort``: by factor, then by
+    absolute loading."""
+    cutoff = result.cutoff if cutoff is None else cutoff
     load = result.loadings
     primary = load.abs().idxmax(axis=1)
     value = np.array([load.at[w, f] for w, f in primary.items()])
@@ -893,8 +929,10 @@ def word_factors(result: EFAResult, cutoff: float = DEFAULT_CUTOFF) -> pd.DataFr
     return out.drop(columns=["_order", "_abs"]).reset_index(drop=True)
 
 
-def loadings_table(result: EFAResult, cutoff: float = DEFAULT_CUTOFF) -> pd.DataFrame:
-    """The sorted pattern matrix with h2, u2 and complexity; loadings below the cut-off are blanked (NaN)."""
+def loadings_table(result: EFAResult, cutoff: float | None = None) -> pd.DataFrame:
+    """The sorted pattern matrix with h2, u2 and complexity; loadings below the cut-off (the result's own
+    unless given) are blanked (NaN)."""
+    cutoff = result.cutoff if cutoff is None else cutoff
     order = word_factors(result, cutoff)["word"]
     table = result.loadings.loc[order].copy()
     table = table.where(table.abs() >= cutoff)
@@ -1239,6 +1277,7 @@ def analyse(
     parallel_null: str = "permute",
     parallel_eigenvalues: str = "fa",
     seed: int = 0,
+    cutoff: float = EFASettings.cutoff,
 ) -> Analysis:
     """Prepare, correlate, check adequacy, count factors and fit, with every choice explicit.
 
@@ -1267,7 +1306,7 @@ def analyse(
                 eigenvalues=parallel_eigenvalues,
             )
         k, more = choose_n_factors(n_factors, parallel, prepared.n_words)
-        result = fit_efa(corr, k, extraction=extraction, rotation=rotation)
+        result = fit_efa(corr, k, extraction=extraction, rotation=rotation, cutoff=cutoff)
     return Analysis(prepared, corr, adequate, parallel, result, list(dict.fromkeys(notes + more + result.notes)))
 
 
@@ -1299,7 +1338,7 @@ def plot_scree(parallel: ParallelResult, max_factors_shown: int = 15):
     return fig
 
 
-def plot_loadings_heatmap(result: EFAResult, cutoff: float = DEFAULT_CUTOFF, max_words: int = 60):
+def plot_loadings_heatmap(result: EFAResult, cutoff: float | None = None, max_words: int = 60):
     """Heatmap of the sorted pattern matrix (the ``max_words`` words with the largest loadings)."""
     import matplotlib.pyplot as plt
     import seaborn as sns
