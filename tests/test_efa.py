@@ -121,11 +121,29 @@ def test_prepare_matrix_reports_every_dropped_word():
 
 def test_parallel_words_are_the_most_frequent_third():
     data = pd.DataFrame({f"w{i}": [1] * (i + 1) + [0] * (30 - i - 1) for i in range(20)})
-    counted = efa.parallel_words(data)
+    counted = efa.parallel_words(data, "auto", "include")
     assert counted == [f"w{i}" for i in range(10, 20)]  # 30 units // 3 = the 10 most used words
-    assert efa.parallel_words(data, None) == list(data.columns)
+    assert efa.parallel_words(data, None, "include") == list(data.columns)
     small = pd.DataFrame({f"v{i}": [1] * i + [0] * (6 - i) for i in range(1, 6)})  # 6 units // 3 = 2 words
-    assert efa.parallel_words(small, "auto") == ["v3", "v4", "v5"]  # never fewer than three
+    assert efa.parallel_words(small, "auto", "include") == ["v3", "v4", "v5"]  # never fewer than three
+
+
+def test_words_tied_at_the_cap_are_all_counted_or_none():
+    """Issue 20: three words tied at the 40-word cap, and the alphabet chose which one counted. Now the tie
+    rule decides for all of them at once, whatever the words are called."""
+    used = [50] * 38 + [20] * 3 + [10] * 9  # ranks 39-41 tie at the cap of 40 (120 units // 3)
+    names = [f"w{i:02d}" for i in range(50)]
+    data = pd.DataFrame({w: [1] * u + [0] * (120 - u) for w, u in zip(names, used, strict=True)})
+    tied = names[38:41]
+    assert efa.tied_at_cap(data, "auto") == tied
+    assert efa.parallel_words(data, "auto", "include") == names[:41]
+    assert efa.parallel_words(data, "auto", "exclude") == names[:38]
+    renamed = data.rename(columns={"w38": "zz", "w39": "aa"})  # the alphabet does not move the cut
+    assert len(efa.parallel_words(renamed, "auto", "include")) == 41
+    assert len(efa.parallel_words(renamed, "auto", "exclude")) == 38
+    assert len(efa.parallel_words(data, 38, "exclude")) == 38  # no tie straddles a cap of 38
+    with pytest.raises(efa.EFAInputError, match="parallel_ties"):
+        efa.parallel_words(data, "auto", "alphabetical")
 
 
 def test_binary_coding_reads_counts_and_psych_style_items():

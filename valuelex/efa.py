@@ -40,6 +40,8 @@ from .settings import EFASettings
 CORRELATIONS = ("tetrachoric", "polychoric", "pearson")
 EXTRACTIONS = ("minres", "ml")
 ROTATIONS = ("oblimin", "promax", "varimax", "none")
+#: How :func:`parallel_words` treats words tied at its cap: all counted, or none.
+PARALLEL_TIES = ("include", "exclude")
 OBLIQUE = ("oblimin", "promax")
 
 #: A word must occur in at least this share of units (and in at most 1 minus it) to enter the analysis.
@@ -997,15 +999,36 @@ class ParallelResult:
         }
 
 
-def parallel_words(data: pd.DataFrame, max_words: int | str | None = "auto") -> list[str]:
-    """The words parallel analysis counts factors on: the ``max_words`` most frequent (``"auto"``: at most
-    ``n_units // DEFAULT_UNITS_PER_COUNTED_WORD``, and at least three); every word when None."""
+def parallel_words(data: pd.DataFrame, max_words: int | str | None, ties: str) -> list[str]:
+    """The words parallel analysis counts factors on: the ``max_words`` most used (``"auto"``: at most
+    ``n_units // DEFAULT_UNITS_PER_COUNTED_WORD``, and at least three); every word when None.
+
+    Words used by as many units as the last word within the cap and the first beyond it are tied at the
+    cap: ``ties="include"`` counts them all (more than ``max_words`` words), ``"exclude"`` none of them
+    (fewer). Which word makes the cap never depends on its spelling. Returned in the data's order.
+    """
+    if ties not in PARALLEL_TIES:
+        raise EFAInputError(f"parallel_ties must be one of {PARALLEL_TIES}, not {ties!r}")
     if max_words is None:
         return list(data.columns)
-    cap = len(data) // DEFAULT_UNITS_PER_COUNTED_WORD if max_words == "auto" else int(max_words)
+    cap = max(len(data) // DEFAULT_UNITS_PER_COUNTED_WORD if max_words == "auto" else int(max_words), 3)
     used = (data > 0).sum(axis=0)
-    ranked = sorted(data.columns, key=lambda w: (-used[w], str(w)))[: max(cap, 3)]
-    return [w for w in data.columns if w in set(ranked)]
+    if cap >= len(used):
+        return list(data.columns)
+    ranked = np.sort(used.to_numpy())[::-1]
+    edge = ranked[cap - 1]
+    keep = used >= edge
+    if ranked[cap] == edge and ties == "exclude" and (used > edge).sum() >= 3:
+        keep = used > edge
+    return [w for w in data.columns if keep[w]]
+
+
+def tied_at_cap(data: pd.DataFrame, max_words: int | str | None) -> list[str]:
+    """The words tied at the cap of :func:`parallel_words` (empty when no tie straddles it)."""
+    if max_words is None:
+        return []
+    included, excluded = parallel_words(data, max_words, "include"), parallel_words(data, max_words, "exclude")
+    return [w for w in included if w not in set(excluded)]
 
 
 def parallel_analysis(
@@ -1018,6 +1041,7 @@ def parallel_analysis(
     null: str = "permute",
     correct: float = DEFAULT_CORRECT,
     eigenvalues: str = "fa",
+    repeat: np.ndarray | None = None,
 ) -> ParallelResult:
     """Horn's parallel analysis on factor eigenvalues, like ``psych::fa.parallel(fa="fa")``.
 
@@ -1030,6 +1054,11 @@ def parallel_analysis(
     same with replacement). ``eigenvalues="fa"`` compares eigenvalues of the reduced correlation
     matrix of a one-factor solution (psych's ``fa="fa"``), ``"pc"`` those of the correlation matrix
     itself (Horn's original, psych's ``fa="pc"``).
+
+    ``repeat`` (a bootstrap resample): the units analysed are ``data``'s rows ``repeat`` (distinct units
+    in ``data``, some repeated). The permutation null then shuffles each word among the distinct units
+    and repeats them the same way, so that the null data have the resample's duplicated units too
+    (without that, a resample's duplicates look like structure and the count rises; ``tests/test_efa.py``).
     """
     if null not in ("permute", "normal"):
         raise EFAInputError(f"null must be 'permute' or 'normal', not {null!r}")
@@ -1041,18 +1070,19 @@ def parallel_analysis(
             return np.sort(np.linalg.eigvalsh(r))[::-1]
         return factor_eigenvalues(r, extraction)
 
-    observed_corr = correlation_matrix(data, correlation, correct=correct)
+    x = data.to_numpy(float)
+    rows = np.arange(len(x)) if repeat is None else np.asarray(repeat)
+    observed_corr = correlation_matrix(pd.DataFrame(x[rows], columns=data.columns), correlation, correct=correct)
     observed = values(observed_corr.matrix.to_numpy())
     rng = np.random.default_rng(seed)
-    x = data.to_numpy(float)
-    n, p = x.shape
+    n, p = len(rows), x.shape[1]
     sims = np.empty((n_iter, p))
     with threadpool_limits(limits=1):  # small matrices: one BLAS thread is faster, and the machine is shared
         for i in range(n_iter):
             if null == "normal":
                 r = np.corrcoef(rng.standard_normal((n, p)), rowvar=False)
             else:
-                shuffled = pd.DataFrame(rng.permuted(x, axis=0), columns=data.columns)
+                shuffled = pd.DataFrame(rng.permuted(x, axis=0)[rows], columns=data.columns)
                 r = correlation_matrix(shuffled, correlation, correct=correct).matrix.to_numpy()
             sims[i] = values(r)
     mean = sims.mean(axis=0)
@@ -1272,6 +1302,7 @@ def analyse(
     min_units: int = DEFAULT_MIN_UNITS,
     max_words: int | str | None = None,
     parallel_max_words: int | str | None = "auto",
+    parallel_ties: str = EFASettings.parallel_ties,
     parallel_iter: int = 20,
     parallel_quantile: float = 0.95,
     parallel_null: str = "permute",
@@ -1281,8 +1312,9 @@ def analyse(
 ) -> Analysis:
     """Prepare, correlate, check adequacy, count factors and fit, with every choice explicit.
 
-    The factors are counted by parallel analysis on at most ``parallel_max_words`` words, the most
-    frequent (:func:`parallel_words`), and extracted from every word that entered the analysis.
+    The factors are counted by parallel analysis on the ``parallel_max_words`` most frequent words (ties at
+    that cap as ``parallel_ties`` says, :func:`parallel_words`), and extracted from every word that entered
+    the analysis.
     """
     with threadpool_limits(limits=1):  # small matrices: one BLAS thread is faster, and the machine is shared
         prepared = prepare_matrix(incidence, coding, min_frequency, min_units, max_words)
@@ -1296,7 +1328,7 @@ def analyse(
         parallel = None
         if n_factors == "parallel":
             parallel = parallel_analysis(
-                prepared.data[parallel_words(prepared.data, parallel_max_words)],
+                prepared.data[parallel_words(prepared.data, parallel_max_words, parallel_ties)],
                 correlation,
                 extraction,
                 parallel_iter,

@@ -626,25 +626,33 @@ def within_parallel_analysis(
     quantile: float = 0.95,
     seed: int = 0,
     correct: float = efa.DEFAULT_CORRECT,
+    repeat: np.ndarray | None = None,
 ) -> efa.ParallelResult:
     """Parallel analysis of the within-group matrix: each null data set shuffles every word's column
     inside every group, which keeps each group's vocabulary (its share of every word) and breaks the
-    co-occurrence; the null matrices use the same within-group correlation."""
+    co-occurrence; the null matrices use the same within-group correlation. ``repeat``: the units
+    analysed are ``data``'s rows ``repeat`` (a bootstrap resample of distinct units, ``groups`` given per
+    distinct unit); the null shuffles the distinct units and repeats them the same way (as
+    :func:`valuelex.efa.parallel_analysis`)."""
     codes, _ = _codes(groups, data.shape[0])
     x = data.to_numpy(float)
+    picked = np.arange(len(x)) if repeat is None else np.asarray(repeat)
     rng = np.random.default_rng(seed)
     rows = [np.flatnonzero(codes == g) for g in range(codes.max() + 1)]
     with threadpool_limits(limits=1):
         observed = efa.factor_eigenvalues(
-            within_correlation(data, codes, method, correct).matrix.to_numpy(), extraction
+            within_correlation(
+                pd.DataFrame(x[picked], columns=data.columns), codes[picked], method, correct
+            ).matrix.to_numpy(),
+            extraction,
         )
         sims = np.empty((n_iter, x.shape[1]))
         for i in range(n_iter):
             shuffled = x.copy()
             for idx in rows:
                 shuffled[idx] = rng.permuted(x[idx], axis=0)
-            frame = pd.DataFrame(shuffled, columns=data.columns)
-            r = within_correlation(frame, codes, method, correct).matrix.to_numpy()
+            frame = pd.DataFrame(shuffled[picked], columns=data.columns)
+            r = within_correlation(frame, codes[picked], method, correct).matrix.to_numpy()
             sims[i] = efa.factor_eigenvalues(r, extraction)
     q = np.quantile(sims, quantile, axis=0)
     above = observed > q
@@ -697,7 +705,7 @@ def analyse_within(
             notes.append(str(err))
         parallel = None
         if settings.n_factors == "parallel":
-            counted = efa.parallel_words(prepared.data, settings.parallel_max_words)
+            counted = efa.parallel_words(prepared.data, settings.parallel_max_words, settings.parallel_ties)
             parallel = within_parallel_analysis(
                 prepared.data[counted],
                 codes,

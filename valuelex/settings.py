@@ -69,6 +69,7 @@ class EFASettings:
     min_units: int = 5  # ... and in at least this many units
     max_words: int | Literal["auto"] | None = None  # None: every word above the floor; "auto": units // 2
     parallel_max_words: int | Literal["auto"] | None = "auto"  # words parallel analysis counts on: units // 3
+    parallel_ties: Literal["include", "exclude"] = "include"  # words tied at that cap: all counted or none
     parallel_iter: int = 20  # null data sets in the parallel analysis
     parallel_quantile: float = 0.95  # the null eigenvalue quantile an observed eigenvalue must beat
     parallel_null: Literal["permute", "normal"] = "permute"  # shuffle each word's column, or psych's normal data
@@ -76,6 +77,7 @@ class EFASettings:
     n_boot: int = 100  # bootstrap samples of units for the stability check (the finer run: 500)
     within_correlation: Literal["tetrachoric", "rwg", "tetrachoric_pooled"] = "tetrachoric"  # model thresholds
     n_boot_within: int = 50  # bootstrap samples (respondents redrawn inside each model), within-model factors
+    count_resamples: int = 50  # seeds and bootstrap resamples behind the factor count's distribution
     seed: int = 20240419
 
     def analyse_options(self) -> dict[str, Any]:

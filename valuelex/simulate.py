@@ -344,7 +344,7 @@ def _word_rule_one(
     for name, rule in rules.items():
         chosen = dataclasses.replace(settings, seed=data_seed, **rule)
         prepared = efa.prepare_matrix(data, chosen.coding, chosen.min_frequency, chosen.min_units, chosen.max_words)
-        counted = efa.parallel_words(prepared.data, chosen.parallel_max_words)
+        counted = efa.parallel_words(prepared.data, chosen.parallel_max_words, chosen.parallel_ties)
         key = (tuple(prepared.data.columns), tuple(counted))
         if key not in done:  # the same words give the same analysis: do not run it twice
             try:
@@ -882,7 +882,7 @@ def _choice_task(
         target = lam @ structure.phi @ lam.T
         off = ~np.eye(len(target), dtype=bool)
         k_true = structure.loadings.shape[1]
-        counted = data[efa.parallel_words(data, settings.parallel_max_words)]
+        counted = data[efa.parallel_words(data, settings.parallel_max_words, settings.parallel_ties)]
         extraction, n_iter, quantile = settings.extraction, settings.parallel_iter, settings.parallel_quantile
         for method in CORRELATION_CANDIDATES:
             start = time.process_time()
