@@ -115,6 +115,7 @@ class CountStability(Report):
             if len(self.resamples)
             else None,
             f"{key}factor_count_by_cap": dict(zip(self.caps["rule"], self.caps["factors"].astype(int), strict=True)),
+            f"{key}words_tied_at_cap": len(self.tied),
         }
 
 

@@ -34,6 +34,7 @@ number of workers change the speed, never the numbers.
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -240,14 +241,18 @@ def recovery_study(
 
 
 def summarise_curve(curve: pd.DataFrame, threshold: float = 0.95) -> pd.DataFrame:
-    """Per number of respondents: share with the right factor count, median minimum congruence,
-    share of replications in which every factor reaches ``threshold``."""
+    """Per number of respondents: share with the right factor count and the counts found
+    (``"3 (3 in 83% of panels, 4 in 17%)"``), median minimum congruence, share of replications in which
+    every factor reaches ``threshold``."""
+    from .factor_count import describe_counts
+
     by = ["respondents"] + [c for c in ("condition",) if c in curve.columns]
     grouped = curve.groupby(by)
     return pd.DataFrame(
         {
             "replications": grouped.size(),
             "factor_count_right": grouped["factor_count_right"].mean(),
+            "factors_found": grouped["n_factors_found"].apply(lambda s: describe_counts(None, s, "panels")),
             "median_min_congruence": grouped["min_congruence"].median(),
             "median_min_congruence_true_k": grouped["min_congruence_true_k"].median(),
             f"all_factors_ge_{threshold}": grouped["min_congruence"].apply(lambda s: float((s >= threshold).mean())),
@@ -325,11 +330,21 @@ def plot_recovery(curve: pd.DataFrame, threshold: float = 0.95):
 # ------------------------------------------------------------------------------------------
 #: Word-selection rules: the one used before (at most n/2 words, the most frequent, for the loadings
 #: and for counting the factors), every word above the frequency floor for both, and the default now:
-#: every word above the floor for the loadings, the factors counted on the n/3 most frequent.
+#: every word above the floor for the loadings, the factors counted on the n/3 most frequent, with the
+#: words tied at that cap all counted or all left out (``efa.parallel_ties``; notebook 07 chooses).
 WORD_RULES = {
     "before: the n/2 most frequent words": {"max_words": "auto", "parallel_max_words": None},
     "every word above the floor": {"max_words": None, "parallel_max_words": None},
-    "now: every word; factors counted on the n/3 most frequent": {"max_words": None, "parallel_max_words": "auto"},
+    "every word; counted on the n/3 most used, ties in": {
+        "max_words": None,
+        "parallel_max_words": "auto",
+        "parallel_ties": "include",
+    },
+    "every word; counted on the n/3 most used, ties out": {
+        "max_words": None,
+        "parallel_max_words": "auto",
+        "parallel_ties": "exclude",
+    },
 }
 
 
@@ -347,6 +362,7 @@ def _word_rule_one(
         counted = efa.parallel_words(prepared.data, chosen.parallel_max_words, chosen.parallel_ties)
         key = (tuple(prepared.data.columns), tuple(counted))
         if key not in done:  # the same words give the same analysis: do not run it twice
+            start = time.process_time()
             try:
                 scores = recover(structure, data, chosen)
             except efa.EFAInputError as err:  # too few words: nothing recovered
@@ -355,6 +371,8 @@ def _word_rule_one(
             kept = primary.loc[list(prepared.data.columns)].value_counts().reindex(structure.loadings.columns)
             scores["weakest_factor_words"] = int(kept.fillna(0).min())
             scores["words_counted"] = len(counted)
+            scores["tied_at_cap"] = len(efa.tied_at_cap(prepared.data, chosen.parallel_max_words))
+            scores["seconds"] = time.process_time() - start
             done[key] = scores
         rows.append({"respondents": size, "replication": rep, "rule": name, **done[key]})
     return rows
@@ -389,22 +407,30 @@ def word_selection_study(
     return pd.DataFrame([row for chunk in chunks for row in chunk])
 
 
-def summarise_word_selection(study: pd.DataFrame) -> pd.DataFrame:
+def summarise_word_selection(study: pd.DataFrame, timings: bool = False) -> pd.DataFrame:
     """Per number of respondents and rule: words analysed, words of the weakest planted factor, words
-    parallel analysis counted on, share of panels with the right factor count, median lowest congruence
-    (with the count found, and with the true count)."""
+    parallel analysis counted on, panels with words tied at the cap, share of panels with the right
+    factor count and the counts found (``"3 (3 in 83% of panels, 4 in 17%)"``), median lowest congruence
+    (with the count found, and with the true count); with ``timings``, CPU seconds per analysis (shown,
+    never saved: a time is not reproducible)."""
+    from .factor_count import describe_counts
+
     grouped = study.groupby(["respondents", "rule"], sort=False)
-    return pd.DataFrame(
+    out = pd.DataFrame(
         {
             "panels": grouped.size(),
             "words_analysed": grouped["words_used"].median(),
             "weakest_factor_words": grouped["weakest_factor_words"].median(),
             "words_counted": grouped["words_counted"].median(),
+            "panels_with_ties": grouped["tied_at_cap"].apply(lambda s: int((s > 0).sum())),
             "factor_count_right": grouped["factor_count_right"].mean(),
+            "factors_found": grouped["n_factors_found"].apply(lambda s: describe_counts(None, s, "panels")),
             "median_min_congruence": grouped["min_congruence"].median(),
             "median_min_congruence_true_k": grouped["min_congruence_true_k"].median(),
+            **({"cpu_seconds": grouped["seconds"].median()} if timings else {}),
         }
-    ).reset_index()
+    )
+    return out.reset_index()
 
 
 def plot_word_selection(study: pd.DataFrame):
@@ -673,6 +699,8 @@ class ModelGrid(Report):
     def summary(self) -> pd.DataFrame:
         """Per models x respondents per model x level: share of panels with the right factor count, median
         lowest congruence (found count and true count), share fully recovered, spurious factors, model share."""
+        from .factor_count import describe_counts
+
         g = self.grid.assign(
             full=lambda d: d["factor_count_right"].astype(bool) & (d["min_congruence"] >= self.threshold)
         ).groupby(["models", "per_model", "level"])
@@ -681,6 +709,7 @@ class ModelGrid(Report):
                 "panels": g.size(),
                 "factor_count_right": g["factor_count_right"].mean(),
                 "mean_factors_found": g["n_factors_found"].mean(),
+                "factors_found": g["n_factors_found"].apply(lambda v: describe_counts(None, v, "panels")),
                 "median_min_congruence": g["min_congruence"].median(),
                 "median_min_congruence_true_k": g["min_congruence_true_k"].median(),
                 f"recovered_{self.threshold}": g["full"].mean(),
@@ -950,6 +979,8 @@ class CorrelationChoice(Report):
         median factors found by parallel analysis (planted: 3), share of panels with the right count,
         median lowest congruence at the true count; with ``timings``, CPU seconds per matrix (shown, never
         saved: a time is not reproducible)."""
+        from .factor_count import describe_counts
+
         ok = self.runs[self.runs["error"] == ""]
         k_true = self.settings.get("factors_planted", PAPER_FACTORS)
         g = ok.groupby(["models", "per_model", "method"], sort=False)
@@ -962,6 +993,7 @@ class CorrelationChoice(Report):
                 "median_abs_error": g["median_abs_error"].mean(),
                 "median_factors_found": g["factors_found"].median(),
                 "factor_count_right": g["factors_found"].apply(lambda s: float((s == k_true).mean())),
+                "factors_found": g["factors_found"].apply(lambda s: describe_counts(None, s, "panels")),
                 "median_min_congruence_true_k": g["min_congruence_true_k"].median(),
                 **({"cpu_seconds": g["seconds"].median()} if timings else {}),
             }
