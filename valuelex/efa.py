@@ -834,15 +834,17 @@ def fit_efa(
     cutoff = settings.cutoff if cutoff is None else cutoff
     notes = []
     smoothed = False
+    method = "tetrachoric"  # a matrix given as it is: estimated pair by pair, say
     if isinstance(corr, CorrelationResult):
         n_obs = corr.n_obs if n_obs is None else n_obs
         smoothed = corr.smoothed
+        method = "polychoric" if corr.method.endswith("polychoric") else method
         corr = corr.matrix
     if n_obs is None:
         raise EFAInputError("n_obs is needed for the fit indices")
     r = _as_array(corr)
     p = r.shape[0]
-    caveat = check_sample_size(n_obs, p, "tetrachoric")  # a matrix given here is used as it is
+    caveat = check_sample_size(n_obs, p, method)  # a matrix given here is used as it is
     if caveat:
         notes.append(caveat)
     k = int(n_factors)
