@@ -8,6 +8,8 @@
 #   ./run_all.sh --set efa.n_factors=3    change a setting for this run only (repeatable)
 #   ./run_all.sh --only 03 04             only these notebooks; --from 05: from this one on
 #   ./run_all.sh my_live_run --yes        a live run: prints its plan and cost, asks unless --yes
+#   ./run_all.sh my_live_run --retry-lost also send again the calls a killed run left without an answer
+#                                         (--retry-failed: given-up errors; --retry-damaged: damaged records)
 #   ./run_all.sh --setup-only             create .venv and the Jupyter kernel, run nothing
 #   ./run_all.sh --install-local-models   also build llama.cpp's server and install the
 #                                         four local GGUF models (sha256-verified)
@@ -38,12 +40,12 @@ while [[ $# -gt 0 ]]; do
     --setup-only) SETUP_ONLY=1; shift ;;
     --install-local-models) LOCAL=1; shift ;;
     --local-models) needs 1 "$@"; LOCAL=1; LOCAL_NAMES="$2"; shift 2 ;;
-    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     --set|-s) needs 1 "$@"; RUN_ARGS+=("$1" "$2"); shift 2 ;;
     --only) needs 1 "$@"; RUN_ARGS+=("$1"); shift
       while [[ $# -gt 0 && $1 != -* ]]; do RUN_ARGS+=("$1"); shift; done ;;
     --from) needs 1 "$@"; RUN_ARGS+=("$1" "$2"); shift 2 ;;
-    --yes) RUN_ARGS+=("$1"); shift ;;
+    --yes|--retry-failed|--retry-damaged|--retry-lost) RUN_ARGS+=("$1"); shift ;;
     -*) usage_error "unknown argument $1 (see --help)" ;;
     *) RUN_ARGS+=("$1"); shift ;;
   esac
@@ -93,8 +95,9 @@ if [[ $SETUP_ONLY == 1 ]]; then
 fi
 
 export PYTHONHASHSEED=0 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
-# valuelex run stops the running notebook and its kernel on SIGTERM; a signal to this script is passed on
-"$VENV/bin/valuelex" run "${RUN_ARGS[@]}" &
+# valuelex run stops the running notebook and its kernel on SIGTERM; a signal to this script is passed on,
+# and if this script is killed outright (SIGKILL), valuelex gets a TERM from Linux (VALUELEX_PARENT_PID)
+VALUELEX_PARENT_PID=$$ "$VENV/bin/valuelex" run "${RUN_ARGS[@]}" &
 child=$!
 stopped=""
 trap 'stopped=130; kill -TERM "$child" 2>/dev/null || true' INT

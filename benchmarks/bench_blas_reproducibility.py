@@ -2,6 +2,7 @@
 BLAS / SIMD settings that stand in for other CPUs, and compares the outputs.
 
     PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_blas_reproducibility.py [--out DIR] [--reuse]
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_blas_reproducibility.py --map   # the 2-D map only (~4 min)
 
 Each configuration runs ``./run_all.sh`` (venv already present) with its environment, writing to
 ``DIR/<config>-<precision>/{processed,figures}`` through ``VALUELEX_PROCESSED``/``VALUELEX_FIGURES``
@@ -13,9 +14,22 @@ The configurations (``--configs``; names from :data:`CONFIGS`):
 - ``native-1t``: one thread for OpenBLAS, OpenMP and MKL, the kernels this CPU selects.
 - ``native-1t-again``: the same again (same machine, same settings: must give the same bytes).
 - ``haswell-2t``: two threads, OpenBLAS Haswell kernels (AVX2), torch and MKL/oneDNN limited to
-  AVX2, numba compiling for Haswell: a CPU without AVX-512.
+  AVX2, numba compiling for Haswell (its own features, not the host's): a CPU without AVX-512.
 - ``sandybridge-2t``: two threads, OpenBLAS Sandybridge kernels (AVX), torch without vector kernels
-  (``ATEN_CPU_CAPABILITY=default``), numba for Sandybridge: an old CPU.
+  (``ATEN_CPU_CAPABILITY=default``), numba for ``generic`` x86-64 (no FMA, no AVX), numpy without
+  its AVX2/AVX-512 loops, glibc's libm without its FMA/AVX2 variants: an old CPU.
+- ``generic-1t``: the host's BLAS kernels on one thread, numba for ``generic`` only.
+
+``--map`` runs only the 2-D map of the committed lexicon (notebook 05's vectors) under each
+configuration, with umap-learn as it is (``umap.UMAP(metric="cosine", random_state=0)``) and with
+``valuelex.projection`` (the default), and prints how far each word moves from the first
+configuration, the Procrustes disparity (scipy: after the best shift, rotation and scaling) and how
+many of each word's 10 nearest neighbours on the map are kept. For scale, it prints the same for
+umap-learn's map with a real change of setting (seeds 1 and 2, ``n_neighbors`` 10 and 30). Then the
+largest difference of ``valuelex.projection``'s intermediate values (distances, graph, curve,
+initialisation, and ``pow`` as its descent calls it on 500,000 squared distances) before the roundings
+that make its map the same on every CPU, and how many of its maps for seeds 0-199 (``--map-seeds``)
+have the same bits as the first configuration's.
 
 Prints, per precision, which files differ from the first configuration (bytes), the largest
 numeric difference per differing table, and, for rounded runs, what ``verify``'s comparison
@@ -53,6 +67,7 @@ CONFIGS: dict[str, dict[str, str]] = {
         "MKL_ENABLE_INSTRUCTIONS": "AVX2",
         "ONEDNN_MAX_CPU_ISA": "AVX2",
         "NUMBA_CPU_NAME": "haswell",
+        "NUMBA_CPU_FEATURES": "",  # the named CPU's features (unset, numba would add the host's)
     },
     "sandybridge-2t": {
         **THREADS_2,
@@ -60,8 +75,11 @@ CONFIGS: dict[str, dict[str, str]] = {
         "ATEN_CPU_CAPABILITY": "default",
         "MKL_ENABLE_INSTRUCTIONS": "AVX",
         "ONEDNN_MAX_CPU_ISA": "AVX2",
-        "NUMBA_CPU_NAME": "sandybridge",
+        "NUMBA_CPU_NAME": "generic",
+        "NPY_DISABLE_CPU_FEATURES": "X86_V3 X86_V4 AVX512_ICL AVX512_SPR",
+        "GLIBC_TUNABLES": "glibc.cpu.hwcaps=-AVX2,-FMA,-AVX512F",
     },
+    "generic-1t": {**THREADS_1, "NUMBA_CPU_NAME": "generic"},
 }
 OUTPUT_SUFFIXES = (".csv", ".json", ".md", ".png", ".pdf")
 
@@ -160,17 +178,159 @@ def compare(runs: dict[str, Path], precision: str) -> None:
                 print(f"- {f}")
 
 
+MAP_SCRIPT = r"""
+import sys
+import numpy as np
+import umap
+from valuelex import projection
+vectors, out, variants, seeds = np.load(sys.argv[1]), sys.argv[2], sys.argv[3] == "variants", int(sys.argv[4])
+def theirs(seed=0, n_neighbors=15):
+    reducer = umap.UMAP(n_components=2, n_neighbors=n_neighbors, min_dist=0.1, metric="cosine", random_state=seed, n_jobs=1)
+    return reducer.fit_transform(vectors).astype(np.float64)
+layouts = {"umap-learn": theirs(), "valuelex.projection": projection.project_2d(vectors, "umap", seed=0)}
+# valuelex.projection's intermediate values before their rounding (prepare_descent's steps, unrounded)
+import scipy.sparse
+from umap.spectral import spectral_layout
+from umap.umap_ import find_ab_params, fuzzy_simplicial_set
+distances = projection.cosine_distances(vectors)
+knn = np.argsort(distances, axis=1, kind="stable")[:, :15]
+random_state = np.random.RandomState(0)
+graph, _, _ = fuzzy_simplicial_set(distances, 15, random_state, "precomputed", knn_indices=knn,
+                                   knn_dists=np.take_along_axis(distances, knn, axis=1))
+graph = scipy.sparse.coo_matrix(graph)
+graph.sum_duplicates()
+graph.data[graph.data < graph.data.max() / 500.0] = 0.0
+graph.eliminate_zeros()
+init = spectral_layout(distances, graph, 2, random_state, metric="precomputed")
+init = init * np.sign(init[np.abs(init).argmax(axis=0), [0, 1]]) * (10.0 / np.abs(init).max())
+raw = {"raw distances": distances, "raw graph memberships": graph.toarray(),
+       "raw curve a, b": np.array(find_ab_params(1.0, 0.1)), "raw initialisation (scaled to +-10)": init}
+import math, numba
+@numba.njit
+def powers(x, b):  # the descent's pow calls (squared distances to the powers b - 1 and b), as compiled there
+    out = np.empty((2, len(x)))
+    for i in range(len(x)):
+        out[0, i] = math.pow(x[i], b - 1.0)
+        out[1, i] = math.pow(x[i], b)
+    return out
+squared = np.exp(np.random.default_rng(0).uniform(np.log(1e-4), np.log(400.0), 500_000))
+raw["raw pow results"] = powers(squared, projection._significant(find_ab_params(1.0, 0.1)[1], projection.CURVE_DIGITS))
+layouts.update(raw)
+layouts["valuelex.projection seeds"] = np.stack([projection.project_2d(vectors, "umap", seed=s) for s in range(seeds)])
+if variants:  # settings changed on this configuration: how far a real change moves umap-learn's map
+    layouts.update({"umap-learn seed 1": theirs(seed=1), "umap-learn seed 2": theirs(seed=2),
+                    "umap-learn n_neighbors 10": theirs(n_neighbors=10), "umap-learn n_neighbors 30": theirs(n_neighbors=30)})
+np.savez(out, **layouts)
+"""
+
+
+def map_vectors(folder: Path) -> Path:
+    """Notebook 05's vectors of the committed lexicon (default run: its template and minimum count)."""
+    from valuelex import paths, semantic
+    from valuelex.settings import load_run
+
+    run = load_run("default")
+    lexicon = semantic.read_lexicon(paths.PROCESSED / "lexicon.csv", min_count=run.semantic.min_count)
+    embedder = semantic.Embedder(run.semantic.model_dir, cache_dir=folder / "embeddings")
+    vectors = embedder.embed_words(lexicon["word"].tolist(), semantic.resolve_template(run.semantic.template))
+    np.save(folder / "words.npy", vectors)
+    return folder / "words.npy"
+
+
+def map_only(configs: list[str], out: Path, seeds: int) -> None:
+    """The 2-D map of the committed lexicon under each configuration: umap-learn as it is, and ours.
+
+    On the first configuration, umap-learn's map is also made with other settings (seeds 1 and 2,
+    n_neighbors 10 and 30): what a comparison of the map's meaning would have to tell apart from
+    the CPU's noise.
+    """
+    from scipy.spatial import procrustes
+
+    out.mkdir(parents=True, exist_ok=True)
+    vectors_file = map_vectors(out)
+    layouts: dict[str, dict[str, np.ndarray]] = {}
+    for config in configs:
+        env = {**os.environ, **CONFIGS[config], "PYTHONPATH": str(ROOT)}
+        file = out / f"{config}.npz"
+        variants = "variants" if config == configs[0] else "-"
+        started = time.monotonic()
+        proc = subprocess.run(
+            [sys.executable, "-c", MAP_SCRIPT, str(vectors_file), str(file), variants, str(seeds)],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode:
+            sys.exit(f"[{config}] failed:\n{proc.stderr[-2000:]}")
+        print(f"[{config}] {time.monotonic() - started:.0f} s", flush=True)
+        with np.load(file) as saved:
+            layouts[config] = {name: saved[name] for name in saved.files}
+
+    def neighbours(layout: np.ndarray) -> np.ndarray:
+        d = np.linalg.norm(layout[:, None] - layout[None], axis=2)
+        np.fill_diagonal(d, np.inf)
+        return np.argsort(d, axis=1, kind="stable")[:, :10]
+
+    def row(label: str, kind: str, a: np.ndarray, b: np.ndarray) -> None:
+        move = float(np.linalg.norm(a - b, axis=1).max())
+        disparity = procrustes(a, b)[2]
+        kept = np.mean([len(set(x) & set(y)) / 10 for x, y in zip(neighbours(a), neighbours(b), strict=True)])
+        print(f"| {label} | {kind} | {np.array_equal(a, b)} | {move:.3g} | {disparity:.3g} | {kept:.0%} |")
+
+    base = configs[0]
+    words, width = len(np.load(vectors_file)), np.ptp(layouts[base]["umap-learn"], axis=0)
+    print(
+        f"\n## the map of {words} words: each against {base} (umap-learn's map spans {width[0]:.1f} x {width[1]:.1f})\n"
+    )
+    print("| configuration or setting | layout | same bits | largest move | Procrustes disparity | 10-NN kept |")
+    print("|---|---|---|---|---|---|")
+    for config in configs[1:]:
+        for kind in ("umap-learn", "valuelex.projection"):
+            row(config, kind, layouts[base][kind], layouts[config][kind])
+    for name in layouts[base]:
+        if name.startswith("umap-learn "):
+            row(f"{base}, {name[len('umap-learn ') :]}", "umap-learn", layouts[base]["umap-learn"], layouts[base][name])
+
+    print("\n| configuration | valuelex.projection's values before their rounding: largest difference |")
+    print("|---|---|")
+    for config in configs[1:]:
+        found = {
+            k: float(np.abs(layouts[base][k] - layouts[config][k]).max()) for k in layouts[base] if k.startswith("raw")
+        }
+        pows = layouts[base]["raw pow results"] != layouts[config]["raw pow results"]
+        found["pow results that differ"] = f"{pows.sum()} of {pows.size}"
+        ours, theirs = layouts[base]["valuelex.projection seeds"], layouts[config]["valuelex.projection seeds"]
+        same = sum(np.array_equal(a, b) for a, b in zip(ours, theirs, strict=True))
+        found[f"maps of seeds 0-{len(ours) - 1} with the same bits"] = f"{same} of {len(ours)}"
+        print(
+            f"| {config} | "
+            + "; ".join(
+                f"{k.removeprefix('raw ')}: {v:.2g}" if isinstance(v, float) else f"{k}: {v}" for k, v in found.items()
+            )
+            + " |"
+        )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "blas_reproducibility")
     parser.add_argument("--configs", default="native-1t,native-1t-again,haswell-2t,sandybridge-2t")
     parser.add_argument("--precision", default="full,rounded", help="full, rounded or both (comma-separated)")
     parser.add_argument("--reuse", action="store_true", help="keep runs already in --out")
+    parser.add_argument("--map", action="store_true", help="only the 2-D map, umap-learn against ours")
+    parser.add_argument("--map-seeds", type=int, default=200, help="with --map: our map for seeds 0..N-1 too")
     args = parser.parse_args()
     configs = args.configs.split(",")
     unknown = [c for c in configs if c not in CONFIGS]
     if unknown:
         sys.exit(f"unknown configuration(s) {unknown}; known: {', '.join(CONFIGS)}")
+    if args.map:
+        map_only(
+            [c for c in configs if not c.endswith("-again")] + ["generic-1t"] * ("generic-1t" not in configs),
+            args.out / "map",
+            args.map_seeds,
+        )
+        return 0
     for precision in args.precision.split(","):
         chosen = [c for c in configs if not (precision == "full" and c.endswith("-again"))]
         runs = {c: run(c, precision, args.out, args.reuse) for c in chosen}

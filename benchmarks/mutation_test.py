@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/mutation_test.py --module store     # one module
     .venv/bin/python benchmarks/mutation_test.py --list --module parse
     .venv/bin/python benchmarks/mutation_test.py --pin-regex        # (re)write tests/data/parse_alternatives.yaml
+    .venv/bin/python benchmarks/mutation_test.py --module llm --shuffle 19 --shard 0/3   # one of three parallel runs
 
 A *mutant* is the module with one small change (our own AST mutator, no extra package): a comparison
 flipped (``<`` to ``<=``, ``==`` to ``!=``, ``in`` to ``not in``), ``and``/``or`` swapped, a ``not``
@@ -29,6 +30,7 @@ import ast
 import copy
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -46,9 +48,12 @@ from tests.regex_alternatives import alternatives, drop_alternative, outcome, re
 # module -> (fast tests run on every mutant, slower tests run on the mutants the fast ones leave alive;
 # the llama.cpp tests skip themselves where llama-cpp-python or the SmolLM2 file is missing)
 TESTS = {
-    "store": (["tests/test_store.py", "tests/test_llm.py"], ["tests/test_llm_faults.py", "tests/test_kill_resume.py"]),
+    "store": (
+        ["tests/test_store.py", "tests/test_llm.py", "tests/test_llm_properties.py"],
+        ["tests/test_llm_faults.py", "tests/test_kill_resume.py"],
+    ),
     "llm": (
-        ["tests/test_llm.py", "tests/test_llm_faults.py"],
+        ["tests/test_llm.py", "tests/test_llm_properties.py", "tests/test_llm_faults.py"],
         ["tests/test_kill_resume.py", "tests/test_secrets.py", "tests/test_llm_llama.py"],
     ),
     "parse": (["tests/test_parse.py"], ["tests/test_elicit.py"]),
@@ -87,6 +92,10 @@ EQUIVALENT: dict[str, str] = {
         "when the server asks for exactly the backoff, both branches wait that long"
     ),
     "store:validate_record:0 -> 1 @ 0 #2": "the fallback is for None and 0, neither of which is negative, nor is 1",
+    "llm:LLMRunner._check_unanswered:True -> False @ True": (
+        "zip(strict=False): the records are looked up from the same list of requests, so the lengths are equal"
+    ),
+    "llm:Redactor.__init__:6 -> 7 @ 6": "a longer reach redacts more bytes past the 64 KiB cut, which are dropped",
     "parse:_items:delete continue": (
         "an empty line that does not stop early splits into one empty piece, which the filter of the same loop drops"
     ),
@@ -312,12 +321,14 @@ def run_tests(project: Path, tests: list[str], timeout_s: float, show: bool = Fa
     return "survived" if run.returncode == 0 else "killed"
 
 
-def mutation_run(module: str, only: set[str] | None = None, workers_note: str = "") -> dict:
+def mutation_run(module: str, only: set[str] | None = None, workers_note: str = "", shuffle: int | None = None) -> dict:
     target = ROOT / "valuelex" / f"{module}.py"
     fast, slow = TESTS[module]
     all_mutants = mutants(target)
     if only:
         all_mutants = [m for m in all_mutants if m.id in only]
+    if shuffle is not None:  # a random order: a run stopped early is a random sample, not the top of the file
+        random.Random(shuffle).shuffle(all_mutants)
     with tempfile.TemporaryDirectory(prefix=f"mutants-{module}-") as tmp:
         project = scratch_project(Path(tmp))
         original = (project / "valuelex" / f"{module}.py").read_text(encoding="utf-8")
@@ -422,6 +433,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", help="run only the mutant with this id (repeatable)")
     parser.add_argument("--pin-regex", action="store_true", help="write tests/data/parse_alternatives.yaml")
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "mutation", help="where the JSON results go")
+    parser.add_argument(
+        "--shuffle", type=int, metavar="SEED", help="run the mutants in a random order (a stopped run is a sample)"
+    )
+    parser.add_argument("--shard", metavar="K/N", help="run only every N-th mutant from the K-th (parallel runs)")
     args = parser.parse_args(argv)
     if args.pin_regex:
         unpinned = pin_regex(ROOT / "tests" / "data" / "parse_alternatives.yaml")
@@ -441,7 +456,13 @@ def main(argv: list[str] | None = None) -> int:
         only = {m for m in args.only if m.startswith(f"{module}:")} if args.only else None
         if only is not None and not only:
             continue
-        run = mutation_run(module, only)
+        if args.shard:
+            k, n = (int(x) for x in args.shard.split("/"))
+            order = mutants(ROOT / "valuelex" / f"{module}.py")
+            if args.shuffle is not None:
+                random.Random(args.shuffle).shuffle(order)
+            only = {m.id for m in order[k::n]} & (only or {m.id for m in order})
+        run = mutation_run(module, only, shuffle=args.shuffle)
         saved = args.out / f"{module}.json"
         if only and saved.exists():  # a rerun of some mutants updates the last full run
             run["results"] = {**json.loads(saved.read_text(encoding="utf-8"))["results"], **run["results"]}

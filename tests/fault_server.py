@@ -32,8 +32,18 @@ Odd 200 answers (each a valid HTTP answer that is not a well-formed completion):
 ``jsonlist``   a JSON list instead of an object
 ``echo200``    a normal answer whose text echoes the API key
 
+Key echoes in the forms that escape a plain search:
+
+``logprobecho`` a normal answer whose ``logprobs`` name the key as a token (a dict key, as the old
+               completions format of ``top_logprobs`` does)
+``escapedecho`` HTTP 200 with a truncated JSON body that echoes the key with every character
+               JSON-escaped (``\\u0073\\u006b...``) and once with ``/`` as ``\\/``
+``bigecho``    HTTP 200 with a body that is not JSON, 70,000 bytes long, with the key spanning byte
+               65,536 (the longest raw body the client keeps)
+
 ``KIND*N`` repeats an item N times and ``KIND*inf`` forever (``[fault:empty*inf]`` never answers).
-``--latency-ms`` adds a fixed delay to every request. ``GET /stats`` reports how many
+``--latency-ms`` adds a fixed delay to every request; ``--echo-key`` makes every normal answer echo
+the key, as it is and JSON-escaped (a whole pipeline run whose every answer carries the key). ``GET /stats`` reports how many
 requests arrived per message (``received``), how many got a normal answer (``ok``) and
 when each arrived (``arrivals``, Unix seconds); ``POST /stats/reset`` clears them.
 
@@ -69,8 +79,10 @@ from valuelex.local_models import stop_process  # noqa: E402
 ODD_ANSWERS = ("list", "int", "surrogate", "badutf8", "nullchoice", "strmessage", "badusage", "html", "jsonlist")
 KINDS = (
     "ok", "429", "500", "hang", "malformed", "badshape", "empty", "401echo", "500echo", "429long", "drip", "echo200",
-    *ODD_ANSWERS,
+    "logprobecho", "escapedecho", "bigecho", *ODD_ANSWERS,
 )  # fmt: skip
+BIG_BODY = 70_000  # bytes of a bigecho body
+CUT_AT = 65_536  # the client's raw-body limit (valuelex.llm.MAX_RAW_BODY), which bigecho's key spans
 _PLAN = re.compile(r"\[fault:([^\]]*)\]")
 _WORDS = ("honesty", "kindness", "fairness", "curiosity", "humility", "courage", "patience", "loyalty")
 
@@ -110,11 +122,19 @@ def answer_text(model: str, text: str, body: dict[str, Any]) -> str:
 class FaultApp:
     """The server's state: per-message counters and the options from the command line."""
 
-    def __init__(self, latency_ms: float = 0.0, hang_s: float = 30.0, retry_after: float = 1.0, drip_s: float = 0.2):
+    def __init__(
+        self,
+        latency_ms: float = 0.0,
+        hang_s: float = 30.0,
+        retry_after: float = 1.0,
+        drip_s: float = 0.2,
+        echo_key: bool = False,
+    ):
         self.latency_s = latency_ms / 1000.0
         self.hang_s = hang_s
         self.retry_after = retry_after
         self.drip_s = drip_s
+        self.echo_key = echo_key  # every normal answer echoes the key, as is and JSON-escaped
         self.received: Counter[str] = Counter()
         self.ok: Counter[str] = Counter()
         self.arrivals: dict[str, list[float]] = {}
@@ -206,10 +226,20 @@ class FaultApp:
             )
         if kind == "badshape":
             return web.json_response({"id": "cmpl-empty", "object": "chat.completion", "choices": []})
+        if kind == "escapedecho":
+            escaped = "".join(f"\\u{ord(c):04x}" for c in key)
+            slashed = key.replace("/", "\\/")
+            text = f'{{"error": {{"message": "bad key {escaped}", "key": "{slashed}", "choices": [{{"mess'
+            return web.Response(status=200, text=text, content_type="application/json")
+        if kind == "bigecho":
+            start = CUT_AT - len(key) // 2
+            body = ("x" * start + key).ljust(BIG_BODY, "y")
+            return web.Response(status=200, text=body, content_type="text/plain")
         model = str(body.get("model", "fault-model"))
         content = "" if kind == "empty" else answer_text(model, text, body)
-        if kind == "echo200":
-            content = f"{content} (your key is {key})"
+        if kind == "echo200" or (self.echo_key and kind == "ok" and content):
+            escaped = "".join(f"\\u{ord(c):04x}" for c in key)
+            content = f"{content} (your key is {key})" + (f" (escaped: {escaped})" if self.echo_key else "")
         words = content.split()
         max_tokens = body.get("max_tokens")
         finish = "stop"
@@ -223,16 +253,19 @@ class FaultApp:
             "completion_tokens": len(words),
             "total_tokens": len(text.split()) + len(words),
         }
+        logprobs = None
+        if kind == "logprobecho":
+            logprobs = {"tokens": [words[0]], "top_logprobs": [{words[0]: -0.1, key: -2.5}]}
         if chat:
             choice: dict[str, Any] = {
                 "index": 0,
                 "message": {"role": "assistant", "content": content},
                 "finish_reason": finish,
-                "logprobs": None,
+                "logprobs": logprobs,
             }
             obj = "chat.completion"
         else:
-            choice = {"index": 0, "text": content, "finish_reason": finish, "logprobs": None}
+            choice = {"index": 0, "text": content, "finish_reason": finish, "logprobs": logprobs}
             obj = "text_completion"
         payload = {
             "id": f"fault-{self.next_id}",
@@ -330,9 +363,10 @@ class FaultServer:
         retry_after: float = 1.0,
         timeout_s: float = 30.0,
         drip_s: float = 0.2,
+        echo_key: bool = False,
     ):
         self.args = ["--latency-ms", f"{latency_ms:g}", "--hang-s", f"{hang_s:g}", "--retry-after", f"{retry_after:g}"]
-        self.args += ["--drip-s", f"{drip_s:g}"]
+        self.args += ["--drip-s", f"{drip_s:g}"] + (["--echo-key"] if echo_key else [])
         self.timeout_s = timeout_s
         self.proc: subprocess.Popen[str] | None = None
         self.port: int | None = None
@@ -442,8 +476,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hang-s", type=float, default=30.0, help="how long a 'hang' fault waits before a 504")
     parser.add_argument("--retry-after", type=float, default=1.0, help="Retry-After seconds sent with a 429")
     parser.add_argument("--drip-s", type=float, default=0.2, help="pause between the pieces of a 'drip' answer")
+    parser.add_argument("--echo-key", action="store_true", help="every normal answer echoes the key (as echo200)")
     args = parser.parse_args(argv)
-    state = FaultApp(args.latency_ms, args.hang_s, args.retry_after, args.drip_s)
+    state = FaultApp(args.latency_ms, args.hang_s, args.retry_after, args.drip_s, args.echo_key)
     try:
         asyncio.run(serve(args.host, args.port, state))
     except KeyboardInterrupt:

@@ -85,98 +85,141 @@ def test_add_a_local_model(tmp_path: Path) -> None:
     assert "smollm2-135m-newcomer" in set(respondents["model"])
 
 
-def _tree_digest(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*.*"))}
+def _scratch_project(folder: Path) -> Path:
+    """The checkout's files as a fresh clone has them (tracked, plus new files git does not ignore),
+    committed to a git repository of their own, so that ``git status`` tells what a run changed."""
+    import subprocess
+
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=paths.ROOT, capture_output=True, check=True,
+    ).stdout.decode().split("\0")  # fmt: skip
+    for name in filter(None, listed):
+        source = paths.ROOT / name
+        if source.is_file():
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, folder / name)
+    _git(folder, "init", "-q")
+    _git(folder, "add", "-A")
+    _git(folder, "commit", "-q", "-m", "the project as cloned")
+    return folder
+
+
+def _git(folder: Path, *args: str) -> str:
+    import subprocess
+
+    identity = ["-c", "user.name=researcher", "-c", "user.email=researcher@example.org"]
+    return subprocess.run(["git", *identity, *args], cwd=folder, capture_output=True, text=True, check=True).stdout
+
+
+def _serve(gguf: Path, alias: str, log: Path):
+    """llama.cpp's OpenAI-compatible server on loopback, without a key (README "Adding a model")."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from valuelex.local_models import free_port
+
+    port = free_port()
+    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", alias,
+               "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
+    server = subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        assert server.poll() is None, log.read_text(errors="replace")[-2000:]
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=2):
+                return server, port
+        except OSError:
+            time.sleep(0.25)
+    server.kill()
+    raise AssertionError("the llama.cpp server did not start")
 
 
 @pytest.mark.slow
-def test_a_researcher_adds_a_model_to_a_whole_run(tmp_path: Path) -> None:
-    """README "Adding a model", as a researcher follows it: a card, two panels that list it, a run
-    file; `valuelex plan` says what will be called, `valuelex run --yes` runs every notebook; only the
-    new model's calls are made, and the committed outputs are untouched."""
+def test_a_researcher_adds_a_model_as_the_readme_says(tmp_path: Path) -> None:
+    """README "Adding a model", followed as written in a fresh copy of the project: a keyless model
+    served on loopback (llama.cpp's server with the SmolLM2 GGUF), its card, two panels that list it,
+    a run file copied from default.yaml; `valuelex check`, `plan`, `run --yes`. Only the new model's
+    calls are made, they go to the run's own store, and nothing tracked changes: `git status` is clean."""
     import subprocess
     import sys
 
     _needs_llama()
-    committed = {name: _tree_digest(paths.ROOT / name) for name in ("data/processed", "figures")}
-    raw = tmp_path / "raw"
-    for study in ("elicitation", "projective", "judge"):
-        shutil.copytree(paths.RAW / study, raw / study)
-    before = {study: _digest(raw / study) for study in ("elicitation", "projective", "judge")}
+    project = _scratch_project(tmp_path / "project")
+    gguf = paths.MODELS_DIR / load_model_card(paths.MODEL_CARDS / "smollm2-135m-instruct.yaml").gguf.file
+    server, port = _serve(gguf, "my-model", tmp_path / "server.log")
+    try:
+        # 1. the model card: a keyless OpenAI-compatible server (no api_key_env)
+        card = {
+            "name": "my-model", "provider": "openai_compatible", "base_url": f"http://127.0.0.1:{port}/v1",
+            "model": "my-model", "api": "chat", "family": "SmolLM2", "params_b": 0.135,
+            "training_stage": "aligned", "price_per_mtok": {"input": 0.0, "output": 0.0},
+        }  # fmt: skip
+        (project / "configs/models/my-model.yaml").write_text(yaml.safe_dump(card, sort_keys=False))
+        # 2. two panels that list it (copies of the committed ones), here with a one-respondent grid of its own
+        newcomer = {"card": "my-model", "temperature": [0.7], "top_p": [0.95], "seed": [5]}
+        for source, target in (("local", "mine"), ("projective_local", "mine_projective")):
+            panel = yaml.safe_load((project / f"configs/panels/{source}.yaml").read_text())
+            panel["name"] = target
+            panel["models"].append(newcomer)
+            (project / f"configs/panels/{target}.yaml").write_text(yaml.safe_dump(panel, sort_keys=False))
+        # 3. the run file: a copy of default.yaml, made live, with the two panels; the embedding scorer
+        # (the stance scorer's judge is not installed here); small stage settings to keep CI short
+        shutil.copy(project / "configs/runs/default.yaml", project / "configs/runs/mine.yaml")
+        run = yaml.safe_load((project / "configs/runs/mine.yaml").read_text())
+        run["mode"] = "live"
+        run["elicitation"] = {**run.get("elicitation", {}), "panel": "mine"}
+        run["projective"] = {
+            **run.get("projective", {}), "panel": "mine_projective", "scorer": "embedding", "second_scorer": None,
+            "stem_ids": ["c01", "sc3", "so1"], "respondents_per_model": 1, "validate": False, "n_boot": 50,
+        }  # fmt: skip
+        run["efa"] = {"n_boot": 5, "parallel_iter": 5, "n_boot_within": 3}
+        run["simulation"] = {
+            "n_words": 60, "n_respondents": 200, "sizes": [100], "replications": 1, "parallel_iter": 3,
+            "word_sizes": [120], "model_counts": [4], "per_model": [10], "model_grid_parallel_iter": 3,
+        }  # fmt: skip
+        (project / "configs/runs/mine.yaml").write_text(yaml.safe_dump(run, sort_keys=False))
+        # 4. the researcher commits the configuration (the run's manifest then names a clean commit)
+        _git(project, "add", "configs")
+        _git(project, "commit", "-q", "-m", "my model, my panels, my run")
 
-    card = yaml.safe_load((paths.MODEL_CARDS / "smollm2-135m-instruct.yaml").read_text())
-    card["name"] = "smollm2-135m-newcomer"
-    (tmp_path / "smollm2-135m-newcomer.yaml").write_text(yaml.safe_dump(card, sort_keys=False))
-    newcomer = {"card": "smollm2-135m-newcomer.yaml", "temperature": [0.7], "top_p": [0.95], "seed": [5]}
-    for name in ("local", "projective_local"):
-        panel = yaml.safe_load((paths.PANELS / f"{name}.yaml").read_text())
-        panel["name"] = f"{name}-plus-one"
-        panel["models"].append(newcomer)
-        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(panel, sort_keys=False))
-    run_file = tmp_path / "plus_one.yaml"
-    run_file.write_text(
-        yaml.safe_dump(
-            {
-                "name": "plus_one",
-                "mode": "live",
-                "output": str(tmp_path / "out"),
-                "raw": str(raw),
-                "elicitation": {"panel": str(tmp_path / "local.yaml")},
-                "efa": {"n_boot": 5, "parallel_iter": 5, "n_boot_within": 3},
-                # the embedding scorer: the stance scorer's judge (Qwen2.5-Coder 1.5B, its calibration
-                # fitted for it) is not installed by ./run_tests.sh; three stems, one respondent a model
-                "projective": {
-                    "panel": str(tmp_path / "projective_local.yaml"),
-                    "scorer": "embedding",
-                    "second_scorer": None,
-                    "stem_ids": ["c01", "sc3", "so1"],
-                    "respondents_per_model": 1,
-                    "validate": False,
-                    "n_boot": 50,
-                },
-                "simulation": {
-                    "n_words": 60,
-                    "n_respondents": 200,
-                    "sizes": [100],
-                    "replications": 1,
-                    "parallel_iter": 3,
-                    "word_sizes": [120],
-                    "model_counts": [4],
-                    "per_model": [10],
-                    "model_grid_parallel_iter": 3,
-                },
-            },
-            sort_keys=False,
-        )
-    )
+        def valuelex(*args: str) -> subprocess.CompletedProcess:
+            env = {k: v for k, v in os.environ.items() if not k.startswith("VALUELEX_")}
+            env["VALUELEX_MODELS_DIR"] = str(paths.MODELS_DIR)
+            return subprocess.run(
+                [sys.executable, "-m", "valuelex", *args], cwd=project, env=env, capture_output=True, text=True
+            )
 
-    def valuelex(*args: str) -> subprocess.CompletedProcess:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("VALUELEX_")}
-        return subprocess.run(
-            [sys.executable, "-m", "valuelex.cli", *args], cwd=paths.ROOT, env=env, capture_output=True, text=True
-        )
+        check = valuelex("check", "mine")
+        assert check.returncode == 0, check.stdout + check.stderr
+        assert "my-model" in check.stdout and "available" in check.stdout
+        assert "qwen2.5" not in check.stdout  # only what the run calls is checked
+        plan = valuelex("plan", "mine")
+        assert plan.returncode == 0, plan.stderr
+        calls = {line.split()[-3]: int(line.split()[-2]) for line in plan.stdout.splitlines() if "my-model" in line}
+        assert calls and all(n > 0 for n in calls.values()) and "Before any call" not in plan.stdout, plan.stdout
+        first = valuelex("run", "mine", "--yes")
+        assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
 
-    plan = valuelex("plan", str(run_file))
-    assert plan.returncode == 0, plan.stderr
-    assert "smollm2-135m-newcomer" in plan.stdout and "to call                             0" not in plan.stdout
-    first = valuelex("run", str(run_file), "--yes")
-    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
-
-    # only the new model's calls were made: every stored shard is as it was, byte for byte
-    for study, digests in before.items():
-        after = _digest(raw / study)
-        assert {k: after[k] for k in digests} == digests, study
-    new = [json.loads(line) for line in (raw / "elicitation" / "smollm2-135m-newcomer.jsonl").read_text().splitlines()]
-    assert len({r["key"] for r in new if r["final"]}) == 15
-    # the run wrote to its own folder; the committed outputs are untouched
-    assert {name: _tree_digest(paths.ROOT / name) for name in committed} == committed
-    out = tmp_path / "out"
-    respondents = pd.read_csv(out / "data" / "processed" / "respondents.csv")
-    assert "smollm2-135m-newcomer" in set(respondents["model"])
-    scores = pd.read_csv(out / "data" / "processed" / "projective_scores.csv")
-    assert "smollm2-135m-newcomer" in set(scores["model"])
-    assert (out / "build" / "html" / "index.html").exists()
-
-    # a second plan has nothing left to call
-    again = valuelex("plan", str(run_file))
-    assert again.returncode == 0 and "to call                             0" in again.stdout, again.stdout
+        # nothing tracked changed: no committed output, no committed answer, no configuration
+        assert _git(project, "status", "--porcelain") == ""
+        own = project / "runs" / "mine"
+        assert sorted(p.name for p in (own / "raw").glob("*/*.jsonl")) == ["my-model.jsonl", "my-model.jsonl"]
+        asked = [json.loads(line) for line in (own / "raw" / "elicitation" / "my-model.jsonl").read_text().splitlines()]
+        assert len({r["key"] for r in asked if r["final"]}) == 15  # one respondent x 15 prompts; the rest replayed
+        respondents = pd.read_csv(own / "data" / "processed" / "respondents.csv")
+        assert "my-model" in set(respondents["model"]) and len(respondents) == 121
+        scores = pd.read_csv(own / "data" / "processed" / "projective_scores.csv")
+        assert "my-model" in set(scores["model"])
+        manifest = json.loads((own / "data" / "processed" / "run_manifest.json").read_text())
+        assert manifest["response_store"] == {
+            "own": "runs/mine/raw", "base": "data/raw", "note": "new answers are written to 'own'; 'base' is read only"
+        }  # fmt: skip
+        assert manifest["git_dirty"] is False and (own / "build" / "html" / "index.html").exists()
+        again = valuelex("plan", "mine")
+        assert again.returncode == 0 and "to call                             0" in again.stdout, again.stdout
+    finally:
+        server.terminate()
+        server.wait(30)

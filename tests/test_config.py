@@ -378,8 +378,14 @@ def test_files_that_cannot_be_read(tmp_path: Path):
         ),
         ("  top_p: 0.9", "  top_p: 1.5", "field 'decoding.top_p' must be a number from 0 to 1, got 1.5"),
         ("  seed: [1, 2, 3]", "  seed: [-1]", "field 'decoding.seed' must list integers >= 0 (or null), got -1"),
-        ("max_tokens: 64", "max_tokens: 0", "field 'max_tokens' must be an integer >= 1, got 0"),
-        ("max_tokens: 64", "max_tokens: -5", "field 'max_tokens' must be an integer >= 1, got -5"),
+        ("max_tokens: 64", "max_tokens: 0", "field 'max_tokens' must be an integer from 1 to 131,072, got 0"),
+        ("max_tokens: 64", "max_tokens: -5", "field 'max_tokens' must be an integer from 1 to 131,072, got -5"),
+        (
+            "max_tokens: 64",
+            "max_tokens: 1000000000000",
+            "field 'max_tokens' must be an integer from 1 to 131,072, got 1000000000000",
+        ),
+        ("max_tokens: 64", "max_tokens: 1e12", "field 'max_tokens' must be int, got '1e12'"),
         ("models: [a]", "models: []", "field 'models' must list at least one model"),
         ("name: small", "name: ''", "field 'name' must be a non-empty string, got ''"),
         (

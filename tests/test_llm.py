@@ -16,11 +16,13 @@ import openai
 import pytest
 
 from valuelex.config import ModelCard, Panel, Respondent
+from valuelex.errors import UserError
 from valuelex.llm import (
     MAX_RAW_BODY,
     Limits,
     LLMRunner,
     MalformedResponse,
+    NoUsableAnswers,
     Plan,
     Request,
     _retry_after,
@@ -31,6 +33,7 @@ from valuelex.llm import (
     parse_completion,
     redact,
     redact_record,
+    redact_values,
     request_body,
     respondent_columns,
 )
@@ -231,7 +234,8 @@ def test_redact_record_cleans_every_text_but_not_the_request():
     assert clean["error"] == {"message": "echo [REDACTED]", "raw_body": '{"k": "[REDACTED]"}'}
     assert clean["request"] == record["request"] and clean["usage"] == {"prompt_tokens": 3}
     assert redact_record(record, []) is record
-    assert redact("short abc", ["abc"]) == "short abc"  # values under 6 characters are not keys
+    assert redact("short abc", ["abc"]) == "short [REDACTED]"  # a short key as a whole word: an echo
+    assert redact("abcde xabc", ["abc"]) == "abcde xabc"  # ... but not inside other words
 
 
 def test_retry_after_headers():
@@ -277,44 +281,68 @@ def test_panel_requests_and_respondent_columns():
 def _record(req: Request, status: str = "ok", final: bool = True, text: str | None = "a") -> dict:
     canon = req.canonical(CARD)
     rec = {"key": req.key(CARD), "request": canon, "attempt": 1, "status": status, "final": final}
-    rec |= {"timestamp": "2026-01-01T00:00:00Z", "text": text}
+    rec |= {"timestamp": "2026-01-01T00:00:00Z", "text": text, "usable": status == "ok" and bool(text)}
     if status == "error":
         rec["error"] = {"type": "http_500", "message": "x", "status_code": 500, "raw_body": None}
     return rec
 
 
-def test_misses_plan_and_retry_errors(tmp_path: Path):
-    reqs = [replace(REQ, prompt_id=f"p{i}") for i in range(4)]
+def test_misses_plan_and_retry_choices(tmp_path: Path):
+    reqs = [replace(REQ, prompt_id=f"p{i}") for i in range(6)]
     store = ResponseStore(tmp_path)
     store.append(_record(reqs[0]))
-    store.append(_record(reqs[1], status="error", text=None))
+    store.append(_record(reqs[1], status="error", text=None))  # an HTTP 500 error: nothing was paid
     store.append(_record(reqs[2], final=False, status="error", text=None))
-    live = LLMRunner({"m": CARD}, store, mode="live", progress=False)
-    assert live.misses(reqs + [reqs[3]]) == reqs[1:]  # errors asked again, duplicates once
-    keep = LLMRunner({"m": CARD}, store, mode="live", progress=False, retry_errors=False)
-    assert keep.misses(reqs) == reqs[2:]
+    paid = _record(reqs[3], status="error", text=None)
+    paid["error"] = {"type": "malformed_response", "message": "x", "status_code": None, "raw_body": "{"}
+    store.append(paid)  # given up after a maybe-paid attempt
+    store.append({**_record(reqs[4]), "status": "sent", "final": False})  # a call lost at a kill
+    live = LLMRunner({"m": CARD}, store, mode="live", progress=False, retry=())
+    assert [live.state(r.key(CARD)) for r in reqs] == ["answered", "failed", "new", "given_up", "lost", "new"]
+    assert live.misses(reqs + [reqs[2]]) == [reqs[1], reqs[2], reqs[5]]  # duplicates once
+    every = LLMRunner({"m": CARD}, store, mode="live", progress=False, retry=("failed", "lost", "damaged"))
+    assert every.misses(reqs) == reqs[1:]
+    assert LLMRunner({"m": CARD}, store, mode="live", retry="lost").misses(reqs) == [reqs[1], reqs[2], reqs[4], reqs[5]]
     plan = live.plan(reqs)
-    assert (plan.requested, plan.stored, plan.to_call, plan.damaged) == (4, 1, 3, 0)
+    assert (plan.requested, plan.stored, plan.to_call, plan.damaged, plan.lost, plan.given_up) == (6, 2, 3, 0, 1, 1)
     assert plan.est_completion_tokens == 3 * 64 and plan.per_model["m"]["to_call"] == 3
     assert plan.est_prompt_tokens == 3 * (2 + 4 + 8)
     assert plan.est_cost_usd == pytest.approx(CARD.cost(plan.est_prompt_tokens, 3 * 64))
+    assert (every.plan(reqs).to_call, every.plan(reqs).lost, every.plan(reqs).given_up) == (5, 0, 0)
     replay = LLMRunner({"m": CARD}, store, mode="replay", progress=False)
-    assert replay.misses(reqs) == reqs[2:]  # replay returns stored errors as they are
+    assert replay.misses(reqs) == [reqs[2], reqs[4], reqs[5]]  # replay returns stored errors as they are
     with pytest.raises(ValueError, match="mode must be one of"):
         LLMRunner({"m": CARD}, store, mode="dry")
     with pytest.raises(KeyError, match="no model card for 'ghost'"):
         live.plan([replace(REQ, model="ghost")])
 
 
+def test_retry_choices_come_from_the_argument_or_the_environment(tmp_path: Path, monkeypatch):
+    store = ResponseStore(tmp_path)
+    monkeypatch.delenv("VALUELEX_RETRY", raising=False)
+    assert LLMRunner({"m": CARD}, store, mode="live").retry == frozenset()
+    monkeypatch.setenv("VALUELEX_RETRY", "failed, lost,")
+    assert LLMRunner({"m": CARD}, store, mode="live").retry == {"failed", "lost"}
+    assert LLMRunner({"m": CARD}, store, mode="live", retry=["damaged"]).retry == {"damaged"}
+    monkeypatch.setenv("VALUELEX_RETRY", "faild")
+    with pytest.raises(UserError) as err:
+        LLMRunner({"m": CARD}, store, mode="live")
+    assert str(err.value) == "VALUELEX_RETRY: unknown retry choice 'faild' (choices: failed, damaged, lost)"
+
+
 def test_plan_text():
-    plan = Plan(10, 4, 6, 1000, 2000, 1.5, {"m": {"to_call": 6, "cost_usd": 1.5}}, damaged=2)
+    plan = Plan(10, 4, 6, 1000, 2000, 1.5, {"m": {"to_call": 6, "cost_usd": 1.5}}, damaged=2, lost=1, given_up=3)
     assert str(plan).splitlines() == [
         "10 requests: 4 already stored, 6 to call; at most ~1,000 prompt + 2,000 completion tokens, "
         "estimated cost at list price $1.50",
-        "  2 of the requests to call have only damaged records in the store (listed when it was loaded); "
-        "a live run asks them again",
+        "  2 not asked: their only record in the store is damaged (listed when it was loaded); repair the lines, "
+        "or pass --retry-damaged to pay for them again",
+        "  1 not asked: their call was sent by a run killed before the answer was stored (maybe paid); "
+        "pass --retry-lost to ask them again",
+        "  3 of the stored are errors given up after a maybe-paid attempt; --retry-failed asks them again",
         "  m: 6 calls, $1.50",
     ]
+    assert plan.held == 3
 
 
 def test_replay_names_a_request_whose_only_record_is_damaged(tmp_path: Path, capsys):
@@ -328,11 +356,12 @@ def test_replay_names_a_request_whose_only_record_is_damaged(tmp_path: Path, cap
     with pytest.raises(StoreMiss) as err:
         runner.run(reqs)
     lines_of = str(err.value).splitlines()
-    column = lines[1][:-5].rindex('"') + 1  # where the string cut off by the damage starts
+    with pytest.raises(json.JSONDecodeError) as bad:
+        json.loads(lines[1][:-5])
     assert lines_of[0] == f"replay mode: 2 of 3 requests are not in the store {tmp_path}:"
     assert lines_of[1] == (
         f"  {reqs[1].describe()}: its only record is damaged "
-        f"({shard}:2: not JSON (Unterminated string starting at; column {column}))"
+        f"({shard}:2: not JSON ({bad.value.msg}; column {bad.value.colno}))"
     )
     assert lines_of[2] == f"  {reqs[2].describe()}"
     assert LLMRunner({"m": CARD}, store, mode="live").plan(reqs).damaged == 1
@@ -588,7 +617,7 @@ def test_requests_are_frozen_values_with_documented_defaults():
 
 def test_runner_defaults(tmp_path: Path):
     runner = LLMRunner({"m": CARD}, ResponseStore(tmp_path), mode="live")
-    assert runner.progress is True and runner.retry_errors is True and runner.limits == Limits()
+    assert runner.progress is True and runner.retry == frozenset() and runner.limits == Limits()
     assert LLMRunner({"m": CARD}, ResponseStore(tmp_path)).mode == "replay"
 
 
@@ -643,3 +672,76 @@ def test_the_committed_elicitation_requests_all_have_their_records():
     store = ResponseStore(Path(__file__).parent.parent / "data" / "raw" / "elicitation", announce=False)
     keys = [r.key(panel.cards[r.model]) for r in build_requests(panel, load_prompts())]
     assert len(keys) == 1800 and all(store.get(k) is not None for k in keys)
+
+
+# mutants of issue 19 ---------------------------------------------------------------------------
+KEY = "sk-Mut4nt-k3y-0042"
+
+
+def test_a_key_escaped_as_python_bytes_or_percent_encoded_is_redacted():
+    python = "".join(f"\\x{ord(c):02x}" for c in KEY)
+    percent = "".join(f"%{ord(c):02X}" for c in KEY)
+    assert redact_values(f"b'{python}'", [KEY]) == "b'[REDACTED]'"
+    assert redact_values(f"?key={percent}&x=1", [KEY]) == "?key=[REDACTED]&x=1"  # a % and no backslash
+    assert redact_values(f"hex {KEY.encode().hex()}", [KEY]) == f"hex {KEY.encode().hex()}"  # not an escape form
+
+
+def test_a_long_body_keeps_its_bad_bytes_visible_too():
+    raw = b"\xff" + b"y" * MAX_RAW_BODY
+    kept = body_text(raw, [KEY])
+    assert kept.startswith("\\xffyyy") and kept.endswith("[... 1 more bytes]")
+
+
+def test_plan_defaults_hold_nothing_back():
+    plan = Plan(1, 1, 0, 0, 0, 0.0, {})
+    assert (plan.damaged, plan.lost, plan.given_up, plan.held) == (0, 0, 0, 0)
+    assert str(plan).count("\n") == 0
+
+
+def test_a_cut_key_at_the_end_of_a_text_is_removed_once():
+    key = "EDACTED]" + "x7y8z9w0"  # after its prefix is removed, the text ends with the prefix of... itself
+    assert redact_values("tail " + key[:12], [key]) == "tail [REDACTED]"
+    tail_key = "x7y8z9w0[REDACTED"  # its last 9 characters begin the marker that replaces its cut head
+    assert redact_values(tail_key[-12:] + " head", [tail_key]) == "[REDACTED] head"
+
+
+def test_no_usable_answer_names_the_error_types(tmp_path: Path):
+    from valuelex.llm import NoUsableAnswers
+
+    store = ResponseStore(tmp_path)
+    reqs = [replace(REQ, prompt_id=f"p{i}") for i in range(3)]
+    store.append(_record(reqs[0], status="error", text=None))
+    store.append(_record(reqs[1], text=""))
+    store.append({**_record(reqs[2], text="??"), "usable": False})  # text, but not usable (a validator said no)
+    with pytest.raises(NoUsableAnswers) as err:
+        LLMRunner({"m": CARD}, store, mode="replay", progress=False).run(reqs)
+    assert "(http_500 x1, empty x1, unusable x1)" in str(err.value)
+
+
+# issue 19: what the mutation run left alive ----------------------------------------------
+def test_a_key_echoed_as_python_or_url_escapes_is_removed():
+    key = "Kq7Zx"
+    python = "".join(f"\\x{ord(c):02x}" for c in key)
+    url = "".join(f"%{ord(c):02X}" for c in key)
+    assert redact(f"key {python} and {url}.", [key]) == "key [REDACTED] and [REDACTED]."
+    assert redact("100% of 5x, no key here", [key]) == "100% of 5x, no key here"
+
+
+def test_a_long_body_with_bytes_that_are_not_utf8_is_kept_and_cut():
+    raw = b"\xff" + b"x" * MAX_RAW_BODY
+    text = body_text(raw, [])
+    assert text.startswith("\\xffxxx") and text.endswith("[... 1 more bytes]")
+
+
+def test_an_empty_plan_has_one_line():
+    assert str(Plan(3, 3, 0, 0, 0, 0.0, {})).splitlines() == [
+        "3 requests: 3 already stored, 0 to call; at most ~0 prompt + 0 completion tokens, "
+        "estimated cost at list price $0.00"
+    ]
+
+
+def test_a_replay_with_no_usable_answer_names_the_errors(tmp_path: Path):
+    store = ResponseStore(tmp_path)
+    store.append(_record(REQ, status="error", text=None))
+    with pytest.raises(NoUsableAnswers, match=r"not one of the 1 requests has a usable answer \(http_500 x1\)"):
+        LLMRunner({"m": CARD}, store, mode="replay", progress=False).run([REQ])

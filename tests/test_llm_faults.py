@@ -21,8 +21,9 @@ import pytest
 from tests.fault_server import ODD_ANSWERS, FaultServer, answer_text, write_card
 from valuelex import paths
 from valuelex.config import MissingKeyError, load_model_cards
-from valuelex.llm import AllCallsFailed, Limits, LLMRunner, Request
-from valuelex.store import ResponseStore, StoreMiss
+from valuelex.errors import UserError
+from valuelex.llm import AllCallsFailed, Limits, LLMRunner, NoUsableAnswers, Request, UnansweredRequests
+from valuelex.store import ResponseStore, StoreMiss, StoreUnwritable
 
 TIMEOUT_S = 1.0
 LIMITS = Limits(concurrency=8, timeout_s=TIMEOUT_S, max_retries=3, max_reasks=2, backoff_base_s=0.05)
@@ -260,27 +261,39 @@ def test_live_rerun_calls_only_the_misses(fault_run, server: FaultServer, monkey
     assert [r["text"] for r in records[: len(PLAN)]] == [r["text"] for r in fault_run["records"]]
     assert all(r["status"] == "ok" and r["usable"] for r in records[len(PLAN) :])
     stats = server.stats()
-    # the misses, and the two requests whose final record was an error (asked again by default)
+    # the misses, and the requests whose final error cost nothing (HTTP errors): asked again by default; the
+    # request given up after maybe-paid attempts (a malformed 200 every time) is not asked again
     assert stats["received"] == {
         "a new question": 1,
         "[fault:500] a new failing question": 2,
         "[fault:401echo] bad key": 1,
         "[fault:500*inf] always failing": LIMITS.max_retries + 1,
-        "[fault:surrogate*inf] always a lone surrogate": LIMITS.max_retries + 1,
     }
-    assert runner.report.hits == len(PLAN) - 3 and runner.report.calls == 2
+    assert runner.report.hits == len(PLAN) - 2 and runner.report.calls == 2
 
 
-def test_live_rerun_without_retry_errors_calls_only_the_misses(fault_run, server: FaultServer, monkeypatch):
+def test_a_request_given_up_after_paid_attempts_is_asked_again_only_with_retry_failed(
+    fault_run, server: FaultServer, monkeypatch
+):
     monkeypatch.setenv("VALUELEX_TEST_KEY", "sk-test-fault-run-0000")
+    given_up = "[fault:surrogate*inf] always a lone surrogate"
+    for _ in range(2):  # restarts respect the give-up: not one call
+        server.reset()
+        runner = LLMRunner(fault_run["cards"], ResponseStore(fault_run["root"]), mode="live", limits=LIMITS)
+        plan = runner.plan(fault_run["requests"])
+        with pytest.raises(AllCallsFailed):  # only the requests whose errors cost nothing are asked, and fail
+            runner.run(fault_run["requests"])
+        assert given_up not in server.stats()["received"] and plan.given_up == 1
     server.reset()
-    new = make_requests("fault-chat", ["another new question"], version="v3")
     store = ResponseStore(fault_run["root"])
-    runner = LLMRunner(fault_run["cards"], store, mode="live", limits=LIMITS, progress=False, retry_errors=False)
-    records = runner.run(fault_run["requests"] + new)
-    assert server.stats()["received"] == {"another new question": 1}
-    assert runner.report.hits == len(PLAN)
-    assert records[-1]["status"] == "ok"
+    runner = LLMRunner(fault_run["cards"], store, mode="live", limits=LIMITS, progress=False, retry="failed")
+    assert runner.plan(fault_run["requests"]).given_up == 0
+    with pytest.raises(AllCallsFailed):
+        runner.run(fault_run["requests"])
+    assert server.stats()["received"][given_up] == LIMITS.max_retries + 1
+    # the attempts of the second try go on from the first's numbers
+    attempts = [r["attempt"] for r in store.records() if r["request"]["messages"][-1]["content"] == given_up]
+    assert attempts == list(range(1, 2 * (LIMITS.max_retries + 1) + 1))
 
 
 def test_a_success_after_a_stored_failure_becomes_the_answer(fault_run):
@@ -396,8 +409,8 @@ def test_a_live_run_in_which_every_call_failed_raises(server, cards_dir, tmp_pat
     assert str(err.value) == (
         "every one of the 3 requests of this live run failed (http_401 x3; e.g. 'Error code: 401 - Incorrect API "
         "key provided: [REDACTED]. You can find your API key at https://example.invalid/keys.'). "
-        f"Each attempt is stored in {tmp_path}; fix the cause (key, base_url, model id) and run again: only the "
-        "failed requests are asked."
+        f"Each attempt is stored in {tmp_path}; fix the cause (key, base_url, model id) and run again: the next "
+        "live run asks again the 3 that cost nothing."
     )
     assert ResponseStore(tmp_path).stats.final == 3  # the failures are on record
 
@@ -437,8 +450,9 @@ def test_a_store_that_cannot_be_written_stops_the_run_without_false_records(serv
     with pytest.raises(OSError, match="No space left on device"):
         runner.run(make_requests("fault-chat", [f"question {i}" for i in range(40)]))
     assert time.monotonic() - started < 5
-    written = ResponseStore(tmp_path).records()
-    assert len(written) == 5 and all(r["status"] == "ok" for r in written)  # no "client closed" or timeout records
+    written = ResponseStore(tmp_path)
+    assert written.stats.records + written.stats.sent == 5 and not written.stats.issues  # intents and answers
+    assert all(r["status"] == "ok" for r in written.records())  # no "client closed" or timeout records
     time.sleep(0.3)
     sent = server.stats()["total"]
     time.sleep(0.5)
@@ -522,6 +536,36 @@ def test_a_cards_concurrency_limit_is_kept(cards_dir, tmp_path, monkeypatch):
     assert sum(t < first + 0.25 for t in arrivals) <= 2  # never more than two at once
 
 
+def test_servers_of_one_local_model_each_answer_a_contiguous_share_in_order(tmp_path, monkeypatch):
+    """Several servers of one llama.cpp model (``LlamaServerPool``): each gets a contiguous share of the
+    requests, in request order, one at a time, so what a server evaluated before a request (its cached
+    prompt prefix) does not depend on timing."""
+    monkeypatch.setenv("VALUELEX_TEST_KEY", "sk-test-pool-0000")
+    with FaultServer(latency_ms=50) as a, FaultServer(latency_ms=50) as b:
+        write_card(tmp_path / "cards", "fault-pool", a.base_url)
+        card = replace(load_model_cards(tmp_path / "cards")["fault-pool"], provider="llama_cpp")
+        runner = LLMRunner(
+            {"fault-pool": card},
+            ResponseStore(tmp_path / "s"),
+            mode="live",
+            limits=LIMITS,
+            endpoints={"fault-pool": [a.base_url, b.base_url]},
+            progress=False,
+        )
+        texts = [f"question {i}" for i in range(7)]
+        records = runner.run(make_requests("fault-pool", texts))
+        seen = [a.stats()["arrivals"], b.stats()["arrivals"]]
+    assert [r["status"] for r in records] == ["ok"] * 7 and [r["request"]["prompt_id"] for r in records] == [
+        f"q{i}" for i in range(7)
+    ]
+    assert [sorted(s, key=s.get) for s in seen] == [texts[:4], texts[4:]]  # contiguous shares, each in order
+    for arrivals in seen:  # one request at a time: each arrives after the one before it was answered (50 ms)
+        times = sorted(t for ts in arrivals.values() for t in ts)
+        assert all(len(ts) == 1 for ts in arrivals.values()) and all(
+            t2 - t1 >= 0.049 for t1, t2 in zip(times, times[1:], strict=False)
+        )
+
+
 def test_a_partial_failure_is_announced(server, cards_dir, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("VALUELEX_TEST_KEY", "sk-test-partial-0000")
     server.reset()
@@ -529,7 +573,7 @@ def test_a_partial_failure_is_announced(server, cards_dir, tmp_path, monkeypatch
     runner.run(make_requests("fault-chat", ["fine", "[fault:401echo] refused", "[fault:500*inf] broken"]))
     assert capsys.readouterr().err.splitlines()[-1] == (
         "2 of 3 requests ended in an error (http_401 x1, http_500 x1); they are stored, and the next live run "
-        "asks them again"
+        "asks again the 2 that cost nothing"
     )
 
 
@@ -545,3 +589,123 @@ def test_progress_is_shown_only_when_asked(server, cards_dir, tmp_path, monkeypa
     )
     err = capsys.readouterr().err
     assert "LLM calls: 100%" in err and "2/2" in err and "call/s" in err
+
+
+# issue 19: what is held back, what a refused connection is, and a run without one usable answer ---------------
+def test_a_request_whose_only_record_is_damaged_is_not_paid_again(server, cards_dir, tmp_path, monkeypatch, capsys):
+    """Damaged in place (a byte changed, a key edited): reported with file and line, not asked again, and
+    named as damaged or mis-keyed, not as missing; --retry-damaged (retry="damaged") asks them."""
+    monkeypatch.setenv("VALUELEX_TEST_KEY", "sk-test-damaged-0000")
+    cards = load_model_cards(cards_dir)
+    requests = make_requests("fault-chat", ["kept", "a byte changed", "a key edited"])
+    LLMRunner(cards, ResponseStore(tmp_path), mode="live", limits=LIMITS, progress=False).run(requests)
+    shard = tmp_path / "fault-chat.jsonl"
+    lines = shard.read_bytes().split(b"\n")
+    answers = {
+        json.loads(line)["request"]["messages"][-1]["content"]: i for i, line in enumerate(lines) if b'"ok"' in line
+    }
+    byte = lines[answers["a byte changed"]].index(b"ok-")
+    lines[answers["a byte changed"]] = (
+        lines[answers["a byte changed"]][:byte] + b"\xff" + lines[answers["a byte changed"]][byte + 1 :]
+    )
+    edited = json.loads(lines[answers["a key edited"]])
+    lines[answers["a key edited"]] = lines[answers["a key edited"]].replace(edited["key"].encode(), b"f" * 32)
+    shard.write_bytes(b"\n".join(lines))
+    server.reset()
+    capsys.readouterr()
+    store = ResponseStore(tmp_path)
+    err = capsys.readouterr().err
+    assert f"{shard}:{answers['a byte changed'] + 1}: not UTF-8 text" in err
+    assert f"{shard}:{answers['a key edited'] + 1}: field 'key' does not match the hash of 'request'" in err
+    runner = LLMRunner(cards, store, mode="live", limits=LIMITS, progress=False)
+    plan = runner.plan(requests)
+    assert (plan.stored, plan.to_call, plan.damaged) == (1, 0, 2)
+    with pytest.raises(UnansweredRequests) as held:
+        runner.run(requests)
+    assert server.stats()["total"] == 0  # nothing paid again
+    message = str(held.value)
+    assert message.startswith(f"2 of 3 requests were not asked and have no answer in the store {tmp_path}")
+    assert (
+        f"{requests[1].describe()}: its only record is damaged ({shard}:{answers['a byte changed'] + 1}: not UTF-8"
+        in message
+    )
+    assert (
+        f"{requests[2].describe()}: its only record is damaged ({shard}:{answers['a key edited'] + 1}: field 'key' does not match"
+        in message
+    )
+    assert message.endswith("run again with --retry-damaged to do so (or VALUELEX_RETRY=damaged).")
+    again = LLMRunner(cards, ResponseStore(tmp_path), mode="live", limits=LIMITS, progress=False, retry="damaged")
+    records = again.run(requests)
+    assert server.stats()["received"] == {"a byte changed": 1, "a key edited": 1}
+    assert [r["status"] for r in records] == ["ok"] * 3
+
+
+def test_a_refused_connection_is_stored_as_refused(cards_dir, tmp_path, monkeypatch):
+    """No server on the port: each attempt fails at once and is stored as connection_refused, not as a timeout."""
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    folder = tmp_path / "cards"
+    write_card(folder, "fault-closed", f"http://127.0.0.1:{port}/v1")
+    monkeypatch.setenv("VALUELEX_TEST_KEY", "sk-test-refused-0000")
+    limits = replace(LIMITS, timeout_s=30.0, max_retries=1)
+    runner = LLMRunner(load_model_cards(folder), ResponseStore(tmp_path / "store"), mode="live", limits=limits)
+    with pytest.raises(AllCallsFailed) as err:
+        runner.run(make_requests("fault-closed", ["anyone there?"]))
+    assert "connection_refused x1" in str(err.value) and "timeout" not in str(err.value)
+    records = ResponseStore(tmp_path / "store").records()
+    assert [r["error"]["type"] for r in records] == ["connection_refused"] * 2
+    assert all(r["error"]["message"].startswith("connection refused (") for r in records)
+    assert all(r["latency_s"] < 5 for r in records)  # at once, not after the 30 s deadline
+    # nothing was paid: the next live run asks it again (a server that was down costs nothing to retry)
+    assert runner.state(records[0]["key"]) == "failed" and runner.misses(
+        make_requests("fault-closed", ["anyone there?"])
+    )
+
+
+def test_a_run_without_one_usable_answer_fails(server, cards_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("VALUELEX_TEST_KEY", "sk-test-all-empty-0000")
+    cards = load_model_cards(cards_dir)
+    requests = make_requests("fault-chat", [f"[fault:empty*inf] silent {i}" for i in range(3)])
+    for mode in ("live", "replay"):  # the same answer when the stored answers are replayed
+        runner = LLMRunner(cards, ResponseStore(tmp_path), mode=mode, limits=LIMITS, progress=False)
+        with pytest.raises(NoUsableAnswers) as err:
+            runner.run(requests)
+        assert str(err.value) == (
+            "not one of the 3 requests has a usable answer (empty x3); check the model, its prompt template and "
+            f"max_tokens (the answers are in {tmp_path})"
+        )
+    assert len(ResponseStore(tmp_path).final_records()) == 3  # stored all the same
+
+
+def test_the_command_line_exits_1_when_no_answer_is_usable(server, cards_dir, tmp_path):
+    (tmp_path / "m.json").write_text(json.dumps([["fault-chat", "[fault:empty*inf] nothing"]]))
+    run = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("llm_live_run.py")), "--cards", str(cards_dir)]
+        + ["--messages", str(tmp_path / "m.json"), "--store", str(tmp_path / "store")],
+        capture_output=True, text=True, cwd=paths.ROOT, timeout=120,
+        env={**os.environ, "VALUELEX_TEST_KEY": "sk-test-cli-empty-0000", "PYTHONPATH": str(paths.ROOT)},
+    )  # fmt: skip
+    assert run.returncode == 1, run.stderr
+    assert (
+        run.stderr.strip()
+        .splitlines()[-1]
+        .startswith("error: not one of the 1 requests has a usable answer (empty x1)")
+    )
+
+
+def test_a_folder_where_a_shard_belongs_stops_a_live_run_before_any_call(server, cards_dir, tmp_path, monkeypatch):
+    """A folder named like a model's shard: one line naming it (a UserError), no call sent, no traceback."""
+    monkeypatch.setenv("VALUELEX_TEST_KEY", "sk-test-folder-0000")
+    server.reset()
+    (tmp_path / "fault-chat.jsonl").mkdir()
+    runner = LLMRunner(load_model_cards(cards_dir), ResponseStore(tmp_path), mode="live", limits=LIMITS, progress=False)
+    with pytest.raises(StoreUnwritable) as err:
+        runner.run(make_requests("fault-chat", ["anyone there?", "and here?"]))
+    assert str(err.value) == (
+        f"{tmp_path / 'fault-chat.jsonl'} is a folder, not a store shard: move it away "
+        "(model 'fault-chat' writes its records there)"
+    )
+    assert isinstance(err.value, UserError) and server.stats()["total"] == 0

@@ -71,7 +71,7 @@ def our_llama_children() -> list[int]:
             cmdline = (stat.parent / "cmdline").read_bytes()
         except OSError:
             continue
-        if int(fields[1]) == os.getpid() and b"llama_cpp.server" in cmdline:
+        if int(fields[1]) == os.getpid() and (b"llama_cpp.server" in cmdline or b"valuelex.llama_server" in cmdline):
             pids.append(int(stat.parent.name))
     return pids
 
@@ -120,10 +120,12 @@ def test_server_stops_when_the_body_raises(card, tmp_path: Path):
     assert_gone(server)
 
 
-def test_runner_starts_and_stops_its_own_server(card, tmp_path: Path):
-    """Live mode on a llama_cpp card with no endpoint given: the runner runs the server itself."""
-    log = paths.LOGS / f"llama_server_{CARD_NAME}.log"
-    before = log.stat().st_size if log.exists() else 0
+def test_runner_starts_and_stops_its_own_server_pool(card, tmp_path: Path, monkeypatch):
+    """Live mode on a llama_cpp card with no endpoint given: the runner runs a pool of servers itself,
+    each answering its own contiguous share of the requests (here one each)."""
+    monkeypatch.setenv("VALUELEX_LLAMA_SERVERS", "2")
+    logs = [paths.LOGS / f"llama_server_{card.model}_{i}.log" for i in range(2)]
+    before = [log.stat().st_size if log.exists() else 0 for log in logs]
     runner = LLMRunner(
         {CARD_NAME: card},
         ResponseStore(tmp_path),
@@ -134,4 +136,7 @@ def test_runner_starts_and_stops_its_own_server(card, tmp_path: Path):
     records = runner.run(requests(PROMPTS[:2]))
     check_records(records, 2)
     assert our_llama_children() == []
-    assert log.stat().st_size > before  # the server it started wrote its log there
+    for log, size in zip(logs, before, strict=True):  # each server it started answered one request
+        with open(log, "rb") as fh:
+            fh.seek(size)
+            assert fh.read().count(b"POST /v1/chat/completions") == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -27,6 +28,50 @@ def test_select_by_number_and_start():
         pipeline.select(nbs, only=["99"])
     with pytest.raises(ConfigError, match="--from 7: no notebook"):
         pipeline.select(nbs, start="7")
+
+
+def test_a_value_that_names_several_notebooks_or_an_empty_selection_is_a_mistake():
+    nbs = [Path(f"{n}.ipynb") for n in NAMES]
+    assert [p.stem for p in pipeline.select(nbs, only=["3", "05"])] == ["03_efa", "05_semantic_clusters"]
+    with pytest.raises(ConfigError, match="--only 0: no notebook starts with it"):
+        pipeline.select(nbs, only=["0"])  # not a way to select every notebook
+    with pytest.raises(ConfigError, match="--from 0: no notebook starts with it"):
+        pipeline.select(nbs, start="0")
+    with pytest.raises(ConfigError, match="--only 03 --from 05: selects no notebook"):
+        pipeline.select(nbs, only=["03"], start="05")
+
+
+def test_a_run_other_than_the_committed_one_writes_only_its_own_folders(tmp_path: Path, monkeypatch):
+    from valuelex import paths
+    from valuelex.settings import load_run
+
+    for name in ("PROCESSED", "FIGURES", "BUILD", "RAW", "RAW_BASE"):
+        monkeypatch.delenv(f"VALUELEX_{name}", raising=False)
+    committed = pipeline.Folders.of(load_run("default"))
+    assert committed.processed == paths.DATA / "processed" and committed.raw == paths.DATA / "raw"
+    assert committed.base is None and committed.environment()["VALUELEX_RAW_BASE"] == ""
+    shutil.copy(paths.CONFIGS / "runs" / "default.yaml", tmp_path / "mine.yaml")  # the README's copy
+    mine = pipeline.Folders.of(load_run(tmp_path / "mine.yaml"))
+    own = paths.ROOT / "runs" / "mine"
+    assert (mine.processed, mine.figures, mine.build, mine.raw) == (
+        own / "data" / "processed", own / "figures", own / "build", own / "raw"
+    )  # fmt: skip
+    assert mine.base == paths.DATA / "raw" and mine.environment()["VALUELEX_RAW_BASE"] == str(paths.DATA / "raw")
+    changed = pipeline.Folders.of(load_run("default", {"efa.n_factors": 3}))
+    assert changed.processed == paths.ROOT / "runs" / "default-changed" / "data" / "processed"
+    assert changed.base == paths.DATA / "raw"
+
+
+def test_the_stale_hint_repeats_the_runs_settings():
+    from valuelex.settings import load_run
+
+    overrides = {"efa.n_factors": 3, "simulation.sizes": [60, 120], "projective.second_scorer": None}
+    command = pipeline.rerun_command(load_run("default", overrides), overrides)
+    assert command == (
+        "valuelex run default --set efa.n_factors=3 --set 'simulation.sizes=[60, 120]' "
+        "--set projective.second_scorer=null"
+    )
+    assert pipeline.rerun_command(load_run("default")) == "valuelex run default"
 
 
 def test_partial_run_marks_downstream_notebooks_stale():

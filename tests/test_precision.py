@@ -79,6 +79,33 @@ def test_every_tolerance_covers_one_unit_of_the_last_written_digit() -> None:
             assert same / len(magnitudes) > 0.99, name  # and nearly always the bytes do not move at all
 
 
+def test_values_near_zero_tolerate_absolute_noise() -> None:
+    """A value near zero is often a difference of larger numbers: its noise is absolute, not relative.
+
+    Issue 18: the stance scorer's ``contrast`` of a case went 0.0001308 -> 0.0001305 on another CPU
+    (3e-7, while a relative tolerance allowed 2.6e-7). Every quantity must accept absolute noise of
+    1e-6 near zero (the largest measured: 1.4e-6 on float32-derived scores, just above; 3e-7 here).
+    """
+    noise = 1e-6
+    for name, rule in QUANTITIES.items():
+        if rule.digits is None or name == "integer":
+            continue
+        for value in (1.308e-4, -2.5e-5, 3e-7, 0.0, 0.00704, 8.85e-05):
+            a, b = format_value(value, rule), format_value(value + noise, rule)
+            assert _cell_differs(a, b, rule) is None, (name, value, a, b)
+    default = QUANTITIES["default"]
+    assert _cell_differs("0.0001308", "0.0001305", default) is None  # the case of the issue
+    # ... while a change that means something near zero is still caught
+    assert _cell_differs("0.00704", "0.00724", default) is not None
+    assert _cell_differs("8.85e-05", "0.000185", default) is not None
+
+
+def test_a_contrast_of_similarities_is_a_similarity() -> None:
+    assert quantity_of("projective_scored_stance", "contrast") == "similarity"
+    assert quantity_of("projective_scored_embedding", "raw") == "similarity"
+    assert format_value(0.0001308, QUANTITIES["similarity"]) == "0.0001"
+
+
 def test_full_precision_switch(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(precision.FULL_PRECISION_ENV, "1")
     assert format_value(0.846927123456789, QUANTITIES["loading"]) == "0.846927123456789"

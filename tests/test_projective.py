@@ -135,7 +135,7 @@ def test_judge_scorer_replays_and_counts_invalid_answers(tmp_path: Path) -> None
                 "status": "ok",
                 "final": True,
                 "text": text,
-                "usable": False,
+                "usable": True,  # what the runner writes for any non-blank answer; the judge's reading decides validity
                 "timestamp": "2026-01-01T00:00:00",
             }  # fmt: skip
         )

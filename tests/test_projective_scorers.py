@@ -93,6 +93,34 @@ def test_logprob_judge_replays_and_flags_off_scale(tmp_path: Path) -> None:
     assert np.isnan(scored["score"].iloc[2]) and not scored["valid"].iloc[2]
 
 
+def test_judge_calls_are_ordered_so_that_neighbours_share_the_longest_prompt_prefix() -> None:
+    """llama.cpp re-evaluates only what differs from the prompt before: one rubric's calls come together,
+    and within it one stem's (cases in panel order alternate stems and sub-dimensions)."""
+    stems = ["Protecting the environment is...", "At my best, I..."]
+    cases = pd.DataFrame(
+        {
+            "stem": [stems[(i // 2) % 2] for i in range(8)],
+            "completion": [f"answer number {i}." for i in range(8)],
+            "subdimension": ["Idealistic", "Ethical", "Idealistic", "Ethical"] * 2,
+        }
+    )
+    judge = pj.LogprobJudge(mode="replay", progress=False)
+    requests = judge.requests(cases)
+    order = pj.judge.call_order(requests)
+    assert sorted(order) == list(range(8))
+    asked = cases.iloc[order]
+    assert list(asked["subdimension"]) == ["Ethical"] * 4 + ["Idealistic"] * 4
+    runs = asked.groupby("subdimension")["stem"].apply(lambda s: int((s != s.shift()).sum()))
+    assert runs.to_dict() == {"Ethical": 2, "Idealistic": 2}  # each sub-dimension's two stems come one after the other
+
+    def shared(i: int, j: int) -> int:
+        a, b = requests[i].messages[1][1], requests[j].messages[1][1]
+        return next((k for k, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+
+    by_rubric = sorted(range(8), key=lambda i: (requests[i].prompt_id, i))  # the order before issue 22
+    assert sum(map(shared, order, order[1:])) > sum(map(shared, by_rubric, by_rubric[1:]))
+
+
 def test_stance_scorer_head_and_its_checks(tmp_path: Path) -> None:
     judge = pj.LogprobJudge(mode="replay", store_root=tmp_path, progress=False)
     _store_answers(judge, tmp_path, [_chat_logprobs({"5": 0.9, "4": 0.1}), _chat_logprobs({"1": 1.0}), None])

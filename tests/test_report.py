@@ -50,6 +50,35 @@ def test_manifest_records_provenance(processed_pipeline: dict, tmp_path: Path) -
     json.dumps(manifest)  # serialisable
 
 
+def test_manifest_describes_the_runs_own_store_and_its_base(tmp_path: Path) -> None:
+    """A researcher's run: its manifest describes its own store (and, under it, the committed dataset),
+    not data/raw/ alone (issue 19.4)."""
+    from tests.test_runstore import record
+    from valuelex.pipeline import Folders
+    from valuelex.runstore import open_store
+
+    (tmp_path / "mine.yaml").write_text(f"mode: live\noutput: {tmp_path / 'out'}\n", encoding="utf-8")
+    run = load_run(tmp_path / "mine.yaml")
+    open_store(run.raw_dir / "elicitation", run.base_dir / "elicitation").append(record(0))
+    folders = Folders.of(run)
+    path = report.write_manifest(tmp_path / "run_manifest.json", tmp_path, run, {}, folders.raw, folders.base)
+    manifest = json.loads(path.read_text())
+    assert manifest["response_store"]["own"] == str(tmp_path / "out" / "raw")
+    assert manifest["response_store"]["base"] == "data/raw" and manifest["committed_run"] is False
+    own = manifest["response_stores"]["elicitation"]
+    assert own["final_records"] == 1 and set(own["per_model"]) == {"m"} and list(own["files"]) == ["m.jsonl"]
+    assert own["base"]["final_records"] == 1800 and own["answers_available"] == 1801
+    assert manifest["response_stores"]["judge"]["final_records"] == 0  # nothing of its own; the base's judge calls
+    assert manifest["response_stores"]["judge"]["base"]["final_records"] > 0
+    committed = report.build_manifest(tmp_path, load_run("default"), {})  # the committed run: its store is the dataset
+    assert committed["response_store"] == {
+        "own": "data/raw",
+        "base": None,
+        "note": "the run's store is the committed dataset",
+    }
+    assert committed["response_stores"]["elicitation"]["base"] is None
+
+
 def _chromium() -> str:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:

@@ -63,6 +63,8 @@ def project(tmp_path: Path) -> Path:
     (nbs / "01_first.ipynb").write_text(json.dumps(notebook(parameters, record, sleep)))
     fail = "from valuelex.config import ConfigError\nraise ConfigError('configs/x.yaml: field \\'y\\' is wrong')"
     (nbs / "02_second.ipynb").write_text(json.dumps(notebook(parameters, fail)))
+    crash = "open('/nonexistent/judge.gguf')"  # not a user's mistake: a failed computation
+    (nbs / "03_third.ipynb").write_text(json.dumps(notebook(parameters, crash)))
     return tmp_path
 
 
@@ -82,7 +84,10 @@ def run_all(project: Path, *args: str, timeout: float = 300) -> subprocess.Compl
         (["--set", "efa.n_factor=3"], "did you mean 'n_factors'"),
         (["--set", "efa.n_factors=abc"], "n_factors"),
         (["--set", "elicitation.use_system_prompt=maybe"], "use_system_prompt"),
-        (["--only", "99"], "--only 99: no notebook starts with it (notebooks: 01_first, 02_second)"),
+        (["--only", "99"], "--only 99: no notebook starts with it (notebooks: 01_first, 02_second, 03_third)"),
+        (["--only", "0"], "--only 0: no notebook starts with it"),
+        (["--only", "02", "--from", "03"], "--only 02 --from 03: selects no notebook"),
+        (["--set", "efa.cutoff=5", "--set", "efa.cutoff=0.4"], "--set efa.cutoff is given twice (5 and 0.4)"),
         (["no_such_run"], "run file not found"),
     ],
 )
@@ -111,6 +116,15 @@ def test_a_configuration_error_in_a_notebook_is_one_line_and_exit_code_2(project
     assert run.stderr.strip().splitlines() == [
         "valuelex: 02_second: ConfigError: configs/x.yaml: field 'y' is wrong"
     ], run.stderr
+    assert "Traceback" not in run.stdout + run.stderr
+
+
+def test_a_failed_notebook_is_one_line_without_a_traceback(project: Path):
+    run = run_all(project, "--only", "03")
+    assert run.returncode == 1, run.stdout + run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("valuelex: 03_third failed: FileNotFoundError: "), run.stderr
+    assert "(traceback: " in lines[0] and "03_third.log" in lines[0]
     assert "Traceback" not in run.stdout + run.stderr
 
 

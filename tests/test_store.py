@@ -350,7 +350,7 @@ def test_unknown_fields_are_kept_and_known_ones_checked(tmp_path: Path):
         ({"key": "ABC"}, "field 'key' must be 32 lower-case hex digits"),
         ({"attempt": 0}, "field 'attempt' must be >= 1"),
         ({"attempt": True}, "field 'attempt' must be an integer, got bool"),
-        ({"status": "maybe"}, "field 'status' must be ok or error, got 'maybe'"),
+        ({"status": "maybe"}, "field 'status' must be ok, error or sent, got 'maybe'"),
         ({"status": "error"}, "a record with status error needs an 'error' object"),
         ({"usage": {"prompt_tokens": -1}}, "field 'usage' holds a negative token count"),
         ({"final": 1}, "field 'final' must be true or false, got int"),
@@ -767,3 +767,92 @@ def test_fuzz_random_bytes_never_break_the_loader(tmp_path: Path):
         nonblank = sum(bool(x.strip()) for x in lines)
         assert store.stats.records + len(store.stats.issues) == nonblank, trial
         assert all(i.line in (1, 4) for i in store.stats.issues), trial
+
+
+# mutants of issue 19 ---------------------------------------------------------------------------
+def test_an_intent_cannot_be_final_and_says_so(tmp_path: Path):
+    intent = {"schema": 1, **record(), "status": "sent", "final": True}
+    assert validate_record(intent) == "a record with status sent (a call's intent) cannot be final"
+    with pytest.raises(ValueError, match="cannot be final"):
+        ResponseStore(tmp_path).append({**record(), "status": "sent", "final": True})
+
+
+def test_which_attempts_may_have_been_paid(tmp_path: Path):
+    store = ResponseStore(tmp_path)
+    reqs = requests(4, "paid")
+    unpaid = {**record(reqs[0], status="error", final=True), "usage": None}
+    store.append(unpaid)  # an HTTP 500 without usage: nothing charged
+    store.append(record(reqs[1], final=False, text=""))  # an empty answer, re-asked: charged
+    store.append({**record(reqs[2], status="error"), "usage": None, "error": {"type": "timeout", "message": "t"}})
+    store.append({**record(reqs[3]), "status": "sent", "final": False})  # sent, outcome lost
+    assert [store.maybe_paid(r.key(CARD)) for r in reqs] == [False, True, True, True]
+    assert [store.lost(r.key(CARD)) for r in reqs] == [[], [], [], [1]]
+    assert [store.last_attempt(r.key(CARD)) for r in reqs] == [1, 1, 1, 1]
+    reloaded = ResponseStore(tmp_path)
+    assert [reloaded.maybe_paid(r.key(CARD)) for r in reqs] == [False, True, True, True]
+    assert reloaded.stats.sent == 1 and reloaded.stats.records == 3 and len(reloaded.records()) == 3
+
+
+def test_a_mis_keyed_line_is_filed_under_its_key_and_under_its_requests_hash(tmp_path: Path):
+    rec = {"schema": 1, **record()}
+    forged = "f" * 32
+    (tmp_path / "m.jsonl").write_text(canonical_json({**rec, "key": forged}) + "\n")
+    store = ResponseStore(tmp_path, announce=False)
+    (issue,) = store.stats.issues
+    assert issue.key == forged and "does not match the hash" in issue.problem
+    assert store.damaged(forged) == [issue] and store.damaged(rec["key"]) == [issue]
+
+
+def test_good_type_signatures_are_remembered_up_to_a_cap(monkeypatch):
+    import valuelex.store as store_module
+
+    rows = store_module._RECORD_ROWS
+    rows.good.clear()
+    assert validate_record({"schema": 1, **record()}) is None
+    assert len(rows.good) == 1  # the record's signature, remembered
+    assert validate_record({"schema": 1, **record(text="other")}) is None and len(rows.good) == 1
+    monkeypatch.setattr(store_module, "_MEMO_MAX", 1)
+    assert validate_record({"schema": 1, **record(), "usage": None}) is None and len(rows.good) == 1
+
+
+# issue 19: what the mutation run left alive ----------------------------------------------
+def test_a_sent_record_cannot_be_final():
+    sent = {"schema": 1, **record(), "status": "sent"}
+    assert validate_record(sent) == "a record with status sent (a call's intent) cannot be final"
+    assert validate_record({**sent, "final": False}) is None
+
+
+def test_an_answer_makes_a_later_free_failure_a_give_up(tmp_path: Path):
+    """An answered attempt (an empty answer, re-asked) was paid: the request's final error is a give-up."""
+    store = ResponseStore(tmp_path)
+    first = {k: v for k, v in record(final=False, text="").items() if k != "usage"}
+    last = {k: v for k, v in record(attempt=2, status="error", text=None).items() if k != "usage"}
+    store.append(first)
+    store.append(last)
+    for loaded in (store, ResponseStore(tmp_path)):
+        assert loaded.maybe_paid(first["key"]) is True
+    other = {k: v for k, v in record(requests(1, "free")[0], status="error", text=None).items() if k != "usage"}
+    store.append(other)
+    assert store.maybe_paid(other["key"]) is False  # an HTTP 500 and nothing else: it cost nothing
+
+
+def test_a_mis_keyed_line_is_filed_under_its_key_and_under_its_request(tmp_path: Path):
+    good = record()
+    wrong = "f" * 32
+    (tmp_path / "m.jsonl").write_text(canonical_json({"schema": 1, **good, "key": wrong}) + "\n")
+    store = ResponseStore(tmp_path, announce=False)
+    assert [i.line for i in store.damaged(wrong)] == [1] and [i.line for i in store.damaged(good["key"])] == [1]
+
+
+def test_shards_are_the_files_read(tmp_path: Path):
+    store = ResponseStore(tmp_path)
+    store.append(record())
+    store.append(record(replace(REQ, model="other")))
+    (tmp_path / "folder.jsonl").mkdir()
+    assert ResponseStore(tmp_path, announce=False).shards() == [tmp_path / "m.jsonl", tmp_path / "other.jsonl"]
+
+
+def test_an_intent_alone_is_not_a_maybe_paid_attempt():
+    from valuelex.store import maybe_paid
+
+    assert maybe_paid({"schema": 1, **record(), "status": "sent", "final": False}) is False  # its outcome counts

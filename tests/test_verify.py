@@ -188,6 +188,26 @@ def test_figures_must_exist_but_their_bytes_are_only_reported(repo: dict[str, Pa
     result = _verify(repo)
     assert result.passed and result.figures["figures/efa_scree.png"] > 0
     assert "1 differ in bytes" in result.text()
+    # the last line says in words that only a drawing differs
+    assert result.text().splitlines()[-1] == (
+        "verdict: reproduced; every table is byte-identical to the committed one; only drawings differ: "
+        f"1 of 2 drawings (PNG/PDF) differ in bytes (PNG: at most {result.figures['figures/efa_scree.png']:.2%} "
+        "of pixels changed), drawn from the tables checked here"
+    )
+    # ... and, with last-digit noise in a table too, what differs beyond the drawing
+    loadings = pd.read_csv(repo["figures"] / "efa_loadings.csv")
+    loadings.loc[0, "F1"] = float(loadings.loc[0, "F1"]) + 0.001  # one unit of the last digit: within tolerance
+    loadings.to_csv(repo["figures"] / "efa_loadings.csv", index=False)
+    result = _verify(repo)
+    assert result.passed
+    assert (
+        result.text()
+        .splitlines()[-1]
+        .startswith(
+            "verdict: reproduced within tolerance; nothing differs beyond floating-point noise: 1 of 5 tables differ in "
+            "the last digits, within valuelex/precision.py; 1 of 2 drawings (PNG/PDF) differ in bytes"
+        )
+    )
     (repo["figures"] / "efa_scree.pdf").unlink()
     result = _verify(repo)
     assert not result.passed and result.missing == ["figures/efa_scree.pdf"]
@@ -291,3 +311,91 @@ def test_embeddings_are_the_same_bits_with_other_cpu_kernels(tmp_path: Path) -> 
         outputs[capability] = run.stdout
     assert len(outputs["native"]) == 4 * 384 * 4 * 2  # four float32 vectors, in hex
     assert outputs["native"] == outputs["avx2"] == outputs["default"]
+
+
+# --------------------------------------------------------------------------- a real change is caught everywhere
+
+
+def _changed(text: str) -> str:
+    """A cell changed for real: a number by 5% of its column's largest value (set by the caller), else other text."""
+    if text in ("True", "False"):
+        return "False" if text == "True" else "True"
+    if report._is_integer_literal(text):
+        return str(int(text) + 1)
+    return text + "_changed"
+
+
+def test_a_real_change_to_any_committed_table_is_caught() -> None:
+    """Every committed table, every kind of column: one cell changed for real is a difference.
+
+    A number moves by 5% of its column's largest absolute value (a change a reader would see; far
+    beyond noise), text gets other text, a whole number +1, a boolean flips. The tolerances must not
+    hide it, and the rows must be matched (by name or position) so that it is found where it is.
+    The first 60 rows of each table stand for the whole (tolerances are per column, not per row).
+    """
+    committed = {name: data for name, data in report.committed_files(paths.ROOT).items() if name.endswith(".csv")}
+    if not committed:
+        pytest.skip("not a git clone")
+    checked = 0
+    for name, data in sorted(committed.items()):
+        # the first 60 rows: enough to hold every kind of column; the comparison is per cell
+        frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, nrows=60)
+        text = frame.to_csv(index=False)
+        if frame.empty:
+            continue
+        kinds: dict[str, str] = {}
+        for column in frame.columns:
+            values = [v for v in frame[column] if v != ""]
+            if not values:
+                continue
+            if all(report._parses(v) and not report._is_integer_literal(v) for v in values):
+                kind = "float"
+            elif all(report._is_integer_literal(v) for v in values):
+                kind = "integer"
+            elif set(values) <= {"True", "False"}:
+                kind = "boolean"
+            else:
+                kind = "text"
+            kinds.setdefault(kind, column)  # the first column of each kind
+        for kind, column in kinds.items():
+            row = next(i for i, v in enumerate(frame[column]) if v != "")
+            changed = frame.copy()
+            old = changed.loc[row, column]
+            if kind == "float":
+                scale = max(abs(float(v)) for v in frame[column] if v != "")
+                if scale == 0 or not np.isfinite(scale):
+                    continue
+                new = float(old) + 0.05 * scale
+                changed.loc[row, column] = repr(new)
+            else:
+                changed.loc[row, column] = _changed(old)
+            found = report.compare_tables(text, changed.to_csv(index=False), name)
+            assert found, f"{name}, column {column} ({kind}): {old} -> {changed.loc[row, column]} not caught"
+            assert any(d.column == column or d.row.startswith("row (") for d in found), (name, column, found)
+            checked += 1
+    assert checked > 150, checked  # 73 tables, 1-4 kinds of column each
+
+
+@pytest.mark.slow
+def test_a_real_change_to_the_map_is_caught(repo: dict[str, Path], tmp_path: Path) -> None:
+    """The map of the committed words (default settings) reproduces; another n_neighbors or seed does not."""
+    from valuelex import semantic
+
+    name = "data/processed/semantic_clusters.csv"
+    table = _read(name)
+    vectors = semantic.Embedder(cache_dir=tmp_path / "embeddings").embed_words(table["word"].tolist())
+    layout = semantic.project_2d(vectors, "umap", seed=0)
+    _write(table.assign(x=layout[:, 0], y=layout[:, 1]), name, repo["root"])
+    # the committed map is already this one when the outputs were made by the same code: an empty commit then
+    _git(repo["root"], "commit", "-q", "--allow-empty", "-am", "the map of the default settings")
+    committed = pd.read_csv(repo["root"] / name)
+    again = semantic.project_2d(vectors, "umap", seed=0)
+    _regenerate(repo, name, committed.assign(x=again[:, 0], y=again[:, 1]))
+    result = _verify(repo)
+    assert result.passed and name in result.identical_tables
+    for changed in ({"n_neighbors": 10}, {"seed": 1}):
+        other = semantic.project_2d(vectors, "umap", **{"seed": 0, **changed})
+        _regenerate(repo, name, committed.assign(x=other[:, 0], y=other[:, 1]))
+        found = _verify(repo).tables[name]
+        assert {d.column for d in found} == {"x", "y"}, changed
+        assert len(found) > len(table), changed  # most words moved (10 listed, the rest counted)

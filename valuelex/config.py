@@ -34,6 +34,9 @@ APIS = ("chat", "completions")
 #: decoding ranges accepted in panels (OpenAI's; a provider with a narrower range rejects the call itself)
 TEMPERATURE_RANGE = (0.0, 2.0)
 TOP_P_RANGE = (0.0, 1.0)
+#: The most tokens a panel may ask for in one answer: no served model of 2026 writes more than 128k in
+#: one answer; a larger number is a typo that would also make the plan's worst-case cost meaningless.
+MAX_TOKENS_LIMIT = 131_072
 #: placeholders a completions prompt template may use
 TEMPLATE_FIELDS = ("system", "user")
 
@@ -247,9 +250,10 @@ def _number(path: Path, key: str, value: Any, minimum: float = 0.0, maximum: flo
     raise ConfigError(f"{path}: field {key!r} must be a number {want}, got {value!r}")
 
 
-def _integer(path: Path, key: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"{path}: field {key!r} must be an integer >= {minimum}, got {value!r}")
+def _integer(path: Path, key: str, value: Any, minimum: int, maximum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum or (maximum and value > maximum):
+        want = f"from {minimum} to {maximum:,}" if maximum else f">= {minimum}"
+        raise ConfigError(f"{path}: field {key!r} must be an integer {want}, got {value!r}")
     return value
 
 
@@ -485,7 +489,7 @@ def load_panel(path: str | Path, cards_folder: str | Path = paths.MODEL_CARDS) -
     samples = decoding.get("samples", 1)
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
         raise ConfigError(f"{path}: field 'decoding.samples' must be an integer >= 1, got {samples!r}")
-    max_tokens = _integer(path, "max_tokens", data.get("max_tokens", 128), minimum=1)
+    max_tokens = _integer(path, "max_tokens", data.get("max_tokens", 128), minimum=1, maximum=MAX_TOKENS_LIMIT)
     if not data["models"]:
         raise ConfigError(f"{path}: field 'models' must list at least one model")
     cards: dict[str, ModelCard] = {}

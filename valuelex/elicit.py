@@ -18,7 +18,7 @@ from . import paths
 from .config import ConfigError, Panel, check_fields, load_panel, read_yaml
 from .errors import run_main
 from .llm import Limits, LLMRunner, Plan, Request, panel_requests, respondent_columns
-from .store import ResponseStore
+from .runstore import open_store
 
 STUDY = "elicitation"
 PROMPT_SOURCES = ("paper", "ours")
@@ -90,7 +90,7 @@ def build_requests(
 
 
 def runner(panel: Panel, mode: str = "replay", store_root: Path | None = None, **kw: Any) -> LLMRunner:
-    store = ResponseStore(store_root or paths.raw_store(STUDY))
+    store = open_store(store_root or paths.raw_store(STUDY))
     return LLMRunner(panel.cards, store, mode=mode, limits=kw.pop("limits", Limits()), **kw)
 
 

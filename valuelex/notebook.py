@@ -79,18 +79,20 @@ def _use_display_rules() -> None:
 def start(run: str | Path = "default", overrides: dict[str, Any] | None = None):
     """Load the run file, use its output folders, set figure style and display rules; the run's settings."""
     from . import figures, paths
-    from .pipeline import Folders
+    from .pipeline import Folders, tie_kernel
     from .settings import load_run
 
+    tie_kernel()  # run by `valuelex run`: this kernel dies with papermill, even when that is SIGKILLed
     settings = load_run(run, overrides)
     folders = Folders.of(settings)
     for name, value in folders.environment().items():
         os.environ[name] = value
-    paths.PROCESSED, paths.FIGURES, paths.BUILD, paths.RAW = (
+    paths.PROCESSED, paths.FIGURES, paths.BUILD, paths.RAW, paths.RAW_BASE = (
         folders.processed,
         folders.figures,
         folders.build,
         folders.raw,
+        folders.base,
     )
     paths.LOGS = folders.build / "logs"
     figures.apply_style()

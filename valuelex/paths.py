@@ -8,7 +8,9 @@ else from the package's own location (a development checkout); never only from t
 that an installed ``valuelex`` works on the project folder it is run in.
 Environment overrides (used by the tests, which write into temporary folders):
 ``VALUELEX_RAW``, ``VALUELEX_PROCESSED``, ``VALUELEX_FIGURES``, ``VALUELEX_BUILD`` move the data
-and output folders (``valuelex run`` sets them from the run file); ``VALUELEX_MODELS_DIR`` keeps the local GGUF files somewhere else than ``.models/``.
+and output folders (``valuelex run`` sets them from the run file); ``VALUELEX_RAW_BASE`` names the
+read-only response store under a run's own (the committed ``data/raw/`` for every run but the
+committed one; empty or unset: none); ``VALUELEX_MODELS_DIR`` keeps the local GGUF files somewhere else than ``.models/``.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ INSTRUMENTS = CONFIGS / "instruments"
 
 DATA = ROOT / "data"
 RAW = Path(os.environ.get("VALUELEX_RAW", DATA / "raw"))
+#: The read-only base under the run's own store ``RAW`` (valuelex.runstore), or None.
+RAW_BASE = Path(os.environ["VALUELEX_RAW_BASE"]) if os.environ.get("VALUELEX_RAW_BASE") else None
 PROCESSED = Path(os.environ.get("VALUELEX_PROCESSED", DATA / "processed"))
 FIGURES = Path(os.environ.get("VALUELEX_FIGURES", ROOT / "figures"))
 NOTEBOOKS = ROOT / "notebooks"

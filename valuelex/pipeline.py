@@ -2,13 +2,18 @@
 
 Each notebook receives the run file as its one parameter (plus overrides). It runs as a child
 process in a process group of its own, so that Ctrl-C or a TERM to ``valuelex run`` stops the
-notebook's kernel too (no orphan keeps calling models or writing outputs). A state file in the
-run's build folder remembers when each notebook last ran with which settings, so that after a
-partial run (``--only 01``) the notebooks whose inputs changed are reported as **stale**.
+notebook's kernel too (no orphan keeps calling models or writing outputs). A SIGKILL cannot be
+caught, so each process of the tree also dies with its parent (Linux's ``PR_SET_PDEATHSIG``):
+papermill when ``valuelex`` dies, the notebook's kernel when papermill dies (``tie_kernel``,
+called by ``notebook.start``), and ``valuelex`` itself when ``run_all.sh`` dies
+(``VALUELEX_PARENT_PID``). A state file in the run's build folder remembers when each notebook
+last ran with which settings, so that after a partial run (``--only 01``) the notebooks whose
+inputs changed are reported as **stale**.
 """
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import os
@@ -41,6 +46,11 @@ DEPENDS_ON: dict[str, tuple[str, ...]] = {
 }
 #: Environment every notebook runs in: semopy's results depend on the hash seed; no model hub.
 NOTEBOOK_ENV = {"PYTHONHASHSEED": "0", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+#: Set in a notebook's environment by ``execute``: its kernel dies with papermill (``tie_kernel``).
+TIE_KERNEL_ENV = "VALUELEX_TIE_KERNEL"
+#: Set by ``run_all.sh`` to its own pid: ``valuelex`` dies with the script (``tie_to_launcher``).
+PARENT_PID_ENV = "VALUELEX_PARENT_PID"
+PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h)
 
 
 class RunInterrupted(RuntimeError):
@@ -61,23 +71,34 @@ class NotebookInputError(UserError):
 
 @dataclass(frozen=True)
 class Folders:
-    """Where one run's outputs go."""
+    """Where one run's outputs go, its own response store, and the read-only store under it (or None)."""
 
     processed: Path
     figures: Path
     build: Path
     raw: Path
+    base: Path | None = None
 
     @classmethod
     def of(cls, run: RunSettings) -> Folders:
-        """The run's folders; ``VALUELEX_PROCESSED``/``_FIGURES``/``_BUILD``/``_RAW``, when set, win."""
+        """The run's folders; ``VALUELEX_PROCESSED``/``_FIGURES``/``_BUILD``/``_RAW``/``_RAW_BASE``, when set, win.
+
+        A store named by ``VALUELEX_RAW`` alone (a test's own store) has no base unless
+        ``VALUELEX_RAW_BASE`` names one too.
+        """
         if run.writes_committed_outputs:
-            mine = cls(paths.DATA / "processed", paths.ROOT / "figures", paths.ROOT / "build", run.raw_dir)
+            mine = cls(paths.DATA / "processed", paths.ROOT / "figures", paths.ROOT / "build", run.raw_dir, None)
         else:
             out = run.output_dir
-            mine = cls(out / "data" / "processed", out / "figures", out / "build", run.raw_dir)
+            mine = cls(out / "data" / "processed", out / "figures", out / "build", run.raw_dir, run.base_dir)
         env = {name: os.environ.get(f"VALUELEX_{name.upper()}") for name in ("processed", "figures", "build", "raw")}
-        return cls(**{name: Path(value) if value else getattr(mine, name) for name, value in env.items()})
+        chosen = {name: Path(value) if value else getattr(mine, name) for name, value in env.items()}
+        if "VALUELEX_RAW_BASE" in os.environ:
+            base = os.environ["VALUELEX_RAW_BASE"]
+            chosen["base"] = Path(base) if base else None
+        else:
+            chosen["base"] = None if env["raw"] else mine.base
+        return cls(**chosen)
 
     def environment(self) -> dict[str, str]:
         return {
@@ -85,6 +106,7 @@ class Folders:
             "VALUELEX_FIGURES": str(self.figures),
             "VALUELEX_BUILD": str(self.build),
             "VALUELEX_RAW": str(self.raw),
+            "VALUELEX_RAW_BASE": str(self.base) if self.base else "",
         }
 
 
@@ -93,20 +115,40 @@ def notebooks(folder: Path | None = None) -> list[Path]:
     return sorted(Path(folder or paths.NOTEBOOKS).glob("[0-9][0-9]_*.ipynb"))
 
 
+def _matching(all_notebooks: list[Path], option: str, value: str) -> list[Path]:
+    """The notebooks ``value`` names: a number (``3`` or ``03``) or the start of a name (``03_e``); a value
+    that names several (``0``) is a mistake, not a way to select them all."""
+    wanted = value.zfill(2) if value.isdigit() and len(value) == 1 else value
+    found = [nb for nb in all_notebooks if nb.stem.startswith(wanted)]
+    names = ", ".join(nb.stem for nb in all_notebooks)
+    if not found:
+        raise ConfigError(f"{option} {value}: no notebook starts with it (notebooks: {names})")
+    if len(found) > 1:
+        raise ConfigError(
+            f"{option} {value}: names {len(found)} notebooks ({', '.join(nb.stem for nb in found)}); "
+            "give each by its number, e.g. 03"
+        )
+    return found
+
+
 def select(all_notebooks: list[Path], only: list[str] | None = None, start: str | None = None) -> list[Path]:
-    """The notebooks to run: those whose number or name starts with one of ``only``, or from ``start`` on."""
+    """The notebooks to run: those named by ``only`` (numbers or name starts), or from ``start`` on, or both.
+
+    A value that names no notebook or several, or a selection that leaves nothing to run, is a ConfigError.
+    """
     chosen = all_notebooks
     if only:
-        chosen = [nb for nb in all_notebooks if any(nb.stem.startswith(o) for o in only)]
-        missing = [o for o in only if not any(nb.stem.startswith(o) for nb in all_notebooks)]
-        if missing:
-            names = ", ".join(nb.stem for nb in all_notebooks)
-            raise ConfigError(f"--only {missing[0]}: no notebook starts with it (notebooks: {names})")
+        named = {nb for value in only for nb in _matching(all_notebooks, "--only", value)}
+        chosen = [nb for nb in all_notebooks if nb in named]
     if start:
-        if not any(nb.stem.startswith(start) for nb in all_notebooks):
-            raise ConfigError(f"--from {start}: no notebook starts with it")
-        first = next(i for i, nb in enumerate(all_notebooks) if nb.stem.startswith(start))
+        first = all_notebooks.index(_matching(all_notebooks, "--from", start)[0])
         chosen = [nb for nb in chosen if nb in all_notebooks[first:]]
+    if not chosen and only and start:
+        raise ConfigError(
+            f"--only {' '.join(only)} --from {start}: selects no notebook (--from {start} starts after every --only one)"
+        )
+    if not chosen:
+        raise ConfigError(f"no notebook to run in {paths.NOTEBOOKS}")
     return chosen
 
 
@@ -190,11 +232,22 @@ def execute(notebook: Path, run: RunSettings, folders: Folders, overrides: dict[
     out = folders.build / notebook.name
     log = folders.build / "logs" / f"{notebook.stem}.log"
     env = {**os.environ, **NOTEBOOK_ENV, **folders.environment(), "VALUELEX_PROJECT": str(paths.ROOT)}
+    env[TIE_KERNEL_ENV] = "1"
+    me = os.getpid()
+    prctl = _prctl()  # looked up before the fork: the child only calls it
+
+    def die_with_me() -> None:  # in papermill's process, between fork and exec
+        if prctl is not None:
+            prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        if os.getppid() != me:  # valuelex died before the line above: do not run orphaned
+            os._exit(1)
+
     started = time.monotonic()
     with open(log, "wb") as sink:
         child = subprocess.Popen(
             _papermill_command(notebook, out, run, overrides),
             stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True,
+            preexec_fn=die_with_me,
         )  # fmt: skip
         received: list[int] = []
 
@@ -215,13 +268,18 @@ def execute(notebook: Path, run: RunSettings, folders: Folders, overrides: dict[
         reason, exit_code = notebook_error(out)
         if exit_code == EXIT_USAGE:
             raise NotebookInputError(f"{notebook.stem}: {reason}")
-        tail = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-30:]
-        raise NotebookFailed(f"{notebook.stem} failed (log: {log}; executed copy: {out})\n" + "\n".join(tail))
+        # one line: what stopped it; the traceback stays in the log and the executed copy
+        if reason.startswith("the notebook"):  # papermill stopped before a cell ran: its log says why
+            last = [line for line in log.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
+            reason = f"{reason}: {last[-1].strip()}" if last else reason
+        raise NotebookFailed(
+            f"{notebook.stem} failed: {reason.splitlines()[0]} (traceback: {log}; executed copy: {out})"
+        )
     return time.monotonic() - started
 
 
 def _stop_group(child: subprocess.Popen, grace_s: float = 5.0) -> None:
-    """TERM the child's process group (papermill; its kernel exits when papermill is gone), then KILL."""
+    """TERM the child's process group (papermill), then KILL; its kernel, in a session of its own, dies with papermill."""
     for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 2.0)):
         try:
             os.killpg(child.pid, sig)
@@ -233,6 +291,52 @@ def _stop_group(child: subprocess.Popen, grace_s: float = 5.0) -> None:
             if not _group_alive(child.pid):
                 return
             time.sleep(0.05)
+
+
+def _prctl():
+    """Linux's ``prctl`` from the C library, or None where there is none (then only signals stop the tree)."""
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+def die_with_parent(sig: int, parent: int) -> bool:
+    """Have the kernel send ``sig`` to this process when ``parent``, its parent, dies; at once if it already has.
+
+    False where Linux's ``PR_SET_PDEATHSIG`` is not available (nothing is changed then).
+    """
+    prctl = _prctl()
+    if prctl is None or prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) != 0:
+        return False
+    if os.getppid() != parent:  # the parent died before the call above: the signal would never come
+        os.kill(os.getpid(), sig)
+    return True
+
+
+def tie_kernel() -> bool:
+    """In a notebook's kernel started by ``execute``: die (SIGKILL) as soon as papermill does.
+
+    jupyter_client starts the kernel in a session of its own and names papermill in
+    ``JPY_PARENT_PID``; ipykernel itself only checks its parent once a second, enough time for a
+    kernel to send dozens of paid calls after ``valuelex run`` was killed. Elsewhere (Jupyter Lab,
+    the tests' own kernels) nothing changes; returns whether the kernel is tied.
+    """
+    parent = os.environ.get("JPY_PARENT_PID", "")
+    if os.environ.get(TIE_KERNEL_ENV) != "1" or not parent.isdigit():
+        return False
+    return die_with_parent(signal.SIGKILL, int(parent))
+
+
+def tie_to_launcher() -> bool:
+    """In ``valuelex``: if ``run_all.sh`` started it (``VALUELEX_PARENT_PID``), get a TERM when the script dies.
+
+    The TERM stops the running notebook as Ctrl-C would. The variable is removed so that no child inherits it.
+    """
+    parent = os.environ.pop(PARENT_PID_ENV, "")
+    if not parent.isdigit():
+        return False
+    return die_with_parent(signal.SIGTERM, int(parent))
 
 
 def _group_alive(pgid: int) -> bool:
@@ -291,10 +395,28 @@ def finish(run: RunSettings, outcome: RunOutcome, say=print, overrides: dict[str
     seconds = {name: entry["seconds"] for name, entry in read_state(folders).items() if "seconds" in entry}
     index = tutorial.build(folders.build, folders.build / "html", seconds)
     report.write_figure_index(folders.figures)
-    report.write_manifest(folders.processed / "run_manifest.json", folders.build, run, overrides)
+    report.write_manifest(
+        folders.processed / "run_manifest.json", folders.build, run, overrides, folders.raw, folders.base
+    )
     say(f"tutorial: {index}")
     if outcome.stale:
         for name, why in outcome.stale.items():
             say(f"stale: {name} ({why})")
         first = min(outcome.stale)[:2]
-        say(f"to bring every output up to date: valuelex run {run.name} --from {first}")
+        say(f"to bring every output up to date: {rerun_command(run, overrides)} --from {first}")
+
+
+def rerun_command(run: RunSettings, overrides: dict[str, object] | None = None) -> str:
+    """The ``valuelex run`` command of this run as given: its run file, and every --set again (without
+    them the rerun would be another run, whose notebooks are "ran with other settings")."""
+    import shlex
+
+    from .settings import RUNS
+
+    where = run.path or Path(run.name)
+    named = where.parent.resolve() == RUNS.resolve() and where.suffix == ".yaml"
+    words = ["valuelex", "run", where.stem if named else str(where)]
+    for key, value in (overrides or {}).items():
+        text = yaml.safe_dump(value, default_flow_style=True, width=10_000).strip().removesuffix("\n...").strip()
+        words += ["--set", f"{key}={text}"]
+    return shlex.join(words)

@@ -2,24 +2,31 @@
 
 A run makes paid calls in three places: the elicitation (notebook 01), the projective test's
 completions and its LLM judge (notebook 06). ``plan_run`` counts, for each, the calls not yet in
-the store and their worst-case cost at the cards' list prices. The judge's calls depend on the
-completions it scores: when those are stored the judge's plan is exact, otherwise it is an upper
-bound (one call per sampled completion).
+the run's store (its own store and, under it, the committed dataset it reads) and their worst-case
+cost at the cards' list prices. The judge's calls depend on the completions it scores: when those
+are stored the judge's plan is exact, otherwise it is an upper bound (one call per sampled completion).
+
+Before money, the plan also says what the run needs that is not there (``RunPlan.needs``): a
+local model (the judge included) that is not installed, with the one command that installs it and,
+for the judge, the scorer that needs none; an API key that is not set. ``valuelex run`` stops on
+them before any call (:func:`require_ready`).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
-from . import elicit
-from .config import ModelCard, load_model_cards, load_panel
+from . import elicit, paths
+from .config import MissingKeyError, ModelCard, load_model_cards, load_panel
 from .display import Report
+from .errors import UserError
 from .llm import LLMRunner, Plan
+from .runstore import open_store
 from .settings import RunSettings
-from .store import ResponseStore
 
 
 @dataclass
@@ -29,6 +36,7 @@ class RunPlan(Report):
     run: str
     parts: list[tuple[str, Plan, str]]  # (instrument, plan, note)
     title: str = "Plan: the calls a live run would make (nothing has been called)"
+    needs: list[str] = field(default_factory=list)  # what must be installed or set before the first call
 
     @property
     def to_call(self) -> int:
@@ -55,25 +63,43 @@ class RunPlan(Report):
             "already stored": sum(p.stored for _, p, _ in self.parts),
             "to call": self.to_call,
             "estimated cost at list price (USD)": round(self.cost_usd, 2),
+            # requests a live run holds back (each may have been paid already); asked only when told
+            "not asked: damaged records": sum(p.damaged for _, p, _ in self.parts),
+            "not asked: lost in flight": sum(p.lost for _, p, _ in self.parts),
+            "stored as given up": sum(p.given_up for _, p, _ in self.parts),
         }
-        return [(f"run {self.run!r}", summary), ("Per instrument and model", self.table())]
+        if any(p.damaged or p.lost or p.given_up for _, p, _ in self.parts):
+            summary["asked again only with"] = "--retry-damaged, --retry-lost, --retry-failed"
+        out: list[tuple[str, object]] = [(f"run {self.run!r}", summary), ("Per instrument and model", self.table())]
+        if self.needs:
+            out.append(("Before any call (a live run stops until these are done)", "\n".join(self.needs)))
+        return out
 
     def metrics(self) -> dict[str, float]:
         return {"to_call": self.to_call, "cost_usd": self.cost_usd}
 
 
-def cards_of_run(run: RunSettings) -> list[ModelCard]:
-    """Every model card a run would call: both panels' models and the judge."""
-    cards = load_model_cards()
-    names = list(load_panel(run.elicitation.panel).models)
-    names += [m for m in load_panel(run.projective.panel).models if m not in names]
-    if run.projective.judged_by and run.projective.judge not in names:
-        names.append(run.projective.judge)
-    return [cards[n] for n in names]
+def run_cards(run: RunSettings) -> dict[str, ModelCard]:
+    """Every model card a run would call, by name: both panels' models (named in configs/models/ or by a
+    card path in the panel) and the judge."""
+    cards: dict[str, ModelCard] = {}
+    for panel in (run.elicitation.panel, run.projective.panel):
+        cards.update(load_panel(panel).cards)
+    if run.projective.judged_by and run.projective.judge not in cards:
+        cards[run.projective.judge] = load_model_cards()[run.projective.judge]
+    return cards
+
+
+def _store(run: RunSettings, study: str):
+    """The run's store of one study, as its notebooks will read it: its own over its read-only base."""
+    from .pipeline import Folders
+
+    folders = Folders.of(run)
+    return open_store(folders.raw / study, folders.base / study if folders.base is not None else None)
 
 
 def _runner(cards: dict[str, ModelCard], study: str, run: RunSettings) -> LLMRunner:
-    return LLMRunner(cards, ResponseStore(run.raw_dir / study), mode="live", progress=False)
+    return LLMRunner(cards, _store(run, study), mode="live", progress=False)
 
 
 def plan_run(run: RunSettings) -> RunPlan:
@@ -110,18 +136,23 @@ def plan_run(run: RunSettings) -> RunPlan:
             parts.append(
                 (name, _judge_upper_bound(judge, instrument, completions), "upper bound: completions not stored yet")
             )
-    return RunPlan(run.name, parts)
+    plan = RunPlan(run.name, parts)
+    plan.needs = needs(run, plan)
+    return plan
 
 
 def _judge(kind: str, model: str, run: RunSettings):
     """The judge a scorer calls (the log-probability judge for stance and logprob, the JSON judge otherwise)."""
     from . import projective
 
-    cards = {model: load_model_cards()[model]}
-    store = run.raw_dir / projective.JUDGE_STUDY
+    cards = {model: run_cards(run)[model]}
+    store = _store(run, projective.JUDGE_STUDY)
     if kind == "judge":
-        return projective.JudgeScorer(model, mode="live", cards=cards, store_root=store, progress=False)
-    return projective.LogprobJudge(model, mode="live", cards=cards, store_root=store, progress=False)
+        judge = projective.JudgeScorer(model, mode="live", cards=cards, store_root=store.root, progress=False)
+    else:
+        judge = projective.LogprobJudge(model, mode="live", cards=cards, store_root=store.root, progress=False)
+    judge.runner.store = store  # with the run's base under it (the CLI's process has no VALUELEX_RAW_BASE)
+    return judge
 
 
 def _judge_upper_bound(judge, instrument, completions: list) -> Plan:
@@ -151,3 +182,70 @@ def confirm_live(plan: RunPlan, assume_yes: bool = False) -> bool:
         return False
     answer = input(f"Make {plan.to_call} calls (~${plan.cost_usd:,.2f} at list price)? [y/N] ")
     return answer.strip().lower() in ("y", "yes")
+
+
+# ------------------------------------------------------------------------------------------
+# Preflight before money
+# ------------------------------------------------------------------------------------------
+class NotReady(UserError):
+    """A live run needs something that is not installed or set; nothing has been called."""
+
+
+def calling(run: RunSettings, plan: RunPlan | None = None) -> dict[str, list[str]]:
+    """Model -> the instruments that would call it in ``run`` (empty for a replay run: it calls nothing)."""
+    if run.mode != "live":
+        return {}
+    plan = plan or plan_run(run)
+    out: dict[str, list[str]] = {}
+    for instrument, part, _ in plan.parts:
+        for model, m in part.per_model.items():
+            if m["to_call"]:
+                out.setdefault(model, []).append(instrument)
+    return out
+
+
+def needs(run: RunSettings, plan: RunPlan) -> list[str]:
+    """What a live run needs before its first call and does not have, one line each (nothing for replay)."""
+    used = calling(run, plan)
+    cards = run_cards(run)
+    missing_local: list[str] = []
+    lines: list[str] = []
+    unset: dict[str, list[str]] = {}  # key variable -> the models that need it
+    for model, instruments in used.items():
+        card = cards[model]
+        if card.provider == "llama_cpp":
+            from .local_models import gguf_path
+
+            if not gguf_path(card, paths.MODELS_DIR).exists():
+                missing_local.append(model)
+                what = "the projective judge" if any(i.startswith("judge") for i in instruments) else "a local model"
+                lines.append(f"{model} ({what}, for {', '.join(instruments)}): not installed in {paths.MODELS_DIR}")
+        elif card.api_key_env:
+            try:
+                card.api_key()
+            except MissingKeyError:
+                unset.setdefault(card.api_key_env, []).append(model)
+    local = [m for m in used if cards[m].provider == "llama_cpp"]
+    if local and importlib.util.find_spec("llama_cpp") is None:
+        lines.append(f"llama.cpp's server (llama-cpp-python), which serves {', '.join(local)}, is not installed")
+        missing_local = list(dict.fromkeys([*missing_local, *local]))
+    if missing_local:
+        lines.append(f"install: ./run_all.sh --setup-only --local-models {_shell_words(missing_local)}")
+    if run.projective.judge in missing_local:
+        lines.append(
+            "or score without the judge: the embedding scorer calls no LLM (in the run file: projective: "
+            "{scorer: embedding, second_scorer: null}; or --set projective.scorer=embedding "
+            "--set projective.second_scorer=null)"
+        )
+    lines += [f"key not set: export {variable}=... (for {', '.join(models)})" for variable, models in unset.items()]
+    return lines
+
+
+def _shell_words(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else '"' + " ".join(names) + '"'
+
+
+def require_ready(plan: RunPlan) -> None:
+    """Raise :class:`NotReady` (one line) when the plan lists something the live run needs first."""
+    if plan.needs and plan.to_call:
+        raise NotReady(f"run {plan.run!r} cannot start, nothing was called: " + "; ".join(plan.needs))

@@ -13,7 +13,11 @@ through :func:`format_table`, which writes each float column with the digits of 
   close to what psych and lavaan print) and the tolerance ``verify`` allows between the committed
   and a regenerated value: ``|now - committed| <= abs_tol + rel_tol * max(|now|, |committed|)``.
   Tolerances are at least one unit of the last written digit, because a value sitting on a rounding
-  boundary can round either way on another machine. Integers, booleans and text are always exact.
+  boundary can round either way on another machine. A quantity written with significant digits also
+  has an absolute floor: a value near zero is often a difference of larger numbers (a contrast of
+  similarities, a lower confidence bound), whose noise is absolute, so a purely relative tolerance
+  would fail on it (0.0001308 -> 0.0001305 on another CPU, issue 18). Integers, booleans and text are
+  always exact.
 - ``VALUELEX_FULL_PRECISION=1`` writes every float with all its digits (shortest round-trip
   form), to see the noise itself.
 
@@ -85,7 +89,10 @@ QUANTITIES: dict[str, Precision] = {
     "money": Precision(6, False, 2e-6, 1e-8, "costs in US dollars"),
     "integer": Precision(0, False, 0.0, 0.0, "whole numbers stored as floats (degrees of freedom)"),
     "setting": Precision(None, False, 0.0, 0.0, "inputs written as given: temperature, top_p, sizes, quantiles"),
-    "default": Precision(4, True, 0.0, 2e-3, "any other float: 4 significant digits"),
+    # default: 1e-5 absolute is 7x the largest absolute noise measured on any quantity near zero (1.4e-6,
+    # projective scores from float32 embeddings) and far below the 4th digit of the indices and statistics
+    # (0.005-100) that fall to it; a change of 1e-4 near zero is still caught.
+    "default": Precision(4, True, 1e-5, 2e-3, "any other float: 4 significant digits"),
 }
 
 #: Column names that say what they hold (regular expressions, matched in order on the whole name).
@@ -96,7 +103,7 @@ COLUMN_QUANTITIES: tuple[tuple[str, str], ...] = (
     (r"cfi|tli|rmsea.*|srmr|rmsr|kmo|msa", "fit_index"),
     (r"df|n|n_.*", "integer"),
     (r"loading|second_loading|communality|h2|u2|estimate|std_estimate|se|f\d+", "loading"),
-    (r".*similarity|margin|.*_margin|threshold.*|.*_median|raw", "similarity"),
+    (r".*similarity|margin|.*_margin|threshold.*|.*_median|raw|contrast|.*_contrast", "similarity"),
     (r".*congruence.*|median|mean|lower|upper", "congruence"),
     (r"observed|simulated_.*|eigenvalue.*|ss_loadings", "eigenvalue"),
     (r"statistic", "statistic"),

@@ -5,6 +5,10 @@ before a live run, which cards are **available**, which models are **not listed*
 renamed: many 2024 models of the paper panel may be gone), which endpoints are
 **unreachable**, which keys are **missing** or **rejected**. Local llama.cpp cards are checked
 for their installed GGUF file instead (their server is started only for a run).
+
+``valuelex check RUN`` checks only the cards the run would call (:func:`cards_to_check`): the
+models with calls still to make, and the judge when it has some. A replay run calls nothing, so
+there is nothing to check; ``valuelex check --all`` checks every card.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ STATUSES = {
     "key missing": "the card's key variable is not set; nothing was sent",
     "key rejected": "the endpoint refused the key (401/403)",
     "unreachable": "no answer from the endpoint (network, URL or server down)",
-    "not installed": "local model: run ./run_all.sh --install-local-models",
+    "not installed": "local model: ./run_all.sh --setup-only --local-models NAME installs it",
 }
 
 
@@ -66,8 +70,10 @@ def _check_card(card: ModelCard, timeout_s: float, models_dir: Path | None) -> C
         from .local_models import gguf_path
 
         path = gguf_path(card, models_dir or paths.MODELS_DIR)
-        status = "installed" if path.exists() else "not installed"
-        return CardStatus(card.name, card.model, "local llama.cpp", status, str(path.name))
+        if path.exists():
+            return CardStatus(card.name, card.model, "local llama.cpp", "installed", str(path.name))
+        install = f"{path.name} missing: ./run_all.sh --setup-only --local-models {card.name}"
+        return CardStatus(card.name, card.model, "local llama.cpp", "not installed", install)
     endpoint = card.base_url or ""
     try:
         key = card.api_key()
@@ -129,3 +135,19 @@ def check(cards: Iterable[ModelCard], timeout_s: float = DEFAULT_TIMEOUT_S, work
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(cards)))) as pool:
         statuses = list(pool.map(lambda c: check_card(c, timeout_s), cards))
     return Preflight(statuses)
+
+
+def cards_to_check(run) -> list[ModelCard]:  # noqa: ANN001 - a valuelex.settings.RunSettings
+    """The cards ``run`` would call: models with calls still to make and the judge when it has some,
+    in plan order; none for a replay run (it calls nothing) or a live run with everything stored."""
+    from .plan import calling, run_cards
+
+    cards = run_cards(run)
+    return [cards[name] for name in calling(run)]
+
+
+def nothing_to_check(run) -> str:  # noqa: ANN001
+    """What ``valuelex check RUN`` says when the run calls no model."""
+    if run.mode != "live":
+        return f"nothing to check: run {run.name!r} is a replay run, it reads stored answers and calls no model"
+    return f"nothing to check: every call of run {run.name!r} is stored already, it calls no model"

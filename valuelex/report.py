@@ -56,14 +56,86 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def build_manifest(build_dir: Path = paths.BUILD, run: Any = None, overrides: dict | None = None) -> dict:
+def _store_summary(folder: Path, cards: Any) -> dict:
+    """One study's response store as the manifest records it (nothing of it is read from elsewhere)."""
+    from .store import ResponseStore
+
+    store = ResponseStore(folder, announce=False)
+    per_model = {}
+    for model, c in sorted(store.usage_by_model().items()):
+        card = cards.get(model)
+        per_model[model] = {
+            **{k: int(c[k]) for k in ("attempts", "final", "errors", "prompt_tokens", "completion_tokens")},
+            "cost_usd": round(card.cost(c["prompt_tokens"], c["completion_tokens"]), 6) if card else None,
+        }
+    return {
+        "folder": _shown(folder),
+        "final_records": len(store),
+        "attempt_records": store.stats.records,
+        "load_issues": [str(i) for i in store.stats.issues],
+        "duplicate_finals": store.stats.duplicate_finals,
+        "per_model": per_model,
+        "files": {p.name: _sha256(p) for p in store.shards()},
+    }
+
+
+def _shown(path: Path) -> str:
+    """A path relative to the project when inside it (the manifest is read on other machines too)."""
+    try:
+        return str(Path(path).resolve().relative_to(paths.ROOT.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def describe_stores(raw: Path, base: Path | None, cards: Any = None) -> tuple[dict, dict]:
+    """(where the run's answers are, what each study's store holds): the run's own store ``raw`` and,
+    under it, the read-only ``base`` (the committed dataset for every run but the committed one)."""
+    from .config import load_model_cards
+    from .runstore import open_store
+
+    cards = cards if cards is not None else load_model_cards()
+    raw, base = Path(raw), (Path(base) if base is not None else None)
+    studies = sorted(
+        {p.name for folder in (raw, base) if folder is not None and folder.is_dir() for p in folder.iterdir()
+         if p.is_dir() and not p.name.startswith(".")}
+    )  # fmt: skip
+    stores = {}
+    for study in studies:
+        entry = _store_summary(raw / study, cards)
+        if base is not None:
+            entry["base"] = _store_summary(base / study, cards)
+            entry["answers_available"] = len(open_store(raw / study, base / study))  # own and base together
+        else:
+            entry["base"] = None
+            entry["answers_available"] = entry["final_records"]
+        stores[study] = entry
+    where = {
+        "own": _shown(raw),
+        "base": _shown(base) if base is not None else None,
+        "note": "new answers are written to 'own'; 'base' is read only"
+        if base is not None
+        else "the run's store is the committed dataset",
+    }
+    return where, stores
+
+
+def build_manifest(
+    build_dir: Path = paths.BUILD,
+    run: Any = None,
+    overrides: dict | None = None,
+    raw: Path | None = None,
+    base: Path | None = None,
+) -> dict:
     """Provenance of a run: code, environment, configs, data, every setting (``run``, a
-    :class:`valuelex.settings.RunSettings`), numbers recorded, time per notebook."""
+    :class:`valuelex.settings.RunSettings`), numbers recorded, time per notebook.
+
+    ``raw`` and ``base``: the run's own response store and its read-only base, as the notebooks
+    used them (``valuelex run`` passes its folders); by default the run's (``Folders.of(run)``), or
+    without a run the environment's (``paths.RAW`` and ``paths.RAW_BASE``).
+    """
     from importlib import metadata
 
-    from .config import load_model_cards
     from .notebook import recorded
-    from .store import ResponseStore
 
     versions = {}
     for name in KEY_PACKAGES:
@@ -71,25 +143,15 @@ def build_manifest(build_dir: Path = paths.BUILD, run: Any = None, overrides: di
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = None
-    cards = load_model_cards()
-    stores = {}
-    for folder in sorted(p for p in paths.RAW.glob("*") if p.is_dir()):
-        store = ResponseStore(folder)
-        per_model = {}
-        for model, c in sorted(store.usage_by_model().items()):
-            card = cards.get(model)
-            per_model[model] = {
-                **{k: int(c[k]) for k in ("attempts", "final", "errors", "prompt_tokens", "completion_tokens")},
-                "cost_usd": round(card.cost(c["prompt_tokens"], c["completion_tokens"]), 6) if card else None,
-            }
-        stores[folder.name] = {
-            "final_records": len(store),
-            "attempt_records": store.stats.records,
-            "load_issues": [str(i) for i in store.stats.issues],
-            "duplicate_finals": store.stats.duplicate_finals,
-            "per_model": per_model,
-            "files": {p.name: _sha256(p) for p in sorted(folder.glob("*.jsonl"))},
-        }
+    if raw is None:
+        if run is not None:
+            from .pipeline import Folders
+
+            folders = Folders.of(run)
+            raw, base = folders.raw, folders.base
+        else:
+            raw, base = paths.RAW, paths.RAW_BASE
+    store_folders, stores = describe_stores(raw, base)
     notebooks = {}
     timings = {}
     timing_file = Path(build_dir) / "timings.tsv"
@@ -111,9 +173,11 @@ def build_manifest(build_dir: Path = paths.BUILD, run: Any = None, overrides: di
         "python": sys.version.split()[0],
         "packages": versions,
         "run_file": str(run.path) if run is not None else None,
+        "committed_run": bool(getattr(run, "committed", False)),
         "overrides": overrides or {},
         "settings": json.loads(json.dumps(run.metrics(), default=str)) if run is not None else {},  # seeds included
         "configs_sha256": configs,
+        "response_store": store_folders,
         "response_stores": stores,
         "notebooks": notebooks,
         "total_seconds": sum(timings.values()),
@@ -121,12 +185,17 @@ def build_manifest(build_dir: Path = paths.BUILD, run: Any = None, overrides: di
 
 
 def write_manifest(
-    path: Path | None = None, build_dir: Path | None = None, run: Any = None, overrides: dict | None = None
+    path: Path | None = None,
+    build_dir: Path | None = None,
+    run: Any = None,
+    overrides: dict | None = None,
+    raw: Path | None = None,
+    base: Path | None = None,
 ) -> Path:
-    """Write ``data/processed/run_manifest.json``."""
+    """Write ``data/processed/run_manifest.json`` (the run's, under its output folder)."""
     path = Path(path or paths.PROCESSED / "run_manifest.json")
     path.parent.mkdir(parents=True, exist_ok=True)
-    manifest = build_manifest(Path(build_dir or paths.BUILD), run, overrides)
+    manifest = build_manifest(Path(build_dir or paths.BUILD), run, overrides, raw, base)
     path.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     return path
 
@@ -325,17 +394,19 @@ def compare_tables(committed_text: str, now_text: str, file: str) -> list[Differ
         common = [k for k in committed.index if k in new_names]
         if common != [k for k in now.index if k in old_names]:
             found.append(Difference(file, "row order", "", "committed order", "another order", "same rows, reordered"))
-        pairs = [(f"row ({k})", committed.loc[k], now.loc[k]) for k in common]
+        rows = [f"row ({k})" for k in common]
+        old_cells, new_cells = committed.loc[common, columns].to_numpy(), now.loc[common, columns].to_numpy()
     else:
         if len(committed) != len(now):
             found.append(Difference(file, "rows", "", str(len(committed)), str(len(now)), "row count"))
-        pairs = [(f"row {i + 1}", committed.iloc[i], now.iloc[i]) for i in range(min(len(committed), len(now)))]
-    precisions = {c: precision_of(table, c) for c in columns}
-    for row, old, current in pairs:
-        for column in columns:
-            note = _cell_differs(old[column], current[column], precisions[column])
-            if note is not None:
-                found.append(Difference(file, row, column, old[column], current[column], note))
+        shared = min(len(committed), len(now))
+        rows = [f"row {i + 1}" for i in range(shared)]
+        old_cells, new_cells = committed[columns].iloc[:shared].to_numpy(), now[columns].iloc[:shared].to_numpy()
+    precisions = [precision_of(table, c) for c in columns]
+    for r, c in zip(*np.nonzero(old_cells != new_cells), strict=True):  # cells whose text differs
+        note = _cell_differs(old_cells[r, c], new_cells[r, c], precisions[c])
+        if note is not None:
+            found.append(Difference(file, rows[r], columns[c], old_cells[r, c], new_cells[r, c], note))
     return found
 
 
@@ -467,21 +538,54 @@ class VerifyResult(Report):
                 lines.append(f"  {name}: ... and {len(found) - MAX_LISTED_PER_FILE} more differences")
         return lines
 
-    def text(self) -> str:
-        """What the command prints: the verdict, then each real difference."""
-        lines = self.summary_lines()
-        if self.passed:
-            same = len(self.identical_tables) == len(self.tables) and all(v is None for v in self.figures.values())
-            lines.append(
+    @property
+    def byte_identical(self) -> bool:
+        """Every table, Markdown twin and figure compared has the committed bytes."""
+        return (
+            len(self.identical_tables) == len(self.tables)
+            and self.markdown_identical[0] == self.markdown_identical[1]
+            and all(v is None for v in self.figures.values())
+        )
+
+    def verdict(self) -> str:
+        """The last line: reproduced or not, and in words what differed when something did."""
+        if not self.passed:
+            return "verdict: NOT reproduced: the differences above exceed the tolerances"
+        noisy = sum(not found and name not in self.identical_tables for name, found in self.tables.items())
+        markdown = self.markdown_identical[1] - self.markdown_identical[0]
+        drawings = {k: v for k, v in self.figures.items() if v is not None}
+        if self.byte_identical:
+            return (
                 "verdict: reproduced; every table and figure is byte-identical to the committed one (git status clean)"
-                if same and self.markdown_identical[0] == self.markdown_identical[1]
-                else "verdict: reproduced within tolerance; the files that differ hold floating-point noise only "
-                "(`git checkout -- figures data/processed` restores the committed bytes)"
             )
-        else:
+        pngs = [v for v in drawings.values() if not np.isnan(v)]
+        drawn = (
+            f"{len(drawings)} of {len(self.figures)} drawings (PNG/PDF) differ in bytes"
+            + (f" (PNG: at most {max(pngs):.2%} of pixels changed)" if pngs else "")
+            + ", drawn from the tables checked here"
+        )
+        if not noisy and not markdown:
+            return f"verdict: reproduced; every table is byte-identical to the committed one; only drawings differ: {drawn}"
+        parts = []
+        if noisy:
+            parts.append(
+                f"{noisy} of {len(self.tables)} tables differ in the last digits, within valuelex/precision.py"
+            )
+        parts += [f"{markdown} Markdown twins of tables differ"] if markdown else []
+        parts += [drawn] if drawings else []
+        return f"verdict: reproduced within tolerance; nothing differs beyond floating-point noise: {'; '.join(parts)}"
+
+    def text(self) -> str:
+        """What the command prints: the summary, each real difference, and the verdict (the last line)."""
+        lines = self.summary_lines()
+        if not self.passed:
             lines.append("real differences (file: row, column: committed -> now):")
             lines += self.difference_lines()
-            lines.append("verdict: NOT reproduced: the differences above exceed the tolerances")
+        elif not self.byte_identical:
+            lines.append(
+                "(where the committed folders were regenerated, `git checkout -- figures data/processed` restores their bytes)"
+            )
+        lines.append(self.verdict())
         return "\n".join(lines)
 
     def sections(self) -> list[tuple[str, object]]:
@@ -501,6 +605,7 @@ def verify(
     root: Path = paths.ROOT,
     figures_dir: Path | None = None,
     processed_dir: Path | None = None,
+    names: list[str] | None = None,
 ) -> VerifyResult:
     """Compare the regenerated outputs with the files git holds at ``ref``.
 
@@ -508,12 +613,18 @@ def verify(
     git and compared with the file of the same name in ``figures_dir`` / ``processed_dir``
     (``VALUELEX_FIGURES`` / ``VALUELEX_PROCESSED`` by default) by :func:`compare_tables`.
     Figures (PNG, PDF) must exist; their bytes are reported, not judged: on another machine the
-    same numbers can be drawn with sub-pixel differences.
+    same numbers can be drawn with sub-pixel differences. ``names`` (paths relative to ``root``,
+    e.g. ``data/processed/semantic_clusters.csv``) checks only those files, for a part of a run.
     """
     figures_dir = Path(figures_dir or paths.FIGURES)
     processed_dir = Path(processed_dir or paths.PROCESSED)
     homes = {"figures": figures_dir, "data/processed": processed_dir}
     committed = committed_files(Path(root), ref)
+    if names is not None:
+        unknown = sorted(set(names) - set(committed))
+        if unknown:
+            raise VerifyError(f"not committed at {ref} in {root}: {', '.join(unknown)}")
+        committed = {name: data for name, data in committed.items() if name in names}
     if not any(name.endswith(".csv") for name in committed):
         raise VerifyError(f"no committed tables under {', '.join(VERIFIED_FOLDERS)} at {ref} in {root}")
 
@@ -550,12 +661,16 @@ def verify(
             md_total += 1
             md_same += path.read_bytes() == old
     known = {regenerated(name).resolve() for name in committed}
-    new = sorted(
-        str(p.relative_to(folder.parent)) if folder.parent in p.parents else str(p)
-        for folder in homes.values()
-        if folder.exists()
-        for p in folder.glob("*")
-        if p.suffix in (".csv", ".png", ".pdf") and p.resolve() not in known
+    new = (
+        []
+        if names is not None
+        else sorted(
+            str(p.relative_to(folder.parent)) if folder.parent in p.parents else str(p)
+            for folder in homes.values()
+            if folder.exists()
+            for p in folder.glob("*")
+            if p.suffix in (".csv", ".png", ".pdf") and p.resolve() not in known
+        )
     )
     return VerifyResult(ref, tables, identical, missing, figures, (md_same, md_total), new)
 

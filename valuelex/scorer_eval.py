@@ -436,7 +436,9 @@ def _command(cases_path: Path, scorer: str, part: str, split: str | None) -> lis
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Validate a projective scorer on labelled completions.")
+    parser = argparse.ArgumentParser(
+        prog="valuelex scorer-eval", description="Validate a projective scorer on labelled completions."
+    )
     parser.add_argument("--cases", required=True, help="labelled file (JSON, JSONL or CSV)")
     parser.add_argument("--scorer", default=DEFAULT_SCORER, choices=list(SCORERS))
     parser.add_argument("--part", default="all", choices=list(PARTS),

@@ -30,11 +30,11 @@ from . import paths
 from .figures import PALETTE
 from .labels import LabelStyle, place_labels
 from .precision import TIE_TOLERANCE, choose
+from .projection import PROJECTIONS, project_2d  # noqa: F401  (the 2-D map; notebook 05 calls semantic.project_2d)
 
 EMBEDDING_CONFIG = paths.CONFIGS / "embedding.yaml"
 TAXONOMY_CONFIG = paths.CONFIGS / "taxonomy.yaml"
 METHODS = ("kmeans", "agglomerative-average", "agglomerative-ward")
-PROJECTIONS = ("umap", "tsne", "pca")
 
 
 # --------------------------------------------------------------------------- inputs
@@ -308,50 +308,6 @@ def shown_ks(chosen: int, main: int = 3, always: Sequence[int] = (3, 6), n_words
     """
     ks = list(dict.fromkeys([main, *always, chosen]))
     return [k for k in ks if n_words is None or 2 <= k < n_words]
-
-
-# --------------------------------------------------------------------------- 2-D map
-
-
-def project_2d(
-    vectors: np.ndarray,
-    method: str = "umap",
-    seed: int = 0,
-    n_neighbors: int = 15,
-    min_dist: float = 0.1,
-    perplexity: float = 30.0,
-) -> np.ndarray:
-    """2-D coordinates of the vectors for the map: UMAP (cosine), t-SNE (cosine) or PCA."""
-    n = len(vectors)
-    if method == "umap":
-        try:
-            import umap
-        except ImportError as err:
-            raise ImportError(
-                "projection='umap' needs umap-learn (pip install -c requirements.lock umap-learn); "
-                "or use projection='tsne' or 'pca'"
-            ) from err
-        reducer = umap.UMAP(
-            n_components=2,
-            n_neighbors=min(n_neighbors, n - 1),
-            min_dist=min_dist,
-            metric="cosine",
-            random_state=seed,
-            n_jobs=1,
-        )
-        return np.asarray(reducer.fit_transform(vectors), dtype=float)
-    if method == "tsne":
-        from sklearn.manifold import TSNE
-
-        tsne = TSNE(
-            n_components=2, perplexity=min(perplexity, (n - 1) / 3), metric="cosine", init="pca", random_state=seed
-        )
-        return tsne.fit_transform(vectors)
-    if method == "pca":
-        from sklearn.decomposition import PCA
-
-        return PCA(n_components=2, random_state=seed).fit_transform(vectors)
-    raise ValueError(f"unknown projection {method!r}: use one of {PROJECTIONS}")
 
 
 # --------------------------------------------------------------------------- agreement with the EFA

@@ -1,13 +1,25 @@
 """Every setting of a run, defined once: one frozen settings object per stage, loaded from a run file.
 
 A **run file** (``configs/runs/NAME.yaml``) names everything a run needs: the mode (replay or
-live), where its outputs go, the elicitation panel, the projective panel and judge, and any stage
-setting that differs from the defaults below. The notebooks receive the run file as their one
-papermill parameter (plus overrides), so a stage's settings can never disagree between notebooks.
+live), the elicitation panel, the projective panel and judge, and any stage setting that differs
+from the defaults below. The notebooks receive the run file as their one papermill parameter
+(plus overrides), so a stage's settings can never disagree between notebooks.
 
 The defaults here are **our choices** unless a comment says ``[paper]``: the paper leaves almost
-every one of them open (``README.md``, "The paper's choices and ours"). ``valuelex settings RUN``
-prints the resolved settings of a run.
+every one of them open (``README.md``, "The paper's choices and ours"). Each setting's valid
+values are part of its type, on the line that defines it (``Annotated[int, Range(1)]``: a whole
+number >= 1); a value outside them stops the run before anything runs, with one line naming the
+file (or the ``--set``) and the field. ``valuelex settings RUN`` prints the resolved settings.
+
+**Which run writes what** is decided by the run's identity, never by a field a copy carries
+along. The *committed run* is ``configs/runs/default.yaml`` as committed (unchanged from git's
+``HEAD``) with no ``--set``: it alone writes the committed ``data/processed/``, ``figures/`` and
+``build/``, and it only replays ``data/raw/``. Every other run (another file, a copy of the default,
+an edited default, the default with ``--set``) writes under its own output folder (``runs/NAME/``
+unless its ``output`` names a folder outside the project) and keeps the answers it pays for in its
+own response store (``runs/NAME/raw/``), which reads the committed dataset ``data/raw/`` as a
+read-only base: what is stored there is replayed, never asked again. ``valuelex adopt NAME`` adds a
+run's answers to the dataset; nothing else writes ``data/raw/``.
 """
 
 from __future__ import annotations
@@ -15,11 +27,14 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import inspect
+import json
+import re
+import subprocess
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import yaml
 
@@ -32,6 +47,65 @@ DEFAULT_RUN = "default"
 
 
 # ------------------------------------------------------------------------------------------
+# Valid values
+# ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Range:
+    """The valid values of a number: from ``low`` to ``high`` (None: no bound); ``*_open``: the bound itself excluded."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    note: str = ""  # said after the error, e.g. "a share: 0.95, not 95"
+
+    def ok(self, value: Any) -> bool:
+        if value != value:  # NaN
+            return False
+        if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
+            return False
+        return not (self.high is not None and (value > self.high or (self.high_open and value == self.high)))
+
+    def describe(self) -> str:
+        low, high = _number(self.low), _number(self.high)
+        if self.high is None:
+            return "" if self.low is None else f"{'>' if self.low_open else '>='} {low}"
+        if self.low is None:
+            return f"{'<' if self.high_open else '<='} {high}"
+        if self.low_open:
+            return f"above {low} and {'below' if self.high_open else 'at most'} {high}"
+        return f"from {low} to {'below ' if self.high_open else ''}{high}"
+
+
+def _number(x: float | None) -> str:
+    return "" if x is None else str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+@dataclass(frozen=True)
+class Length:
+    """A list of at least ``minimum`` values."""
+
+    minimum: int = 1
+
+    def ok(self, value: Any) -> bool:
+        return len(value) >= self.minimum
+
+    def describe(self) -> str:
+        return f"of at least {self.minimum} value{'s' if self.minimum > 1 else ''}"
+
+
+#: Shorthands for the ranges used below.
+Count = Annotated[int, Range(1)]  # a whole number >= 1
+Size = Annotated[int, Range(0)]  # a whole number >= 0 (0: show none)
+Boot = Annotated[int, Range(2)]  # bootstrap samples: at least 2 make a spread
+Seed = Annotated[int, Range(0, 2**32 - 1)]  # numpy's seeds
+Share = Annotated[float, Range(0, 1)]
+Quantile = Annotated[float, Range(0, 1, low_open=True, high_open=True, note="a share: 0.95, not 95")]
+Icc = Annotated[float, Range(0, 1, high_open=True)]
+Words = Annotated[int, Range(2)] | Literal["auto"] | None  # words kept by a rule: >= 2, "auto" or every word
+
+
+# ------------------------------------------------------------------------------------------
 # One settings object per stage
 # ------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -40,18 +114,26 @@ class ElicitationSettings:
 
     panel: str = "local"  # a panel under configs/panels/ or a path: the 120 respondents of the committed data
     use_system_prompt: bool = True  # ask for a comma-separated list of single words (the paper does not say)
-    max_models: int | None = None  # only the first N models of the panel (small test runs)
-    examples_per_model: int = 3  # raw answers shown per model
+    max_models: Count | None = None  # only the first N models of the panel (small test runs)
+    examples_per_model: Size = 3  # raw answers shown per model
+
+    def invalid(self) -> list[tuple[tuple[str, ...], str]]:
+        return []
 
 
 @dataclass(frozen=True)
 class LexiconSettings:
     """Notebook 02: from raw descriptors to value words."""
 
-    min_respondents: int = 5  # a word must be used by at least this many respondents
-    min_models: int = 1  # ... and by at least this many models
-    synonym_threshold: float | None = None  # merge near-synonyms above this embedding cosine; None = off
-    top_n: int = 30  # words shown in the top-words figure
+    min_respondents: Count = 5  # a word must be used by at least this many respondents
+    min_models: Count = 1  # ... and by at least this many models
+    synonym_threshold: Annotated[float, Range(0, 1, low_open=True)] | None = (
+        None  # merge near-synonyms above this cosine
+    )
+    top_n: Count = 30  # words shown in the top-words figure
+
+    def invalid(self) -> list[tuple[tuple[str, ...], str]]:
+        return []
 
 
 @dataclass(frozen=True)
@@ -61,24 +143,38 @@ class EFASettings:
     unit: Literal["respondent", "response"] = "respondent"  # rows: a respondent's 15 answers pooled, or one answer
     coding: Literal["binary", "counts"] = "binary"  # word used or not
     correlation: Literal["tetrachoric", "pearson"] = "tetrachoric"  # the words are 0/1 cuts of a propensity
-    n_factors: int | Literal["parallel"] = "parallel"  # parallel analysis decides, or a number
+    n_factors: Count | Literal["parallel"] = "parallel"  # parallel analysis decides, or a number
     extraction: Literal["minres", "ml"] = "minres"
     rotation: Literal["oblimin", "promax", "varimax", "none"] = "oblimin"  # the dimensions may correlate
-    cutoff: float = 0.30  # a word is assigned to its factor when |loading| reaches this
-    min_frequency: float = 0.05  # a word must occur in at least this share of units ...
-    min_units: int = 5  # ... and in at least this many units
-    max_words: int | Literal["auto"] | None = None  # None: every word above the floor; "auto": units // 2
-    parallel_max_words: int | Literal["auto"] | None = "auto"  # words parallel analysis counts on: units // 3
+    cutoff: Annotated[float, Range(0, 1, low_open=True)] = (
+        0.30  # a word is assigned to its factor when |loading| reaches this
+    )
+    min_frequency: Annotated[float, Range(0, 1, high_open=True)] = (
+        0.05  # a word must occur in at least this share of units ...
+    )
+    min_units: Count = 5  # ... and in at least this many units
+    max_words: Words = None  # None: every word above the floor; "auto": units // 2
+    parallel_max_words: Words = "auto"  # words parallel analysis counts on: units // 3
     parallel_ties: Literal["include", "exclude"] = "include"  # words tied at that cap: all counted or none
-    parallel_iter: int = 20  # null data sets in the parallel analysis
-    parallel_quantile: float = 0.95  # the null eigenvalue quantile an observed eigenvalue must beat
+    parallel_iter: Count = 20  # null data sets in the parallel analysis
+    parallel_quantile: Quantile = 0.95  # the null eigenvalue quantile an observed eigenvalue must beat
     parallel_null: Literal["permute", "normal"] = "permute"  # shuffle each word's column, or psych's normal data
     parallel_eigenvalues: Literal["fa", "pc"] = "fa"  # reduced-matrix eigenvalues (psych) or components (Horn)
-    n_boot: int = 100  # bootstrap samples of units for the stability check (the finer run: 500)
+    n_boot: Boot = 100  # bootstrap samples of units for the stability check (the finer run: 500)
     within_correlation: Literal["tetrachoric", "rwg", "tetrachoric_pooled"] = "tetrachoric"  # model thresholds
-    n_boot_within: int = 50  # bootstrap samples (respondents redrawn inside each model), within-model factors
-    count_resamples: int = 50  # seeds and bootstrap resamples behind the factor count's distribution
-    seed: int = 20240419
+    n_boot_within: Boot = 50  # bootstrap samples (respondents redrawn inside each model), within-model factors
+    count_resamples: Boot = 50  # seeds and bootstrap resamples behind the factor count's distribution
+    seed: Seed = 20240419
+
+    def invalid(self) -> list[tuple[tuple[str, ...], str]]:
+        out = []
+        for words in ("max_words", "parallel_max_words"):
+            value = getattr(self, words)
+            if isinstance(self.n_factors, int) and isinstance(value, int) and value <= self.n_factors:
+                out.append(
+                    ((words, "n_factors"), f"efa.{words} ({value}) must exceed efa.n_factors ({self.n_factors})")
+                )
+        return out
 
     def analyse_options(self) -> dict[str, Any]:
         """These settings as the keyword arguments of :func:`valuelex.efa.analyse` (notebook 04 re-derives with them)."""
@@ -94,9 +190,14 @@ class CFASettings:
 
     estimator: Literal["WLSMV", "ML"] = "WLSMV"  # the words as ordered 0/1 indicators (lavaan's default for them)
     holdout: bool | Literal["auto"] = "auto"  # split the units (EFA half / CFA half) when there are >= 400
-    holdout_fraction: float = 0.5  # share of units used to re-derive the EFA model when splitting
-    max_indicators: int = 8  # words per EFA-derived factor (largest loadings)
-    seed: int = 20240419
+    holdout_fraction: Annotated[float, Range(0, 1, low_open=True, high_open=True)] = (
+        0.5  # share of units to re-derive the EFA model when splitting
+    )
+    max_indicators: Annotated[int, Range(2)] = 8  # words per EFA-derived factor (largest loadings)
+    seed: Seed = 20240419
+
+    def invalid(self) -> list[tuple[tuple[str, ...], str]]:
+        return []
 
 
 @dataclass(frozen=True)
@@ -105,17 +206,35 @@ class SemanticSettings:
 
     model_dir: str | None = None  # a sentence-transformers folder; None: all-MiniLM-L6-v2 from its PyPI package
     template: str = "bare"  # word context: a name in configs/embedding.yaml or a string with {word}
-    min_count: int = 1  # keep lexicon words named at least this many times
+    min_count: Count = 1  # keep lexicon words named at least this many times
     method: Literal["kmeans", "agglomerative-average", "agglomerative-ward"] = "kmeans"
-    k_main: int = 3  # the clustering drawn first: the paper's three dimensions [paper]
-    k_min: int = 2  # smallest k tried by the silhouette
-    k_max: int = 12  # largest k tried by the silhouette
+    k_main: Annotated[int, Range(2)] = 3  # the clustering drawn first: the paper's three dimensions [paper]
+    k_min: Annotated[int, Range(2)] = 2  # smallest k tried by the silhouette
+    k_max: Annotated[int, Range(2)] = 12  # largest k tried by the silhouette
     projection: Literal["umap", "tsne", "pca"] = "umap"
-    n_permutations: int = 1000  # shuffles for the permutation baseline of the agreement with the EFA
-    tie_margin: float = 0.01  # a taxonomy placement whose margin over the runner-up is below this is a tie
-    weak_margin: float = 0.03  # ... below this, weak (also marked in Figure 1)
-    label_top: int = 12  # also label this many of the most frequent words on the map
-    seed: int = 0
+    n_permutations: Count = 1000  # shuffles for the permutation baseline of the agreement with the EFA
+    tie_margin: Share = 0.01  # a taxonomy placement whose margin over the runner-up is below this is a tie
+    weak_margin: Share = 0.03  # ... below this, weak (also marked in Figure 1)
+    label_top: Size = 12  # also label this many of the most frequent words on the map
+    seed: Seed = 0
+
+    def invalid(self) -> list[tuple[tuple[str, ...], str]]:
+        out = []
+        if self.k_min > self.k_max:
+            out.append(
+                (("k_min", "k_max"), f"semantic.k_min ({self.k_min}) must be at most semantic.k_max ({self.k_max})")
+            )
+        if self.tie_margin > self.weak_margin:
+            out.append(
+                (
+                    ("tie_margin", "weak_margin"),
+                    f"semantic.tie_margin ({self.tie_margin:g}) must be at most semantic.weak_margin ({self.weak_margin:g})",
+                )
+            )
+        return out
+
+
+Scorer = Literal["stance", "embedding", "logprob", "judge"]
 
 
 @dataclass(frozen=True)
@@ -123,16 +242,29 @@ class ProjectiveSettings:
     """Notebook 06: the projective (sentence-completion) test."""
 
     panel: str = "projective_local"  # whom to test: a panel under configs/panels/
-    scorer: Literal["stance", "embedding", "logprob", "judge"] = "stance"  # main scorer for the figures
-    second_scorer: Literal["stance", "embedding", "logprob", "judge"] | None = "embedding"  # agreement
+    scorer: Scorer = "stance"  # main scorer for the figures
+    second_scorer: Scorer | None = "embedding"  # agreement (another scorer than the main one)
     fallback_scorer: Literal["embedding"] | None = "embedding"  # used, and said so, while judge calls are missing
-    judge: str = "qwen2.5-coder-1.5b-instruct"  # the judge of the stance/logprob scorers (the best local model)
-    stem_ids: tuple[str, ...] | None = None  # only these stems; None: every stem of the instrument
-    max_models: int | None = None  # only the first N models of the panel
-    respondents_per_model: int | None = None  # only the first N respondents of each model
+    judge: str = "qwen2.5-coder-1.5b-instruct"  # the judge of the stance/logprob scorers (the best local model): a card
+    stem_ids: Annotated[tuple[str, ...], Length(1)] | None = (
+        None  # only these stems; None: every stem of the instrument
+    )
+    max_models: Count | None = None  # only the first N models of the panel
+    respondents_per_model: Count | None = None  # only the first N respondents of each model
     validate: bool = True  # re-run the validation on our labelled test part and the minimal pairs
-    n_boot: int = 2000  # bootstrap replicates for the confidence intervals of the scores
-    seed: int = 0
+    n_boot: Boot = 2000  # bootstrap replicates for the confidence intervals of the scores
+    seed: Seed = 0
+
+    def invalid(self) -> list[tuple[tuple[str, ...], str]]:
+        if self.second_scorer == self.scorer:
+            return [
+                (
+                    ("second_scorer", "scorer"),
+                    f"projective.second_scorer must differ from projective.scorer ({self.scorer!r}) or be null: "
+                    "a scorer's agreement with itself says nothing",
+                )
+            ]
+        return []
 
     @property
     def judged_by(self) -> list[str]:
@@ -143,53 +275,105 @@ class ProjectiveSettings:
 #: Scorers that call an LLM judge.
 JUDGE_SCORERS = ("stance", "logprob", "judge")
 
+Loading = Annotated[float, Range(0, 1, low_open=True, high_open=True)]
+
 
 @dataclass(frozen=True)
 class SimulationSettings:
     """Notebook 07: method validation on planted structures."""
 
-    n_words: int = 190  # the paper's "190+ unique words" [paper]
-    n_respondents: int = 525  # the paper's 525 respondents [paper]
-    conditions: dict[str, tuple[float, float]] = field(
+    n_words: Annotated[int, Range(6)] = 190  # the paper's "190+ unique words" [paper] (>= 2 per planted factor)
+    n_respondents: Annotated[int, Range(10)] = 525  # the paper's 525 respondents [paper]
+    conditions: dict[str, tuple[Loading, Loading]] = field(
         default_factory=lambda: {"strong": (0.45, 0.8), "moderate": (0.3, 0.6)}
-    )  # planted loading ranges
-    zipf_exponent: float = 0.6
-    sizes: tuple[int, ...] = (60, 120, 250, 525)  # respondents for the recovery curve (the finer run adds 1000)
-    replications: int = 6  # simulated panels per size and condition (the finer run: 20)
-    parallel_iter: int = 20
-    n_jobs: int = 2  # processes (results do not depend on it)
-    word_sizes: tuple[int, ...] = (120, 525)  # respondents for the word-selection comparison
-    model_counts: tuple[int, ...] = (4, 8, 16, 32, 64)  # part 2: models per simulated panel
-    per_model: tuple[int, ...] = (5, 17, 30, 100)  # part 2: respondents (decoding settings) per model
-    model_grid_replications: int = 1  # part 2: simulated panels per cell (the finer run: 10)
-    model_grid_parallel_iter: int = 6  # part 2: null data sets per parallel analysis (the finer run: 20)
-    vocabulary_icc: float = 0.2  # share of a word's latent variance that is the model's vocabulary
-    value_icc: float = 0.0  # share of the value factors' variance that lies between models
-    choice_replications: int = 1  # panels per shape when choosing the within-model correlation (finer: 10)
-    seed: int = 20240419
+    )  # planted loading ranges (low, high); "strong" is the one analysed first
+    zipf_exponent: Annotated[float, Range(0)] = 0.6
+    sizes: Annotated[tuple[Annotated[int, Range(10)], ...], Length(1)] = (
+        60,
+        120,
+        250,
+        525,
+    )  # respondents for the recovery curve (the finer run adds 1000)
+    replications: Count = 6  # simulated panels per size and condition (the finer run: 20)
+    parallel_iter: Count = 20
+    n_jobs: Count | Literal[-1] = (
+        2  # processes, or Dask workers of a local cluster; -1: all (results do not depend on it)
+    )
+    backend: Literal["loky", "dask"] = "loky"  # joblib's backend for the grids: local processes, or dask.distributed
+    dask_scheduler: str | None = None  # backend dask: the scheduler's address (tcp://host:8786); null: a local cluster
+    word_sizes: Annotated[tuple[Annotated[int, Range(10)], ...], Length(1)] = (
+        120,
+        525,
+    )  # respondents for the word-selection comparison
+    model_counts: Annotated[tuple[Annotated[int, Range(2)], ...], Length(1)] = (
+        4,
+        8,
+        16,
+        32,
+        64,
+    )  # part 2: models per simulated panel
+    per_model: Annotated[tuple[Annotated[int, Range(2)], ...], Length(1)] = (
+        5,
+        17,
+        30,
+        100,
+    )  # part 2: respondents (decoding settings) per model
+    model_grid_replications: Count = 1  # part 2: simulated panels per cell (the finer run: 10)
+    model_grid_parallel_iter: Count = 6  # part 2: null data sets per parallel analysis (the finer run: 20)
+    vocabulary_icc: Icc = 0.2  # share of a word's latent variance that is the model's vocabulary
+    value_icc: Icc = 0.0  # share of the value factors' variance that lies between models
+    choice_replications: Count = 1  # panels per shape when choosing the within-model correlation (finer: 10)
+    seed: Seed = 20240419
+
+    def invalid(self) -> list[tuple[tuple[str, ...], str]]:
+        out = []
+        if "strong" not in self.conditions:
+            out.append((("conditions",), "simulation.conditions must include 'strong' (the condition analysed first)"))
+        for name, (low, high) in self.conditions.items():
+            if low > high:
+                out.append(
+                    (("conditions",), f"simulation.conditions.{name} must be (low, high), got ({low:g}, {high:g})")
+                )
+        return out
 
 
 @dataclass(frozen=True)
 class HumanValuesSettings:
     """Notebook 08: human value frameworks against the lexicon."""
 
-    null_quantile: float = 0.95  # covered = closer to a category than this share of everyday non-value words
-    threshold: float | None = None  # one fixed similarity threshold instead of calibrated ones
+    null_quantile: Quantile = 0.95  # covered = closer to a category than this share of everyday non-value words
+    threshold: Annotated[float, Range(-1, 1)] | None = (
+        None  # one fixed cosine-similarity threshold instead of calibrated ones
+    )
     include_liberty: bool = False  # add Liberty, the provisional sixth moral foundation
     weight: Literal["count", "respondents"] = "count"  # usage weight of a word for the shares
-    top_n: int = 20  # uncovered words listed
-    min_indicators: int = 3  # CFA: a factor needs this many usable indicator words
-    max_indicators: int = 3  # CFA: at most this many words per factor
-    min_users: int = 3  # CFA: an indicator must be used by at least this many respondents
+    top_n: Count = 20  # uncovered words listed
+    min_indicators: Annotated[int, Range(2)] = 3  # CFA: a factor needs this many usable indicator words
+    max_indicators: Annotated[int, Range(2)] = 3  # CFA: at most this many words per factor
+    min_users: Count = 3  # CFA: an indicator must be used by at least this many respondents
     second_order: bool = False  # CFA: also Schwartz's values under the four higher-order values
+
+    def invalid(self) -> list[tuple[tuple[str, ...], str]]:
+        if self.min_indicators > self.max_indicators:
+            return [
+                (
+                    ("min_indicators", "max_indicators"),
+                    f"human_values.min_indicators ({self.min_indicators}) must be at most "
+                    f"human_values.max_indicators ({self.max_indicators})",
+                )
+            ]
+        return []
 
 
 @dataclass(frozen=True)
 class Figure1Settings:
     """Notebook 09: the paper's Figure 1 (b, c) from our data."""
 
-    label_top: int = 25  # words labelled on the map (the most used)
-    words_per_subdimension: int = 4  # words shown around the wheel
+    label_top: Size = 25  # words labelled on the map (the most used)
+    words_per_subdimension: Count = 4  # words shown around the wheel
+
+    def invalid(self) -> list[tuple[tuple[str, ...], str]]:
+        return []
 
 
 #: Run-file section -> settings class, in pipeline order.
@@ -210,11 +394,13 @@ STAGES: dict[str, type] = {
 class RunSettings(Report):
     """A whole run: its mode, its folders and every stage's settings."""
 
-    name: str = DEFAULT_RUN
+    name: str = DEFAULT_RUN  # the run file's name (a ``name:`` line, if any, must say the same)
     mode: Literal["replay", "live"] = "replay"  # replay: stored answers only, never a call
-    output: Path = Path(".")  # data/processed, figures and build go under it ("." = the committed folders)
-    raw: Path = Path("data/raw")  # the response store (the dataset): read in replay, appended to in live
+    output: Path = Path(".")  # data/processed, figures and build go under it; another run than the committed: runs/NAME
+    raw: Path = Path("data/raw")  # the run's own response store; another run than the committed: OUTPUT/raw
+    base: Path | None = None  # read-only response store under the run's own (another run: the dataset data/raw)
     path: Path | None = None  # the run file it came from
+    committed: bool = False  # set by load_run: the committed run as written (writes the committed outputs)
     elicitation: ElicitationSettings = field(default_factory=ElicitationSettings)
     lexicon: LexiconSettings = field(default_factory=LexiconSettings)
     efa: EFASettings = field(default_factory=EFASettings)
@@ -231,7 +417,8 @@ class RunSettings(Report):
 
     @property
     def writes_committed_outputs(self) -> bool:
-        return self.output_dir == paths.ROOT
+        """Only the committed run as written writes the committed data/processed, figures and build."""
+        return self.committed
 
     @property
     def output_dir(self) -> Path:
@@ -241,10 +428,19 @@ class RunSettings(Report):
     def raw_dir(self) -> Path:
         return _resolve(self.raw)
 
+    @property
+    def base_dir(self) -> Path | None:
+        return None if self.base is None else _resolve(self.base)
+
     def sections(self) -> list[tuple[str, Any]]:
-        out: list[tuple[str, Any]] = [
-            ("", {"run file": str(self.path or ""), "outputs": str(self.output_dir), "store": str(self.raw_dir)})
-        ]
+        where = {
+            "run file": shown(self.path) if self.path else "",
+            "outputs": shown(self.output_dir),
+            "store": shown(self.raw_dir),
+            "store's read-only base": shown(self.base_dir) if self.base_dir else "none",
+            "committed run": "yes: writes the committed outputs" if self.committed else "no",
+        }
+        out: list[tuple[str, Any]] = [("", where)]
         for section in STAGES:
             out.append((section, {k: _show(v) for k, v in dataclasses.asdict(getattr(self, section)).items()}))
         return out
@@ -257,33 +453,98 @@ def _show(value: Any) -> Any:
     return value if isinstance(value, (int, float, bool)) and not isinstance(value, bool) else str(value)
 
 
-def _resolve(path: Path) -> Path:
+def shown(path: Path) -> str:
+    """A path relative to the project when it is inside it."""
+    try:
+        return str(Path(path).resolve().relative_to(paths.ROOT.resolve())) or "."
+    except ValueError:
+        return str(path)
+
+
+def _resolve(path: Path | str) -> Path:
     path = Path(path)
     return (path if path.is_absolute() else paths.ROOT / path).resolve()
 
 
 # ------------------------------------------------------------------------------------------
-# Loading and validating
+# Reading run files and --set values
+# ------------------------------------------------------------------------------------------
+class RunYAML(yaml.SafeLoader):
+    """YAML for run files and ``--set`` values: only ``true``/``false`` are booleans.
+
+    PyYAML reads YAML 1.1, where ``no``, ``off``, ``yes``, ``on``, ``y`` and ``n`` are booleans too:
+    ``use_system_prompt: no`` would silently mean false, and a key named ``n`` would become False.
+    Here they stay text, and a setting that wants true or false says so in one line.
+    """
+
+
+RunYAML.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+RunYAML.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+#: Words YAML 1.1 reads as booleans, refused where a boolean belongs.
+YAML11_BOOLEANS = {"yes", "no", "on", "off", "y", "n"}
+
+
+def read_yaml_text(text: str) -> Any:
+    """YAML as run files are read (only true/false are booleans)."""
+    return yaml.load(text, Loader=RunYAML)  # noqa: S506 - RunYAML is a SafeLoader
+
+
+# ------------------------------------------------------------------------------------------
+# Checking values against their types and ranges
 # ------------------------------------------------------------------------------------------
 def _type_name(hint: Any) -> str:
-    if get_origin(hint) is Literal:
+    origin = get_origin(hint)
+    if origin is Annotated:
+        base, *rules = get_args(hint)
+        described = [r.describe() for r in rules if hasattr(r, "describe")]
+        if get_origin(base) is tuple:
+            return f"a list {' '.join(described)}".strip()
+        return " ".join([_type_name(base), *described])
+    if origin is Literal:
         return " or ".join(repr(a) for a in get_args(hint))
-    if get_origin(hint) in (typing.Union, types.UnionType):
+    if origin in (typing.Union, types.UnionType):
         return " or ".join(_type_name(a) for a in get_args(hint))
+    if origin is tuple:
+        return "a list"
     names = {type(None): "null", bool: "true or false", int: "a whole number", float: "a number", str: "text"}
     return names.get(hint, getattr(hint, "__name__", str(hint)))
 
 
+def _notes(hint: Any) -> str:
+    if get_origin(hint) is Annotated:
+        return "".join(f" ({r.note})" for r in get_args(hint)[1:] if getattr(r, "note", ""))
+    if get_origin(hint) in (typing.Union, types.UnionType):
+        return "".join(_notes(a) for a in get_args(hint))
+    return ""
+
+
 def _coerce(where: str, hint: Any, value: Any) -> Any:
-    """``value`` checked against the type ``hint``; a ConfigError naming ``where`` otherwise."""
+    """``value`` checked against the type ``hint`` (and its range); a ConfigError naming ``where`` otherwise."""
     origin = get_origin(hint)
+    if origin is Annotated:
+        base, *rules = get_args(hint)
+        if get_origin(base) is tuple:  # an element's own mistake names the element
+            made = _coerce(where, base, value)
+        else:
+            try:
+                made = _coerce(where, base, value)
+            except ConfigError:
+                raise ConfigError(f"{where} must be {_type_name(hint)}, got {value!r}{_notes(hint)}") from None
+        if not all(rule.ok(made) for rule in rules):
+            raise ConfigError(f"{where} must be {_type_name(hint)}, got {value!r}{_notes(hint)}")
+        return made
     if origin in (typing.Union, types.UnionType):
         for option in get_args(hint):
             try:
                 return _coerce(where, option, value)
             except ConfigError:
                 continue
-        raise ConfigError(f"{where} must be {_type_name(hint)}, got {value!r}")
+        raise ConfigError(f"{where} must be {_type_name(hint)}, got {value!r}{_bool_hint(value)}{_notes(hint)}")
     if origin is Literal:
         if value in get_args(hint) and type(value) is type(next(a for a in get_args(hint) if a == value)):
             return value
@@ -295,7 +556,7 @@ def _coerce(where: str, hint: Any, value: Any) -> Any:
     if hint is bool:
         if isinstance(value, bool):
             return value
-        raise ConfigError(f"{where} must be true or false, got {value!r}")
+        raise ConfigError(f"{where} must be true or false, got {value!r}{_bool_hint(value)}")
     if hint is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
@@ -305,11 +566,11 @@ def _coerce(where: str, hint: Any, value: Any) -> Any:
             return float(value)
         raise ConfigError(f"{where} must be a number, got {value!r}")
     if hint is str:
-        if isinstance(value, str):
+        if isinstance(value, str) and value.strip():
             return value
         raise ConfigError(f"{where} must be text, got {value!r}")
     if hint is Path:
-        if isinstance(value, (str, Path)) and str(value):
+        if isinstance(value, (str, Path)) and str(value).strip():
             return Path(value)
         raise ConfigError(f"{where} must be a folder path, got {value!r}")
     if origin is tuple:
@@ -317,7 +578,10 @@ def _coerce(where: str, hint: Any, value: Any) -> Any:
             raise ConfigError(f"{where} must be a list, got {value!r}")
         args = get_args(hint)
         if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_coerce(f"{where}[{i}]", args[0], v) for i, v in enumerate(value))
+            items = tuple(_coerce(f"{where}[{i}]", args[0], v) for i, v in enumerate(value))
+            if len(set(items)) != len(items):
+                raise ConfigError(f"{where} lists a value twice: {list(value)!r}")
+            return items
         if len(args) != len(value):
             raise ConfigError(f"{where} must be a list of {len(args)} values, got {value!r}")
         return tuple(_coerce(f"{where}[{i}]", a, v) for i, (a, v) in enumerate(zip(args, value, strict=True)))
@@ -329,18 +593,46 @@ def _coerce(where: str, hint: Any, value: Any) -> Any:
     raise TypeError(f"no rule for {hint!r}")  # a bug in this module, not a user error
 
 
-def build(cls: type, values: dict[str, Any], where: str) -> Any:
-    """An instance of the settings class ``cls`` from a mapping, every field checked."""
+def _bool_hint(value: Any) -> str:
+    if isinstance(value, str) and value.strip().lower() in YAML11_BOOLEANS:
+        return " (write true or false: yes/no/on/off are not read as booleans here)"
+    return ""
+
+
+#: Who set each value: a section, or "section.setting", -> "--set ..." (the run file otherwise).
+Origins = dict[str, str]
+
+
+def build(cls: type, values: dict[str, Any], where: str, origins: Origins | None = None, section: str = "") -> Any:
+    """An instance of the settings class ``cls`` (run-file section ``section``) from a mapping, every
+    field and its range checked.
+
+    ``where`` names the file the values come from; ``origins`` names the ``--set`` of any value
+    that came from one: its mistakes are blamed on that ``--set``, not on the file.
+    """
+    origins = origins or {}
+    section = section or next((s for s, c in STAGES.items() if c is cls), cls.__name__)
+
+    def blame(*names: str) -> str:
+        for name in names:
+            for key in (f"{section}.{name}", section):
+                if key in origins:
+                    return origins[key]
+        return where
+
     if not isinstance(values, dict):
-        raise ConfigError(f"{where} must be a mapping of settings, got {values!r}")
-    hints = typing.get_type_hints(cls)
+        raise ConfigError(f"{blame()}: {section} must be a mapping of settings, got {values!r}")
+    hints = typing.get_type_hints(cls, include_extras=True)
     names = [f.name for f in dataclasses.fields(cls) if f.init]
-    unknown = [k for k in values if k not in names]
-    if unknown:
-        close = difflib.get_close_matches(unknown[0], names, n=1)
-        hint = f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(names)}"
-        raise ConfigError(f"{where}: unknown setting {unknown[0]!r} ({hint})")
-    return cls(**{k: _coerce(f"{where}.{k}", hints[k], v) for k, v in values.items()})
+    for key in values:
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(names)}"
+            raise ConfigError(f"{blame(str(key))}: {section}: unknown setting {key!r} ({hint})")
+    made = cls(**{k: _coerce(f"{blame(k)}: {section}.{k}", hints[k], v) for k, v in values.items()})
+    for fields, message in made.invalid():
+        raise ConfigError(f"{blame(*fields)}: {message}")
+    return made
 
 
 def run_file(name_or_path: str | Path) -> Path:
@@ -351,56 +643,253 @@ def run_file(name_or_path: str | Path) -> Path:
     return RUNS / f"{name_or_path}.yaml"
 
 
+def _text_of(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, default=str)
+
+
 def parse_override(text: str) -> tuple[str, Any]:
-    """``"efa.n_factors=3"`` -> ``("efa.n_factors", 3)`` (the value read as YAML)."""
+    """``"efa.n_factors=3"`` -> ``("efa.n_factors", 3)`` (the value read as YAML: only true/false are booleans)."""
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
-        raise ConfigError(f"override {text!r} must look like section.setting=value (e.g. efa.n_factors=3)")
+        raise ConfigError(f"--set {text}: must look like section.setting=value (e.g. efa.n_factors=3)")
     try:
-        value = yaml.safe_load(raw)
+        value = read_yaml_text(raw)
     except yaml.YAMLError:
         value = raw
     return key.strip(), value
 
 
+def parse_overrides(texts: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """Every ``--set`` as one mapping; the same setting given twice is a mistake (which one was meant?)."""
+    out: dict[str, Any] = {}
+    for text in texts:
+        key, value = parse_override(text)
+        if key in out:
+            raise ConfigError(
+                f"--set {key} is given twice ({_text_of(out[key])} and {_text_of(value)}): give each setting once"
+            )
+        out[key] = value
+    return out
+
+
+#: Top-level fields a run file (or a --set) may give; the rest are stage sections.
+TOP_FIELDS = ("name", "mode", "output", "raw", "base")
+
+
 def load_run(name_or_path: str | Path = DEFAULT_RUN, overrides: dict[str, Any] | None = None) -> RunSettings:
-    """Read, validate and resolve a run file; ``overrides`` (``{"efa.n_factors": 3}``) win over it."""
+    """Read, validate and resolve a run file; ``overrides`` (``{"efa.n_factors": 3}``) win over it.
+
+    Every mistake is one ConfigError naming where it is: the run file, or the ``--set`` that made it.
+    """
     path = run_file(name_or_path)
     if not path.exists():
         known = ", ".join(sorted(p.stem for p in RUNS.glob("*.yaml"))) or "none"
         raise ConfigError(f"{path}: run file not found (runs in {RUNS}: {known})")
+    if not path.is_file():
+        raise ConfigError(f"{path}: is a folder, not a run file")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = read_yaml_text(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start + 1})") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise ConfigError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
-    for key, value in (overrides or {}).items():
-        section, _, setting = key.partition(".")
-        if setting:
-            data.setdefault(section, {})
-            if not isinstance(data[section], dict):
-                raise ConfigError(f"{path}: field {section!r} must be a mapping of settings")
-            data[section] = {**data[section], setting: value}
-        else:
-            data[section] = value
-    top = {f.name for f in dataclasses.fields(RunSettings) if f.name != "path"}
-    unknown = [k for k in data if k not in top]
+    unknown = [k for k in data if k not in (*TOP_FIELDS, *STAGES)]
     if unknown:
-        raise ConfigError(f"{path}: unknown field {unknown[0]!r} (allowed: {', '.join(sorted(top))})")
-    hints = typing.get_type_hints(RunSettings)
+        raise ConfigError(
+            f"{path}: unknown field {unknown[0]!r} (allowed: {', '.join(sorted((*TOP_FIELDS, *STAGES)))})"
+        )
+    origins = _apply_overrides(path, data, overrides or {})
+
+    def blame(key: str) -> str:
+        return origins.get(key, str(path))
+
+    hints = typing.get_type_hints(RunSettings, include_extras=True)
     values: dict[str, Any] = {}
     for key, value in data.items():
         if key in STAGES:
-            values[key] = build(STAGES[key], value or {}, f"{path}: {key}")
+            values[key] = build(STAGES[key], value or {}, str(path), origins, section=key)
         else:
-            values[key] = _coerce(f"{path}: field {key!r}", hints[key], value)
-    values.setdefault("name", path.stem)
-    if "output" not in values:
-        values["output"] = Path(".") if values["name"] == DEFAULT_RUN else Path("runs") / values["name"]
-    if overrides and "output" not in overrides and values["output"] == Path("."):
-        # the committed outputs are made by the run file as written; a changed run writes elsewhere
-        values["output"] = Path("runs") / f"{values['name']}-changed"
-    return RunSettings(path=path, **values)
+            values[key] = _coerce(f"{blame(key)}: field {key!r}", hints[key], value)
+    if values.get("name", path.stem) != path.stem:
+        raise ConfigError(
+            f"{blame('name')}: field 'name' is {values['name']!r} but the run file is {path.name}: "
+            "a run is named by its file (remove the name line)"
+        )
+    values["name"] = path.stem
+    committed = is_committed_run(path, overrides)
+    values.update(_folders(values, path, committed, blame))
+    values.update(_checked_references(values, origins, path))
+    return RunSettings(path=path, committed=committed, **values)
+
+
+def _apply_overrides(path: Path, data: dict[str, Any], overrides: dict[str, Any]) -> Origins:
+    """Merge ``overrides`` into the run file's ``data``; who set what (``--set KEY=VALUE``)."""
+    origins: Origins = {}
+    for key, value in overrides.items():
+        label = f"--set {key}={_text_of(value)}"
+        section, _, setting = str(key).partition(".")
+        if section in STAGES:
+            if setting:
+                data.setdefault(section, {})
+                if data[section] is None:
+                    data[section] = {}
+                if not isinstance(data[section], dict):
+                    raise ConfigError(f"{path}: field {section!r} must be a mapping of settings")
+                data[section] = {**data[section], setting: value}
+            else:
+                data[section] = value
+        elif section in TOP_FIELDS and not setting:
+            data[section] = value
+        else:
+            known = [*STAGES, *TOP_FIELDS]
+            close = difflib.get_close_matches(section, known, n=1)
+            hint = (
+                f"did you mean {close[0]!r}?"
+                if close
+                else f"sections: {', '.join(STAGES)}; fields: {', '.join(TOP_FIELDS)}"
+            )
+            what = "unknown section" if setting else "unknown field"
+            raise ConfigError(f"{label}: {what} {section!r} ({hint})")
+        origins[str(key)] = label
+    return origins
+
+
+def is_committed_run(path: Path, overrides: dict[str, Any] | None = None) -> bool:
+    """Whether this is the committed run as written: ``configs/runs/default.yaml``, unchanged from
+    git's ``HEAD`` (when git can tell: a folder that is not a git checkout counts as unchanged), no ``--set``."""
+    if overrides:
+        return False
+    if Path(path).resolve() != (RUNS / f"{DEFAULT_RUN}.yaml").resolve():
+        return False
+    try:
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--", str(Path(path).resolve())],
+            cwd=paths.ROOT, capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return True
+    return status.returncode != 0 or not status.stdout.strip()
+
+
+def _folders(values: dict[str, Any], path: Path, committed: bool, blame) -> dict[str, Any]:
+    """The run's output folder, its own response store and the store's read-only base (see the module's doc)."""
+    root = paths.ROOT.resolve()
+    dataset = (paths.DATA / "raw").resolve()
+    if committed:
+        for key, want in (("output", root), ("raw", dataset)):
+            if key in values and _resolve(values[key]) != want:
+                raise ConfigError(
+                    f"{path}: field {key!r} must be left out of the committed run (it writes {shown(want)}); "
+                    "put other folders in a run file of your own"
+                )
+        if values.get("base") is not None:
+            raise ConfigError(f"{path}: field 'base' must be left out of the committed run (its store is the dataset)")
+        return {"output": root, "raw": dataset, "base": None}
+    name = values["name"] + ("-changed" if Path(path).resolve() == (RUNS / f"{DEFAULT_RUN}.yaml").resolve() else "")
+    output = values.get("output")
+    output = root / "runs" / name if output is None or _resolve(output) == root else _resolve(output)
+    _check_folder(blame("output"), "output", output, name)
+    raw = output / "raw" if values.get("raw") is None else _resolve(values["raw"])
+    if raw == dataset or dataset in raw.parents:
+        raise ConfigError(
+            f"{blame('raw')}: field 'raw' is {shown(raw)}, inside the committed dataset, which no run writes: leave "
+            f"'raw' out (the run's own store, {shown(output / 'raw')}, reads data/raw/ as its base); "
+            f"`valuelex adopt {values['name']}` adds a run's answers to the dataset"
+        )
+    _check_folder(blame("raw"), "raw", raw, name)
+    if "base" in values:
+        base = values["base"]
+        if base is not None:
+            base = _resolve(base)
+            if not base.is_dir():
+                raise ConfigError(
+                    f"{blame('base')}: field 'base' must be an existing response store folder, got {shown(base)}"
+                )
+            if base == raw:
+                raise ConfigError(
+                    f"{blame('base')}: field 'base' must differ from the run's own store 'raw' ({shown(raw)})"
+                )
+    else:
+        base = dataset if dataset.is_dir() else None
+    return {"output": output, "raw": raw, "base": base}
+
+
+def _check_folder(label: str, key: str, folder: Path, name: str) -> None:
+    """A folder a run writes: not a file; inside the project only under runs/ (the rest is tracked)."""
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{label}: field {key!r} must be a folder, but {shown(folder)} is a file")
+    root = paths.ROOT.resolve()
+    if (folder == root or root in folder.parents) and (root / "runs") not in folder.parents:
+        raise ConfigError(
+            f"{label}: field {key!r} is {shown(folder)}, inside the project, where a run writes only under runs/ "
+            f"(data/, figures/, configs/, notebooks/ and valuelex/ are tracked): leave it out (runs/{name}/) "
+            "or name a folder outside the project"
+        )
+
+
+def _checked_references(values: dict[str, Any], origins: Origins, path: Path) -> dict[str, Any]:
+    """Panels, the judge, stems, the embedding template and model folder exist; paths made absolute."""
+    from .config import read_yaml
+
+    out: dict[str, Any] = {}
+    stages = {s: values.get(s) or STAGES[s]() for s in ("elicitation", "projective", "semantic")}
+
+    def blame(key: str) -> str:
+        return origins.get(key) or origins.get(key.split(".")[0]) or str(path)
+
+    changes: dict[str, dict[str, Any]] = {}
+    for section in ("elicitation", "projective"):
+        panel = stages[section].panel
+        if "/" in panel or panel.endswith((".yaml", ".yml")):
+            file = _resolve(panel)
+            if not file.is_file():
+                raise ConfigError(
+                    f"{blame(f'{section}.panel')}: {section}.panel names {panel!r}, but {file} is not a file"
+                )
+            changes.setdefault(section, {})["panel"] = str(file)
+        elif not (paths.PANELS / f"{panel}.yaml").is_file():
+            known = ", ".join(sorted(p.stem for p in paths.PANELS.glob("*.yaml")))
+            raise ConfigError(
+                f"{blame(f'{section}.panel')}: {section}.panel names {panel!r}, but there is no "
+                f"{shown(paths.PANELS / (panel + '.yaml'))} (panels: {known})"
+            )
+    projective = stages["projective"]
+    if not (paths.MODEL_CARDS / f"{projective.judge}.yaml").is_file():
+        cards = sorted(p.stem for p in paths.MODEL_CARDS.glob("*.yaml"))
+        close = difflib.get_close_matches(projective.judge, cards, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"cards are in {shown(paths.MODEL_CARDS)}"
+        raise ConfigError(
+            f"{blame('projective.judge')}: projective.judge names {projective.judge!r}, but there is no model card "
+            f"{shown(paths.MODEL_CARDS / (projective.judge + '.yaml'))} ({hint})"
+        )
+    if projective.stem_ids:
+        instrument = read_yaml(paths.INSTRUMENTS / "projective.yaml")
+        known_stems = [s.get("id") for s in instrument.get("stems", []) if isinstance(s, dict)]
+        unknown = [s for s in projective.stem_ids if s not in known_stems]
+        if unknown:
+            raise ConfigError(
+                f"{blame('projective.stem_ids')}: projective.stem_ids names {unknown[0]!r}, which is not a stem of "
+                f"{shown(paths.INSTRUMENTS / 'projective.yaml')} (stems: {', '.join(map(str, known_stems))})"
+            )
+    semantic = stages["semantic"]
+    templates = read_yaml(paths.CONFIGS / "embedding.yaml").get("templates", {})
+    if semantic.template not in templates and "{word}" not in semantic.template:
+        raise ConfigError(
+            f"{blame('semantic.template')}: semantic.template must be one of {', '.join(templates)} "
+            f"(configs/embedding.yaml) or a text with {{word}}, got {semantic.template!r}"
+        )
+    if semantic.model_dir is not None:
+        folder = _resolve(semantic.model_dir)
+        if not folder.is_dir():
+            raise ConfigError(
+                f"{blame('semantic.model_dir')}: semantic.model_dir must be a sentence-transformers folder, "
+                f"but {shown(folder)} is not a folder"
+            )
+        changes.setdefault("semantic", {})["model_dir"] = str(folder)
+    for section, change in changes.items():
+        out[section] = dataclasses.replace(stages[section], **change)
+    return out

@@ -12,17 +12,16 @@ Model vocabularies (notebook 07, part 2): ``simulate_model_panel`` adds to the p
 per-model vocabulary (each model over- or under-uses each word whatever it means) for K models x R
 respondents; ``model_count_grid`` scores the pooled and the within-model EFA
 (:mod:`valuelex.multilevel`) over a grid of K and R. The grid runs through joblib (processes, a
-progress bar), so the same call uses a laptop's cores or a cluster, without code changes::
+progress bar), so the same call uses a laptop's cores or a cluster, without code changes. The
+setting ``simulation.backend`` chooses joblib's backend (``GridExecutor``; notebook 07 starts it)::
 
     grid = simulate.model_count_grid(structure, n_jobs=2)       # 2 local processes (loky)
 
-    import joblib
-    from dask.distributed import Client                          # pip install dask distributed
-    client = Client("tcp://scheduler:8786")                      # or Client() for a local cluster
-    with joblib.parallel_config(backend="dask"):
-        grid = simulate.model_count_grid(structure, n_jobs=-1)  # every Dask worker
+    # valuelex run --set simulation.backend=dask --set simulation.dask_scheduler=tcp://scheduler:8786
+    with simulate.GridExecutor(settings.simulation):             # a Dask cluster (dask.distributed)
+        grid = simulate.model_count_grid(structure, n_jobs=-1)
 
-    from ray.util.joblib import register_ray                     # pip install "ray[default]"
+    from ray.util.joblib import register_ray                     # Ray: pip install "ray[default]" (not tested)
     register_ray()
     with joblib.parallel_config(backend="ray"):
         grid = simulate.model_count_grid(structure, n_jobs=-1)
@@ -34,9 +33,10 @@ number of workers change the speed, never the numbers.
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -45,6 +45,9 @@ from scipy import stats
 from . import efa
 from .display import Report
 from .settings import EFASettings
+
+if TYPE_CHECKING:
+    from .settings import SimulationSettings
 
 #: The paper's scale: 190+ unique words, 525 respondents, three dimensions.
 PAPER_WORDS = 190
@@ -683,6 +686,72 @@ def run_tasks(function, tasks: list[tuple], n_jobs: int | None = None, progress:
     if progress:
         results = tqdm(results, total=len(tasks), desc=label or function.__name__, mininterval=2.0)
     return list(results)
+
+
+class GridExecutor:
+    """Where the simulation grids run: joblib's backend, chosen by the settings (``simulation.backend``).
+
+    ``loky`` (the default): ``n_jobs`` local processes. ``dask``: joblib's Dask backend
+    (``dask.distributed``), on the cluster whose scheduler is at ``dask_scheduler`` (e.g.
+    ``tcp://10.0.0.5:8786``), or, when that is null, on a local cluster of ``n_jobs``
+    single-threaded worker processes (-1: one per core). joblib's Dask backend uses every worker of
+    the cluster whatever ``n_jobs`` says, but ``n_jobs: 1`` still means "sequential, here". Every task seeds itself, so the backend changes the speed,
+    never the numbers (``tests/test_simulate_dask.py``). ``start()`` makes it joblib's backend in
+    this thread until ``close()`` (a notebook starts it once); it is also a context manager.
+    """
+
+    def __init__(self, settings: SimulationSettings):
+        if settings.backend not in ("loky", "dask"):
+            raise ValueError(f"simulation.backend must be loky or dask, got {settings.backend!r}")
+        self.settings = settings
+        self.client = None
+        self._cluster = None
+        self._config = None
+
+    def start(self) -> GridExecutor:
+        import joblib
+
+        if self._config is not None:
+            return self
+        if self.settings.backend == "dask":
+            from dask.distributed import Client, LocalCluster
+
+            if self.settings.dask_scheduler:
+                self.client = Client(self.settings.dask_scheduler)
+            else:
+                n_workers = self.settings.n_jobs if self.settings.n_jobs > 0 else (os.cpu_count() or 1)
+                self._cluster = LocalCluster(
+                    n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None
+                )
+                self.client = Client(self._cluster)
+            self._config = joblib.parallel_config(backend="dask", n_jobs=-1)
+        else:
+            self._config = joblib.parallel_config(backend="loky", n_jobs=self.settings.n_jobs)
+        return self
+
+    def describe(self) -> str:
+        if self.settings.backend == "loky":
+            return f"joblib/loky, {self.settings.n_jobs} local processes"
+        where = self.settings.dask_scheduler or "a local cluster"
+        workers = len(self.client.scheduler_info().get("workers", {})) if self.client is not None else "?"
+        return f"joblib/Dask on {where} ({workers} workers)"
+
+    def close(self) -> None:
+        if self._config is not None:
+            self._config.__exit__(None, None, None)
+            self._config = None
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+        if self._cluster is not None:
+            self._cluster.close()
+            self._cluster = None
+
+    def __enter__(self) -> GridExecutor:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 @dataclass(repr=False)  # IPython would prefer a dataclass __repr__ to Report's display

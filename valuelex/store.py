@@ -13,7 +13,13 @@ sees complete lines of live writers. A process killed at any moment leaves at wo
 last line; the next writer starts on a fresh line. The loader reads bytes and checks every
 line (UTF-8, JSON, every field's type, the key against the request's hash): a bad line is
 reported with file, line and reason, on stderr and in ``stats.issues``, and the rest is kept.
-A request whose only record is damaged is named as such (``damaged(key)``), not as missing.
+A request whose only record is damaged is named as such (``damaged(key)``), not as missing; a
+mis-keyed line (its key is not the hash of its request) is filed under both keys.
+
+Before each call leaves, the runner writes a *sent* record (``status: "sent"``, never final): a
+write-ahead intent. An intent with no outcome record of the same attempt is a call that was sent
+and whose answer was lost (the run was killed while it was in flight): ``lost(key)`` lists such
+attempts, so that a resume can tell a call that was maybe paid from one that was never sent.
 
 A live run holds the store's run lock (``run_lock``): a second live run on the same store
 stops at once with a message naming the holder, so two runs never pay for the same call.
@@ -37,12 +43,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from .errors import UserError
 
 SCHEMA = 1
 SHARD_SUFFIX = ".jsonl"
 LOCK_FILE = ".run.lock"  # hidden: the loader skips dot files
-STATUSES = ("ok", "error")
+STATUSES = ("ok", "error", "sent")  # sent: the write-ahead intent of a call, written before it leaves
+# Error types of attempts that may have been charged: the server took the request and a model may have
+# run (a 200 whose body was malformed, a deadline passed while waiting, a connection dropped after the
+# request was sent). A refused connection, an HTTP error status or a request never built cost nothing.
+MAYBE_PAID_ERRORS = frozenset({"malformed_response", "timeout", "connection"})
 _NONE = type(None)
 _NUM = (int, float)
 # field: (accepted types, required). A bool is accepted only where bool is listed; unknown fields are
@@ -118,7 +130,7 @@ class LoadIssue:
     file: Path
     line: int | None
     problem: str
-    key: str | None = None  # the request the line was about, when that could still be read
+    key: str | None = None  # the request the line was about (its key field), when that could still be read
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line is not None else f"{self.file}"
@@ -132,10 +144,11 @@ class LoadIssue:
 
 @dataclass
 class StoreStats:
-    records: int = 0
+    records: int = 0  # attempt records (answers and errors; intents are counted in ``sent``)
     final: int = 0
     duplicate_finals: int = 0
     issues: list[LoadIssue] = field(default_factory=list)
+    sent: int = 0  # write-ahead intents
 
     def summary(self, root: Path) -> str:
         """Every issue, one per line; a run of consecutive lines with the same problem on one line."""
@@ -171,6 +184,10 @@ class StoreBusy(UserError, RuntimeError):
     """Another live run holds the store's run lock."""
 
 
+class StoreUnwritable(UserError, OSError):
+    """A shard's path is taken by something that is not a file (a folder named ``<model>.jsonl``)."""
+
+
 def _stored_request_matches(line: bytes, key: str) -> bool:
     """Fast path of the key check for a line as ``append`` writes it (canonical JSON, sorted keys).
 
@@ -197,25 +214,57 @@ def _type_name(types: tuple[type, ...]) -> str:
     return " or ".join(names[t] for t in types)
 
 
-def _check(obj: dict[str, Any], spec: dict[str, tuple[tuple[type, ...], bool]], prefix: str = "") -> str | None:
+Spec = dict[str, tuple[tuple[type, ...], bool]]
+_ABSENT = object()
+_MEMO_MAX = 4096  # type signatures remembered per spec (a store holds a few dozen)
+
+
+class _Rows:
+    """A spec compiled for checking: its rows, and the type signatures already found good.
+
+    Whether ``_check`` passes depends only on the types of the spec's fields (absent counts as a type),
+    so a signature that passed once passes again: checking it is one tuple built in C and a set lookup.
+    """
+
+    def __init__(self, spec: Spec):
+        self.rows = tuple((name, frozenset(types), required, types) for name, (types, required) in spec.items())
+        self.names = tuple(spec)
+        self.absent = (_ABSENT,) * len(spec)
+        self.good: set[tuple[type, ...]] = set()
+
+
+def _type_ok(value: Any, types: tuple[type, ...]) -> bool:
+    """The slow path of a type check: subclasses count (True is an int to Python, but not here)."""
+    return bool in types if isinstance(value, bool) else isinstance(value, types)
+
+
+def _check(obj: dict[str, Any], spec: _Rows, prefix: str = "") -> str | None:
     """None if every known field of ``obj`` has its type, else what is wrong with the first that does not."""
-    for name, (types, required) in spec.items():
-        if name not in obj:
+    signature = tuple(map(type, map(obj.get, spec.names, spec.absent)))
+    if signature in spec.good:
+        return None
+    for name, exact, required, types in spec.rows:
+        value = obj.get(name, _ABSENT)
+        if value is _ABSENT:
             if required:
                 return f"missing field '{prefix}{name}'"
             continue
-        value = obj[name]
-        ok = bool in types if isinstance(value, bool) else isinstance(value, types)  # True is an int to Python
-        if not ok:
+        if type(value) not in exact and not _type_ok(value, types):
             return f"field '{prefix}{name}' must be {_type_name(types)}, got {type(value).__name__}"
+    if len(spec.good) < _MEMO_MAX:
+        spec.good.add(signature)
     return None
+
+
+_RECORD_ROWS, _REQUEST_ROWS, _PARAMS_ROWS = _Rows(RECORD_FIELDS), _Rows(REQUEST_FIELDS), _Rows(PARAMS_FIELDS)
+_MESSAGE_ROWS, _USAGE_ROWS, _ERROR_ROWS = _Rows(MESSAGE_FIELDS), _Rows(USAGE_FIELDS), _Rows(ERROR_FIELDS)
 
 
 def validate_record(rec: Any, line: bytes | None = None) -> str | None:
     """None if the record is well formed, else what is wrong with it (``line``: its JSONL text, if read)."""
     if not isinstance(rec, dict):
         return f"expected a JSON object, got {type(rec).__name__}"
-    problem = _check(rec, RECORD_FIELDS)
+    problem = _check(rec, _RECORD_ROWS)
     if problem:
         return problem
     if rec["schema"] != SCHEMA:
@@ -224,24 +273,28 @@ def validate_record(rec: Any, line: bytes | None = None) -> str | None:
         return "field 'key' must be 32 lower-case hex digits"
     if rec["attempt"] < 1:
         return "field 'attempt' must be >= 1"
-    if rec["status"] not in STATUSES:
-        return f"field 'status' must be ok or error, got {rec['status']!r}"
-    if rec["status"] == "error" and not isinstance(rec.get("error"), dict):
+    status = rec["status"]
+    if status not in STATUSES:
+        return f"field 'status' must be ok, error or sent, got {status!r}"
+    if status == "error" and not isinstance(rec.get("error"), dict):
         return "a record with status error needs an 'error' object"
+    if status == "sent" and rec["final"]:
+        return "a record with status sent (a call's intent) cannot be final"
     request = rec["request"]
-    problem = _check(request, REQUEST_FIELDS, "request.") or _check(request["params"], PARAMS_FIELDS, "request.params.")
+    problem = _check(request, _REQUEST_ROWS, "request.") or _check(request["params"], _PARAMS_ROWS, "request.params.")
     for i, message in enumerate(request["messages"] if not problem else []):
         if not isinstance(message, dict):
             return f"field 'request.messages[{i}]' must be an object, got {type(message).__name__}"
-        problem = _check(message, MESSAGE_FIELDS, f"request.messages[{i}].")
+        problem = _check(message, _MESSAGE_ROWS, f"request.messages[{i}].")
         if problem:
             break
-    if not problem and isinstance(rec.get("usage"), dict):
-        problem = _check(rec["usage"], USAGE_FIELDS, "usage.")
-        if not problem and any((rec["usage"].get(k) or 0) < 0 for k in USAGE_FIELDS):
+    usage = rec.get("usage")
+    if not problem and isinstance(usage, dict):
+        problem = _check(usage, _USAGE_ROWS, "usage.")
+        if not problem and any((usage.get(k) or 0) < 0 for k in USAGE_FIELDS):
             problem = "field 'usage' holds a negative token count"
     if not problem and isinstance(rec.get("error"), dict):
-        problem = _check(rec["error"], ERROR_FIELDS, "error.")
+        problem = _check(rec["error"], _ERROR_ROWS, "error.")
     if problem:
         return problem
     if line is not None and _stored_request_matches(line, rec["key"]):
@@ -252,7 +305,16 @@ def validate_record(rec: Any, line: bytes | None = None) -> str | None:
 
 
 def _decode_line(raw: bytes) -> tuple[Any, str | None]:
-    """(the parsed JSON value, None) or (None, what is wrong with the bytes)."""
+    """(the parsed JSON value, None) or (None, what is wrong with the bytes).
+
+    orjson parses every line it accepts (strict JSON in UTF-8, as the store writes it) about three
+    times faster than ``json``; a line it refuses is parsed again by ``json``, which accepts a little
+    more (NaN, very large integers, escaped lone surrogates) and names what is wrong.
+    """
+    try:
+        return orjson.loads(raw), None
+    except orjson.JSONDecodeError:
+        pass
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -265,12 +327,38 @@ def _decode_line(raw: bytes) -> tuple[Any, str | None]:
         return None, "not JSON (nested too deeply)"
 
 
-def _line_key(rec: Any, raw: bytes) -> str | None:
-    """The request key a damaged line was about, if it can still be read."""
-    if isinstance(rec, dict) and isinstance(rec.get("key"), str) and _HEX_KEY.fullmatch(rec["key"]):
-        return rec["key"]
+def _line_keys(rec: Any, raw: bytes) -> list[str]:
+    """The requests a damaged line was about, as far as they can still be read.
+
+    Its key field (or, in a line that is not JSON, the first ``"key": "<32 hex>"``), and the hash of
+    its request when that is an object: a mis-keyed line (edited key or edited request) is filed
+    under both, so neither request is taken for one that was never asked.
+    """
+    keys: list[str] = []
+    if isinstance(rec, dict):
+        key = rec.get("key")
+        if isinstance(key, str) and _HEX_KEY.fullmatch(key):
+            keys.append(key)
+        request = rec.get("request")
+        if isinstance(request, dict):
+            try:
+                hashed = request_key(request)
+            except (TypeError, ValueError, RecursionError):  # not encodable again (a lone surrogate, depth)
+                hashed = None
+            if hashed and hashed not in keys:
+                keys.append(hashed)
+        return keys
     match = _KEY_IN_LINE.search(raw)
-    return match.group(1).decode("ascii") if match else None
+    return [match.group(1).decode("ascii")] if match else []
+
+
+def maybe_paid(rec: dict[str, Any]) -> bool:
+    """Whether an attempt record may have been charged: an answer, or an error after the server took the call."""
+    if rec["status"] == "ok":
+        return True
+    if rec["status"] != "error":
+        return False
+    return rec["error"]["type"] in MAYBE_PAID_ERRORS or bool(rec.get("usage"))
 
 
 def _read_locked(path: Path) -> bytes:
@@ -293,6 +381,9 @@ class ResponseStore:
         self._final: dict[str, dict[str, Any]] = {}
         self._records: list[dict[str, Any]] = []
         self._damaged: dict[str, list[LoadIssue]] = {}
+        self._open: dict[str, set[int]] = {}  # key -> attempts whose intent has no outcome record (yet)
+        self._last_attempt: dict[str, int] = {}
+        self._paid: set[str] = set()  # keys with an attempt that may have been charged
         self._announced: set[str] = set()
         self.stats = StoreStats()
         self.reload()
@@ -300,9 +391,9 @@ class ResponseStore:
     # reading -------------------------------------------------------------------------
     def reload(self) -> StoreStats:
         """(Re)read every shard, validating each line; bad lines are reported, not fatal."""
-        self._final = {}
-        self._records = []
-        self._damaged = {}
+        self._final, self._records, self._damaged = {}, [], {}
+        self._open, self._last_attempt, self._paid = {}, {}, set()
+        self._shards: list[Path] = []
         stats = StoreStats()
         if self.root.exists() and not self.root.is_dir():
             stats.issues.append(LoadIssue(self.root, None, "is not a folder; nothing loaded"))
@@ -320,6 +411,7 @@ class ResponseStore:
             except OSError as exc:
                 stats.issues.append(LoadIssue(path, None, f"cannot be read ({exc.strerror}); ignored"))
                 continue
+            self._shards.append(path)
             self._load_lines(path, data, stats)
         self.stats = stats
         if self.announce:
@@ -330,7 +422,7 @@ class ResponseStore:
         lines = data.split(b"\n")
         torn_tail = not data.endswith(b"\n")  # the last piece has no newline: a writer stopped mid-line
         for number, raw in enumerate(lines, start=1):
-            if not raw.strip():
+            if not raw or raw.isspace():
                 continue
             rec, problem = _decode_line(raw)
             if problem is None:
@@ -338,17 +430,34 @@ class ResponseStore:
             if problem:
                 if torn_tail and number == len(lines) and raw.lstrip().startswith(b"{"):  # the start of a record
                     problem = "torn last line (a writer was killed mid-write)"
-                issue = LoadIssue(path, number, problem, _line_key(rec, raw))
+                keys = _line_keys(rec, raw)
+                issue = LoadIssue(path, number, problem, keys[0] if keys else None)
                 stats.issues.append(issue)
-                if issue.key:
-                    self._damaged.setdefault(issue.key, []).append(issue)
+                for key in keys:
+                    self._damaged.setdefault(key, []).append(issue)
                 continue
-            stats.records += 1
-            self._records.append(rec)
-            if rec["final"]:
-                outcome = self._keep_final(rec)
-                stats.duplicate_finals += outcome == "duplicate"
-                stats.final += outcome == "new"
+            self._add(rec, stats)
+
+    def _add(self, rec: dict[str, Any], stats: StoreStats) -> None:
+        """Take a valid record into the in-memory state (from a shard, or just appended)."""
+        key, attempt = rec["key"], rec["attempt"]
+        if attempt > self._last_attempt.get(key, 0):
+            self._last_attempt[key] = attempt
+        if rec["status"] == "sent":
+            stats.sent += 1
+            self._open.setdefault(key, set()).add(attempt)
+            return
+        waiting = self._open.get(key)
+        if waiting:
+            waiting.discard(attempt)
+        stats.records += 1
+        self._records.append(rec)
+        if maybe_paid(rec):
+            self._paid.add(key)
+        if rec["final"]:
+            outcome = self._keep_final(rec)
+            stats.duplicate_finals += outcome == "duplicate"
+            stats.final += outcome == "new"
 
     def _announce(self) -> None:
         new = [i for i in self.stats.issues if str(i) not in self._announced]
@@ -356,6 +465,10 @@ class ResponseStore:
             self._announced.update(str(i) for i in new)
             shown = StoreStats(self.stats.records, issues=new)
             print(shown.summary(self.root), file=sys.stderr, flush=True)
+
+    def shards(self) -> list[Path]:
+        """The shard files the last load read (a folder named ``*.jsonl`` or an unreadable file is not one)."""
+        return list(self._shards)
 
     def get(self, key: str) -> dict[str, Any] | None:
         """The final record of a request (its first success, else its first failure), or None."""
@@ -365,6 +478,19 @@ class ResponseStore:
         """The damaged lines that were about this request (the loader skipped them)."""
         return list(self._damaged.get(key, []))
 
+    def lost(self, key: str) -> list[int]:
+        """Attempts of this request that were sent (an intent is stored) but have no outcome record: calls in
+        flight when their run was killed, maybe paid, whose answer is lost."""
+        return sorted(self._open.get(key, ()))
+
+    def last_attempt(self, key: str) -> int:
+        """The highest attempt number stored for this request (0 if none): a new attempt takes the next."""
+        return self._last_attempt.get(key, 0)
+
+    def maybe_paid(self, key: str) -> bool:
+        """Whether any stored attempt of this request may have been charged (``maybe_paid``), lost calls included."""
+        return key in self._paid or bool(self._open.get(key))
+
     def __contains__(self, key: str) -> bool:
         return key in self._final
 
@@ -372,7 +498,7 @@ class ResponseStore:
         return len(self._final)
 
     def records(self) -> list[dict[str, Any]]:
-        """Every valid attempt record, in file order (finals and failed attempts)."""
+        """Every valid attempt record, in file order (finals and failed attempts; intents left out)."""
         return list(self._records)
 
     def final_records(self) -> list[dict[str, Any]]:
@@ -380,7 +506,7 @@ class ResponseStore:
 
     # writing -------------------------------------------------------------------------
     def append(self, record: dict[str, Any]) -> None:
-        """Append one attempt record atomically; final records become visible to get().
+        """Append one record atomically; final records become visible to get(), intents to lost().
 
         A record that is malformed or cannot be written as UTF-8 (a lone surrogate) is refused
         with ValueError before anything is written.
@@ -400,6 +526,11 @@ class ResponseStore:
             except FileNotFoundError:
                 self.root.mkdir(parents=True, exist_ok=True)
                 fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+            except IsADirectoryError:
+                raise StoreUnwritable(
+                    f"{path} is a folder, not a store shard: move it away (model "
+                    f"{record['request']['model']!r} writes its records there)"
+                ) from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
                 size = os.fstat(fd).st_size
@@ -410,12 +541,7 @@ class ResponseStore:
                     view = view[os.write(fd, view) :]
             finally:
                 os.close(fd)
-            self._records.append(record)
-            self.stats.records += 1
-            if record["final"]:
-                outcome = self._keep_final(record)
-                self.stats.final += outcome == "new"
-                self.stats.duplicate_finals += outcome == "duplicate"
+            self._add(record, self.stats)
 
     def _keep_final(self, rec: dict[str, Any]) -> str:
         """Make ``rec`` the answer to its request if it is the first, or the first success after a failure.
@@ -466,7 +592,7 @@ class ResponseStore:
     def usage_by_model(self) -> dict[str, Counter]:
         """Calls and tokens per model over every attempt (failed attempts can be paid too)."""
         out: dict[str, Counter] = {}
-        for rec in self._records:
+        for rec in self._records:  # answers and errors (an intent's call is counted by its outcome)
             c = out.setdefault(rec["request"]["model"], Counter())
             c["attempts"] += 1
             c["final"] += int(rec["final"])

@@ -20,7 +20,7 @@ import yaml
 from .. import paths
 from ..config import ConfigError, Panel, load_panel
 from ..llm import Limits, LLMRunner, Request, panel_requests, respondent_columns
-from ..store import ResponseStore
+from ..runstore import open_store
 
 STUDY = "projective"
 JUDGE_STUDY = "judge"
@@ -218,7 +218,7 @@ def administer(
         panel = load_panel(panel)
     instrument = load_instrument().select(stem_ids)
     requests = build_requests(panel, instrument, max_models=max_models, respondents_per_model=respondents_per_model)
-    store = ResponseStore(store_root or paths.raw_store(STUDY))
+    store = open_store(store_root or paths.raw_store(STUDY))
     runner = LLMRunner(panel.cards, store, mode=mode, limits=limits or Limits(max_reasks=0), progress=progress)
     records = runner.run(requests)
     return completions_table(panel, instrument, requests, records), runner

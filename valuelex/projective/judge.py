@@ -15,7 +15,7 @@ import yaml
 from .. import paths
 from ..config import ConfigError, ModelCard, load_model_cards
 from ..llm import Limits, LLMRunner, Request
-from ..store import ResponseStore
+from ..runstore import open_store
 from .instrument import DEFAULT_JUDGE, JUDGE_STUDY, RUBRIC_FILE, SUBDIMENSIONS, canonical_subdimension, load_instrument
 
 
@@ -150,7 +150,7 @@ class JudgeScorer:
         self.judge_model = judge_model
         self.rubrics = rubrics or load_rubrics()
         self.max_tokens = max_tokens
-        store = ResponseStore(store_root or paths.raw_store(JUDGE_STUDY))
+        store = open_store(store_root or paths.raw_store(JUDGE_STUDY))
         scale = self.rubrics.scale
         self.runner = LLMRunner(
             {judge_model: self.cards[judge_model]},
@@ -256,6 +256,17 @@ def answer_distribution(logprobs: dict[str, Any] | None, scale: tuple[int, int] 
     return (probs / mass if mass > 0 else probs), mass
 
 
+def call_order(requests: list[Request]) -> list[int]:
+    """The order in which to ask ``requests``: by their prompt text, so that neighbours share the longest prefix.
+
+    llama.cpp's server keeps the evaluated prompt and re-evaluates only what differs from it
+    (the cached prefix). Sorted by text, the calls of one rubric come together, and within a
+    rubric those of one stem, so a call evaluates little more than its completion
+    (``docs/benchmarks.md``, "The stance judge"). The answers do not depend on the order.
+    """
+    return sorted(range(len(requests)), key=lambda i: (requests[i].messages, i))
+
+
 class LogprobJudge:
     """The judge reads the rubric and the case and writes one token; the score is its expected rating.
 
@@ -263,7 +274,8 @@ class LogprobJudge:
     no parsing of free text); the score is (E[rating] - 1) / 4 in [0, 1]. A verdict is off-scale
     (``valid = False``) when the five answer tokens carry less than ``MIN_ANSWER_MASS`` of the
     probability. Calls go through ``LLMRunner`` into ``data/raw/judge/`` (temperature 0, seed 0,
-    one token, requests ordered by sub-dimension so the shared rubric prefix is evaluated once).
+    one token, requests ordered by their text so that the shared rubric and stem are evaluated once:
+    ``call_order``).
     """
 
     name = "logprob_judge"
@@ -292,7 +304,7 @@ class LogprobJudge:
             if card.api == "chat"
             else (("logprobs", TOP_LOGPROBS),)
         )
-        store = ResponseStore(store_root or paths.raw_store(JUDGE_STUDY))
+        store = open_store(store_root or paths.raw_store(JUDGE_STUDY))
         self.runner = LLMRunner(
             {judge_model: card},
             store,
@@ -325,7 +337,7 @@ class LogprobJudge:
     def score(self, cases: pd.DataFrame, stored_only: bool = False) -> pd.DataFrame:
         """Score every case; with ``stored_only`` (replay), cases whose call is not stored get status "not judged"."""
         requests = self.requests(cases)
-        order = sorted(range(len(requests)), key=lambda i: (requests[i].prompt_id, i))  # shared prefixes together
+        order = call_order(requests)
         if stored_only:
             card = self.cards[self.judge_model]
             order = [i for i in order if self.runner.store.get(requests[i].key(card)) is not None]

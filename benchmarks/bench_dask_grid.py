@@ -1,0 +1,64 @@
+"""Benchmark: notebook 07's model grid sequentially, on loky and on a local Dask cluster (start-up included).
+
+    .venv/bin/python benchmarks/bench_dask_grid.py [--workers 2] [--models 4 8] [--per-model 15] [--replications 2]
+
+Times the small grid of ``tests/test_simulate_dask.py`` (or the one given) sequentially, on
+``--workers`` loky processes (their start-up included) and on a local Dask cluster of as many
+single-threaded workers (cluster start, grid, stop timed apart), through ``simulate.GridExecutor``
+as notebook 07 uses it, and checks that the three grids are identical.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import pandas as pd
+
+from valuelex import simulate
+from valuelex.settings import SimulationSettings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--models", type=int, nargs="+", default=[4, 8])
+    parser.add_argument("--per-model", type=int, nargs="+", default=[15])
+    parser.add_argument("--replications", type=int, default=2)
+    parser.add_argument("--words", type=int, default=40)
+    parser.add_argument("--parallel-iter", type=int, default=3)
+    args = parser.parse_args()
+    grid = {
+        "n_models": tuple(args.models),
+        "per_model": tuple(args.per_model),
+        "replications": args.replications,
+        "seed": 5,
+        "progress": False,
+        "parallel_iter": args.parallel_iter,
+    }
+    structure = simulate.planted_structure(n_words=args.words, seed=3)
+    print(f"load average before: {os.getloadavg()}")
+    t = time.perf_counter()
+    sequential = simulate.model_count_grid(structure, n_jobs=1, **grid).grid
+    print(f"sequential: {time.perf_counter() - t:.1f} s")
+    t = time.perf_counter()
+    with simulate.GridExecutor(SimulationSettings(n_jobs=args.workers, backend="loky")):
+        loky = simulate.model_count_grid(structure, n_jobs=args.workers, **grid).grid
+    print(f"loky, {args.workers} workers (start-up included): {time.perf_counter() - t:.1f} s")
+    t = time.perf_counter()
+    executor = simulate.GridExecutor(SimulationSettings(n_jobs=args.workers, backend="dask")).start()
+    print(f"Dask local cluster of {args.workers} workers: start {time.perf_counter() - t:.1f} s", end="")
+    t = time.perf_counter()
+    dask = simulate.model_count_grid(structure, n_jobs=args.workers, **grid).grid
+    print(f", grid {time.perf_counter() - t:.1f} s", end="")
+    t = time.perf_counter()
+    executor.close()
+    print(f", stop {time.perf_counter() - t:.1f} s")
+    pd.testing.assert_frame_equal(sequential, loky)
+    pd.testing.assert_frame_equal(sequential, dask)
+    print(f"the three grids are identical ({len(dask)} rows); load average after: {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    main()
