@@ -288,7 +288,9 @@ def test_within_analysis_takes_the_runs_efa_settings():
     within = multilevel.analyse_within(panel.incidence, panel.models, settings)
     expected = multilevel.prepare_within(pooled, panel.models).data.columns
     assert list(within.prepared.data.columns) == list(expected)
-    assert len(within.parallel.observed) == len(efa.parallel_words(within.prepared.data, "auto")) == 40
+    counted = efa.parallel_words(within.prepared.data, "auto", settings.parallel_ties)  # 40, and the ties at 40
+    assert len(within.parallel.observed) == len(counted) == 42
+    assert len(efa.parallel_words(within.prepared.data, "auto", "exclude")) == 38  # the other tie rule
     capped = multilevel.analyse_within(panel.incidence, panel.models, dataclasses.replace(settings, max_words=50))
     assert capped.prepared.n_words <= 50 and capped.result.cutoff == settings.cutoff
     counts = panel.incidence * np.random.default_rng(0).integers(1, 3, panel.incidence.shape)

@@ -105,6 +105,7 @@ def test_notebook_07(tmp_path):
     params = {"n_words": 120, "sizes": [100, 525], "replications": 1, "parallel_iter": 5, "word_sizes": [120]}
     params |= {"model_counts": [4, 16], "per_model": [10, 30], "model_grid_parallel_iter": 3}
     params |= {"efa.parallel_max_words": 50}  # the run's EFA settings reach the simulation (issue 21)
+    params |= {"tie_shapes": [[4, 30]], "tie_replications": 1}
     numbers = run_notebook("07_method_validation", tmp_path, params, env)
     assert numbers["paper_scale_words_counted"] == 50
     assert numbers["paper_scale_factor_count_right"]
@@ -126,8 +127,14 @@ def test_notebook_07(tmp_path):
         "sim_models_grid.csv",
         "sim_models_needed.csv",
         "sim_within_correlation_choice.csv",
+        "sim_tie_rule.csv",
     ):
         assert (figures_dir / name).exists(), name
+    tie_rows = numbers["tie_rule"]  # one panel of 4 x 30: both rules, both levels, the counts as "k (k in ...)"
+    assert {(row["shape"], row["level"], row["ties"]) for row in tie_rows} == {
+        ("4 x 30", level, ties) for level in ("pooled", "within") for ties in ("include", "exclude")
+    }
+    assert all("of panels" in row["factors_found"] for row in tie_rows)
 
 
 # ------------------------------------------------------------------------------------------
@@ -191,9 +198,36 @@ def test_recover_by_level_counts_factors_on_the_runs_words():
     s = simulate.planted_structure(n_words=90, seed=2)
     panel = simulate.simulate_model_panel(s, 4, 30, vocabulary_icc=0.2, seed=3)
     rows = simulate.recover_by_level(s, panel, EFASettings(parallel_iter=3, seed=0))
-    assert [row["words_counted"] for row in rows] == [40, 40]  # 120 respondents // 3
+    assert [row["words_counted"] for row in rows] == [43, 43]  # 120 respondents // 3 = 40, and 3 tied at 40
+    rows = simulate.recover_by_level(s, panel, EFASettings(parallel_iter=3, seed=0, parallel_ties="exclude"))
+    assert [row["words_counted"] for row in rows] == [33, 33]  # the 10 words tied at the cap left out
     rows = simulate.recover_by_level(s, panel, EFASettings(parallel_iter=3, seed=0, parallel_max_words=25))
-    assert [row["words_counted"] for row in rows] == [25, 25]
+    assert [row["words_counted"] for row in rows] == [26, 26]  # 25 and the word tied at 25
+
+
+def test_tie_rule_study_compares_the_rules_on_the_same_panels():
+    """Issue 20: notebook 07 chooses ``efa.parallel_ties`` by simulation at our panel's shape and the paper's.
+    Both rules see the same panels; where no word is tied at the cap they count the same words and the panel
+    is analysed once; where words tie, ties in counts more words than ties out."""
+    s = simulate.planted_structure(n_words=90, seed=2)
+    study = simulate.tie_rule_study(
+        s, EFASettings(parallel_iter=3), shapes=((4, 30), (20, 12)), replications=2, seed=5, n_jobs=1, progress=False
+    )
+    assert len(study) == 2 * 2 * 2 * 2  # shapes x replications x rules x levels
+    wide = study.pivot_table(
+        index=["models", "replication", "level"], columns="ties", values="words_counted", aggfunc="first"
+    )
+    tied = study.groupby(["models", "replication", "level"])["tied_at_cap"].first()
+    assert (tied.loc[4] > 0).all() and (tied.loc[20] == 0).all()  # 120 units: cap 40, ties; 240: cap 80 > words
+    assert (wide.loc[4, "include"] > wide.loc[4, "exclude"]).all()
+    assert (wide.loc[20, "include"] == wide.loc[20, "exclude"]).all()
+    untied = study[study["models"] == 20]
+    by_rule = [g.drop(columns="ties").reset_index(drop=True) for _, g in untied.groupby("ties")]
+    pd.testing.assert_frame_equal(by_rule[0], by_rule[1])  # one analysis, reported under both rules
+    summary = simulate.summarise_tie_rules(study)
+    assert set(summary["shape"]) == {"4 x 30", "20 x 12"} and "cpu_seconds" not in summary
+    assert summary["factors_found"].str.contains(r"^\d+ \(\d+ in \d+% of panels").all()
+    assert summary["panels"].eq(2).all()
 
 
 def test_recover_uses_the_efa_settings_it_is_given():

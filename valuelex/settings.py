@@ -323,6 +323,11 @@ class SimulationSettings:
     vocabulary_icc: Icc = 0.2  # share of a word's latent variance that is the model's vocabulary
     value_icc: Icc = 0.0  # share of the value factors' variance that lies between models
     choice_replications: Count = 1  # panels per shape when choosing the within-model correlation (finer: 10)
+    tie_shapes: Annotated[tuple[tuple[Count, Count], ...], Length(1)] = (
+        (4, 30),
+        (33, 16),
+    )  # (models, respondents per model) where efa.parallel_ties is chosen: ours, and the paper's 33 x 16
+    tie_replications: Count = 20  # simulated panels per shape for the tie rule (the finer run: 40)
     seed: Seed = 20240419
 
     def invalid(self) -> list[tuple[tuple[str, ...], str]]:

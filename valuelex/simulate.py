@@ -673,6 +673,93 @@ def _model_grid_task(
     return [{**key, **row} for row in rows]
 
 
+#: The panel shapes the tie rule is chosen at: ours (4 models x 30 decoding settings) and the paper's
+#: (33 models x 16 settings, its 525+ respondents).
+TIE_SHAPES = ((4, 30), (33, 16))
+TIE_RULES = ("include", "exclude")
+
+
+def _tie_rule_task(
+    structure: PlantedStructure,
+    n_models: int,
+    per_model: int,
+    replication: int,
+    seed: int,
+    vocabulary_icc: float,
+    value_icc: float,
+    settings: EFASettings,
+) -> list[dict]:
+    from threadpoolctl import threadpool_limits
+
+    task = task_seed(seed, n_models, per_model, replication)
+    panel = simulate_model_panel(structure, n_models, per_model, vocabulary_icc, value_icc, seed=task)
+    prepared = efa.prepare_matrix(
+        panel.incidence, settings.coding, settings.min_frequency, settings.min_units, settings.max_words
+    )
+    tied = len(efa.tied_at_cap(prepared.data, settings.parallel_max_words))
+    key = {"models": n_models, "per_model": per_model, "respondents": n_models * per_model, "replication": replication}
+    done: dict[tuple, tuple[list[dict], float]] = {}
+    rows = []
+    for ties in TIE_RULES:
+        counted = tuple(efa.parallel_words(prepared.data, settings.parallel_max_words, ties))
+        if counted not in done:  # no tie at the cap: both rules count the same words, one analysis
+            start = time.process_time()
+            with threadpool_limits(limits=1):  # one BLAS thread per task: the workers are the parallelism
+                found = recover_by_level(structure, panel, dataclasses.replace(settings, seed=task, parallel_ties=ties))
+            done[counted] = (found, time.process_time() - start)
+        found, seconds = done[counted]
+        rows += [{**key, "ties": ties, "tied_at_cap": tied, **row, "seconds": seconds} for row in found]
+    return rows
+
+
+def tie_rule_study(
+    structure: PlantedStructure,
+    settings: EFASettings,
+    shapes: tuple[tuple[int, int], ...] = TIE_SHAPES,
+    replications: int = 10,
+    vocabulary_icc: float = DEFAULT_VOCABULARY_ICC,
+    value_icc: float = DEFAULT_VALUE_ICC,
+    seed: int = 0,
+    n_jobs: int | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """The two tie rules of parallel analysis (``efa.parallel_ties``: words tied at the ``parallel_max_words``
+    cap all counted, or none) on the same simulated panels of ``shapes`` (models, respondents per model),
+    with model vocabularies, through notebook 03's pooled and within-model pipelines (:func:`recover_by_level`,
+    the EFA ``settings`` otherwise unchanged).
+
+    One row per (shape, replication, rule, level): the count found, whether it is the planted count,
+    ``tied_at_cap`` (words tied at the cap in that panel) and ``seconds`` (CPU seconds of both levels'
+    analyses; not reproducible, never saved). A panel with no tie at the cap is analysed once.
+    """
+    keys = [(k, r, rep) for k, r in shapes for rep in range(replications)]
+    tasks = [(structure, k, r, rep, seed, vocabulary_icc, value_icc, settings) for k, r, rep in keys]
+    batches = run_tasks(_tie_rule_task, tasks, n_jobs, progress, "tie rules")
+    return pd.DataFrame([row for batch in batches for row in batch])
+
+
+def summarise_tie_rules(study: pd.DataFrame, timings: bool = False) -> pd.DataFrame:
+    """Per shape, level and tie rule: panels, panels with words tied at the cap, words counted (median),
+    share of panels with the planted count, the counts found (``"3 (3 in 80% of panels, 4 in 20%)"``) and
+    the median lowest congruence; with ``timings``, CPU seconds per panel (both levels; shown, never saved)."""
+    from .factor_count import describe_counts
+
+    study = study.assign(shape=study["models"].astype(str) + " x " + study["per_model"].astype(str))
+    grouped = study.groupby(["shape", "level", "ties"], sort=False)
+    out = pd.DataFrame(
+        {
+            "panels": grouped.size(),
+            "panels_with_ties": grouped["tied_at_cap"].apply(lambda s: int((s > 0).sum())),
+            "words_counted": grouped["words_counted"].median(),
+            "factor_count_right": grouped["factor_count_right"].mean(),
+            "factors_found": grouped["n_factors_found"].apply(lambda s: describe_counts(None, s, "panels")),
+            "median_min_congruence": grouped["min_congruence"].median(),
+            **({"cpu_seconds": grouped["seconds"].median()} if timings else {}),
+        }
+    )
+    return out.reset_index()
+
+
 def run_tasks(function, tasks: list[tuple], n_jobs: int | None = None, progress: bool = True, label: str = "") -> list:
     """``function(*task)`` for every task through joblib (the active backend), with a progress bar.
 
