@@ -227,6 +227,7 @@ def test_cell_probabilities_are_exact_in_the_tails(rho):
     """Every cell of a 4 x 4 table with extreme thresholds, against an mpmath integral at 40 digits:
     relative error below 1e-9 even for cells of 1e-40 (lavaan's differences of CDFs floor them at 1.5e-8)."""
     import mpmath  # locked (requirements.lock): never skipped
+
     mpmath.mp.dps = 40
     tau1, tau2 = np.array([-2.5, 0.4, 2.9]), np.array([-1.0, 2.2, 3.4])
     logp = polychoric.cell_log_probabilities(tau1[None], tau2[None], np.array([rho]))[0]
