@@ -107,7 +107,7 @@ def test_notebook_07(tmp_path):
     params |= {"efa.parallel_max_words": 50}  # the run's EFA settings reach the simulation (issue 21)
     params |= {"tie_shapes": [[4, 30]], "tie_replications": 1}
     numbers = run_notebook("07_method_validation", tmp_path, params, env)
-    assert numbers["paper_scale_words_counted"] == 50
+    assert 50 <= numbers["paper_scale_words_counted"] < 55  # the cap of 50, and the words tied at it (ties in)
     assert numbers["paper_scale_factor_count_right"]
     assert min(numbers["paper_scale_congruence"]) >= 0.9
     assert {row["respondents"] for row in numbers["recovery"]} == {100, 525}
