@@ -26,6 +26,7 @@ import time
 import pandas as pd
 
 from valuelex import simulate
+from valuelex.settings import EFASettings
 
 TARGET_SPEEDUP = 1.8
 
@@ -59,7 +60,9 @@ def task_balance(structure: simulate.PlantedStructure, args: argparse.Namespace)
                 seed = simulate.task_seed(args.seed, k, r, rep)
                 panel = simulate.simulate_model_panel(structure, k, r, seed=seed)
                 with threadpool_limits(limits=1):
-                    simulate.recover_by_level(structure, panel, parallel_iter=args.parallel_iter, seed=seed)
+                    simulate.recover_by_level(
+                        structure, panel, EFASettings(parallel_iter=args.parallel_iter, seed=seed)
+                    )
                 cpu[(k, r, rep)] = time.process_time() - start
     workers = [0.0, 0.0]
     for key in sorted(cpu, key=lambda t: -t[0] * t[1]):  # the order model_count_grid sends them in

@@ -14,7 +14,8 @@ from scipy import optimize, stats
 from scipy.stats import multivariate_normal
 
 from tests.conftest import require_rscript, run_notebook
-from valuelex import cfa, efa, simulate
+from valuelex import cfa, efa, polychoric, simulate
+from valuelex.settings import EFASettings
 
 R_SCRIPTS = Path(__file__).parent / "r"
 
@@ -120,11 +121,29 @@ def test_prepare_matrix_reports_every_dropped_word():
 
 def test_parallel_words_are_the_most_frequent_third():
     data = pd.DataFrame({f"w{i}": [1] * (i + 1) + [0] * (30 - i - 1) for i in range(20)})
-    counted = efa.parallel_words(data)
+    counted = efa.parallel_words(data, "auto", "include")
     assert counted == [f"w{i}" for i in range(10, 20)]  # 30 units // 3 = the 10 most used words
-    assert efa.parallel_words(data, None) == list(data.columns)
+    assert efa.parallel_words(data, None, "include") == list(data.columns)
     small = pd.DataFrame({f"v{i}": [1] * i + [0] * (6 - i) for i in range(1, 6)})  # 6 units // 3 = 2 words
-    assert efa.parallel_words(small, "auto") == ["v3", "v4", "v5"]  # never fewer than three
+    assert efa.parallel_words(small, "auto", "include") == ["v3", "v4", "v5"]  # never fewer than three
+
+
+def test_words_tied_at_the_cap_are_all_counted_or_none():
+    """Issue 20: three words tied at the 40-word cap, and the alphabet chose which one counted. Now the tie
+    rule decides for all of them at once, whatever the words are called."""
+    used = [50] * 38 + [20] * 3 + [10] * 9  # ranks 39-41 tie at the cap of 40 (120 units // 3)
+    names = [f"w{i:02d}" for i in range(50)]
+    data = pd.DataFrame({w: [1] * u + [0] * (120 - u) for w, u in zip(names, used, strict=True)})
+    tied = names[38:41]
+    assert efa.tied_at_cap(data, "auto") == tied
+    assert efa.parallel_words(data, "auto", "include") == names[:41]
+    assert efa.parallel_words(data, "auto", "exclude") == names[:38]
+    renamed = data.rename(columns={"w38": "zz", "w39": "aa"})  # the alphabet does not move the cut
+    assert len(efa.parallel_words(renamed, "auto", "include")) == 41
+    assert len(efa.parallel_words(renamed, "auto", "exclude")) == 38
+    assert len(efa.parallel_words(data, 38, "exclude")) == 38  # no tie straddles a cap of 38
+    with pytest.raises(efa.EFAInputError, match="parallel_ties"):
+        efa.parallel_words(data, "auto", "alphabetical")
 
 
 def test_binary_coding_reads_counts_and_psych_style_items():
@@ -237,6 +256,35 @@ def test_align_undoes_order_and_sign():
     assert efa.congruence(ref, ref).diagonal() == pytest.approx([1, 1, 1])
 
 
+def test_the_report_blanks_loadings_at_the_runs_cutoff(sim_data):
+    """Issue 21: the printed report blanked loadings at 0.30 whatever ``efa.cutoff`` said, while the saved table
+    used the run's cut-off. The result now carries the run's cut-off; report, table and assignment agree."""
+    corr = efa.correlation_matrix(sim_data, "tetrachoric")
+    result = efa.fit_efa(corr, 3, EFASettings(cutoff=0.5))
+    assert result.cutoff == 0.5
+    shown = dict(result.sections())["Loadings (pattern matrix; below the cut-off 0.5 blank)"]
+    pd.testing.assert_frame_equal(shown, efa.loadings_table(result))
+    values = shown[result.factors].to_numpy()
+    assert np.nanmin(np.abs(values)) >= 0.5 and np.isnan(values).any()
+    assert (np.abs(result.loadings.to_numpy()) >= 0.3).sum() > np.isfinite(values).sum()  # 0.3 would show more
+    assert efa.word_factors(result)["assigned"].equals(efa.word_factors(result)["loading"].abs() >= 0.5)
+    assert efa.analyse(sim_data, parallel_iter=3, cutoff=0.5).result.cutoff == 0.5
+    assert efa.analyse(sim_data, **EFASettings(parallel_iter=3, cutoff=0.45).analyse_options()).result.cutoff == 0.45
+
+
+def test_counts_are_correlated_as_ordered_categories():
+    """Counts with the latent-normal correlation: the polychoric matrix (tetrachoric is its two-category case),
+    said so in a note; 0/1 words keep psych's tetrachoric."""
+    rng = np.random.default_rng(2)
+    latent = rng.multivariate_normal(np.zeros(3), [[1, 0.5, 0.3], [0.5, 1, 0.4], [0.3, 0.4, 1]], size=300)
+    data = pd.DataFrame(np.digitize(latent, [0.3, 1.0, 1.8]), columns=["a", "b", "c"])  # counts 0..3
+    corr = efa.correlation_matrix(data, "tetrachoric")
+    assert corr.method == "polychoric" and "polychoric" in " ".join(corr.notes)
+    np.testing.assert_allclose(corr.matrix.to_numpy(), polychoric.polychoric_matrix(data).correlations)
+    binary = (data > 0).astype(int)
+    assert efa.correlation_matrix(binary, "tetrachoric").method == "tetrachoric"
+
+
 def test_pipeline_recovers_planted_factors(planted, sim_data):
     analysis = efa.analyse(sim_data, parallel_iter=10, seed=1)
     assert analysis.parallel.n_factors == 3
@@ -245,7 +293,7 @@ def test_pipeline_recovers_planted_factors(planted, sim_data):
     assert analysis.adequacy.kmo > 0.6
     table = efa.word_factors(analysis.result)
     assert list(table.columns[:4]) == ["word", "factor", "loading", "assigned"]
-    assert table["assigned"].equals(table["loading"].abs() >= efa.DEFAULT_CUTOFF)
+    assert table["assigned"].equals(table["loading"].abs() >= EFASettings().cutoff)
     boot = efa.bootstrap_stability(
         analysis.prepared.data, analysis.result, n_boot=8, seed=2
     )  # small for speed; notebook 03 uses 200

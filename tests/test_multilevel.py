@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from scipy import optimize, stats
 
 from tests.conftest import require_rscript
 from valuelex import efa, lexicon, multilevel, simulate
+from valuelex.settings import EFASettings
 
 R_SCRIPTS = Path(__file__).parent / "r"
 
@@ -245,14 +247,16 @@ def test_within_analysis_recovers_what_pooling_confounds():
     structure, panel = vocabulary_panel(n_models=4, per_model=100, vocabulary_icc=0.4, n_words=60, seed=21)
     pooled = efa.analyse(panel.incidence, parallel_iter=10, seed=0)
     within = multilevel.analyse_within(
-        panel.incidence, panel.models, parallel_iter=10, seed=0, prepared=pooled.prepared
+        panel.incidence, panel.models, EFASettings(parallel_iter=10, seed=0), prepared=pooled.prepared
     )
     within_scores = simulate.recovery_scores(structure, within.result)
     pooled_scores = simulate.recovery_scores(structure, pooled.result)
     assert within_scores["factor_count_right"] and within_scores["min_congruence"] > 0.9
     assert pooled.result.n_factors > within.result.n_factors or pooled_scores["min_congruence"] < 0.9
 
-    boot = multilevel.within_bootstrap(within.prepared.data, panel.models, within.result, n_boot=8, seed=1)
+    boot = multilevel.within_bootstrap(
+        within.prepared.data, panel.models, within.result, EFASettings(n_boot_within=8, seed=1)
+    )
     assert boot.failures == 0 and boot.congruence.shape == (8, within.result.n_factors)
     assert boot.summary_table()["median"].min() > 0.8
 
@@ -271,6 +275,28 @@ def test_within_analysis_recovers_what_pooling_confounds():
         metrics["within_factors"] == within.result.n_factors
         and len(metrics["pooled_eta_squared"]) == pooled.result.n_factors
     )
+
+
+def test_within_analysis_takes_the_runs_efa_settings():
+    """Issue 21: ``analyse_within`` defaulted to ``max_words="auto"`` (n/2 words) and counted factors on every
+    word, where the settings (and the pooled analysis) keep every word above the floor and count on units/3.
+    It now takes the run's settings object; counts are read as used or not, and said so."""
+    _, panel = vocabulary_panel(n_models=4, per_model=30, vocabulary_icc=0.3, n_words=120, seed=3)
+    settings = EFASettings(parallel_iter=3, n_boot_within=2)
+    pooled = efa.prepare_matrix(panel.incidence)
+    assert pooled.n_words > len(panel.incidence) // 2  # a cap at n/2 would drop words
+    within = multilevel.analyse_within(panel.incidence, panel.models, settings)
+    expected = multilevel.prepare_within(pooled, panel.models).data.columns
+    assert list(within.prepared.data.columns) == list(expected)
+    counted = efa.parallel_words(within.prepared.data, "auto", settings.parallel_ties)  # 40, and the ties at 40
+    assert len(within.parallel.observed) == len(counted) == 42
+    assert len(efa.parallel_words(within.prepared.data, "auto", "exclude")) == 38  # the other tie rule
+    capped = multilevel.analyse_within(panel.incidence, panel.models, dataclasses.replace(settings, max_words=50))
+    assert capped.prepared.n_words <= 50 and capped.result.cutoff == settings.cutoff
+    counts = panel.incidence * np.random.default_rng(0).integers(1, 3, panel.incidence.shape)
+    on_counts = multilevel.analyse_within(counts, panel.models, dataclasses.replace(settings, coding="counts"))
+    assert "counts read as used or not" in " ".join(on_counts.notes)
+    assert set(np.unique(on_counts.prepared.data)) == {0, 1}
 
 
 def test_score_shares_separates_vocabulary_from_shared_factors():
@@ -339,7 +365,7 @@ def test_response_level_analysis_on_simulated_answers():
     model = pd.Series([f"model{c // 6}" for c in cells], index=panel.incidence.index)
     prompt = pd.Series([f"p{c % 6}" for c in cells], index=panel.incidence.index)
     levels = multilevel.analyse_responses(
-        panel.incidence, pd.DataFrame({"model": model, "prompt": prompt}), parallel_iter=8, seed=0
+        panel.incidence, pd.DataFrame({"model": model, "prompt": prompt}), EFASettings(parallel_iter=8, seed=0)
     )
     assert levels.within.correlation.n_obs == len(panel.incidence) - 24
     assert simulate.recovery_scores(structure, levels.within.result)["min_congruence"] > 0.85

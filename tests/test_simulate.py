@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from tests.conftest import run_notebook
-from valuelex import cfa, simulate
+from valuelex import cfa, efa, simulate
+from valuelex.settings import EFASettings
 
 
 def test_planted_structure_shape_and_frequencies():
@@ -45,7 +46,8 @@ def test_recovery_at_paper_scale():
     """
     s = simulate.planted_structure(seed=0)
     runs = [
-        simulate.recover(s, simulate.simulate_incidence(s, 525, seed=k), parallel_iter=20, seed=k) for k in range(3)
+        simulate.recover(s, simulate.simulate_incidence(s, 525, seed=k), EFASettings(parallel_iter=20, seed=k))
+        for k in range(3)
     ]
     assert all(r["factor_count_right"] for r in runs)
     assert np.median([r["min_congruence"] for r in runs]) >= 0.95
@@ -54,7 +56,9 @@ def test_recovery_at_paper_scale():
 
 def test_recovery_degrades_with_fewer_respondents(tmp_path):
     s = simulate.planted_structure(n_words=120, seed=0)
-    study = simulate.recovery_study({"strong": s}, sizes=(80, 800), replications=2, seed=0, parallel_iter=10)
+    study = simulate.recovery_study(
+        {"strong": s}, EFASettings(parallel_iter=10), sizes=(80, 800), replications=2, seed=0
+    )
     summary = simulate.summarise_curve(study)
     small, large = summary.iloc[0], summary.iloc[1]
     assert small["median_min_congruence_true_k"] < large["median_min_congruence_true_k"]
@@ -70,17 +74,23 @@ def test_word_selection_study_shows_the_starved_factor(tmp_path):
     """At 120 respondents the n/2 cap keeps fewer words of the weakest planted factor than every word
     above the floor; at 525 the rules keep the same words, and the study does not refit them."""
     s = simulate.planted_structure(seed=20240419)
-    study = simulate.word_selection_study(s, sizes=(120, 525), replications=1, seed=1, parallel_iter=5)
+    study = simulate.word_selection_study(s, EFASettings(parallel_iter=5), sizes=(120, 525), replications=1, seed=1)
     assert len(study) == 2 * len(simulate.WORD_RULES)
     rows = study.set_index(["respondents", "rule"])
-    before, now = "before: the n/2 most frequent words", "now: every word; factors counted on the n/3 most frequent"
+    before, now = "before: the n/2 most frequent words", "every word; counted on the n/3 most used, ties in"
+    out = "every word; counted on the n/3 most used, ties out"
     assert rows.loc[(120, before), "words_used"] == 60 < rows.loc[(120, now), "words_used"]
     assert rows.loc[(120, before), "weakest_factor_words"] < rows.loc[(120, now), "weakest_factor_words"]
-    assert rows.loc[(120, now), "words_counted"] == 40
+    # the words counted: 40 (120 units // 3), more when ties at the cap are counted, fewer when they are not
+    tied = rows.loc[(120, now), "tied_at_cap"]
+    assert rows.loc[(120, out), "words_counted"] <= 40 <= rows.loc[(120, now), "words_counted"]
+    assert (rows.loc[(120, now), "words_counted"] > rows.loc[(120, out), "words_counted"]) == (tied > 0)
     at_525 = study[study["respondents"] == 525]
     assert at_525["min_congruence_true_k"].nunique() == 1 and at_525["words_used"].nunique() == 1
     summary = simulate.summarise_word_selection(study)
-    assert list(summary["rule"][:3]) == list(simulate.WORD_RULES)
+    assert list(summary["rule"][:4]) == list(simulate.WORD_RULES)
+    assert summary["factors_found"].str.match(r"\d+ \(\d+ in 100% of panels\)").all()  # one panel each
+    assert "cpu_seconds" in simulate.summarise_word_selection(study, timings=True)
     from valuelex.figures import save_figure
 
     png, _ = save_figure(simulate.plot_word_selection(study), "words", tmp_path)
@@ -94,7 +104,10 @@ def test_notebook_07(tmp_path):
     env = {"VALUELEX_PROCESSED": str(tmp_path / "processed"), "VALUELEX_FIGURES": str(figures_dir)}
     params = {"n_words": 120, "sizes": [100, 525], "replications": 1, "parallel_iter": 5, "word_sizes": [120]}
     params |= {"model_counts": [4, 16], "per_model": [10, 30], "model_grid_parallel_iter": 3}
+    params |= {"efa.parallel_max_words": 50}  # the run's EFA settings reach the simulation (issue 21)
+    params |= {"tie_shapes": [[4, 30]], "tie_replications": 1}
     numbers = run_notebook("07_method_validation", tmp_path, params, env)
+    assert 50 <= numbers["paper_scale_words_counted"] < 55  # the cap of 50, and the words tied at it (ties in)
     assert numbers["paper_scale_factor_count_right"]
     assert min(numbers["paper_scale_congruence"]) >= 0.9
     assert {row["respondents"] for row in numbers["recovery"]} == {100, 525}
@@ -114,8 +127,14 @@ def test_notebook_07(tmp_path):
         "sim_models_grid.csv",
         "sim_models_needed.csv",
         "sim_within_correlation_choice.csv",
+        "sim_tie_rule.csv",
     ):
         assert (figures_dir / name).exists(), name
+    tie_rows = numbers["tie_rule"]  # one panel of 4 x 30: both rules, both levels, the counts as "k (k in ...)"
+    assert {(row["shape"], row["level"], row["ties"]) for row in tie_rows} == {
+        ("4 x 30", level, ties) for level in ("pooled", "within") for ties in ("include", "exclude")
+    }
+    assert all("of panels" in row["factors_found"] for row in tie_rows)
 
 
 # ------------------------------------------------------------------------------------------
@@ -161,7 +180,7 @@ def test_pooled_analysis_finds_vocabulary_factors_the_within_analysis_does_not()
     rows = []
     for seed in range(2):
         panel = simulate.simulate_model_panel(s, 4, 100, vocabulary_icc=0.4, seed=seed)
-        rows += simulate.recover_by_level(s, panel, parallel_iter=10, seed=seed)
+        rows += simulate.recover_by_level(s, panel, EFASettings(parallel_iter=10, seed=seed))
     grid = pd.DataFrame(rows)
     pooled, within = grid[grid["level"] == "pooled"], grid[grid["level"] == "within"]
     assert within["factor_count_right"].all() and (within["spurious_factors"] == 0).all()
@@ -171,6 +190,57 @@ def test_pooled_analysis_finds_vocabulary_factors_the_within_analysis_does_not()
     # the within factors carry no more model identity than the planted factors themselves
     np.testing.assert_allclose(within["model_share"], within["planted_model_share"], atol=0.03)
     assert (pooled["model_share"] > pooled["planted_model_share"] + 0.05).all()
+
+
+def test_recover_by_level_counts_factors_on_the_runs_words():
+    """Issue 21: ``recover_by_level`` counted the within-model factors on every word while notebook 03 counts on
+    units/3 (``efa.parallel_max_words``). Both levels now take the run's EFA settings."""
+    s = simulate.planted_structure(n_words=90, seed=2)
+    panel = simulate.simulate_model_panel(s, 4, 30, vocabulary_icc=0.2, seed=3)
+    rows = simulate.recover_by_level(s, panel, EFASettings(parallel_iter=3, seed=0))
+    assert [row["words_counted"] for row in rows] == [43, 43]  # 120 respondents // 3 = 40, and 3 tied at 40
+    rows = simulate.recover_by_level(s, panel, EFASettings(parallel_iter=3, seed=0, parallel_ties="exclude"))
+    assert [row["words_counted"] for row in rows] == [33, 33]  # the 10 words tied at the cap left out
+    rows = simulate.recover_by_level(s, panel, EFASettings(parallel_iter=3, seed=0, parallel_max_words=25))
+    assert [row["words_counted"] for row in rows] == [26, 26]  # 25 and the word tied at 25
+
+
+def test_tie_rule_study_compares_the_rules_on_the_same_panels():
+    """Issue 20: notebook 07 chooses ``efa.parallel_ties`` by simulation at our panel's shape and the paper's.
+    Both rules see the same panels; where no word is tied at the cap they count the same words and the panel
+    is analysed once; where words tie, ties in counts more words than ties out."""
+    s = simulate.planted_structure(n_words=90, seed=2)
+    study = simulate.tie_rule_study(
+        s, EFASettings(parallel_iter=3), shapes=((4, 30), (20, 12)), replications=2, seed=5, n_jobs=1, progress=False
+    )
+    assert len(study) == 2 * 2 * 2 * 2  # shapes x replications x rules x levels
+    wide = study.pivot_table(
+        index=["models", "replication", "level"], columns="ties", values="words_counted", aggfunc="first"
+    )
+    tied = study.groupby(["models", "replication", "level"])["tied_at_cap"].first()
+    assert (tied.loc[4] > 0).all() and (tied.loc[20] == 0).all()  # 120 units: cap 40, ties; 240: cap 80 > words
+    assert (wide.loc[4, "include"] > wide.loc[4, "exclude"]).all()
+    assert (wide.loc[20, "include"] == wide.loc[20, "exclude"]).all()
+    untied = study[study["models"] == 20]
+    by_rule = [g.drop(columns="ties").reset_index(drop=True) for _, g in untied.groupby("ties")]
+    pd.testing.assert_frame_equal(by_rule[0], by_rule[1])  # one analysis, reported under both rules
+    summary = simulate.summarise_tie_rules(study)
+    assert set(summary["shape"]) == {"4 x 30", "20 x 12"} and "cpu_seconds" not in summary
+    assert summary["factors_found"].str.contains(r"^\d+ \(\d+ in \d+% of panels").all()
+    assert summary["panels"].eq(2).all()
+
+
+def test_recover_uses_the_efa_settings_it_is_given():
+    """Notebook 07 validated the EFA with the functions' defaults, not the run's EFA settings: ``recover`` now
+    takes them whole (here a cap on the words counted, ML extraction, varimax)."""
+    s = simulate.planted_structure(n_words=60, seed=1)
+    data = simulate.simulate_incidence(s, 300, seed=2)
+    settings = EFASettings(parallel_iter=3, parallel_max_words=20, extraction="ml", rotation="varimax")
+    scores = simulate.recover(s, data, settings)
+    assert scores["words_counted"] == 20
+    analysis = efa.analyse(data, **settings.analyse_options())
+    assert (analysis.result.extraction, analysis.result.rotation) == ("ml", "varimax")
+    assert scores["n_factors_found"] == analysis.result.n_factors
 
 
 def test_models_needed_reads_the_grid():
@@ -223,7 +293,9 @@ def test_within_correlation_choice_by_simulation():
     """On the paper's panel shape: phi (statsBy's rwg) is shrunk, the model-threshold tetrachoric is not,
     and it keeps the planted factor count at least as well as the others."""
     s = simulate.planted_structure(n_words=60, seed=0)
-    choice = simulate.compare_within_correlations(s, panels=((16, 25),), parallel_iter=5, seed=0, progress=False)
+    choice = simulate.compare_within_correlations(
+        s, EFASettings(parallel_iter=5), panels=((16, 25),), seed=0, progress=False
+    )
     table = choice.summary().set_index("method")
     assert abs(table.at["tetrachoric", "bias"]) < 0.03
     assert table.at["rwg", "bias"] < -0.07 and table.at["rwg", "bias_strongest_pairs"] < table.at["rwg", "bias"]

@@ -15,9 +15,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from tests.conftest import require_rscript
-from valuelex import cfa, simulate, wlsmv
+from tests.test_polychoric import stress_case
+from valuelex import cfa, polychoric, simulate, wlsmv
 
 R_SCRIPTS = Path(__file__).parent / "r"
 #: The issue's tolerances: estimates within 1e-3, scaled chi-square within 0.5%, fit indices within 1e-3.
@@ -61,6 +63,45 @@ def improper_data() -> pd.DataFrame:
     return pd.DataFrame((latent > cuts).astype(int), columns=["a1", "a2", "a3", "b1", "b2", "b3", "c1", "c2", "c3"])
 
 
+def stress_items(extra: int = 0) -> tuple[pd.DataFrame, dict[str, list[str]]]:
+    """Issue 20's stress case, one factor: the 10 most used items of which no pair has its polychoric maximum
+    on the boundary (lavaan's and our correlations then agree), plus ``extra`` items that add boundary pairs
+    with them (the fewest first)."""
+    data = stress_case()
+    boundary = polychoric.polychoric_matrix(data).boundary_pairs
+    partners: dict[str, set[str]] = {}
+    for a, b, _ in boundary:
+        partners.setdefault(a, set()).add(b)
+        partners.setdefault(b, set()).add(a)
+    chosen: list[str] = []
+    for item in (data > 0).mean().sort_values(ascending=False, kind="stable").index:
+        if len(chosen) < 10 and not partners.get(item, set()) & set(chosen):
+            chosen.append(item)
+    others = [w for w in data.columns if w not in chosen and partners.get(w, set()) & set(chosen)]
+    others.sort(key=lambda w: (len(partners[w] & set(chosen)), w))
+    items = chosen + others[:extra]
+    return data[items], {"F": items}
+
+
+def planted_three_categories(n: int = 400, seed: int = 9) -> tuple[pd.DataFrame, dict[str, list[str]]]:
+    """A planted three-factor model of three-category items (8 per factor, loadings 0.5-0.8, factor
+    correlations 0.3) whose top category holds 0.5% to 9% of the cases: the model is true, lavaan fits it."""
+    rng = np.random.default_rng(seed)
+    phi = np.full((3, 3), 0.3) + 0.7 * np.eye(3)
+    scores = rng.multivariate_normal(np.zeros(3), phi, size=n)
+    columns, factors = {}, {}
+    for k in range(3):
+        names = [f"f{k + 1}i{j + 1}" for j in range(8)]
+        for name in names:
+            loading = rng.uniform(0.5, 0.8)
+            latent = loading * scores[:, k] + np.sqrt(1 - loading**2) * rng.standard_normal(n)
+            above = rng.uniform(0.05, 0.6)
+            cuts = stats.norm.ppf([1 - above, 1 - 0.15 * above])
+            columns[name] = (latent > cuts[0]).astype(int) + (latent > cuts[1])
+        factors[f"F{k + 1}"] = names
+    return pd.DataFrame(columns), factors
+
+
 def syntax(factors: dict[str, list[str]], higher: dict[str, list[str]] | None = None) -> str:
     lines = [f"{f} =~ " + " + ".join(ws) for f, ws in factors.items()]
     lines += [f"{g} =~ " + " + ".join(fs) for g, fs in (higher or {}).items()]
@@ -77,6 +118,12 @@ def cases(tmp_path_factory) -> dict[str, dict]:
     sparse, planted = sparse_words()
     sparse.to_csv(root / "sparse.csv", index=False)
     improper_data().to_csv(root / "improper.csv", index=False)
+    stress, stress_model = stress_items()
+    stress.to_csv(root / "stress.csv", index=False)
+    bounded, bounded_model = stress_items(extra=2)
+    bounded.to_csv(root / "bounded.csv", index=False)
+    three, three_model = planted_three_categories()
+    three.to_csv(root / "three.csv", index=False)
     merged = {"A": planted["F1"], "B": planted["F2"] + planted["F3"]}
     spec = {
         "ability_4_factors": ("ability", ABILITY, {}),
@@ -87,6 +134,9 @@ def cases(tmp_path_factory) -> dict[str, dict]:
         "bfi_ordinal": ("bfi", BFI, {}),
         "improper_heywood": ("improper", {"A": ["a1", "a2", "a3"], "B": ["b1", "b2", "b3", "c1", "c2", "c3"]}, {}),
         "improper_factor_correlation": ("improper", {"B": ["b1", "b2", "b3"], "C": ["c1", "c2", "c3"]}, {}),
+        "stress_10_items": ("stress", stress_model, {}),
+        "planted_3_categories": ("three", three_model, {}),
+        "stress_boundary_pairs": ("bounded", bounded_model, {}),
     }
     rows = []
     for name, (data, factors, higher) in spec.items():
@@ -113,7 +163,7 @@ def cases(tmp_path_factory) -> dict[str, dict]:
 
 
 PROPER = ["ability_4_factors", "ability_1_factor", "sparse_3_factors", "sparse_misspecified", "sparse_second_order"]
-PROPER += ["bfi_ordinal"]
+PROPER += ["bfi_ordinal", "stress_10_items", "planted_3_categories"]
 IMPROPER = ["improper_heywood", "improper_factor_correlation"]
 
 
@@ -173,6 +223,45 @@ def test_cases_cover_what_they_claim(cases):
         < cases["ability_4_factors"]["ours"].measures["cfi.scaled"]
     )
     assert [len(t) for t in cases["bfi_ordinal"]["ours"].statistics.thresholds] == [5] * 10
+
+
+@pytest.mark.r
+def test_boundary_pairs_are_left_out_as_lavaan_weighs_them(cases, monkeypatch):
+    """Two items that add two boundary pairs (likelihood flat up to +-1) to the stress case: lavaan keeps the
+    value where its optimiser stopped, with a weight near 0; we leave them out. Estimates, standard errors
+    and the unscaled chi-square agree; df is 2 lower; with lavaan's plateau values put in, our scaled test
+    is lavaan's exactly: the difference is only what is done with pairs that carry no information."""
+    case = cases["stress_boundary_pairs"]
+    ours = case["ours"]
+    sample = ours.statistics
+    assert len(sample.boundary_pairs) == 2 and (~sample.informative).sum() == 2
+    assert "left out of the fit" in " ".join(ours.notes)
+    theirs = case["estimates"][~case["estimates"]["op"].isin(["~1", "~*~"])]
+    merged = theirs.merge(ours.estimates, on=["lhs", "op", "rhs"])
+    assert len(merged) == len(theirs)
+    np.testing.assert_allclose(merged["est_y"], merged["est_x"], atol=ESTIMATE_TOL)
+    np.testing.assert_allclose(merged["se_y"], merged["se_x"], atol=ESTIMATE_TOL)
+    fit = case["fit"]
+    assert ours.measures["chisq"] == pytest.approx(fit["chisq"], rel=1e-6)
+    assert ours.measures["df"] == fit["df"] - 2
+    # lavaan's values for the two pairs, put in place of the bound: lavaan's scaled test, to 1e-6
+    lavaan_r = case["sample"][sample.n_thresholds :][~sample.informative]
+    first = {name: round(float(tau[0]), 12) for name, tau in zip(sample.names, sample.thresholds, strict=True)}
+    plateau = {(first[a], first[b]): r for (a, b, _), r in zip(sample.boundary_pairs, lavaan_r, strict=True)}
+    assert np.all(np.abs(lavaan_r) <= polychoric.RHO_BOUND)
+    original = polychoric.maximise
+
+    def lavaans_plateau(freq, tau1, tau2):
+        fit = original(freq, tau1, tau2)
+        for k in np.flatnonzero(fit.at_bound):
+            fit.rho[k] = plateau[(round(float(tau1[k][0]), 12), round(float(tau2[k][0]), 12))]
+        fit.at_bound[:] = False
+        return fit
+
+    monkeypatch.setattr(polychoric, "maximise", lavaans_plateau)
+    with_theirs = wlsmv.fit(case["factors"], case["data"])
+    assert with_theirs.measures["chisq.scaled"] == pytest.approx(fit["chisq.scaled"], rel=1e-6)
+    assert with_theirs.measures["df"] == fit["df"]
 
 
 @pytest.mark.r

@@ -6,8 +6,9 @@ which the tests use as the reference implementation (``tests/r/*.R``):
 
 1. ``prepare_matrix``: drop rare, near-constant and duplicate words (reported), cap the number
    of words so that there are more units than words.
-2. ``correlation_matrix``: Pearson/phi or tetrachoric (``psych::tetrachoric``), smoothed like
-   ``psych::cor.smooth`` when it is not positive definite (reported).
+2. ``correlation_matrix``: Pearson/phi, tetrachoric (``psych::tetrachoric``) or, for counts,
+   polychoric (lavaan's ``lavCor``, :mod:`valuelex.polychoric`), smoothed like ``psych::cor.smooth``
+   when it is not positive definite (reported).
 3. ``adequacy``: KMO overall and per word (``psych::KMO``), Bartlett's test, determinant.
 4. ``parallel_analysis``: ``psych::fa.parallel(fa="fa")``: eigenvalues of the reduced
    correlation matrix against those of null data.
@@ -32,11 +33,15 @@ from scipy import optimize, stats
 from scipy.special import owens_t
 from threadpoolctl import threadpool_limits
 
+from . import polychoric
 from .display import Report
+from .settings import EFASettings
 
-CORRELATIONS = ("tetrachoric", "pearson")
+CORRELATIONS = ("tetrachoric", "polychoric", "pearson")
 EXTRACTIONS = ("minres", "ml")
 ROTATIONS = ("oblimin", "promax", "varimax", "none")
+#: How :func:`parallel_words` treats words tied at its cap: all counted, or none.
+PARALLEL_TIES = ("include", "exclude")
 OBLIQUE = ("oblimin", "promax")
 
 #: A word must occur in at least this share of units (and in at most 1 minus it) to enter the analysis.
@@ -367,9 +372,9 @@ def check_sample_size(n_obs: int, n_words: int, correlation: str = "pearson") ->
         )
     if n_obs > n_words:
         return ""
-    if correlation == "tetrachoric":
+    if correlation in ("tetrachoric", "polychoric"):
         return (
-            f"{n_obs} units for {n_words} words: the tetrachoric matrix, estimated pair by pair, cannot be positive "
+            f"{n_obs} units for {n_words} words: the {correlation} matrix, estimated pair by pair, cannot be positive "
             "definite with as many words as units and is smoothed (psych::cor.smooth); loadings and parallel "
             "analysis use it, but psych's chi2, RMSEA and TLI and Bartlett's test say nothing about the model"
         )
@@ -386,14 +391,25 @@ def correlation_matrix(
     correct: float = DEFAULT_CORRECT,
     smooth: bool = True,
 ) -> CorrelationResult:
-    """Word-by-word correlations (``tetrachoric`` or ``pearson``, which is phi on 0/1 data).
+    """Word-by-word correlations: ``tetrachoric``, ``polychoric`` or ``pearson`` (phi on 0/1 data).
 
-    With ``smooth=True`` a matrix that is not positive definite (common for tetrachoric matrices
-    of sparse data) is smoothed like ``psych::cor.smooth`` and ``smoothed`` is set; with
-    ``smooth=False`` it raises :class:`SingularMatrixError` instead.
+    ``tetrachoric`` reads each word as a 0/1 cut of a normal propensity (``psych::tetrachoric``); on
+    counts (more than two values) the same model has one cut per count, and the correlation used is
+    the polychoric one (lavaan's ``lavCor``, :mod:`valuelex.polychoric`; a note says so). Pairs whose
+    polychoric maximum lies on the boundary are named in a note. With ``smooth=True`` a matrix that
+    is not positive definite (common for tetrachoric matrices of sparse data) is smoothed like
+    ``psych::cor.smooth`` and ``smoothed`` is set; with ``smooth=False`` it raises
+    :class:`SingularMatrixError` instead.
     """
     if method not in CORRELATIONS:
         raise EFAInputError(f"correlation must be one of {CORRELATIONS}, not {method!r}")
+    notes = []
+    if method == "tetrachoric" and not np.isin(data.to_numpy(float), (0.0, 1.0)).all():
+        method = "polychoric"
+        notes.append(
+            "the words are counts, not 0/1: their latent correlation is the polychoric one (one threshold per "
+            "count; the tetrachoric is its two-category case)"
+        )
     n, p = data.shape
     caveat = check_sample_size(n, p, method)
     if (data.var(axis=0, ddof=0) <= 0).any():
@@ -403,6 +419,15 @@ def correlation_matrix(
         tet = tetrachoric(data, correct=correct)
         r = tet.rho.to_numpy()
         zero_cells = tet.zero_cell_pairs
+    elif method == "polychoric":
+        try:
+            poly = polychoric.polychoric_matrix(data)
+        except polychoric.OrdinalDataError as err:
+            raise EFAInputError(str(err)) from None
+        r = poly.correlations
+        zero_cells = len(poly.empty_cell_pairs)
+        if poly.boundary_pairs:
+            notes.append(poly.boundary_note())
     else:
         r = np.corrcoef(data.to_numpy(float), rowvar=False)
     min_eig = float(np.linalg.eigvalsh(r).min())
@@ -414,7 +439,7 @@ def correlation_matrix(
             f"the {method} correlation matrix is not positive definite (smallest eigenvalue {min_eig:.3g}); "
             "use smooth=True (psych::cor.smooth) or drop collinear words"
         )
-    notes = [caveat] if caveat else []
+    notes += [caveat] if caveat else []
     if smoothed and not caveat:
         notes.append(
             f"the {method} matrix was not positive definite (smallest eigenvalue {min_eig:.3g}) and was smoothed "
@@ -727,6 +752,7 @@ class EFAResult(Report):
     extraction: str
     rotation: str
     converged: bool
+    cutoff: float  # |loading| at which a word is assigned to its factor (the run's ``efa.cutoff``)
     heywood: list[str] = field(default_factory=list)  # words whose uniqueness hit the lower bound
     notes: list[str] = field(default_factory=list)
 
@@ -763,7 +789,7 @@ class EFAResult(Report):
         fit["empirical_chi2"] = self.fit["empirical_chi2"]
         fit["fit_basis"] = self.fit["fit_basis"]
         out: list[tuple[str, object]] = [
-            ("Loadings (pattern matrix; below the cut-off blank)", loadings_table(self)),
+            (f"Loadings (pattern matrix; below the cut-off {self.cutoff:g} blank)", loadings_table(self)),
             ("Variance accounted for", self.variance),
         ]
         if self.n_factors > 1:
@@ -788,26 +814,37 @@ def max_factors(n_words: int) -> int:
 def fit_efa(
     corr: CorrelationResult | pd.DataFrame,
     n_factors: int,
+    settings: EFASettings | None = None,
     n_obs: int | None = None,
-    extraction: str = "minres",
-    rotation: str = "oblimin",
+    *,
+    extraction: str | None = None,
+    rotation: str | None = None,
+    cutoff: float | None = None,
 ) -> EFAResult:
     """Extract and rotate ``n_factors`` factors from a word correlation matrix.
 
-    Both ``extraction`` and ``rotation`` are always explicit (psych's default rotation is oblimin,
-    factor_analyzer's promax). More factors than the data can identify are reduced (noted).
+    ``settings`` (the run's ``efa`` settings; the defaults when None) give the extraction, the rotation
+    (psych's default rotation is oblimin, factor_analyzer's promax) and the cut-off the result is
+    reported with; ``extraction``, ``rotation`` and ``cutoff`` override them (a refit of another solution). More
+    factors than the data can identify are reduced (noted).
     """
+    settings = settings or EFASettings()
+    extraction = extraction or settings.extraction
+    rotation = rotation or settings.rotation
+    cutoff = settings.cutoff if cutoff is None else cutoff
     notes = []
     smoothed = False
+    method = "tetrachoric"  # a matrix given as it is: estimated pair by pair, say
     if isinstance(corr, CorrelationResult):
         n_obs = corr.n_obs if n_obs is None else n_obs
         smoothed = corr.smoothed
+        method = "polychoric" if corr.method.endswith("polychoric") else method
         corr = corr.matrix
     if n_obs is None:
         raise EFAInputError("n_obs is needed for the fit indices")
     r = _as_array(corr)
     p = r.shape[0]
-    caveat = check_sample_size(n_obs, p, "tetrachoric")  # a matrix given here is used as it is
+    caveat = check_sample_size(n_obs, p, method)  # a matrix given here is used as it is
     if caveat:
         notes.append(caveat)
     k = int(n_factors)
@@ -851,6 +888,7 @@ def fit_efa(
         extraction=extraction,
         rotation=rotation,
         converged=converged,
+        cutoff=cutoff,
         heywood=heywood,
         notes=notes,
     )
@@ -869,10 +907,12 @@ def _smoothed_fit_note(fit: dict, smoothed: bool) -> str:
     return f"{start}{basis}; they are not tests of the model. Read the RMSR (root mean square residual)."
 
 
-def word_factors(result: EFAResult, cutoff: float = DEFAULT_CUTOFF) -> pd.DataFrame:
+def word_factors(result: EFAResult, cutoff: float | None = None) -> pd.DataFrame:
     """One row per word: its primary factor (largest absolute loading), that loading, and whether
-    it reaches the cut-off (``assigned``), plus communality, complexity and the second-largest loading.
-    Sorted like ``psych::fa.sort``: by factor, then by absolute loading."""
+    it reaches the cut-off (``assigned``; the result's own cut-off unless given), plus communality,
+    complexity and the second-largest loading. Sorted like ``psych::fa.sort``: by factor, then by
+    absolute loading."""
+    cutoff = result.cutoff if cutoff is None else cutoff
     load = result.loadings
     primary = load.abs().idxmax(axis=1)
     value = np.array([load.at[w, f] for w, f in primary.items()])
@@ -893,8 +933,10 @@ def word_factors(result: EFAResult, cutoff: float = DEFAULT_CUTOFF) -> pd.DataFr
     return out.drop(columns=["_order", "_abs"]).reset_index(drop=True)
 
 
-def loadings_table(result: EFAResult, cutoff: float = DEFAULT_CUTOFF) -> pd.DataFrame:
-    """The sorted pattern matrix with h2, u2 and complexity; loadings below the cut-off are blanked (NaN)."""
+def loadings_table(result: EFAResult, cutoff: float | None = None) -> pd.DataFrame:
+    """The sorted pattern matrix with h2, u2 and complexity; loadings below the cut-off (the result's own
+    unless given) are blanked (NaN)."""
+    cutoff = result.cutoff if cutoff is None else cutoff
     order = word_factors(result, cutoff)["word"]
     table = result.loadings.loc[order].copy()
     table = table.where(table.abs() >= cutoff)
@@ -959,15 +1001,36 @@ class ParallelResult:
         }
 
 
-def parallel_words(data: pd.DataFrame, max_words: int | str | None = "auto") -> list[str]:
-    """The words parallel analysis counts factors on: the ``max_words`` most frequent (``"auto"``: at most
-    ``n_units // DEFAULT_UNITS_PER_COUNTED_WORD``, and at least three); every word when None."""
+def parallel_words(data: pd.DataFrame, max_words: int | str | None, ties: str) -> list[str]:
+    """The words parallel analysis counts factors on: the ``max_words`` most used (``"auto"``: at most
+    ``n_units // DEFAULT_UNITS_PER_COUNTED_WORD``, and at least three); every word when None.
+
+    Words used by as many units as the last word within the cap and the first beyond it are tied at the
+    cap: ``ties="include"`` counts them all (more than ``max_words`` words), ``"exclude"`` none of them
+    (fewer). Which word makes the cap never depends on its spelling. Returned in the data's order.
+    """
+    if ties not in PARALLEL_TIES:
+        raise EFAInputError(f"parallel_ties must be one of {PARALLEL_TIES}, not {ties!r}")
     if max_words is None:
         return list(data.columns)
-    cap = len(data) // DEFAULT_UNITS_PER_COUNTED_WORD if max_words == "auto" else int(max_words)
+    cap = max(len(data) // DEFAULT_UNITS_PER_COUNTED_WORD if max_words == "auto" else int(max_words), 3)
     used = (data > 0).sum(axis=0)
-    ranked = sorted(data.columns, key=lambda w: (-used[w], str(w)))[: max(cap, 3)]
-    return [w for w in data.columns if w in set(ranked)]
+    if cap >= len(used):
+        return list(data.columns)
+    ranked = np.sort(used.to_numpy())[::-1]
+    edge = ranked[cap - 1]
+    keep = used >= edge
+    if ranked[cap] == edge and ties == "exclude" and (used > edge).sum() >= 3:
+        keep = used > edge
+    return [w for w in data.columns if keep[w]]
+
+
+def tied_at_cap(data: pd.DataFrame, max_words: int | str | None) -> list[str]:
+    """The words tied at the cap of :func:`parallel_words` (empty when no tie straddles it)."""
+    if max_words is None:
+        return []
+    included, excluded = parallel_words(data, max_words, "include"), parallel_words(data, max_words, "exclude")
+    return [w for w in included if w not in set(excluded)]
 
 
 def parallel_analysis(
@@ -980,6 +1043,7 @@ def parallel_analysis(
     null: str = "permute",
     correct: float = DEFAULT_CORRECT,
     eigenvalues: str = "fa",
+    repeat: np.ndarray | None = None,
 ) -> ParallelResult:
     """Horn's parallel analysis on factor eigenvalues, like ``psych::fa.parallel(fa="fa")``.
 
@@ -992,6 +1056,11 @@ def parallel_analysis(
     same with replacement). ``eigenvalues="fa"`` compares eigenvalues of the reduced correlation
     matrix of a one-factor solution (psych's ``fa="fa"``), ``"pc"`` those of the correlation matrix
     itself (Horn's original, psych's ``fa="pc"``).
+
+    ``repeat`` (a bootstrap resample): the units analysed are ``data``'s rows ``repeat`` (distinct units
+    in ``data``, some repeated). The permutation null then shuffles each word among the distinct units
+    and repeats them the same way, so that the null data have the resample's duplicated units too
+    (without that, a resample's duplicates look like structure and the count rises; ``tests/test_efa.py``).
     """
     if null not in ("permute", "normal"):
         raise EFAInputError(f"null must be 'permute' or 'normal', not {null!r}")
@@ -1003,18 +1072,19 @@ def parallel_analysis(
             return np.sort(np.linalg.eigvalsh(r))[::-1]
         return factor_eigenvalues(r, extraction)
 
-    observed_corr = correlation_matrix(data, correlation, correct=correct)
+    x = data.to_numpy(float)
+    rows = np.arange(len(x)) if repeat is None else np.asarray(repeat)
+    observed_corr = correlation_matrix(pd.DataFrame(x[rows], columns=data.columns), correlation, correct=correct)
     observed = values(observed_corr.matrix.to_numpy())
     rng = np.random.default_rng(seed)
-    x = data.to_numpy(float)
-    n, p = x.shape
+    n, p = len(rows), x.shape[1]
     sims = np.empty((n_iter, p))
     with threadpool_limits(limits=1):  # small matrices: one BLAS thread is faster, and the machine is shared
         for i in range(n_iter):
             if null == "normal":
                 r = np.corrcoef(rng.standard_normal((n, p)), rowvar=False)
             else:
-                shuffled = pd.DataFrame(rng.permuted(x, axis=0), columns=data.columns)
+                shuffled = pd.DataFrame(rng.permuted(x, axis=0)[rows], columns=data.columns)
                 r = correlation_matrix(shuffled, correlation, correct=correct).matrix.to_numpy()
             sims[i] = values(r)
     mean = sims.mean(axis=0)
@@ -1234,16 +1304,19 @@ def analyse(
     min_units: int = DEFAULT_MIN_UNITS,
     max_words: int | str | None = None,
     parallel_max_words: int | str | None = "auto",
+    parallel_ties: str = EFASettings.parallel_ties,
     parallel_iter: int = 20,
     parallel_quantile: float = 0.95,
     parallel_null: str = "permute",
     parallel_eigenvalues: str = "fa",
     seed: int = 0,
+    cutoff: float = EFASettings.cutoff,
 ) -> Analysis:
     """Prepare, correlate, check adequacy, count factors and fit, with every choice explicit.
 
-    The factors are counted by parallel analysis on at most ``parallel_max_words`` words, the most
-    frequent (:func:`parallel_words`), and extracted from every word that entered the analysis.
+    The factors are counted by parallel analysis on the ``parallel_max_words`` most frequent words (ties at
+    that cap as ``parallel_ties`` says, :func:`parallel_words`), and extracted from every word that entered
+    the analysis.
     """
     with threadpool_limits(limits=1):  # small matrices: one BLAS thread is faster, and the machine is shared
         prepared = prepare_matrix(incidence, coding, min_frequency, min_units, max_words)
@@ -1257,7 +1330,7 @@ def analyse(
         parallel = None
         if n_factors == "parallel":
             parallel = parallel_analysis(
-                prepared.data[parallel_words(prepared.data, parallel_max_words)],
+                prepared.data[parallel_words(prepared.data, parallel_max_words, parallel_ties)],
                 correlation,
                 extraction,
                 parallel_iter,
@@ -1267,7 +1340,7 @@ def analyse(
                 eigenvalues=parallel_eigenvalues,
             )
         k, more = choose_n_factors(n_factors, parallel, prepared.n_words)
-        result = fit_efa(corr, k, extraction=extraction, rotation=rotation)
+        result = fit_efa(corr, k, extraction=extraction, rotation=rotation, cutoff=cutoff)
     return Analysis(prepared, corr, adequate, parallel, result, list(dict.fromkeys(notes + more + result.notes)))
 
 
@@ -1299,7 +1372,7 @@ def plot_scree(parallel: ParallelResult, max_factors_shown: int = 15):
     return fig
 
 
-def plot_loadings_heatmap(result: EFAResult, cutoff: float = DEFAULT_CUTOFF, max_words: int = 60):
+def plot_loadings_heatmap(result: EFAResult, cutoff: float | None = None, max_words: int = 60):
     """Heatmap of the sorted pattern matrix (the ``max_words`` words with the largest loadings)."""
     import matplotlib.pyplot as plt
     import seaborn as sns

@@ -33,6 +33,7 @@ Every default here is our choice; the paper does not consider the confound.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +45,7 @@ from threadpoolctl import threadpool_limits
 
 from . import efa
 from .display import Report
+from .settings import EFASettings
 
 #: Within-model correlations for 0/1 words (see the module docstring).
 WITHIN_CORRELATIONS = ("tetrachoric", "rwg", "tetrachoric_pooled")
@@ -624,25 +626,33 @@ def within_parallel_analysis(
     quantile: float = 0.95,
     seed: int = 0,
     correct: float = efa.DEFAULT_CORRECT,
+    repeat: np.ndarray | None = None,
 ) -> efa.ParallelResult:
     """Parallel analysis of the within-group matrix: each null data set shuffles every word's column
     inside every group, which keeps each group's vocabulary (its share of every word) and breaks the
-    co-occurrence; the null matrices use the same within-group correlation."""
+    co-occurrence; the null matrices use the same within-group correlation. ``repeat``: the units
+    analysed are ``data``'s rows ``repeat`` (a bootstrap resample of distinct units, ``groups`` given per
+    distinct unit); the null shuffles the distinct units and repeats them the same way (as
+    :func:`valuelex.efa.parallel_analysis`)."""
     codes, _ = _codes(groups, data.shape[0])
     x = data.to_numpy(float)
+    picked = np.arange(len(x)) if repeat is None else np.asarray(repeat)
     rng = np.random.default_rng(seed)
     rows = [np.flatnonzero(codes == g) for g in range(codes.max() + 1)]
     with threadpool_limits(limits=1):
         observed = efa.factor_eigenvalues(
-            within_correlation(data, codes, method, correct).matrix.to_numpy(), extraction
+            within_correlation(
+                pd.DataFrame(x[picked], columns=data.columns), codes[picked], method, correct
+            ).matrix.to_numpy(),
+            extraction,
         )
         sims = np.empty((n_iter, x.shape[1]))
         for i in range(n_iter):
             shuffled = x.copy()
             for idx in rows:
                 shuffled[idx] = rng.permuted(x[idx], axis=0)
-            frame = pd.DataFrame(shuffled, columns=data.columns)
-            r = within_correlation(frame, codes, method, correct).matrix.to_numpy()
+            frame = pd.DataFrame(shuffled[picked], columns=data.columns)
+            r = within_correlation(frame, codes[picked], method, correct).matrix.to_numpy()
             sims[i] = efa.factor_eigenvalues(r, extraction)
     q = np.quantile(sims, quantile, axis=0)
     above = observed > q
@@ -665,44 +675,48 @@ class WithinAnalysis:
 def analyse_within(
     incidence: pd.DataFrame,
     groups: pd.Series | np.ndarray | list,
-    correlation: str = DEFAULT_WITHIN_CORRELATION,
-    n_factors: int | str = "parallel",
-    extraction: str = "minres",
-    rotation: str = "oblimin",
-    coding: str = "binary",
-    min_frequency: float = efa.DEFAULT_MIN_FREQUENCY,
-    min_units: int = efa.DEFAULT_MIN_UNITS,
-    max_words: int | str | None = "auto",
-    parallel_iter: int = 20,
-    parallel_quantile: float = 0.95,
-    seed: int = 0,
+    settings: EFASettings,
     prepared: efa.PreparedMatrix | None = None,
-    parallel_max_words: int | str | None = None,
 ) -> WithinAnalysis:
-    """:func:`valuelex.efa.analyse` on the within-group matrix: the same word filter (on the pooled
-    data, or ``prepared`` as given), words without within-group variance dropped, the within-group
-    correlation, adequacy, parallel analysis with the within-group null (on the ``parallel_max_words``
-    most frequent words, as :func:`valuelex.efa.parallel_words`; None: every word), and the EFA."""
+    """:func:`valuelex.efa.analyse` on the within-group matrix, with the run's EFA settings (``settings.efa``):
+    the same word filter (on the pooled data, or ``prepared`` as given), words without within-group
+    variance dropped, the within-group correlation (``within_correlation``), adequacy, parallel analysis
+    with the within-group null (on the ``parallel_max_words`` most frequent words, as
+    :func:`valuelex.efa.parallel_words`), and the EFA (``n_factors``, ``extraction``, ``rotation``,
+    ``cutoff``). The tetrachoric within-group correlations are for 0/1 words: counts are read as used
+    or not (a note says so)."""
+    correlation = settings.within_correlation
+    notes: list[str] = []
     with threadpool_limits(limits=1):
         if prepared is None:
-            prepared = efa.prepare_matrix(incidence, coding, min_frequency, min_units, max_words)
+            prepared = efa.prepare_matrix(
+                incidence, settings.coding, settings.min_frequency, settings.min_units, settings.max_words
+            )
+        if correlation != "rwg" and not np.isin(prepared.data.to_numpy(float), (0.0, 1.0)).all():
+            prepared = dataclasses.replace(prepared, data=efa.binary_coding(prepared.data))
+            notes.append(f"within-group {correlation} correlations are for 0/1 words: counts read as used or not")
         codes, _ = _codes(groups, prepared.n_units)
         prepared = prepare_within(prepared, codes)
         corr = within_correlation(prepared.data, codes, correlation)
-        notes: list[str] = []
         try:
             adequate = efa.adequacy(corr)
         except efa.SingularMatrixError as err:
             adequate = None
             notes.append(str(err))
         parallel = None
-        if n_factors == "parallel":
-            counted = efa.parallel_words(prepared.data, parallel_max_words)
+        if settings.n_factors == "parallel":
+            counted = efa.parallel_words(prepared.data, settings.parallel_max_words, settings.parallel_ties)
             parallel = within_parallel_analysis(
-                prepared.data[counted], codes, correlation, extraction, parallel_iter, parallel_quantile, seed
+                prepared.data[counted],
+                codes,
+                correlation,
+                settings.extraction,
+                settings.parallel_iter,
+                settings.parallel_quantile,
+                settings.seed,
             )
-        k, more = efa.choose_n_factors(n_factors, parallel, prepared.n_words)
-        result = efa.fit_efa(corr, k, extraction=extraction, rotation=rotation)
+        k, more = efa.choose_n_factors(settings.n_factors, parallel, prepared.n_words)
+        result = efa.fit_efa(corr, k, settings)
     return WithinAnalysis(prepared, corr, adequate, parallel, result, notes + more + result.notes)
 
 
@@ -710,15 +724,14 @@ def within_bootstrap(
     data: pd.DataFrame,
     groups: pd.Series | np.ndarray | list,
     reference: efa.EFAResult,
-    correlation: str = DEFAULT_WITHIN_CORRELATION,
-    n_boot: int = 100,
-    seed: int = 0,
+    settings: EFASettings,
     level: float = 0.95,
     max_redraws: int = 50,
 ) -> efa.BootstrapResult:
-    """:func:`valuelex.efa.bootstrap_stability` for the within-group solution: every sample draws
-    units with replacement *inside each group* (so every model keeps its number of respondents), and
-    is redrawn when a word loses all its within-group variance."""
+    """:func:`valuelex.efa.bootstrap_stability` for the within-group solution (``settings.n_boot_within``
+    samples, ``settings.within_correlation``, ``settings.seed``): every sample draws units with
+    replacement *inside each group* (so every model keeps its number of respondents), and is redrawn
+    when a word loses all its within-group variance."""
     codes, _ = _codes(groups, data.shape[0])
     rows = [np.flatnonzero(codes == g) for g in range(codes.max() + 1)]
     return efa.bootstrap_refits(
@@ -726,9 +739,9 @@ def within_bootstrap(
         reference,
         draw=lambda rng: np.concatenate([rng.choice(idx, len(idx)) for idx in rows]),
         acceptable=lambda sample, pick: not _constant_within(sample, codes[pick]).any(),
-        correlate=lambda frame, pick: within_correlation(frame, codes[pick], correlation),
-        n_boot=n_boot,
-        seed=seed,
+        correlate=lambda frame, pick: within_correlation(frame, codes[pick], settings.within_correlation),
+        n_boot=settings.n_boot_within,
+        seed=settings.seed,
         level=level,
         max_redraws=max_redraws,
     )
@@ -805,7 +818,7 @@ class LevelComparison(Report):
     between_correlation: efa.CorrelationResult
     pooled_shares: pd.DataFrame  # factor, words, eta_squared, ICC1 of the pooled factors
     within_shares: pd.DataFrame
-    cutoff: float = efa.DEFAULT_CUTOFF
+    cutoff: float
     stability: efa.BootstrapResult | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -907,7 +920,6 @@ def compare_levels(
     pooled: efa.EFAResult,
     within: WithinAnalysis,
     group: str = "model",
-    cutoff: float = efa.DEFAULT_CUTOFF,
     stability: efa.BootstrapResult | None = None,
 ) -> LevelComparison:
     """Put the pooled solution (as fitted on ``data``) next to the within-group solution and a between-group
@@ -934,6 +946,7 @@ def compare_levels(
             f"between-{group} factors: {k_between} from {len(labels)} {group}s (rank at most {len(labels) - 1}); "
             "descriptive, their fit indices are not reported"
         )
+    cutoff = pooled.cutoff  # the run's efa.cutoff, carried by the pooled solution
     pooled_table = efa.word_factors(pooled, cutoff)
     within_table = efa.word_factors(within.result, cutoff)
     named = np.asarray(labels, dtype=object)[codes]  # group names, not codes, in the tables
@@ -1072,7 +1085,7 @@ class ResponseLevels(Report):
     within: WithinAnalysis
     pooled_shares: pd.DataFrame  # per pooled factor: words, ICC1 by model, by prompt, by cell; within match
     within_shares: pd.DataFrame
-    cutoff: float = efa.DEFAULT_CUTOFF
+    cutoff: float
 
     title = "Response-level units: what the model and the prompt put into the factors"
 
@@ -1117,34 +1130,21 @@ class ResponseLevels(Report):
         }
 
 
-def analyse_responses(
-    responses: pd.DataFrame,
-    groups: pd.DataFrame,
-    within_correlation: str = DEFAULT_WITHIN_CORRELATION,
-    cutoff: float = efa.DEFAULT_CUTOFF,
-    **analysis: Any,
-) -> ResponseLevels:
+def analyse_responses(responses: pd.DataFrame, groups: pd.DataFrame, settings: EFASettings) -> ResponseLevels:
     """Response-level units (one answer to one prompt) grouped by ``groups["model"]`` and ``groups["prompt"]``.
 
-    The pooled pipeline of notebook 03 on the responses (``analysis``: the keyword arguments of
-    :func:`valuelex.efa.analyse`, e.g. ``settings.efa.analyse_options()``); the same words analysed
-    within model x prompt cells (what co-occurs inside the answers of one model to one prompt: model,
-    prompt and their interaction removed); per word the variance shares of model, prompt and
-    interaction; per pooled factor the ICC1 of its scores by model, by prompt and by cell, and its best
-    within-cell match.
+    The pooled pipeline of notebook 03 on the responses, with the run's EFA settings (``settings.efa``);
+    the same words analysed within model x prompt cells (what co-occurs inside the answers of one model
+    to one prompt: model, prompt and their interaction removed); per word the variance shares of model,
+    prompt and interaction; per pooled factor the ICC1 of its scores by model, by prompt and by cell,
+    and its best within-cell match.
     """
     model, prompt = groups["model"].rename("model"), groups["prompt"].rename("prompt")
-    pooled = efa.analyse(responses, **analysis)
+    pooled = efa.analyse(responses, **settings.analyse_options())
     data = pooled.prepared.data
     cells = cell_labels(model, prompt)
-    shared = ("n_factors", "extraction", "rotation", "parallel_iter", "parallel_quantile", "seed", "parallel_max_words")
-    within = analyse_within(
-        responses,
-        cells,
-        within_correlation,
-        prepared=pooled.prepared,
-        **{name: analysis[name] for name in shared if name in analysis},
-    )
+    within = analyse_within(responses, cells, settings, prepared=pooled.prepared)
+    cutoff = settings.cutoff
     pooled_table = efa.word_factors(pooled.result, cutoff)
     shares = score_shares(data, pooled_table, model)[["factor", "words", "ICC1"]].rename(columns={"ICC1": "ICC1_model"})
     shares["ICC1_prompt"] = score_shares(data, pooled_table, prompt)["ICC1"].to_numpy()

@@ -168,6 +168,7 @@ class EFASettings:
     min_units: Count = 5  # ... and in at least this many units
     max_words: Words = None  # None: every word above the floor; "auto": units // 2
     parallel_max_words: Words = "auto"  # words parallel analysis counts on: units // 3
+    parallel_ties: Literal["include", "exclude"] = "include"  # words tied at that cap: all counted or none
     parallel_iter: Count = 20  # null data sets in the parallel analysis
     parallel_quantile: Quantile = 0.95  # the null eigenvalue quantile an observed eigenvalue must beat
     parallel_null: Literal["permute", "normal"] = "permute"  # shuffle each word's column, or psych's normal data
@@ -175,6 +176,7 @@ class EFASettings:
     n_boot: Boot = 100  # bootstrap samples of units for the stability check (the finer run: 500)
     within_correlation: Literal["tetrachoric", "rwg", "tetrachoric_pooled"] = "tetrachoric"  # model thresholds
     n_boot_within: Boot = 50  # bootstrap samples (respondents redrawn inside each model), within-model factors
+    count_resamples: Boot = 50  # seeds and bootstrap resamples behind the factor count's distribution
     seed: Seed = 20240419
 
     def invalid(self) -> list[tuple[tuple[str, ...], str]]:
@@ -334,6 +336,11 @@ class SimulationSettings:
     vocabulary_icc: Icc = 0.2  # share of a word's latent variance that is the model's vocabulary
     value_icc: Icc = 0.0  # share of the value factors' variance that lies between models
     choice_replications: Count = 1  # panels per shape when choosing the within-model correlation (finer: 10)
+    tie_shapes: Annotated[tuple[tuple[Count, Count], ...], Length(1)] = (
+        (4, 30),
+        (33, 16),
+    )  # (models, respondents per model) where efa.parallel_ties is chosen: ours, and the paper's 33 x 16
+    tie_replications: Count = 20  # simulated panels per shape for the tie rule (the finer run: 40)
     seed: Seed = 20240419
 
     def invalid(self) -> list[tuple[tuple[str, ...], str]]:

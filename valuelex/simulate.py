@@ -32,9 +32,11 @@ number of workers change the speed, never the numbers.
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -42,6 +44,7 @@ from scipy import stats
 
 from . import efa
 from .display import Report
+from .settings import EFASettings
 
 if TYPE_CHECKING:
     from .settings import SimulationSettings
@@ -165,58 +168,33 @@ def recovery_scores(structure: PlantedStructure, result: efa.EFAResult) -> dict:
     return out
 
 
-def recover(
-    structure: PlantedStructure,
-    incidence: pd.DataFrame,
-    correlation: str = "tetrachoric",
-    n_factors: int | str = "parallel",
-    extraction: str = "minres",
-    rotation: str = "oblimin",
-    min_frequency: float = efa.DEFAULT_MIN_FREQUENCY,
-    max_words: int | str | None = None,
-    parallel_max_words: int | str | None = "auto",
-    parallel_iter: int = 20,
-    parallel_null: str = "permute",
-    parallel_eigenvalues: str = "fa",
-    seed: int = 0,
-) -> dict:
-    """Run the exploratory pipeline on simulated data and score it against the planted structure.
+def recover(structure: PlantedStructure, incidence: pd.DataFrame, settings: EFASettings) -> dict:
+    """Run the exploratory pipeline of notebook 03 with the run's EFA settings (``settings.efa``) on simulated
+    data and score it against the planted structure.
 
     When ``n_factors="parallel"`` the congruences are those of the solution with the number of
     factors parallel analysis chose; a planted factor without a match scores 0 (not recovered).
     ``min_congruence_true_k`` is the lowest congruence when the true number of factors is extracted:
     how well the loadings are recovered once the count is right.
     """
-    analysis = efa.analyse(
-        incidence,
-        correlation=correlation,
-        n_factors=n_factors,
-        extraction=extraction,
-        rotation=rotation,
-        min_frequency=min_frequency,
-        max_words=max_words,
-        parallel_max_words=parallel_max_words,
-        parallel_iter=parallel_iter,
-        parallel_null=parallel_null,
-        parallel_eigenvalues=parallel_eigenvalues,
-        seed=seed,
-    )
+    analysis = efa.analyse(incidence, **settings.analyse_options())
     scores = recovery_scores(structure, analysis.result)
     k_true = structure.loadings.shape[1]
     at_true_k = analysis.result
     if analysis.result.n_factors != k_true:
-        at_true_k = efa.fit_efa(analysis.correlation, k_true, extraction=extraction, rotation=rotation)
+        at_true_k = efa.fit_efa(analysis.correlation, k_true, settings)
     scores["min_congruence_true_k"] = recovery_scores(structure, at_true_k)["min_congruence"]
     scores["kmo"] = analysis.adequacy.kmo if analysis.adequacy is not None else float("nan")
     scores["smoothed"] = analysis.correlation.smoothed
+    scores["words_counted"] = len(analysis.parallel.observed) if analysis.parallel is not None else 0
     return scores
 
 
-def _recover_one(structure: PlantedStructure, size: int, rep: int, seed: int, settings: dict) -> dict:
+def _recover_one(structure: PlantedStructure, size: int, rep: int, seed: int, settings: EFASettings) -> dict:
     data_seed = seed + 1000 * rep + size
     data = simulate_incidence(structure, size, seed=data_seed)
     try:
-        row = recover(structure, data, seed=data_seed, **settings)
+        row = recover(structure, data, dataclasses.replace(settings, seed=data_seed))
         row["error"] = ""
     except efa.EFAInputError as err:
         row = {"n_factors_found": 0, "factor_count_right": False, "min_congruence": 0.0, "words_used": 0}
@@ -227,15 +205,15 @@ def _recover_one(structure: PlantedStructure, size: int, rep: int, seed: int, se
 
 def recovery_curve(
     structure: PlantedStructure,
+    settings: EFASettings,
     sizes: tuple[int, ...] = (60, 120, 250, 525, 1000),
     replications: int = 5,
     seed: int = 0,
     n_jobs: int = 1,
-    **settings,
 ) -> pd.DataFrame:
-    """``recover`` on ``replications`` fresh samples of each size: one row per (size, replication).
-
-    Every sample has its own seed, so ``n_jobs`` (processes) changes the speed, not the result.
+    """``recover`` (with the EFA ``settings``) on ``replications`` fresh samples of each size: one row per
+    (size, replication). Every sample has its own seed (also the parallel analysis' seed), so ``n_jobs``
+    (processes) changes the speed, not the result.
     """
     tasks = [(size, rep) for size in sizes for rep in range(replications)]
     if n_jobs == 1:
@@ -251,29 +229,33 @@ def recovery_curve(
 
 def recovery_study(
     conditions: dict[str, PlantedStructure],
+    settings: EFASettings,
     sizes: tuple[int, ...] = (60, 120, 250, 525, 1000),
     replications: int = 5,
     seed: int = 0,
     n_jobs: int = 1,
-    **settings,
 ) -> pd.DataFrame:
     """``recovery_curve`` for several planted structures, one ``condition`` column to tell them apart."""
     curves = [
-        recovery_curve(structure, sizes, replications, seed, n_jobs, **settings).assign(condition=name)
+        recovery_curve(structure, settings, sizes, replications, seed, n_jobs).assign(condition=name)
         for name, structure in conditions.items()
     ]
     return pd.concat(curves, ignore_index=True)
 
 
 def summarise_curve(curve: pd.DataFrame, threshold: float = 0.95) -> pd.DataFrame:
-    """Per number of respondents: share with the right factor count, median minimum congruence,
-    share of replications in which every factor reaches ``threshold``."""
+    """Per number of respondents: share with the right factor count and the counts found
+    (``"3 (3 in 83% of panels, 4 in 17%)"``), median minimum congruence, share of replications in which
+    every factor reaches ``threshold``."""
+    from .factor_count import describe_counts
+
     by = ["respondents"] + [c for c in ("condition",) if c in curve.columns]
     grouped = curve.groupby(by)
     return pd.DataFrame(
         {
             "replications": grouped.size(),
             "factor_count_right": grouped["factor_count_right"].mean(),
+            "factors_found": grouped["n_factors_found"].apply(lambda s: describe_counts(None, s, "panels")),
             "median_min_congruence": grouped["min_congruence"].median(),
             "median_min_congruence_true_k": grouped["min_congruence_true_k"].median(),
             f"all_factors_ge_{threshold}": grouped["min_congruence"].apply(lambda s: float((s >= threshold).mean())),
@@ -351,16 +333,26 @@ def plot_recovery(curve: pd.DataFrame, threshold: float = 0.95):
 # ------------------------------------------------------------------------------------------
 #: Word-selection rules: the one used before (at most n/2 words, the most frequent, for the loadings
 #: and for counting the factors), every word above the frequency floor for both, and the default now:
-#: every word above the floor for the loadings, the factors counted on the n/3 most frequent.
+#: every word above the floor for the loadings, the factors counted on the n/3 most frequent, with the
+#: words tied at that cap all counted or all left out (``efa.parallel_ties``; notebook 07 chooses).
 WORD_RULES = {
     "before: the n/2 most frequent words": {"max_words": "auto", "parallel_max_words": None},
     "every word above the floor": {"max_words": None, "parallel_max_words": None},
-    "now: every word; factors counted on the n/3 most frequent": {"max_words": None, "parallel_max_words": "auto"},
+    "every word; counted on the n/3 most used, ties in": {
+        "max_words": None,
+        "parallel_max_words": "auto",
+        "parallel_ties": "include",
+    },
+    "every word; counted on the n/3 most used, ties out": {
+        "max_words": None,
+        "parallel_max_words": "auto",
+        "parallel_ties": "exclude",
+    },
 }
 
 
 def _word_rule_one(
-    structure: PlantedStructure, size: int, rep: int, seed: int, rules: dict[str, dict], parallel_iter: int
+    structure: PlantedStructure, size: int, rep: int, seed: int, rules: dict[str, dict], settings: EFASettings
 ) -> list[dict]:
     data_seed = seed + 1000 * rep + size
     data = simulate_incidence(structure, size, seed=data_seed)
@@ -368,18 +360,22 @@ def _word_rule_one(
     done: dict[tuple, dict] = {}
     rows = []
     for name, rule in rules.items():
-        prepared = efa.prepare_matrix(data, max_words=rule["max_words"])
-        counted = efa.parallel_words(prepared.data, rule["parallel_max_words"])
+        chosen = dataclasses.replace(settings, seed=data_seed, **rule)
+        prepared = efa.prepare_matrix(data, chosen.coding, chosen.min_frequency, chosen.min_units, chosen.max_words)
+        counted = efa.parallel_words(prepared.data, chosen.parallel_max_words, chosen.parallel_ties)
         key = (tuple(prepared.data.columns), tuple(counted))
         if key not in done:  # the same words give the same analysis: do not run it twice
+            start = time.process_time()
             try:
-                scores = recover(structure, data, parallel_iter=parallel_iter, seed=data_seed, **rule)
+                scores = recover(structure, data, chosen)
             except efa.EFAInputError as err:  # too few words: nothing recovered
                 scores = {"n_factors_found": 0, "factor_count_right": False, "min_congruence": 0.0}
                 scores.update(min_congruence_true_k=0.0, words_used=prepared.n_words, error=str(err))
             kept = primary.loc[list(prepared.data.columns)].value_counts().reindex(structure.loadings.columns)
             scores["weakest_factor_words"] = int(kept.fillna(0).min())
             scores["words_counted"] = len(counted)
+            scores["tied_at_cap"] = len(efa.tied_at_cap(prepared.data, chosen.parallel_max_words))
+            scores["seconds"] = time.process_time() - start
             done[key] = scores
         rows.append({"respondents": size, "replication": rep, "rule": name, **done[key]})
     return rows
@@ -387,15 +383,16 @@ def _word_rule_one(
 
 def word_selection_study(
     structure: PlantedStructure,
+    settings: EFASettings,
     sizes: tuple[int, ...] = (120, 525),
     replications: int = 8,
     rules: dict[str, dict] | None = None,
     seed: int = 0,
     n_jobs: int = 1,
-    parallel_iter: int = 20,
 ) -> pd.DataFrame:
-    """Each word-selection rule on the same simulated panels: words kept for the weakest planted factor,
-    the factor count parallel analysis finds, and the congruence of the recovered loadings.
+    """Each word-selection rule (settings that replace the EFA ``settings``' own) on the same simulated
+    panels: words kept for the weakest planted factor, the factor count parallel analysis finds, and the
+    congruence of the recovered loadings.
 
     One row per (size, replication, rule). Every panel has its own seed, so ``n_jobs`` changes the speed,
     not the result.
@@ -403,32 +400,40 @@ def word_selection_study(
     rules = rules or WORD_RULES
     tasks = [(size, rep) for size in sizes for rep in range(replications)]
     if n_jobs == 1:
-        chunks = [_word_rule_one(structure, size, rep, seed, rules, parallel_iter) for size, rep in tasks]
+        chunks = [_word_rule_one(structure, size, rep, seed, rules, settings) for size, rep in tasks]
     else:
         from joblib import Parallel, delayed
 
         chunks = Parallel(n_jobs=n_jobs)(
-            delayed(_word_rule_one)(structure, size, rep, seed, rules, parallel_iter) for size, rep in tasks
+            delayed(_word_rule_one)(structure, size, rep, seed, rules, settings) for size, rep in tasks
         )
     return pd.DataFrame([row for chunk in chunks for row in chunk])
 
 
-def summarise_word_selection(study: pd.DataFrame) -> pd.DataFrame:
+def summarise_word_selection(study: pd.DataFrame, timings: bool = False) -> pd.DataFrame:
     """Per number of respondents and rule: words analysed, words of the weakest planted factor, words
-    parallel analysis counted on, share of panels with the right factor count, median lowest congruence
-    (with the count found, and with the true count)."""
+    parallel analysis counted on, panels with words tied at the cap, share of panels with the right
+    factor count and the counts found (``"3 (3 in 83% of panels, 4 in 17%)"``), median lowest congruence
+    (with the count found, and with the true count); with ``timings``, CPU seconds per analysis (shown,
+    never saved: a time is not reproducible)."""
+    from .factor_count import describe_counts
+
     grouped = study.groupby(["respondents", "rule"], sort=False)
-    return pd.DataFrame(
+    out = pd.DataFrame(
         {
             "panels": grouped.size(),
             "words_analysed": grouped["words_used"].median(),
             "weakest_factor_words": grouped["weakest_factor_words"].median(),
             "words_counted": grouped["words_counted"].median(),
+            "panels_with_ties": grouped["tied_at_cap"].apply(lambda s: int((s > 0).sum())),
             "factor_count_right": grouped["factor_count_right"].mean(),
+            "factors_found": grouped["n_factors_found"].apply(lambda s: describe_counts(None, s, "panels")),
             "median_min_congruence": grouped["min_congruence"].median(),
             "median_min_congruence_true_k": grouped["min_congruence_true_k"].median(),
+            **({"cpu_seconds": grouped["seconds"].median()} if timings else {}),
         }
-    ).reset_index()
+    )
+    return out.reset_index()
 
 
 def plot_word_selection(study: pd.DataFrame):
@@ -552,19 +557,14 @@ def _level_scores(
     correlation: efa.CorrelationResult,
     data: pd.DataFrame,
     models: pd.Series,
-    extraction: str,
-    rotation: str,
+    settings: EFASettings,
 ) -> dict:
     """Recovery of one level's solution: count, congruence (found and true k), spurious factors, model share."""
     from . import multilevel
 
     scores = recovery_scores(structure, result)
     k_true = structure.loadings.shape[1]
-    at_true_k = (
-        result
-        if result.n_factors == k_true
-        else efa.fit_efa(correlation, k_true, extraction=extraction, rotation=rotation)
-    )
+    at_true_k = result if result.n_factors == k_true else efa.fit_efa(correlation, k_true, settings)
     scores["min_congruence_true_k"] = recovery_scores(structure, at_true_k)["min_congruence"]
     planted = structure.loadings.loc[result.loadings.index].to_numpy()
     best = np.abs(np.nan_to_num(efa.congruence(planted, result.loadings.to_numpy()))).max(axis=0)
@@ -587,54 +587,46 @@ def _planted_model_share(structure: PlantedStructure, data: pd.DataFrame, models
 def recover_by_level(
     structure: PlantedStructure,
     panel: ModelPanel,
+    settings: EFASettings,
     levels: tuple[str, ...] = ANALYSIS_LEVELS,
-    within_correlation: str | None = None,
-    parallel_iter: int = 20,
-    extraction: str = "minres",
-    rotation: str = "oblimin",
-    seed: int = 0,
 ) -> list[dict]:
-    """The pooled pipeline (notebook 03's defaults) and the within-model pipeline on one simulated panel.
+    """Notebook 03's pooled and within-model pipelines, with the run's EFA ``settings`` (``settings.efa``:
+    word filter, words counted, correlations, extraction, rotation), on one simulated panel.
 
     One row per level with :func:`recovery_scores`, the congruence at the true number of factors,
-    ``spurious_factors`` (found factors matching no planted one at ``SPURIOUS_BELOW``), and
-    ``model_share`` (mean ICC1 between models of the found factors' scores: the chance-corrected share
-    of their variance that is model identity) next to
+    ``words_counted`` (the words parallel analysis counted on), ``spurious_factors`` (found factors
+    matching no planted one at ``SPURIOUS_BELOW``), and ``model_share`` (mean ICC1 between models of the
+    found factors' scores: the chance-corrected share of their variance that is model identity) next to
     ``planted_model_share`` (the same for the planted factors: what the vocabularies leave in any
     score). A level that cannot be analysed (too few units or words) gets a row with its error.
     """
     from . import multilevel
 
-    within_correlation = within_correlation or multilevel.DEFAULT_WITHIN_CORRELATION
     rows = []
     try:
-        prepared = efa.prepare_matrix(panel.incidence)
+        prepared = efa.prepare_matrix(
+            panel.incidence, settings.coding, settings.min_frequency, settings.min_units, settings.max_words
+        )
         planted_share = _planted_model_share(structure, prepared.data, panel.models)
     except efa.EFAInputError as err:
         return [_failed_level(level, str(err)) for level in levels]
     for level in levels:
         try:
             if level == "pooled":
-                analysis = efa.analyse(
-                    panel.incidence, parallel_iter=parallel_iter, extraction=extraction, rotation=rotation, seed=seed
-                )
-                result, corr = analysis.result, analysis.correlation
+                analysis = efa.analyse(panel.incidence, **settings.analyse_options())
+                result, corr, parallel = analysis.result, analysis.correlation, analysis.parallel
             elif level == "within":
-                within = multilevel.analyse_within(
-                    panel.incidence,
-                    panel.models,
-                    within_correlation,
-                    parallel_iter=parallel_iter,
-                    extraction=extraction,
-                    rotation=rotation,
-                    seed=seed,
-                    prepared=prepared,
-                )
-                result, corr = within.result, within.correlation
+                within = multilevel.analyse_within(panel.incidence, panel.models, settings, prepared=prepared)
+                result, corr, parallel = within.result, within.correlation, within.parallel
             else:
                 raise ValueError(f"level must be one of {ANALYSIS_LEVELS}, not {level!r}")
-            row = _level_scores(structure, result, corr, prepared.data, panel.models, extraction, rotation)
-            row.update(level=level, planted_model_share=planted_share, error="")
+            row = _level_scores(structure, result, corr, prepared.data, panel.models, settings)
+            row.update(
+                level=level,
+                words_counted=len(parallel.observed) if parallel is not None else 0,
+                planted_model_share=planted_share,
+                error="",
+            )
         except efa.EFAInputError as err:
             row = _failed_level(level, str(err))
         rows.append(row)
@@ -668,16 +660,104 @@ def _model_grid_task(
     seed: int,
     vocabulary_icc: float,
     value_icc: float,
-    settings: dict,
+    settings: EFASettings,
+    levels: tuple[str, ...],
 ) -> list[dict]:
     from threadpoolctl import threadpool_limits
 
     task = task_seed(seed, n_models, per_model, replication)
     panel = simulate_model_panel(structure, n_models, per_model, vocabulary_icc, value_icc, seed=task)
     with threadpool_limits(limits=1):  # one BLAS thread per task: the workers are the parallelism
-        rows = recover_by_level(structure, panel, seed=task, **settings)
+        rows = recover_by_level(structure, panel, dataclasses.replace(settings, seed=task), levels)
     key = {"models": n_models, "per_model": per_model, "respondents": n_models * per_model, "replication": replication}
     return [{**key, **row} for row in rows]
+
+
+#: The panel shapes the tie rule is chosen at: ours (4 models x 30 decoding settings) and the paper's
+#: (33 models x 16 settings, its 525+ respondents).
+TIE_SHAPES = ((4, 30), (33, 16))
+TIE_RULES = ("include", "exclude")
+
+
+def _tie_rule_task(
+    structure: PlantedStructure,
+    n_models: int,
+    per_model: int,
+    replication: int,
+    seed: int,
+    vocabulary_icc: float,
+    value_icc: float,
+    settings: EFASettings,
+) -> list[dict]:
+    from threadpoolctl import threadpool_limits
+
+    task = task_seed(seed, n_models, per_model, replication)
+    panel = simulate_model_panel(structure, n_models, per_model, vocabulary_icc, value_icc, seed=task)
+    prepared = efa.prepare_matrix(
+        panel.incidence, settings.coding, settings.min_frequency, settings.min_units, settings.max_words
+    )
+    tied = len(efa.tied_at_cap(prepared.data, settings.parallel_max_words))
+    key = {"models": n_models, "per_model": per_model, "respondents": n_models * per_model, "replication": replication}
+    done: dict[tuple, tuple[list[dict], float]] = {}
+    rows = []
+    for ties in TIE_RULES:
+        counted = tuple(efa.parallel_words(prepared.data, settings.parallel_max_words, ties))
+        if counted not in done:  # no tie at the cap: both rules count the same words, one analysis
+            start = time.process_time()
+            with threadpool_limits(limits=1):  # one BLAS thread per task: the workers are the parallelism
+                found = recover_by_level(structure, panel, dataclasses.replace(settings, seed=task, parallel_ties=ties))
+            done[counted] = (found, time.process_time() - start)
+        found, seconds = done[counted]
+        rows += [{**key, "ties": ties, "tied_at_cap": tied, **row, "seconds": seconds} for row in found]
+    return rows
+
+
+def tie_rule_study(
+    structure: PlantedStructure,
+    settings: EFASettings,
+    shapes: tuple[tuple[int, int], ...] = TIE_SHAPES,
+    replications: int = 10,
+    vocabulary_icc: float = DEFAULT_VOCABULARY_ICC,
+    value_icc: float = DEFAULT_VALUE_ICC,
+    seed: int = 0,
+    n_jobs: int | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """The two tie rules of parallel analysis (``efa.parallel_ties``: words tied at the ``parallel_max_words``
+    cap all counted, or none) on the same simulated panels of ``shapes`` (models, respondents per model),
+    with model vocabularies, through notebook 03's pooled and within-model pipelines (:func:`recover_by_level`,
+    the EFA ``settings`` otherwise unchanged).
+
+    One row per (shape, replication, rule, level): the count found, whether it is the planted count,
+    ``tied_at_cap`` (words tied at the cap in that panel) and ``seconds`` (CPU seconds of both levels'
+    analyses; not reproducible, never saved). A panel with no tie at the cap is analysed once.
+    """
+    keys = [(k, r, rep) for k, r in shapes for rep in range(replications)]
+    tasks = [(structure, k, r, rep, seed, vocabulary_icc, value_icc, settings) for k, r, rep in keys]
+    batches = run_tasks(_tie_rule_task, tasks, n_jobs, progress, "tie rules")
+    return pd.DataFrame([row for batch in batches for row in batch])
+
+
+def summarise_tie_rules(study: pd.DataFrame, timings: bool = False) -> pd.DataFrame:
+    """Per shape, level and tie rule: panels, panels with words tied at the cap, words counted (median),
+    share of panels with the planted count, the counts found (``"3 (3 in 80% of panels, 4 in 20%)"``) and
+    the median lowest congruence; with ``timings``, CPU seconds per panel (both levels; shown, never saved)."""
+    from .factor_count import describe_counts
+
+    study = study.assign(shape=study["models"].astype(str) + " x " + study["per_model"].astype(str))
+    grouped = study.groupby(["shape", "level", "ties"], sort=False)
+    out = pd.DataFrame(
+        {
+            "panels": grouped.size(),
+            "panels_with_ties": grouped["tied_at_cap"].apply(lambda s: int((s > 0).sum())),
+            "words_counted": grouped["words_counted"].median(),
+            "factor_count_right": grouped["factor_count_right"].mean(),
+            "factors_found": grouped["n_factors_found"].apply(lambda s: describe_counts(None, s, "panels")),
+            "median_min_congruence": grouped["min_congruence"].median(),
+            **({"cpu_seconds": grouped["seconds"].median()} if timings else {}),
+        }
+    )
+    return out.reset_index()
 
 
 def run_tasks(function, tasks: list[tuple], n_jobs: int | None = None, progress: bool = True, label: str = "") -> list:
@@ -775,6 +855,8 @@ class ModelGrid(Report):
     def summary(self) -> pd.DataFrame:
         """Per models x respondents per model x level: share of panels with the right factor count, median
         lowest congruence (found count and true count), share fully recovered, spurious factors, model share."""
+        from .factor_count import describe_counts
+
         g = self.grid.assign(
             full=lambda d: d["factor_count_right"].astype(bool) & (d["min_congruence"] >= self.threshold)
         ).groupby(["models", "per_model", "level"])
@@ -783,6 +865,7 @@ class ModelGrid(Report):
                 "panels": g.size(),
                 "factor_count_right": g["factor_count_right"].mean(),
                 "mean_factors_found": g["n_factors_found"].mean(),
+                "factors_found": g["n_factors_found"].apply(lambda v: describe_counts(None, v, "panels")),
                 "median_min_congruence": g["min_congruence"].median(),
                 "median_min_congruence_true_k": g["min_congruence_true_k"].median(),
                 f"recovered_{self.threshold}": g["full"].mean(),
@@ -847,6 +930,7 @@ class ModelGrid(Report):
 
 def model_count_grid(
     structure: PlantedStructure,
+    settings: EFASettings | None = None,
     n_models: tuple[int, ...] = MODEL_COUNTS,
     per_model: tuple[int, ...] = RESPONDENTS_PER_MODEL,
     replications: int = 1,
@@ -856,17 +940,19 @@ def model_count_grid(
     n_jobs: int | None = None,
     progress: bool = True,
     threshold: float = 0.95,
-    **settings,
+    levels: tuple[str, ...] = ANALYSIS_LEVELS,
+    **changes: Any,
 ) -> ModelGrid:
-    """:func:`recover_by_level` on ``replications`` simulated panels per (models, respondents per model).
+    """:func:`recover_by_level` on ``replications`` simulated panels per (models, respondents per model),
+    with the EFA ``settings`` (the run's ``settings.efa``; the defaults when None) and ``changes`` to them
+    (e.g. ``parallel_iter=6``).
 
-    Tasks are sent largest first (better balance across workers) through :func:`run_tasks`;
-    ``settings`` go to :func:`recover_by_level` (``levels``, ``within_correlation``, ``parallel_iter``,
-    ``extraction``, ``rotation``).
+    Tasks are sent largest first (better balance across workers) through :func:`run_tasks`.
     """
+    settings = dataclasses.replace(settings or EFASettings(), **changes)
     keys = [(k, r, rep) for k in n_models for r in per_model for rep in range(replications)]
     keys.sort(key=lambda t: -t[0] * t[1])
-    tasks = [(structure, k, r, rep, seed, vocabulary_icc, value_icc, settings) for k, r, rep in keys]
+    tasks = [(structure, k, r, rep, seed, vocabulary_icc, value_icc, settings, levels) for k, r, rep in keys]
     batches = run_tasks(_model_grid_task, tasks, n_jobs, progress, "models x respondents")
     grid = pd.DataFrame([row for batch in batches for row in batch])
     grid = grid.sort_values(["models", "per_model", "replication", "level"], ignore_index=True)
@@ -877,7 +963,9 @@ def model_count_grid(
         "value_icc": value_icc,
         "replications": replications,
         "seed": seed,
-        **{k: v for k, v in settings.items() if not isinstance(v, (list, tuple))},
+        "parallel_iter": settings.parallel_iter,
+        "parallel_max_words": settings.parallel_max_words,
+        "within_correlation": settings.within_correlation,
     }
     return ModelGrid(grid, used, threshold)
 
@@ -949,10 +1037,11 @@ def _choice_task(
     replication: int,
     seed: int,
     vocabulary_icc: float,
-    parallel_iter: int,
+    settings: EFASettings,
 ) -> list[dict]:
     """Every candidate correlation on one simulated panel: bias against the planted latent
-    correlations, factor count by parallel analysis, congruence at the true count, seconds."""
+    correlations, factor count by parallel analysis (on the words notebook 03 counts on), congruence at
+    the true count, seconds. The EFA ``settings`` choose the words, the extraction and the rotation."""
     import time
 
     from threadpoolctl import threadpool_limits
@@ -964,7 +1053,10 @@ def _choice_task(
     rows = []
     with threadpool_limits(limits=1):
         try:
-            prepared = multilevel.prepare_within(efa.prepare_matrix(panel.incidence), panel.models)
+            pooled = efa.prepare_matrix(
+                panel.incidence, settings.coding, settings.min_frequency, settings.min_units, settings.max_words
+            )
+            prepared = multilevel.prepare_within(pooled, panel.models)
         except efa.EFAInputError as err:
             return [
                 {"models": n_models, "per_model": per_model, "method": m, "error": str(err)}
@@ -975,6 +1067,8 @@ def _choice_task(
         target = lam @ structure.phi @ lam.T
         off = ~np.eye(len(target), dtype=bool)
         k_true = structure.loadings.shape[1]
+        counted = data[efa.parallel_words(data, settings.parallel_max_words, settings.parallel_ties)]
+        extraction, n_iter, quantile = settings.extraction, settings.parallel_iter, settings.parallel_quantile
         for method in CORRELATION_CANDIDATES:
             start = time.process_time()
             try:
@@ -982,15 +1076,24 @@ def _choice_task(
                     raw = efa.tetrachoric(data).rho.to_numpy()
                     seconds = time.process_time() - start
                     corr = efa.correlation_matrix(data, "tetrachoric")
-                    parallel = efa.parallel_analysis(data, "tetrachoric", n_iter=parallel_iter, seed=task)
+                    parallel = efa.parallel_analysis(
+                        counted,
+                        "tetrachoric",
+                        extraction,
+                        n_iter,
+                        quantile,
+                        task,
+                        settings.parallel_null,
+                        eigenvalues=settings.parallel_eigenvalues,
+                    )
                 else:
                     raw = multilevel.raw_within_correlation(data, models, method)
                     seconds = time.process_time() - start
                     corr = multilevel.within_correlation(data, models, method)
                     parallel = multilevel.within_parallel_analysis(
-                        data, models, method, n_iter=parallel_iter, seed=task
+                        counted, models, method, extraction, n_iter, quantile, task
                     )
-                fit = efa.fit_efa(corr, k_true)
+                fit = efa.fit_efa(corr, k_true, settings)
                 error = raw[off] - target[off]
                 strongest = target[off] >= np.quantile(target[off], 0.9)
                 rows.append(
@@ -1032,6 +1135,8 @@ class CorrelationChoice(Report):
         median factors found by parallel analysis (planted: 3), share of panels with the right count,
         median lowest congruence at the true count; with ``timings``, CPU seconds per matrix (shown, never
         saved: a time is not reproducible)."""
+        from .factor_count import describe_counts
+
         ok = self.runs[self.runs["error"] == ""]
         k_true = self.settings.get("factors_planted", PAPER_FACTORS)
         g = ok.groupby(["models", "per_model", "method"], sort=False)
@@ -1044,6 +1149,7 @@ class CorrelationChoice(Report):
                 "median_abs_error": g["median_abs_error"].mean(),
                 "median_factors_found": g["factors_found"].median(),
                 "factor_count_right": g["factors_found"].apply(lambda s: float((s == k_true).mean())),
+                "factors_found": g["factors_found"].apply(lambda s: describe_counts(None, s, "panels")),
                 "median_min_congruence_true_k": g["min_congruence_true_k"].median(),
                 **({"cpu_seconds": g["seconds"].median()} if timings else {}),
             }
@@ -1064,29 +1170,29 @@ class CorrelationChoice(Report):
 
 def compare_within_correlations(
     structure: PlantedStructure,
+    settings: EFASettings,
     panels: tuple[tuple[int, int], ...] = CHOICE_PANELS,
     replications: int = 1,
     vocabulary_icc: float = DEFAULT_VOCABULARY_ICC,
-    parallel_iter: int = 10,
     seed: int = 0,
     n_jobs: int | None = None,
     progress: bool = True,
 ) -> CorrelationChoice:
     """Compare the within-model correlations of :mod:`valuelex.multilevel` (and the pooled tetrachoric
     that ignores the models) on simulated panels with model vocabularies: the planted latent
-    correlations are known, so bias, RMSE, the factor count and the congruence say which one to use."""
-    tasks = [
-        (structure, k, r, rep, seed, vocabulary_icc, parallel_iter) for k, r in panels for rep in range(replications)
-    ]
+    correlations are known, so bias, RMSE, the factor count and the congruence say which one to use.
+    The EFA ``settings`` (notebook 03's) choose the words counted, the extraction and the rotation."""
+    tasks = [(structure, k, r, rep, seed, vocabulary_icc, settings) for k, r in panels for rep in range(replications)]
     runs = pd.DataFrame(
         [row for rows in run_tasks(_choice_task, tasks, n_jobs, progress, "correlations") for row in rows]
     )
-    settings = {
+    used = {
         "words_planted": len(structure.words),
         "factors_planted": structure.loadings.shape[1],
         "vocabulary_icc": vocabulary_icc,
         "replications": replications,
-        "parallel_iter": parallel_iter,
+        "parallel_iter": settings.parallel_iter,
+        "parallel_max_words": settings.parallel_max_words,
         "seed": seed,
     }
-    return CorrelationChoice(runs, settings)
+    return CorrelationChoice(runs, used)

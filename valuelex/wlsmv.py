@@ -33,12 +33,9 @@ import pandas as pd
 from scipy import optimize, stats
 from threadpoolctl import threadpool_limits
 
-from .efa import bivariate_normal_cdf, bivariate_normal_pdf
+from . import polychoric
+from .polychoric import OrdinalDataError, ordinal_codes, pair_indices  # noqa: F401 (part of this module's API)
 
-#: lavaan's ``zero.add``: added to the empty cell of a 2 x 2 table (keeping the margins).
-ZERO_ADD = 0.5
-#: Polychoric correlations are kept inside these bounds (lavaan's nlminb bounds).
-RHO_BOUND = 0.999
 #: lavaan's ``optim.dx.tol``: a converged solution must have no gradient element above this.
 GRADIENT_TOLERANCE = 1e-3
 #: lavaan's tolerance for negative eigenvalues of the latent covariance matrix (.Machine$double.eps^(3/4)).
@@ -51,29 +48,9 @@ MAX_ITERATIONS = 500
 _INF = 100.0
 
 
-class OrdinalDataError(ValueError):
-    """The data cannot be analysed as ordered categories (a constant column, a perfect correlation...)."""
-
-
 # ------------------------------------------------------------------------------------------
 # 1. Thresholds and polychoric correlations
 # ------------------------------------------------------------------------------------------
-def ordinal_codes(data: pd.DataFrame) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Each column's values as category codes 0..K-1 (sorted values, as R's ``ordered()``), and the levels."""
-    if data.isna().any().any():
-        bad = [str(c) for c in data.columns[data.isna().any()]]
-        raise OrdinalDataError(f"missing values in {', '.join(bad[:5])}: WLSMV here needs complete data")
-    codes = np.empty(data.shape, dtype=int)
-    levels = []
-    for j, column in enumerate(data.columns):
-        values, inverse = np.unique(data[column].to_numpy(), return_inverse=True)
-        if len(values) < 2:
-            raise OrdinalDataError(f"{column} takes a single value: an ordered indicator needs two categories")
-        codes[:, j] = inverse
-        levels.append(values)
-    return codes, levels
-
-
 def _padded(thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Upper and lower bounds of each category (lavaan's z1, z2: +-100 for infinity)."""
     upper = np.append(thresholds, _INF)
@@ -98,79 +75,15 @@ def thresholds_and_scores(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return tau, per_category[codes]
 
 
-def _cell_probabilities(tau1: np.ndarray, tau2: np.ndarray, rho: np.ndarray) -> np.ndarray:
-    """P(cell) for pairs sharing category counts: rho (pairs,), tau1 (pairs, K1-1), tau2 (pairs, K2-1)."""
-    n, k1, k2 = len(rho), tau1.shape[1] + 1, tau2.shape[1] + 1
-    grid = bivariate_normal_cdf(tau1[:, :, None], tau2[:, None, :], rho[:, None, None])
-    cdf = np.zeros((n, k1 + 1, k2 + 1))
-    cdf[:, 1:k1, 1:k2] = grid
-    cdf[:, k1, 1:k2] = stats.norm.cdf(tau2)
-    cdf[:, 1:k1, k2] = stats.norm.cdf(tau1)
-    cdf[:, k1, k2] = 1.0
-    cells = cdf[:, 1:, 1:] - cdf[:, 1:, :-1] - cdf[:, :-1, 1:] + cdf[:, :-1, :-1]
-    return np.maximum(cells, math.sqrt(np.finfo(float).eps))  # as lavaan: all cells strictly positive
-
-
-def _cell_density_terms(tau1: np.ndarray, tau2: np.ndarray, rho: np.ndarray) -> np.ndarray:
-    """d P(cell) / d rho (lavaan's ``phi``): bivariate densities at the cell's corners."""
-    n, k1, k2 = len(rho), tau1.shape[1] + 1, tau2.shape[1] + 1
-    density = np.zeros((n, k1 + 1, k2 + 1))
-    density[:, 1:k1, 1:k2] = bivariate_normal_pdf(tau1[:, :, None], tau2[:, None, :], rho[:, None, None])
-    return density[:, 1:, 1:] - density[:, 1:, :-1] - density[:, :-1, 1:] + density[:, :-1, :-1]
-
-
-def _polychoric_ml(freq: np.ndarray, tau1: np.ndarray, tau2: np.ndarray, iterations: int = 64) -> np.ndarray:
-    """The rho in [-0.999, 0.999] maximising sum(freq * log P(cell)) for each pair (bisection on the score)."""
-    n = len(freq)
-
-    def score(rho: np.ndarray) -> np.ndarray:
-        cells = _cell_probabilities(tau1, tau2, rho)
-        return np.sum(freq * _cell_density_terms(tau1, tau2, rho) / cells, axis=(1, 2))
-
-    lo, hi = np.full(n, -RHO_BOUND), np.full(n, RHO_BOUND)
-    at_lo, at_hi = score(lo) < 0, score(hi) > 0  # the maximum lies at a bound
-    for _ in range(iterations):
-        mid = 0.5 * (lo + hi)
-        rising = score(mid) > 0
-        lo = np.where(rising, mid, lo)
-        hi = np.where(rising, hi, mid)
-    rho = 0.5 * (lo + hi)
-    rho = np.where(at_lo, -RHO_BOUND, rho)
-    return np.where(at_hi & ~at_lo, RHO_BOUND, rho)
-
-
-def _pair_table(codes1: np.ndarray, codes2: np.ndarray, k1: int, k2: int) -> np.ndarray:
-    return np.bincount(codes1 * k2 + codes2, minlength=k1 * k2).reshape(k1, k2).astype(float)
-
-
-def _two_step_rho(table: np.ndarray, tau1: np.ndarray, tau2: np.ndarray) -> tuple[float | None, np.ndarray]:
-    """lavaan's special cases for a 2 x 2 table (``lav_bvord_cor_twostep_fit``): the empty-cell
-    correction, and closed forms when a*d == b*c or both thresholds are 0. Returns (rho or None, table)."""
-    if table.shape != (2, 2):
-        return None, table
-    empty = np.flatnonzero(table.ravel(order="F") == 0)
-    if len(empty) == 2:
-        return (1.0 if table[0, 0] > 0 else -1.0), table
-    if len(empty) == 1:
-        table = table.copy()
-        sign = 1.0 if empty[0] in (0, 3) else -1.0  # an empty cell on the main diagonal or off it
-        table[0, 0] += sign * ZERO_ADD
-        table[1, 1] += sign * ZERO_ADD
-        table[0, 1] -= sign * ZERO_ADD
-        table[1, 0] -= sign * ZERO_ADD
-    if table[0, 0] * table[1, 1] == table[0, 1] * table[1, 0]:
-        return 0.0, table
-    if tau1[0] == 0 and tau2[0] == 0:
-        return -math.cos(2 * math.pi * table[0, 0] / table.sum()), table
-    return None, table
-
-
 @dataclass
 class OrdinalStatistics:
     """What WLSMV is fitted to: thresholds, polychoric correlations and their asymptotic covariance.
 
     ``gamma`` is lavaan's NACOV: N times the asymptotic covariance matrix of (all thresholds, variable by
-    variable; then the correlations below the diagonal, column by column: (2,1), (3,1), ..., (3,2), ...).
+    variable; then the correlations below the diagonal, column by column: (2,1), (3,1), ..., (3,2), ...),
+    over the ``informative`` correlations: a pair whose maximum is on the boundary (``boundary_pairs``)
+    has no information, an unbounded sampling variance and no place in Gamma or in the fit. lavaan keeps
+    such a pair with the value where its optimiser stopped on the flat likelihood and a weight near 0.
     """
 
     names: list[str]
@@ -180,6 +93,28 @@ class OrdinalStatistics:
     correlations: np.ndarray
     gamma: np.ndarray
     empty_cell_pairs: list[tuple[str, str]] = field(default_factory=list)
+    #: pairs whose likelihood rises (or is flat) up to lavaan's bound +-0.999 (their correlation is that bound)
+    boundary_pairs: list[tuple[str, str, float]] = field(default_factory=list)
+    #: per correlation (lavaan's order): False for the boundary pairs
+    informative: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.informative is None:
+            self.informative = np.ones(len(self.pairs()[0]), bool)
+
+    def boundary_note(self) -> str:
+        """One line naming the pairs left out of the fit because their maximum is on the boundary ("" if none)."""
+        if not self.boundary_pairs:
+            return ""
+        shown = ", ".join(f"{a} ~ {b} ({r:+.3f})" for a, b, r in self.boundary_pairs[:4])
+        more = f" and {len(self.boundary_pairs) - 4} more" if len(self.boundary_pairs) > 4 else ""
+        total = len(self.informative)
+        return (
+            f"{len(self.boundary_pairs)} of {total} polychoric correlations have their maximum on the boundary "
+            f"(tables compatible with +-1, e.g. words whose counts never meet above their lowest categories; "
+            f"reported at lavaan's bound +-{polychoric.RHO_BOUND}): {shown}{more}. They carry no information and are "
+            "left out of the fit (lavaan keeps them with a weight near 0 at wherever its optimiser stopped)"
+        )
 
     @property
     def n_variables(self) -> int:
@@ -204,67 +139,60 @@ class OrdinalStatistics:
         return th + [f"{self.names[i]}~~{self.names[j]}" for i, j in zip(rows, cols, strict=True)]
 
 
-def pair_indices(p: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of the below-diagonal elements of a p x p matrix, column by column (lavaan's vech order)."""
-    rows = [i for j in range(p) for i in range(j + 1, p)]
-    cols = [j for j in range(p) for i in range(j + 1, p)]
-    return np.array(rows, dtype=int), np.array(cols, dtype=int)
-
-
 def ordinal_statistics(data: pd.DataFrame) -> OrdinalStatistics:
-    """Thresholds, polychoric correlations and Gamma of ordered indicators (``muthen1984`` without covariates)."""
-    codes, levels = ordinal_codes(data)
+    """Thresholds, polychoric correlations and Gamma of ordered indicators (``muthen1984`` without covariates).
+
+    The correlations are :func:`valuelex.polychoric.polychoric_matrix`'s. A pair whose maximum is on the
+    boundary has no information (its likelihood is flat there, every case's score is 0): it is left out
+    of Gamma and of the fit (``informative``).
+    """
+    matrix = polychoric.polychoric_matrix(data)
+    codes, levels, names = matrix.codes, matrix.levels, matrix.names
     n, p = codes.shape
-    names = [str(c) for c in data.columns]
     ks = np.array([len(v) for v in levels])
-    taus, uni_scores = [], []
-    for j in range(p):
-        tau, scores = thresholds_and_scores(codes[:, j])
-        taus.append(tau)
-        uni_scores.append(scores)
+    uni_scores = [thresholds_and_scores(codes[:, j])[1] for j in range(p)]
     th_start = np.concatenate([[0], np.cumsum(ks - 1)])[:-1]
     n_th = int(np.sum(ks - 1))
     rows, cols = pair_indices(p)
-    n_pairs = len(rows)
-    rho = np.zeros(n_pairs)
-    empty_pairs: list[tuple[str, str]] = []
-    # group the pairs by their table shape so that every step is vectorised over pairs
-    shapes: dict[tuple[int, int], list[int]] = {}
-    for idx, (i, j) in enumerate(zip(rows, cols, strict=True)):
-        shapes.setdefault((int(ks[i]), int(ks[j])), []).append(idx)
-    corr_scores = np.zeros((n, n_pairs))
-    a21 = np.zeros((n_pairs, n_th))
-    for (k1, k2), members in shapes.items():
-        members = np.array(members)
-        t1 = np.array([taus[rows[m]] for m in members])
-        t2 = np.array([taus[cols[m]] for m in members])
-        tables = np.array([_pair_table(codes[:, rows[m]], codes[:, cols[m]], k1, k2) for m in members])
-        fitted = np.full(len(members), np.nan)
-        modified = tables.copy()
-        for idx, m in enumerate(members):
-            if (tables[idx] == 0).any():
-                empty_pairs.append((names[rows[m]], names[cols[m]]))
-            value, modified[idx] = _two_step_rho(tables[idx], t1[idx], t2[idx])
-            if value is not None:
-                fitted[idx] = value
-        todo = np.isnan(fitted)
-        if todo.any():
-            fitted[todo] = _polychoric_ml(modified[todo], t1[todo], t2[todo])
-        perfect = np.abs(fitted) >= 1.0
-        if perfect.any():
-            m = members[np.flatnonzero(perfect)[0]]
-            raise OrdinalDataError(
-                f"{names[rows[m]]} and {names[cols[m]]} are perfectly correlated (two empty cells in their 2 x 2 "
-                "table): drop one of them"
+    informative = matrix.informative()
+    corr_scores = np.zeros((n, len(rows)))
+    a21 = np.zeros((len(rows), n_th))
+    for group in matrix.groups:
+        keep = ~group.at_bound
+        if keep.any():
+            _pair_scores(
+                codes,
+                group.members[keep],
+                rows,
+                cols,
+                group.tau1[keep],
+                group.tau2[keep],
+                group.tables[keep],
+                group.rho[keep],
+                th_start,
+                corr_scores,
+                a21,
             )
-        rho[members] = fitted
-        _pair_scores(codes, members, rows, cols, t1, t2, tables, fitted, th_start, corr_scores, a21)
-    corr = np.eye(p)
-    corr[rows, cols] = rho
-    corr[cols, rows] = rho
     th_scores = np.concatenate(uni_scores, axis=1)
-    gamma = _muthen_gamma(th_scores, corr_scores, a21, ks, th_start)
-    return OrdinalStatistics(names, n, levels, taus, corr, gamma, empty_pairs)
+    gamma = _muthen_gamma(
+        th_scores,
+        corr_scores[:, informative],
+        a21[informative],
+        ks,
+        th_start,
+        [f"{names[i]} and {names[j]}" for i, j in zip(rows[informative], cols[informative], strict=True)],
+    )
+    return OrdinalStatistics(
+        names,
+        n,
+        levels,
+        matrix.thresholds,
+        matrix.correlations,
+        gamma,
+        matrix.empty_cell_pairs,
+        matrix.boundary_pairs,
+        informative,
+    )
 
 
 def _pair_scores(
@@ -283,8 +211,9 @@ def _pair_scores(
     """Case-wise scores of each pair's bivariate likelihood in rho, and the rho-threshold block of the
     Jacobian (lavaan's A21), from ``lav_bvord_cor_scores`` evaluated on the observed (uncorrected) cells."""
     k1, k2 = t1.shape[1] + 1, t2.shape[1] + 1
-    cells = _cell_probabilities(t1, t2, rho)
-    d_rho = _cell_density_terms(t1, t2, rho) / cells  # (pairs, K1, K2)
+    observed = tables > 0  # only observed cells enter the scores (an empty one may have P = 0 near the bound)
+    cells = np.where(observed, polychoric.cell_probabilities(t1, t2, rho, where=observed), 1.0)
+    d_rho = np.where(observed, polychoric.cell_density_terms(t1, t2, rho) / cells, 0.0)  # (pairs, K1, K2)
     root = np.sqrt(1.0 - rho**2)[:, None, None]
     u1, l1 = np.append(t1, np.full((len(rho), 1), _INF), axis=1), np.insert(t1, 0, -_INF, axis=1)
     u2, l2 = np.append(t2, np.full((len(rho), 1), _INF), axis=1), np.insert(t2, 0, -_INF, axis=1)
@@ -317,7 +246,12 @@ def _pair_scores(
 
 
 def _muthen_gamma(
-    th_scores: np.ndarray, corr_scores: np.ndarray, a21: np.ndarray, ks: np.ndarray, th_start: np.ndarray
+    th_scores: np.ndarray,
+    corr_scores: np.ndarray,
+    a21: np.ndarray,
+    ks: np.ndarray,
+    th_start: np.ndarray,
+    pair_names: list[str],
 ) -> np.ndarray:
     """N times the asymptotic covariance of (thresholds, correlations): B^-1 INNER B^-T with the block
     triangular B of the two-step estimator (``muthen1984``)."""
@@ -331,7 +265,8 @@ def _muthen_gamma(
         a11[block, block] = inner[block, block]
     a22 = np.einsum("ij,ij->j", corr_scores, corr_scores)
     if np.any(a22 == 0):
-        raise OrdinalDataError("a polychoric correlation has no information (a degenerate pair of indicators)")
+        which = pair_names[int(np.flatnonzero(a22 == 0)[0])]
+        raise OrdinalDataError(f"the polychoric correlation of {which} has no information (a degenerate pair)")
     a11_inv = np.linalg.inv(a11)
     b_inv = np.zeros((len(inner), len(inner)))
     b_inv[:n_th, :n_th] = a11_inv
@@ -607,7 +542,8 @@ def fit(
     model = FactorModel(factors, higher_order, indicators)
     n, p = sample.n_obs, len(indicators)
     n_th = sample.n_thresholds
-    rows, cols = pair_indices(p)
+    used = sample.informative  # the correlations fitted (all but the boundary pairs)
+    rows, cols = (index[used] for index in pair_indices(p))
     r = sample.correlations[rows, cols]
     weights = 1.0 / np.diag(sample.gamma)
     w_cor = weights[n_th:]
@@ -619,13 +555,20 @@ def fit(
             f"{len(sample.empty_cell_pairs)} pair(s) of indicators with an empty cell in their table "
             f"(0.5 added to the 2 x 2 tables, lavaan's zero.add)"
         )
+    if sample.boundary_pairs:
+        notes.append(sample.boundary_note() + f": df {df} instead of {len(used) - model.n_free}")
 
     def residuals(theta: np.ndarray) -> np.ndarray:
         return root_w * (r - model.implied(theta)[rows, cols])
 
     def jacobian(theta: np.ndarray) -> np.ndarray:
-        return -root_w[:, None] * model.jacobian(theta)
+        return -root_w[:, None] * model.jacobian(theta)[used]
 
+    if df < 0 and sample.boundary_pairs:
+        raise OrdinalDataError(
+            f"{len(sample.boundary_pairs)} of {len(used)} polychoric correlations have their maximum on the boundary "
+            f"and carry no information: the other {len(r)} cannot identify {model.n_free} free parameters"
+        )
     if df < 0:
         raise ValueError("more free parameters than correlations: check identification before fitting")
     with threadpool_limits(limits=1):  # small matrices: one BLAS thread is much faster on a busy machine
@@ -633,7 +576,7 @@ def fit(
     theta = solution.x
     resid = r - model.implied(theta)[rows, cols]
     f_dwls = float(np.sum(w_cor * resid**2))
-    structural = model.jacobian(theta)
+    structural = model.jacobian(theta)[used]
     # lavaan's objective is fmin = 0.5 (N - 1) / N F; its gradient must vanish (check.gradient)
     gradient = 0.5 * (n - 1) / n * (-2.0) * (w_cor * resid) @ structural
     converged = solution.converged
@@ -816,7 +759,7 @@ def _fit_measures(
     n, p = sample.n_obs, sample.n_variables
     n_th = sample.n_thresholds
     gamma = sample.gamma
-    rows, cols = pair_indices(p)
+    rows, cols = (index[sample.informative] for index in pair_indices(p))
     r = sample.correlations[rows, cols]
     pstar = len(r)
     n_fit = n - 1  # lavaan's N for (D)WLS fit measures: ntotal - ngroups
@@ -863,7 +806,8 @@ def _fit_measures(
     robust = dict.fromkeys(
         ["cfi.robust", "tli.robust", "rmsea.robust", "rmsea.ci.lower.robust", "rmsea.ci.upper.robust"], float("nan")
     )
-    if df > 0 and np.linalg.eigvalsh(sample.correlations).min() >= ROBUST_PD_TOLERANCE:
+    # (they rest on the full polychoric matrix: withheld when boundary pairs are left out of the fit)
+    if df > 0 and sample.informative.all() and np.linalg.eigvalsh(sample.correlations).min() >= ROBUST_PD_TOLERANCE:
         sigma = model.implied(theta)
         _, logdet_sigma = np.linalg.slogdet(sigma)
         _, logdet_r = np.linalg.slogdet(sample.correlations)
@@ -882,5 +826,5 @@ def _fit_measures(
         robust["rmsea.ci.lower.robust"], robust["rmsea.ci.upper.robust"] = lower, upper
     out.update(robust)
     fitted = model.implied(theta)[rows, cols]
-    out["srmr"] = math.sqrt(float(np.sum((r - fitted) ** 2)) / (p * (p + 1) / 2))
+    out["srmr"] = math.sqrt(float(np.sum((r - fitted) ** 2)) / (pstar + p))  # lavaan: p (p + 1) / 2 elements
     return out

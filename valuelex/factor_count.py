@@ -1,0 +1,251 @@
+"""How sure is the factor count? Its distribution over parallel-analysis seeds, resamples and word caps.
+
+Parallel analysis (:func:`valuelex.efa.parallel_analysis`) gives one number, but that number rests on
+three things a reader cannot see in it: the random null data sets (its seed), the units that happened
+to answer, and which words it counts on (the ``parallel_max_words`` most used; words tied at that cap
+are all counted or none, ``parallel_ties``). :func:`count_stability` repeats the count
+
+- with ``count_resamples`` seeds of the null data on the same units (the run's seed first);
+- on ``count_resamples`` bootstrap resamples of the units (for the within-model count: respondents
+  redrawn inside each model), the words counted chosen again on each resample by the same rule, and
+  the null data repeating units as the resample does (``repeat`` of the parallel analyses: a plain
+  permutation null would take the resample's duplicated units for structure and count too many);
+- with other caps (units/4, units/2, every word) and the other tie rule, with the run's seed;
+
+and reports the count as ``4 (4 in 71% of resamples, 5 in 24%)``. Notebook 03 shows it for the pooled
+and the within-model count; notebook 07 reports the simulations' counts the same way
+(:func:`describe_counts`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from threadpoolctl import threadpool_limits
+
+from . import efa
+from .display import Report
+from .settings import EFASettings
+
+
+def derived_seed(seed: int, *key: int) -> int:
+    """A seed of its own for every repetition (``numpy.random.SeedSequence`` of the seed and the key)."""
+    return int(np.random.SeedSequence([seed, *key]).generate_state(1)[0])
+
+
+def shares(counts: pd.Series | list[int] | np.ndarray) -> pd.Series:
+    """Share of the runs giving each count, most frequent first (ties: the smaller count first)."""
+    values = pd.Series(np.asarray(counts, dtype=int))
+    table = values.value_counts(normalize=True)
+    return table.sort_index().sort_values(ascending=False, kind="stable").rename("share").rename_axis("factors")
+
+
+def describe_counts(count: int | None, counts: pd.Series | list[int] | np.ndarray, what: str = "resamples") -> str:
+    """``"4 (4 in 71% of resamples, 5 in 24%)"``: a count with the distribution behind it (``count`` None:
+    the most frequent count leads). Every count seen is listed, most frequent first."""
+    table = shares(counts)
+    if len(table) == 0:
+        return "no count" if count is None else f"{count} (no {what})"
+    lead = int(table.index[0]) if count is None else int(count)
+    parts = [f"{int(k)} in {v:.0%}" for k, v in table.items()]
+    parts[0] += f" of {what}"
+    return f"{lead} ({', '.join(parts)})"
+
+
+@dataclass(repr=False)  # IPython would prefer a dataclass __repr__ to Report's display
+class CountStability(Report):
+    """The factor count of one analysis and its distribution over seeds, resamples and word caps."""
+
+    level: str  # "pooled" or "within models"
+    count: int  # parallel analysis with the run's seed on all units
+    words_counted: int
+    tie_rule: str
+    tied: list[str]  # words tied at the cap (all counted or none, by the tie rule)
+    seeds: pd.Series  # count per seed of the null data (the run's seed first)
+    resamples: pd.Series  # count per bootstrap resample of the units
+    caps: pd.DataFrame  # rule, words_counted, factors (the run's seed)
+    failures: int = 0  # resamples that could not be analysed (too few varying words)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def title(self) -> str:  # type: ignore[override]
+        return f"How sure is the {self.level} factor count? Parallel analysis repeated"
+
+    def describe(self) -> str:
+        """``"4 (4 in 71% of resamples, 5 in 24%)"``."""
+        return describe_counts(self.count, self.resamples, "resamples")
+
+    def describe_seeds(self) -> str:
+        return describe_counts(self.count, self.seeds, "seeds")
+
+    def distribution(self) -> pd.DataFrame:
+        """Per count: its share over seeds and over resamples."""
+        table = pd.concat([shares(self.seeds).rename("seeds"), shares(self.resamples).rename("resamples")], axis=1)
+        return table.fillna(0.0).sort_index().rename_axis("factors").reset_index()
+
+    def summary(self) -> dict:
+        return {
+            "count": self.count,
+            "over resamples": self.describe(),
+            "over seeds": self.describe_seeds(),
+            "words counted": self.words_counted,
+            "tie rule at the cap": self.tie_rule,
+            "tied at the cap": ", ".join(self.tied) if self.tied else "none",
+            "resamples": f"{len(self.resamples)} ({self.failures} could not be analysed)",
+        }
+
+    def sections(self) -> list[tuple[str, object]]:
+        out: list[tuple[str, object]] = [
+            ("", self.summary()),
+            ("Share of runs giving each count", self.distribution()),
+            ("Other word caps and tie rules (the run's seed)", self.caps),
+        ]
+        if self.notes:
+            out.append(("Notes", "\n".join(self.notes)))
+        return out
+
+    def metrics(self) -> dict:
+        key = "within_" if self.level.startswith("within") else ""
+        return {
+            f"{key}factor_count": self.describe(),
+            f"{key}factor_count_seeds": self.describe_seeds(),
+            f"{key}factor_count_modal_share": round(float(shares(self.resamples).iloc[0]), 3)
+            if len(self.resamples)
+            else None,
+            f"{key}factor_count_by_cap": dict(zip(self.caps["rule"], self.caps["factors"].astype(int), strict=True)),
+            f"{key}words_tied_at_cap": len(self.tied),
+        }
+
+
+def _cap_rules(n_units: int, settings: EFASettings) -> list[tuple[str, int | str | None, str]]:
+    """(label, parallel_max_words, ties) of the caps compared with the run's."""
+    other = "exclude" if settings.parallel_ties == "include" else "include"
+    rules = [
+        (f"units // 4 ({n_units // 4}), ties {settings.parallel_ties}d", n_units // 4, settings.parallel_ties),
+        (
+            f"the run's: {settings.parallel_max_words}, ties {settings.parallel_ties}d",
+            settings.parallel_max_words,
+            settings.parallel_ties,
+        ),  # fmt: skip
+        (f"the run's: {settings.parallel_max_words}, ties {other}d", settings.parallel_max_words, other),
+        (f"units // 2 ({n_units // 2}), ties {settings.parallel_ties}d", n_units // 2, settings.parallel_ties),
+        ("every word", None, settings.parallel_ties),
+    ]
+    return rules
+
+
+def count_stability(
+    data: pd.DataFrame,
+    settings: EFASettings,
+    groups: pd.Series | np.ndarray | None = None,
+) -> CountStability:
+    """The factor count of notebook 03 (``groups`` None: pooled; else within the groups, as
+    :func:`valuelex.multilevel.within_parallel_analysis`) repeated over ``settings.count_resamples`` seeds,
+    as many bootstrap resamples of the units, and other word caps (see the module docstring).
+
+    ``data`` are the words that entered the analysis (after the word filter; for the within count, the
+    words that vary inside a group). Each resample chooses the words it counts on again, by the run's
+    rule, among those that vary in it.
+    """
+    from . import multilevel
+
+    n = len(data)
+    if groups is None:
+        codes = None
+        level = "pooled"
+    else:
+        codes, _ = multilevel._codes(groups, n)
+        level = "within models"
+
+    def count(frame: pd.DataFrame, seed: int, max_words, ties: str, rows: np.ndarray | None = None) -> int:
+        """The count on ``frame`` (all units), or on its rows ``rows`` (a resample with repeated units)."""
+        picked = np.arange(len(frame)) if rows is None else rows
+        distinct, repeat = np.unique(picked, return_inverse=True)
+        sample = frame.iloc[picked]
+        if codes is None:
+            varying = sample.std(axis=0).to_numpy() > 0
+        else:
+            varying = ~multilevel._constant_within(sample.to_numpy(float), codes[picked])
+        words = efa.parallel_words(sample.loc[:, varying], max_words, ties)
+        units = frame.iloc[distinct][words]
+        if codes is None:
+            result = efa.parallel_analysis(
+                units,
+                settings.correlation,
+                settings.extraction,
+                settings.parallel_iter,
+                settings.parallel_quantile,
+                seed,
+                settings.parallel_null,
+                eigenvalues=settings.parallel_eigenvalues,
+                repeat=None if rows is None else repeat,
+            )
+        else:
+            result = multilevel.within_parallel_analysis(
+                units,
+                codes[distinct],
+                settings.within_correlation,
+                settings.extraction,
+                settings.parallel_iter,
+                settings.parallel_quantile,
+                seed,
+                repeat=None if rows is None else repeat,
+            )
+        return result.n_factors
+
+    repeats = settings.count_resamples
+    with threadpool_limits(limits=1):
+        words = efa.parallel_words(data, settings.parallel_max_words, settings.parallel_ties)
+        seeds = [settings.seed] + [derived_seed(settings.seed, 1, i) for i in range(1, repeats)]
+        by_seed = pd.Series(
+            [count(data, s, settings.parallel_max_words, settings.parallel_ties) for s in seeds],
+            index=pd.Index(seeds, name="seed"),
+            name="factors",
+        )
+        rng = np.random.default_rng(derived_seed(settings.seed, 2))
+        blocks = [np.arange(n)] if codes is None else [np.flatnonzero(codes == g) for g in range(codes.max() + 1)]
+        by_resample, failures = [], 0
+        for i in range(repeats):
+            rows = np.concatenate([rng.choice(block, len(block)) for block in blocks])
+            try:
+                by_resample.append(
+                    count(
+                        data,
+                        derived_seed(settings.seed, 3, i),
+                        settings.parallel_max_words,
+                        settings.parallel_ties,
+                        rows,
+                    )
+                )
+            except efa.EFAInputError:
+                failures += 1
+        caps = []
+        for label, max_words, ties in _cap_rules(n, settings):
+            counted = efa.parallel_words(data, max_words, ties)
+            factors = (
+                by_seed.iloc[0] if (max_words, ties) == (settings.parallel_max_words, settings.parallel_ties) else None
+            )
+            if factors is None:
+                factors = count(data, settings.seed, max_words, ties)
+            caps.append({"rule": label, "words_counted": len(counted), "factors": int(factors)})
+    tied = efa.tied_at_cap(data, settings.parallel_max_words)
+    notes = []
+    if tied:
+        notes.append(
+            f"{len(tied)} words are tied at the cap ({', '.join(tied)}): by the tie rule "
+            f"({settings.parallel_ties}) they are {'all counted' if settings.parallel_ties == 'include' else 'all left out'}"
+        )
+    return CountStability(
+        level=level,
+        count=int(by_seed.iloc[0]),
+        words_counted=len(words),
+        tie_rule=settings.parallel_ties,
+        tied=tied,
+        seeds=by_seed,
+        resamples=pd.Series(by_resample, name="factors", dtype=int),
+        caps=pd.DataFrame(caps),
+        failures=failures,
+        notes=notes,
+    )
