@@ -28,7 +28,7 @@ Each stage that loses structure gets a line saying which and why, from what was 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -188,14 +188,11 @@ def _elicitation_stages(
         if stability:
             numbers["efa_pooled_bootstrap_median"] = stability
     corr = efa.correlation_matrix(prepared.data, method=s.correlation)
-    pooled = efa.fit_efa(corr, len(factors), extraction=s.extraction, rotation=s.rotation)
+    pooled = efa.fit_efa(corr, len(factors), s)
     m_pooled = _congruence(planted_used, pooled.loadings)
     efa_rows.append(_efa_row("pooled", "planted", len(factors), len(used), m_pooled, factors))
     numbers["efa_pooled_congruence"] = [round(float(v), 3) for v in m_pooled]
-    within = multilevel.analyse_within(
-        incidence, models, s.within_correlation, n_factors=len(factors), extraction=s.extraction,
-        rotation=s.rotation, seed=s.seed, prepared=prepared,
-    )  # fmt: skip
+    within = multilevel.analyse_within(incidence, models, replace(s, n_factors=len(factors)), prepared=prepared)
     m_within = _congruence(planted_used, within.result.loadings)
     efa_rows.append(_efa_row("within models", "planted", len(factors), len(used), m_within, factors))
     numbers["efa_within_congruence"] = [round(float(v), 3) for v in m_within]
@@ -205,9 +202,8 @@ def _elicitation_stages(
         numbers["efa_within_bootstrap_median"] = record.get("within_bootstrap_median")
         if k_within != len(factors):
             at_run = multilevel.analyse_within(
-                incidence, models, s.within_correlation, n_factors=int(k_within), extraction=s.extraction,
-                rotation=s.rotation, seed=s.seed, prepared=prepared,
-            )  # fmt: skip
+                incidence, models, replace(s, n_factors=int(k_within)), prepared=prepared
+            )
             m_run = _congruence(planted_used, at_run.result.loadings)
             efa_rows.append(_efa_row("within models", "the run's (parallel analysis)", k_within, len(used), m_run, factors))  # fmt: skip
             numbers["efa_within_congruence_run"] = [round(float(v), 3) for v in m_run]
@@ -234,6 +230,13 @@ def _elicitation_stages(
                 if np.nanmin(m_within) < 0.9
                 else "."
             )
+        )
+    elif np.nanmin(m_within) < 0.9:  # the count is right, the loadings are not
+        lost.append(
+            f"EFA: parallel analysis within models keeps the planted {len(factors)} factor(s), but their loadings "
+            f"reach min congruence {np.nanmin(m_within):.3f} only ({n_units} respondents of {n_models} models: "
+            f"{n_units - n_models} within-model degrees of freedom, {prepared.n_words} words: too few respondents "
+            "for the number of words to recover the loadings themselves)."
         )
     if numbers.get("efa_pooled_k") and numbers["efa_pooled_k"] > len(factors):
         extras = _extra_factors(planted_used, run_loadings, set(terms.values()), record.get("congruence_median"), s.cutoff)  # fmt: skip
