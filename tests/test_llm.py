@@ -750,7 +750,7 @@ def test_a_replay_with_no_usable_answer_names_the_errors(tmp_path: Path):
 
 def test_a_key_that_begins_another_key_leaves_no_tail_of_the_longer_one():
     """The longer key is matched first: a shorter key that is its prefix must not leave the rest behind."""
-    short, long = "sk-prefix-0123", "sk-prefix-0123-tail-4567"
+    short, long = "k3y-prefix-01", "k3y-prefix-01-tail-45"
     clean = redactor([short, long])
     assert redact(f"echo {long} and {short}", clean) == "echo [REDACTED] and [REDACTED]"
 
