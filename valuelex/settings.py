@@ -333,8 +333,13 @@ class SimulationSettings:
     )  # part 2: respondents (decoding settings) per model
     model_grid_replications: Count = 1  # part 2: simulated panels per cell (the finer run: 10)
     model_grid_parallel_iter: Count = 6  # part 2: null data sets per parallel analysis (the finer run: 20)
-    vocabulary_icc: Icc = 0.2  # share of a word's latent variance that is the model's vocabulary
-    value_icc: Icc = 0.0  # share of the value factors' variance that lies between models
+    # Share of each word's latent propensity variance that is the model's vocabulary (each model over- or
+    # under-uses each word whatever it means). Our choice: the local panel's four small models measure
+    # about 0.4 (``multilevel.latent_icc``, notebook 03); larger models may be less idiosyncratic.
+    vocabulary_icc: Icc = 0.2
+    # Share of the value factors' variance that lies between models (models differing in their values).
+    # 0: every value difference is between respondents of the same model (our choice; see notebook 07).
+    value_icc: Icc = 0.0
     choice_replications: Count = 1  # panels per shape when choosing the within-model correlation (finer: 10)
     tie_shapes: Annotated[tuple[tuple[Count, Count], ...], Length(1)] = (
         (4, 30),
