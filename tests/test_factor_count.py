@@ -77,3 +77,14 @@ def test_within_model_count_subsamples_inside_models():
     excluded = factor_count.count_stability(prepared.data, dataclasses.replace(settings, parallel_ties="exclude"))
     assert excluded.tie_rule == "exclude"
     assert isinstance(excluded.caps, pd.DataFrame) and "ties included" in " ".join(excluded.caps["rule"])
+
+
+def test_a_model_with_one_respondent_is_subsampled_whole():
+    """A researcher's new model with one respondent (README, "Adding a model"): its subsample is itself."""
+    structure = simulate.planted_structure(n_words=40, seed=0)
+    panel = simulate.simulate_model_panel(structure, 3, 40, vocabulary_icc=0.2, seed=1)
+    models = pd.Series(panel.models.to_numpy()).copy()
+    models.iloc[-1] = "my-model"  # one respondent of its own
+    prepared = multilevel.prepare_within(efa.prepare_matrix(panel.incidence), models)
+    stability = factor_count.count_stability(prepared.data, EFASettings(parallel_iter=3, count_resamples=2), models)
+    assert len(stability.subsamples) + stability.failures == 2

@@ -216,8 +216,9 @@ def count_stability(
         blocks = [np.arange(n)] if codes is None else [np.flatnonzero(codes == g) for g in range(codes.max() + 1)]
         by_subsample, failures = [], 0
         for i in range(repeats):
+            # each model keeps count_subsample of its respondents, at least one (a model may have one)
             drawn = [
-                rng.choice(block, max(2, round(settings.count_subsample * len(block))), replace=False)
+                rng.choice(block, max(1, round(settings.count_subsample * len(block))), replace=False)
                 for block in blocks
             ]
             rows = np.sort(np.concatenate(drawn))
