@@ -148,7 +148,7 @@ def _subset_run(root: Path) -> Path:
     run["output"] = str(root / "out")
     run["elicitation"] = {**run["elicitation"], "panel": str(root / "subset.yaml")}
     run["projective"] = {**run["projective"], "panel": str(root / "subset_projective.yaml"), "n_boot": 50}
-    run["efa"] = {"n_boot": 5, "parallel_iter": 5, "n_boot_within": 3}
+    run["efa"] = {"n_boot": 5, "parallel_iter": 5, "n_boot_within": 3, "count_resamples": 3}
     run["semantic"] = {"n_permutations": 99}
     run["simulation"] = {
         "n_words": 60, "n_respondents": 200, "sizes": [100], "replications": 1, "parallel_iter": 3,

@@ -936,3 +936,25 @@ def test_an_intent_alone_is_not_a_maybe_paid_attempt():
     from valuelex.store import maybe_paid
 
     assert maybe_paid({"schema": 1, **record(), "status": "sent", "final": False}) is False  # its outcome counts
+
+
+def test_an_error_that_reports_token_usage_may_have_been_paid():
+    """An error of a type that is usually free (an HTTP 500) is still maybe paid when the server reported the
+    tokens it used: it took the call (a surviving mutant of the whole mutation run ignored ``usage``)."""
+    from valuelex.store import maybe_paid
+
+    charged = {"schema": 1, **record(status="error")}
+    assert charged["error"]["type"] == "http_500" and charged["usage"]["completion_tokens"] == 1
+    assert maybe_paid(charged) is True
+    assert maybe_paid({**charged, "usage": None}) is False
+
+
+def test_a_value_of_a_subclass_of_its_type_is_well_formed():
+    """A record built in code may hold a subclass of a field's type (a str subclass, numpy's float64 for a
+    float): it is accepted as its base type, like a JSON-decoded one (a surviving mutant required the exact type)."""
+
+    class Text(str):
+        pass
+
+    rec = {"schema": 1, **record(text=Text("honesty"))}
+    assert type(rec["text"]) is Text and validate_record(rec) is None
