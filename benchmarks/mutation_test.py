@@ -350,7 +350,9 @@ def mutation_run(module: str, only: set[str] | None = None, workers_note: str = 
 
 
 def score(module: str, results: dict[str, str]) -> dict:
-    equivalent = {m for m in results if m in EQUIVALENT}
+    # a mutant listed as equivalent counts as equivalent only when it survived (one killed, by a hang for
+    # instance, is a kill): the score is never above 100%
+    equivalent = {m for m, r in results.items() if m in EQUIVALENT and r == "survived"}
     survived = [m for m, r in results.items() if r == "survived" and m not in equivalent]
     killed = sum(r in ("killed", "timeout") for r in results.values())
     considered = len(results) - len(equivalent)
