@@ -179,16 +179,7 @@ def count_stability(
         words = efa.parallel_words(sample.loc[:, varying], max_words, ties)
         units = sample[words]
         if codes is None:
-            result = efa.parallel_analysis(
-                units,
-                settings.correlation,
-                settings.extraction,
-                settings.parallel_iter,
-                settings.parallel_quantile,
-                seed,
-                settings.parallel_null,
-                eigenvalues=settings.parallel_eigenvalues,
-            )
+            result = efa.parallel_count(units, settings, seed)
         else:
             result = multilevel.within_parallel_analysis(
                 units,
