@@ -110,6 +110,10 @@ def test_parse_answer_failures_get_a_status(text: str | None, status: str) -> No
             "ok",
             ["strong", "compassionate", "inclusive community"],
         ),
+        # a denial interrupted by "as an AI" is read once that aside is gone: its item is no value
+        # (the whole sentence does not match the refusal pattern, the cleaned item does)
+        ("I do not as an AI have personal opinions on honesty.", "unparseable", []),
+        ("Honesty. I do not as an AI have personal opinions on fairness.", "ok", ["Honesty"]),
     ],
 )
 def test_refusals_and_sentences_of_chat_models(text: str, status: str, expected: list[str]) -> None:
@@ -310,6 +314,15 @@ def test_three_words_is_the_longest_descriptor():
     assert three.descriptors == ["care for others", "honesty"] and three.discarded == []
     assert four.descriptors == ["honesty"] and four.discarded == ["deep care for others"]  # prose, no lead-in
     assert parse_answer("deep respect for the law").descriptors == ["law"]  # prose: the lead-in's tail
+
+
+def test_a_label_of_three_words_keeps_its_explanation_out():
+    """A label of up to three words before ':', ' - ' or '(' is the value; its explanation is not read."""
+    assert parse_answer("Love of learning: always seeking new knowledge and growth").descriptors == ["Love of learning"]
+    assert parse_answer("Care for animals (and the planet)").descriptors == ["Care for animals"]
+    assert parse_answer("Respect for others - treating everyone with dignity, kindness and care").descriptors == [
+        "Respect for others"
+    ]
 
 
 def test_forty_characters_is_the_longest_descriptor():
