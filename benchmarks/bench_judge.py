@@ -44,8 +44,8 @@ from pathlib import Path
 
 import numpy as np
 
-from valuelex import paths
 from valuelex.config import load_model_cards
+from valuelex.core import paths
 from valuelex.local_models import LlamaServer, LlamaServerPool, server_layout, verify_gguf
 from valuelex.projective import administer, load_instrument, scoring_cases
 from valuelex.projective import judge as judge_module
@@ -110,7 +110,7 @@ def rubric_order(requests: list) -> list[int]:
 def judge_once(cases, urls: list[str], cards, config: str) -> tuple[float, dict[str, str]]:
     judge_module.call_order = rubric_order if config in RUBRIC_ORDER else CALL_ORDER
     with tempfile.TemporaryDirectory() as tmp:
-        judge = LogprobJudge(DEFAULT_JUDGE, mode="live", cards=cards, store_root=Path(tmp), progress=False)
+        judge = LogprobJudge(DEFAULT_JUDGE, mode="live", cards=cards, store=ResponseStore(Path(tmp)), progress=False)
         judge.runner.endpoints = {DEFAULT_JUDGE: urls}
         started = time.perf_counter()
         scored = judge.score(cases)
@@ -149,11 +149,13 @@ def main() -> int:
     args = parser.parse_args()
     cards = load_model_cards()
     card = cards[DEFAULT_JUDGE]
-    completions, _ = administer("projective_local", mode="replay", progress=False)
+    completions, _ = administer(
+        "projective_local", mode="replay", progress=False, store=ResponseStore(paths.DATASET / "projective")
+    )
     cases = scoring_cases(completions, load_instrument())
     cases = cases[cases["subdimension"] == args.subdimension]
     cases = cases[cases["stem"].isin(sorted(cases["stem"].unique())[: args.stems])].reset_index(drop=True)
-    stored = ResponseStore(paths.raw_store("judge"))
+    stored = ResponseStore(paths.DATASET / "judge")
     print(f"{len(cases)} panel cases: {args.subdimension}, stems {', '.join(sorted(cases['stem'].unique()))}")
     print(f"cores: {os.cpu_count()}; pool layout (servers, threads): {server_layout()}; load processes: {args.load}")
     print(f"load average before: {os.getloadavg()}")

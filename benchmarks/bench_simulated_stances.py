@@ -27,6 +27,7 @@ if str(ROOT) not in sys.path:
 from valuelex.projective import LogprobJudge, load_instrument  # noqa: E402
 from valuelex.projective.instrument import clean_completion  # noqa: E402
 from valuelex.simulated import Ask, Population  # noqa: E402
+from valuelex.store import ResponseStore  # noqa: E402
 
 
 def cases(population: Population) -> pd.DataFrame:
@@ -63,7 +64,7 @@ def cases(population: Population) -> pd.DataFrame:
 def main() -> int:
     table = cases(Population.load())
     with tempfile.TemporaryDirectory() as store:
-        judge = LogprobJudge(mode="live", store_root=Path(store), progress=False)
+        judge = LogprobJudge(mode="live", store=ResponseStore(Path(store)), progress=False)
         start = time.perf_counter()
         scored = judge.score(table)
         seconds = time.perf_counter() - start

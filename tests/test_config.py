@@ -7,16 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from valuelex import paths
-from valuelex.config import (
-    ConfigError,
-    MissingKeyError,
-    check_keys,
-    check_run_keys,
-    load_model_card,
-    load_model_cards,
-    load_panel,
-)
+from valuelex.config import MissingKeyError, check_keys, check_run_keys, load_model_card, load_model_cards, load_panel
+from valuelex.core import paths
+from valuelex.core.errors import ConfigError
 
 CARD = """\
 name: {name}

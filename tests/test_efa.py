@@ -269,7 +269,7 @@ def test_small_messy_data_degrades_gracefully():
 
 
 def test_figures_draw(sim_data, tmp_path):
-    from valuelex.figures import save_figure
+    from valuelex.core.io import save_figure
 
     analysis = efa.analyse(sim_data.iloc[:, :30], parallel_iter=5, seed=0)
     boot = efa.bootstrap_stability(analysis.prepared.data, analysis.result, n_boot=3, seed=0)

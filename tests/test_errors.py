@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from valuelex.config import ConfigError, MissingKeyError
-from valuelex.errors import RunFailed, UserError, notebook_error, run_main, user_error_names
+from valuelex.config import MissingKeyError
+from valuelex.core.errors import ConfigError, RunFailed, UserError, run_main
 from valuelex.llm import AllCallsFailed
+from valuelex.pipeline import notebook_error, user_error_names
 from valuelex.store import StoreBusy, StoreMiss
 
 

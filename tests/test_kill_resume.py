@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.fault_server import FaultServer, answer_text, write_card
-from valuelex.paths import ROOT
+from valuelex.core.paths import ROOT
 from valuelex.store import ResponseStore
 
 SCRIPT = Path(__file__).with_name("llm_live_run.py")

@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from valuelex.config import ConfigError
+from valuelex.core.errors import ConfigError
 from valuelex.llama_server import RowwiseLogprobs, patch_logprobs
 from valuelex.local_models import server_layout
 

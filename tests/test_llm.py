@@ -16,7 +16,7 @@ import openai
 import pytest
 
 from valuelex.config import ModelCard, Panel, Respondent
-from valuelex.errors import UserError
+from valuelex.core.errors import UserError
 from valuelex.llm import (
     MAX_RAW_BODY,
     Limits,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from valuelex import paths
+from valuelex.core import paths
 from valuelex.store import ResponseStore
 
 SHARD = "smollm2-135m-instruct.jsonl"

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from tests.fault_server import ODD_ANSWERS, FaultServer, answer_text, write_card
-from valuelex import paths
 from valuelex.config import MissingKeyError, load_model_cards
-from valuelex.errors import UserError
+from valuelex.core import paths
+from valuelex.core.errors import UserError
 from valuelex.llm import AllCallsFailed, Limits, LLMRunner, NoUsableAnswers, Request, UnansweredRequests
 from valuelex.store import ResponseStore, StoreMiss, StoreUnwritable
 

@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from valuelex import paths
 from valuelex.config import load_model_cards
 from valuelex.llm import Limits, LLMRunner, Request
-from valuelex.local_models import LlamaServer, gguf_path
+from valuelex.local_models import DEFAULT_LOG_DIR, LlamaServer, gguf_path
 from valuelex.store import ResponseStore
 
 pytestmark = pytest.mark.llama
@@ -124,7 +123,7 @@ def test_runner_starts_and_stops_its_own_server_pool(card, tmp_path: Path, monke
     """Live mode on a llama_cpp card with no endpoint given: the runner runs a pool of servers itself,
     each answering its own contiguous share of the requests (here one each)."""
     monkeypatch.setenv("VALUELEX_LLAMA_SERVERS", "2")
-    logs = [paths.LOGS / f"llama_server_{card.model}_{i}.log" for i in range(2)]
+    logs = [DEFAULT_LOG_DIR / f"llama_server_{card.model}_{i}.log" for i in range(2)]
     before = [log.stat().st_size if log.exists() else 0 for log in logs]
     runner = LLMRunner(
         {CARD_NAME: card},

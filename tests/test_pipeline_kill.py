@@ -24,14 +24,14 @@ from pathlib import Path
 import pytest
 
 from tests.fault_server import FaultServer, write_card
-from valuelex import paths
+from valuelex.core import paths
 
 ROOT = paths.ROOT
 N = 1000
 LIVE_NOTEBOOK = """\
 import json, os, pathlib
-from valuelex import notebook
-settings = notebook.start(run, overrides)
+from valuelex import stages
+settings = stages.start(run, overrides).settings
 live = json.loads(pathlib.Path("../live.json").read_text())
 papermill = os.getppid()
 valuelex = int(pathlib.Path(f"/proc/{papermill}/stat").read_text().rsplit(")", 1)[1].split()[1])

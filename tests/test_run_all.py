@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from valuelex import paths
+from valuelex.core import paths
 
 ROOT = paths.ROOT
 
@@ -54,8 +54,8 @@ def project(tmp_path: Path) -> Path:
     parameters = 'run = "default"\noverrides = {}'
     record = (
         "import json, os, pathlib\n"
-        "from valuelex import notebook\n"
-        "settings = notebook.start(run, overrides)\n"
+        "from valuelex import stages\n"
+        "settings = stages.start(run, overrides).settings\n"
         "pathlib.Path('../seen.json').write_text(json.dumps({'n_factors': settings.efa.n_factors,"
         " 'kernel': os.getpid(), 'papermill': os.getppid()}))"
     )

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.fault_server import FaultServer, write_card
-from valuelex import paths
+from valuelex.core import paths
 from valuelex.store import ResponseStore
 
 SCRIPT = Path(__file__).with_name("llm_live_run.py")
@@ -80,7 +80,14 @@ def test_canary_keys_appear_nowhere(tmp_path: Path):
     assert not [c for c in canaries if c in run.stdout or c in run.stderr]
     assert "[REDACTED]" in run.stdout
     leaks = []
-    for folder in (dirs["raw"], dirs["processed"], dirs["figures"], dirs["logs"], paths.BUILD, paths.ROOT / "figures"):
+    for folder in (
+        dirs["raw"],
+        dirs["processed"],
+        dirs["figures"],
+        dirs["logs"],
+        paths.COMMITTED_BUILD,
+        paths.COMMITTED_FIGURES,
+    ):
         leaks += files_containing(folder, canaries)
     assert not leaks
 

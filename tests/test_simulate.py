@@ -60,7 +60,7 @@ def test_recovery_degrades_with_fewer_respondents(tmp_path):
     assert small["median_min_congruence_true_k"] < large["median_min_congruence_true_k"]
     assert large["median_min_congruence_true_k"] >= 0.95 and large["factor_count_right"] == 1.0
     assert simulate.respondents_needed(summary) == {"strong": 800}
-    from valuelex.figures import save_figure
+    from valuelex.core.io import save_figure
 
     png, _ = save_figure(simulate.plot_recovery(study), "recovery", tmp_path)
     assert png.stat().st_size > 1000
@@ -81,7 +81,7 @@ def test_word_selection_study_shows_the_starved_factor(tmp_path):
     assert at_525["min_congruence_true_k"].nunique() == 1 and at_525["words_used"].nunique() == 1
     summary = simulate.summarise_word_selection(study)
     assert list(summary["rule"][:3]) == list(simulate.WORD_RULES)
-    from valuelex.figures import save_figure
+    from valuelex.core.io import save_figure
 
     png, _ = save_figure(simulate.plot_word_selection(study), "words", tmp_path)
     assert png.stat().st_size > 1000
@@ -213,7 +213,7 @@ def test_models_needed_reads_the_grid():
 def test_model_grid_figure_draws(tmp_path):
     s = simulate.planted_structure(n_words=40, seed=3)
     grid = simulate.model_count_grid(s, n_models=(4, 8), per_model=(10, 20), seed=1, progress=False, parallel_iter=3)
-    from valuelex.figures import save_figure
+    from valuelex.core.io import save_figure
 
     png, _ = save_figure(simulate.plot_model_grid(grid), "grid", tmp_path)
     assert png.stat().st_size > 1000

@@ -18,8 +18,8 @@ import papermill
 import pytest
 import yaml
 
-from valuelex import paths
-from valuelex.notebook import recorded
+from valuelex.core import paths
+from valuelex.core.display import recorded
 from valuelex.settings import load_run
 from valuelex.simulated import (
     Population,

@@ -16,8 +16,9 @@ import openai
 import pytest
 import yaml
 
-from valuelex import elicit, paths
+from valuelex import elicit
 from valuelex.config import load_panel
+from valuelex.core import paths
 from valuelex.llm import Limits, LLMRunner, Request
 from valuelex.projective import answer_distribution
 from valuelex.projective.instrument import build_requests as projective_requests

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from valuelex import paths
 from valuelex.config import ModelCard
+from valuelex.core import paths
 from valuelex.llm import Request
 from valuelex.store import (
     ERROR_FIELDS,
@@ -417,7 +417,7 @@ def test_run_lock_is_exclusive_and_names_the_holder(tmp_path: Path):
 # fuzzing the loader ---------------------------------------------------------------------
 def _real_line() -> bytes:
     """A committed record with multi-byte characters (Hebrew letters in a SmolLM2 answer)."""
-    for line in (paths.RAW / "elicitation" / "smollm2-135m-instruct.jsonl").read_bytes().splitlines():
+    for line in (paths.DATASET / "elicitation" / "smollm2-135m-instruct.jsonl").read_bytes().splitlines():
         if b'"key":"66345b580f5313d983e03f1f1d3c67e0"' in line:
             return line
     raise AssertionError("the committed record is missing")

@@ -23,7 +23,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from . import __version__, paths
+from . import __version__
+from .core import paths
 
 EXIT_USAGE = 2
 
@@ -128,7 +129,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         from .report import VerifyError, verify
 
         try:
-            result = verify()
+            result = verify(figures_dir=outcome.folders.figures, processed_dir=outcome.folders.processed)
         except VerifyError as error:
             say(f"verify skipped: {error}")
             return 0
@@ -149,9 +150,12 @@ def _destination(run) -> str:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from .report import VerifyError, verify
+    from .settings import load_run
+    from .stages import Folders
 
+    folders = Folders.of(load_run())  # the committed run's folders (a test may move them)
     try:
-        result = verify(ref=args.ref)
+        result = verify(ref=args.ref, figures_dir=folders.figures, processed_dir=folders.processed)
     except VerifyError as error:
         print(f"valuelex verify: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -237,7 +241,7 @@ def parser() -> argparse.ArgumentParser:
 
 def guarded(func: Callable[[], int]) -> int:
     """Run ``func``; a user's mistake becomes one line on stderr and exit code 2, never a traceback."""
-    from .errors import RunFailed, UserError
+    from .core.errors import RunFailed, UserError
     from .pipeline import RunInterrupted
 
     try:
@@ -261,7 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         args = parser().parse_args(argv)
     if args.command == "run":
-        from .pipeline import tie_to_launcher
+        from .core.process import tie_to_launcher
 
         tie_to_launcher()  # started by run_all.sh: a TERM when the script dies, also by SIGKILL
     if not paths.is_project():

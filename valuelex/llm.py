@@ -42,7 +42,7 @@ import httpx2
 import openai
 
 from .config import ModelCard, Panel, Respondent, check_keys
-from .errors import RunFailed, UserError
+from .core.errors import RunFailed, UserError
 from .store import ResponseStore, StoreMiss, request_key
 
 MODES = ("replay", "live")

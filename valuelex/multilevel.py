@@ -43,7 +43,7 @@ from scipy.special import ndtr, ndtri
 from threadpoolctl import threadpool_limits
 
 from . import efa
-from .display import Report
+from .core.display import Report
 
 #: Within-model correlations for 0/1 words (see the module docstring).
 WITHIN_CORRELATIONS = ("tetrachoric", "rwg", "tetrachoric_pooled")

@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from . import elicit, paths
+from . import elicit
 from .config import MissingKeyError, ModelCard, load_model_cards, load_panel
-from .display import Report
-from .errors import UserError
+from .core import paths
+from .core.display import Report
+from .core.errors import UserError
 from .llm import LLMRunner, Plan
 from .runstore import open_store
 from .settings import RunSettings
@@ -91,7 +92,7 @@ def cards_of_run(run: RunSettings) -> list[ModelCard]:
 
 def _store(run: RunSettings, study: str):
     """The run's store of one study, as its notebooks will read it: its own over its read-only base."""
-    from .pipeline import Folders
+    from .stages import Folders
 
     folders = Folders.of(run)
     return open_store(folders.raw / study, folders.base / study if folders.base is not None else None)
@@ -147,11 +148,8 @@ def _judge(kind: str, model: str, run: RunSettings):
     cards = {model: load_model_cards()[model]}
     store = _store(run, projective.JUDGE_STUDY)
     if kind == "judge":
-        judge = projective.JudgeScorer(model, mode="live", cards=cards, store_root=store.root, progress=False)
-    else:
-        judge = projective.LogprobJudge(model, mode="live", cards=cards, store_root=store.root, progress=False)
-    judge.runner.store = store  # with the run's base under it (the CLI's process has no VALUELEX_RAW_BASE)
-    return judge
+        return projective.JudgeScorer(model, mode="live", cards=cards, store=store, progress=False)
+    return projective.LogprobJudge(model, mode="live", cards=cards, store=store, progress=False)
 
 
 def _judge_upper_bound(judge, instrument, completions: list) -> Plan:

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import paths
 from .config import MissingKeyError, ModelCard
-from .display import Report
+from .core import paths
+from .core.display import Report
 from .llm import redact
 
 #: Seconds to wait for an endpoint's model list.

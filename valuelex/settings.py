@@ -38,9 +38,9 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 
 import yaml
 
-from . import paths
-from .config import ConfigError
-from .display import Report
+from .core import paths
+from .core.display import Report
+from .core.errors import ConfigError
 
 RUNS = paths.CONFIGS / "runs"
 DEFAULT_RUN = "default"
@@ -831,7 +831,7 @@ def _check_folder(label: str, key: str, folder: Path, name: str) -> None:
 
 def _checked_references(values: dict[str, Any], origins: Origins, path: Path) -> dict[str, Any]:
     """Panels, the judge, stems, the embedding template and model folder exist; paths made absolute."""
-    from .config import read_yaml
+    from .core.schema import read_yaml
 
     out: dict[str, Any] = {}
     stages = {s: values.get(s) or STAGES[s]() for s in ("elicitation", "projective", "semantic")}

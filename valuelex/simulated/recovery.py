@@ -33,8 +33,8 @@ import numpy as np
 import pandas as pd
 
 from ..config import ModelCard, Respondent
-from ..display import Report
-from ..errors import UserError
+from ..core.display import Report
+from ..core.errors import UserError
 from ..lexicon import LexiconRules, family_key, normalise
 from ..llm import Request, request_body
 from ..settings import LexiconSettings

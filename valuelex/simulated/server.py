@@ -31,9 +31,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from .. import paths
-from ..errors import run_main
-from ..local_models import _die_with_parent, stop_process
+from ..core import paths
+from ..core.errors import run_main
+from ..local_models import DEFAULT_LOG_DIR, _die_with_parent, stop_process
 from .population import Ask, Population
 from .spec import DEFAULT_POPULATION
 
@@ -182,7 +182,7 @@ class SimulatedServer:
             port = load_spec(self.population_path).port
         self.port = port
         self.answers_log = Path(answers_log) if answers_log else None
-        self.log_path = Path(log_path) if log_path else paths.LOGS / "simulated_server.log"
+        self.log_path = Path(log_path) if log_path else DEFAULT_LOG_DIR / "simulated_server.log"
         self.startup_timeout_s = startup_timeout_s
         self.proc: subprocess.Popen[str] | None = None
 
