@@ -24,10 +24,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from valuelex.llm.store import ResponseStore  # noqa: E402
 from valuelex.projective import LogprobJudge, load_instrument  # noqa: E402
 from valuelex.projective.instrument import clean_completion  # noqa: E402
 from valuelex.simulated import Ask, Population  # noqa: E402
-from valuelex.store import ResponseStore  # noqa: E402
 
 
 def cases(population: Population) -> pd.DataFrame:

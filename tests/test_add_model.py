@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from tests.conftest import IN_CI, run_notebook
-from valuelex.config import load_model_card
 from valuelex.core import paths
+from valuelex.llm.cards import load_model_card
 
 pytestmark = pytest.mark.llama
 
@@ -119,7 +119,7 @@ def _serve(gguf: Path, alias: str, log: Path):
     import time
     import urllib.request
 
-    from valuelex.local_models import free_port
+    from valuelex.llm.local import free_port
 
     port = free_port()
     command = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", alias,

@@ -7,9 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from valuelex.config import MissingKeyError, check_keys, check_run_keys, load_model_card, load_model_cards, load_panel
 from valuelex.core import paths
 from valuelex.core.errors import ConfigError
+from valuelex.llm.cards import (
+    MissingKeyError,
+    check_keys,
+    check_run_keys,
+    load_model_card,
+    load_model_cards,
+    load_panel,
+)
 
 CARD = """\
 name: {name}

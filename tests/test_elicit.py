@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 
 from tests.conftest import run_notebook
-from valuelex.config import load_panel
 from valuelex.core import paths
 from valuelex.core.errors import ConfigError
 from valuelex.elicit import build_requests, load_prompts
+from valuelex.llm.cards import load_panel
 from valuelex.parse import parse_responses
 
 GOOD = """\

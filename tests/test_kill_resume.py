@@ -22,7 +22,7 @@ import pytest
 
 from tests.fault_server import FaultServer, answer_text, write_card
 from valuelex.core.paths import ROOT
-from valuelex.store import ResponseStore
+from valuelex.llm.store import ResponseStore
 
 SCRIPT = Path(__file__).with_name("llm_live_run.py")
 N = 60

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from valuelex.core import paths
-from valuelex.store import ResponseStore
+from valuelex.llm.store import ResponseStore
 
 SHARD = "smollm2-135m-instruct.jsonl"
 

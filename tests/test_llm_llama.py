@@ -13,10 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from valuelex.config import load_model_cards
-from valuelex.llm import Limits, LLMRunner, Request
-from valuelex.local_models import DEFAULT_LOG_DIR, LlamaServer, gguf_path
-from valuelex.store import ResponseStore
+from valuelex.llm.cards import load_model_cards
+from valuelex.llm.limits import Limits
+from valuelex.llm.local import DEFAULT_LOG_DIR, LlamaServer, gguf_path
+from valuelex.llm.request import Request
+from valuelex.llm.runner import LLMRunner
+from valuelex.llm.store import ResponseStore
 
 pytestmark = pytest.mark.llama
 CARD_NAME = "smollm2-135m-instruct"
@@ -70,7 +72,9 @@ def our_llama_children() -> list[int]:
             cmdline = (stat.parent / "cmdline").read_bytes()
         except OSError:
             continue
-        if int(fields[1]) == os.getpid() and (b"llama_cpp.server" in cmdline or b"valuelex.llama_server" in cmdline):
+        if int(fields[1]) == os.getpid() and (
+            b"llama_cpp.server" in cmdline or b"valuelex.llm.llama_server" in cmdline
+        ):
             pids.append(int(stat.parent.name))
     return pids
 

@@ -119,9 +119,9 @@ def test_a_signal_stops_the_notebook_and_its_kernel(tmp_path: Path):
     script = (
         "import sys\n"
         "from pathlib import Path\n"
-        "from valuelex import pipeline, settings\n"
+        "from valuelex import pipeline, settings, stages\n"
         "run = settings.load_run('default')\n"
-        f"folders = pipeline.Folders(Path({str(tmp_path)!r}) / 'p', Path({str(tmp_path)!r}) / 'f', "
+        f"folders = stages.Folders(Path({str(tmp_path)!r}) / 'p', Path({str(tmp_path)!r}) / 'f', "
         f"Path({str(tmp_path)!r}) / 'b', run.raw_dir)\n"
         "try:\n"
         f"    pipeline.execute(Path({str(notebook)!r}), run, folders, {{}})\n"

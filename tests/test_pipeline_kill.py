@@ -38,9 +38,11 @@ valuelex = int(pathlib.Path(f"/proc/{papermill}/stat").read_text().rsplit(")", 1
 pids = {"kernel": os.getpid(), "papermill": papermill, "valuelex": valuelex}
 pathlib.Path("../pids.json").write_text(json.dumps(pids))
 
-from valuelex.config import load_model_cards
-from valuelex.llm import Limits, LLMRunner, Request
-from valuelex.store import ResponseStore
+from valuelex.llm.cards import load_model_cards
+from valuelex.llm.limits import Limits
+from valuelex.llm.request import Request
+from valuelex.llm.runner import LLMRunner
+from valuelex.llm.store import ResponseStore
 
 requests = [
     Request("fault-chat", (("user", f"question {i}"),), 0.7, 1.0, 16, prompt_id=f"q{i}") for i in range(live["n"])

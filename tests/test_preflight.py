@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from valuelex import plan, preflight
-from valuelex.config import load_model_card
 from valuelex.core import paths
-from valuelex.local_models import free_port
+from valuelex.llm.cards import load_model_card
+from valuelex.llm.local import free_port
 from valuelex.settings import load_run
 
 

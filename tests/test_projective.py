@@ -12,10 +12,10 @@ from scipy import stats
 
 from tests.conftest import IN_CI, run_notebook
 from valuelex import projective as pj
-from valuelex.config import load_panel
 from valuelex.core import paths
-from valuelex.local_models import gguf_path
-from valuelex.store import ResponseStore, StoreMiss
+from valuelex.llm.cards import load_panel
+from valuelex.llm.local import gguf_path
+from valuelex.llm.store import ResponseStore, StoreMiss
 
 
 def test_instrument_covers_every_subdimension() -> None:

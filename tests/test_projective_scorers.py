@@ -12,11 +12,11 @@ import pytest
 
 from tests.conftest import IN_CI
 from valuelex import projective as pj
-from valuelex.config import load_model_cards
 from valuelex.core import paths
 from valuelex.core.errors import ConfigError
-from valuelex.local_models import gguf_path
-from valuelex.store import ResponseStore, StoreMiss
+from valuelex.llm.cards import load_model_cards
+from valuelex.llm.local import gguf_path
+from valuelex.llm.store import ResponseStore, StoreMiss
 
 CASES = pd.DataFrame(
     {

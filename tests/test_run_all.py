@@ -61,7 +61,7 @@ def project(tmp_path: Path) -> Path:
     )
     sleep = "import time\ntime.sleep(600 if settings.efa.n_boot == 7 else 0)"
     (nbs / "01_first.ipynb").write_text(json.dumps(notebook(parameters, record, sleep)))
-    fail = "from valuelex.config import ConfigError\nraise ConfigError('configs/x.yaml: field \\'y\\' is wrong')"
+    fail = "from valuelex.core.errors import ConfigError\nraise ConfigError('configs/x.yaml: field \\'y\\' is wrong')"
     (nbs / "02_second.ipynb").write_text(json.dumps(notebook(parameters, fail)))
     crash = "open('/nonexistent/judge.gguf')"  # not a user's mistake: a failed computation
     (nbs / "03_third.ipynb").write_text(json.dumps(notebook(parameters, crash)))

@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from valuelex import runstore
-from valuelex.config import ModelCard
 from valuelex.core import paths
-from valuelex.llm import LLMRunner, Request
-from valuelex.runstore import LayeredStore, NothingToAdopt, adopt, open_store
+from valuelex.llm import runstore
+from valuelex.llm.cards import ModelCard
+from valuelex.llm.request import Request
+from valuelex.llm.runner import LLMRunner
+from valuelex.llm.runstore import LayeredStore, NothingToAdopt, adopt, open_store
+from valuelex.llm.store import ResponseStore, request_key
 from valuelex.settings import load_run
-from valuelex.store import ResponseStore, request_key
 
 CARD = ModelCard(
     name="m",

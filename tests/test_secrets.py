@@ -20,7 +20,7 @@ import pytest
 
 from tests.fault_server import FaultServer, write_card
 from valuelex.core import paths
-from valuelex.store import ResponseStore
+from valuelex.llm.store import ResponseStore
 
 SCRIPT = Path(__file__).with_name("llm_live_run.py")
 
@@ -144,7 +144,7 @@ def _forms(key: str) -> list[re.Pattern[bytes]]:
     out = []
     for form in dict.fromkeys(forms):
         pattern = re.escape(form.encode())
-        if len(key) < 8:  # a short key is a secret where it stands alone (valuelex.llm.Redactor)
+        if len(key) < 8:  # a short key is a secret where it stands alone (valuelex.llm.wire.Redactor)
             pattern = rb"(?<![A-Za-z0-9_\-])" + pattern + rb"(?![A-Za-z0-9_\-])"
         out.append(re.compile(pattern, re.IGNORECASE if form == escaped else 0))
     return out

@@ -17,15 +17,17 @@ import pytest
 import yaml
 
 from valuelex import elicit
-from valuelex.config import load_panel
 from valuelex.core import paths
-from valuelex.llm import Limits, LLMRunner, Request
+from valuelex.llm.cards import load_panel
+from valuelex.llm.limits import Limits
+from valuelex.llm.request import Request
+from valuelex.llm.runner import LLMRunner
+from valuelex.llm.store import ResponseStore
 from valuelex.projective import answer_distribution
 from valuelex.projective.instrument import build_requests as projective_requests
 from valuelex.projective.instrument import load_instrument
 from valuelex.simulated import Population, SimulatedServer, write_configs
 from valuelex.simulated.recovery import ask_of
-from valuelex.store import ResponseStore
 
 SYSTEM = "Answer with a comma-separated list of single words."
 PROMPT = "Give words that best describe your value system"

@@ -62,7 +62,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from . import preflight
 
     if args.all:
-        from .config import load_model_cards
+        from .llm.cards import load_model_cards
 
         cards = list(load_model_cards().values())
     else:
@@ -78,7 +78,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def _retry(args: argparse.Namespace) -> None:
     """``--retry-failed/-damaged/-lost``: the requests a live run asks again, for this process and its notebooks."""
-    from .llm import RETRY_ENV, retry_choices
+    from .llm.runner import RETRY_ENV, retry_choices
 
     chosen = retry_choices() | {c for c in ("failed", "damaged", "lost") if getattr(args, f"retry_{c}", False)}
     if chosen:
@@ -87,7 +87,7 @@ def _retry(args: argparse.Namespace) -> None:
 
 def _report_store_damage(run) -> None:
     """Print, before anything runs, every damaged line of the run's response stores (not only inside notebooks)."""
-    from .store import ResponseStore
+    from .llm.store import ResponseStore
 
     raw = run.raw_dir
     if raw.is_dir():
@@ -164,7 +164,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_adopt(args: argparse.Namespace) -> int:
-    from .runstore import adopt
+    from .llm.runstore import adopt
 
     adopt(_load(args), say=_say)
     return 0
@@ -177,7 +177,7 @@ def cmd_scorer_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_install_models(args: argparse.Namespace) -> int:
-    from . import local_models
+    from .llm import local as local_models
 
     return local_models.main(args.cards)
 

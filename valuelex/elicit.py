@@ -14,12 +14,14 @@ from typing import Any
 
 import pandas as pd
 
-from .config import Panel, load_panel
 from .core import paths
 from .core.errors import ConfigError, run_main
 from .core.schema import check_fields, read_yaml
-from .llm import Limits, LLMRunner, Plan, Request, panel_requests, respondent_columns
-from .store import ResponseStore
+from .llm.cards import Panel, load_panel
+from .llm.limits import Limits
+from .llm.request import Request, panel_requests, respondent_columns
+from .llm.runner import LLMRunner, Plan
+from .llm.store import ResponseStore
 
 STUDY = "elicitation"
 PROMPT_SOURCES = ("paper", "ours")

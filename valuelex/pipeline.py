@@ -65,7 +65,7 @@ class NotebookInputError(UserError):
 
 def user_error_names() -> set[str]:
     """Class names of every UserError defined in valuelex (to recognise one in an executed notebook)."""
-    from . import config, llm, runstore, store  # noqa: F401 - importing defines their error classes
+    from .llm import cards, runner, runstore, store  # noqa: F401 - importing defines their error classes
 
     names, todo = set(), [UserError]
     while todo:

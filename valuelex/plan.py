@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from . import elicit
-from .config import MissingKeyError, ModelCard, load_model_cards, load_panel
 from .core import paths
 from .core.display import Report
 from .core.errors import UserError
-from .llm import LLMRunner, Plan
-from .runstore import open_store
+from .llm.cards import MissingKeyError, ModelCard, load_model_cards, load_panel
+from .llm.runner import LLMRunner, Plan
+from .llm.runstore import open_store
 from .settings import RunSettings
 
 
@@ -211,7 +211,7 @@ def needs(run: RunSettings, plan: RunPlan) -> list[str]:
     for model, instruments in used.items():
         card = cards[model]
         if card.provider == "llama_cpp":
-            from .local_models import gguf_path
+            from .llm.local import gguf_path
 
             if not gguf_path(card, paths.MODELS_DIR).exists():
                 missing_local.append(model)

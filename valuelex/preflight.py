@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from .config import MissingKeyError, ModelCard
 from .core import paths
 from .core.display import Report
-from .llm import redact
+from .llm.cards import MissingKeyError, ModelCard
+from .llm.wire import redact
 
 #: Seconds to wait for an endpoint's model list.
 DEFAULT_TIMEOUT_S = 10.0
@@ -67,7 +67,7 @@ def _check_card(card: ModelCard, timeout_s: float, models_dir: Path | None) -> C
     import openai
 
     if card.provider == "llama_cpp":
-        from .local_models import gguf_path
+        from .llm.local import gguf_path
 
         path = gguf_path(card, models_dir or paths.MODELS_DIR)
         if path.exists():
@@ -140,7 +140,7 @@ def check(cards: Iterable[ModelCard], timeout_s: float = DEFAULT_TIMEOUT_S, work
 def cards_to_check(run) -> list[ModelCard]:  # noqa: ANN001 - a valuelex.settings.RunSettings
     """The cards ``run`` would call: models with calls still to make and the judge when it has some,
     in plan order; none for a replay run (it calls nothing) or a live run with everything stored."""
-    from .config import load_model_cards
+    from .llm.cards import load_model_cards
     from .plan import calling
 
     cards = load_model_cards()

@@ -2,7 +2,7 @@
 the run manifest, and the check that a run reproduced the committed tables.
 
 ``valuelex verify`` (or ``python -m valuelex.report verify``) compares every regenerated table with the committed one
-(git's ``HEAD``) under the tolerances of :mod:`valuelex.precision`; see :func:`verify`.
+(git's ``HEAD``) under the tolerances of :mod:`valuelex.core.precision`; see :func:`verify`.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def _sha256(path: Path) -> str:
 
 def _store_summary(folder: Path, cards: Any) -> dict:
     """One study's response store as the manifest records it (nothing of it is read from elsewhere)."""
-    from .store import ResponseStore
+    from .llm.store import ResponseStore
 
     store = ResponseStore(folder, announce=False)
     per_model = {}
@@ -90,8 +90,8 @@ def _shown(path: Path) -> str:
 def describe_stores(raw: Path, base: Path | None, cards: Any = None) -> tuple[dict, dict]:
     """(where the run's answers are, what each study's store holds): the run's own store ``raw`` and,
     under it, the read-only ``base`` (the committed dataset for every run but the committed one)."""
-    from .config import load_model_cards
-    from .runstore import open_store
+    from .llm.cards import load_model_cards
+    from .llm.runstore import open_store
 
     cards = cards if cards is not None else load_model_cards()
     raw, base = Path(raw), (Path(base) if base is not None else None)
@@ -363,7 +363,7 @@ def compare_tables(committed_text: str, now_text: str, file: str) -> list[Differ
 
     Rows are matched by their leading name columns when these are unique (e.g. ``word``), else by
     position; float columns are compared within their quantity's tolerance
-    (:func:`valuelex.precision.precision_of`, looked up by the file's stem and the column), whole
+    (:func:`valuelex.core.precision.precision_of`, looked up by the file's stem and the column), whole
     numbers, booleans and text exactly. Missing or added rows and columns and a changed row order
     are differences.
     """

@@ -51,6 +51,8 @@ from .core import paths
 from .core.display import Report
 from .core.errors import ConfigError
 from .core.io import save_table
+from .llm.runstore import open_store
+from .llm.store import ResponseStore
 from .projective import (
     CALIBRATION_FILE,
     DEFAULT_JUDGE,
@@ -67,8 +69,6 @@ from .projective import (
     save_calibration,
     save_stance_calibration,
 )
-from .runstore import open_store
-from .store import ResponseStore
 
 SALT = "valuelex-projective-split-v1"
 #: Fewer cases (DeLong) or stems (bootstrap) than this in a class and the AUC's CI is flagged.

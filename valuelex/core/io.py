@@ -7,7 +7,7 @@ Files are written without timestamps or version stamps so that two runs give the
 Every stage module draws its figures with one function per figure and saves them here.
 Every table (``figures/*.csv`` and the CSVs under ``data/processed/``) goes through
 :func:`write_csv`, which writes each float column at its quantity's precision
-(:mod:`valuelex.precision`), so last-bit floating-point noise does not change the files.
+(:mod:`valuelex.core.precision`), so last-bit floating-point noise does not change the files.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def write_csv(df: pd.DataFrame, path: Path, index: bool = False, quantities: dic
     """The one CSV writer: float columns at their quantity's precision, ``\n`` line ends.
 
     The quantity of each column is looked up by the file's stem and the column's name
-    (:func:`valuelex.precision.quantity_of`); ``quantities`` (column name or pattern -> quantity)
+    (:func:`valuelex.core.precision.quantity_of`); ``quantities`` (column name or pattern -> quantity)
     overrides it for this call.
     """
     path = Path(path)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 
 from ..core import paths
-from ..store import ResponseStore
+from ..llm.store import ResponseStore
 from .instrument import DEFAULT_JUDGE, DEFAULT_PANEL, JUDGE_STUDY, STUDY, administer, scoring_cases
 from .scorers import SCORERS, make_scorer
 

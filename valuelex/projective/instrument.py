@@ -17,11 +17,13 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from ..config import Panel, load_panel
 from ..core import paths
 from ..core.errors import ConfigError
-from ..llm import Limits, LLMRunner, Request, panel_requests, respondent_columns
-from ..store import ResponseStore
+from ..llm.cards import Panel, load_panel
+from ..llm.limits import Limits
+from ..llm.request import Request, panel_requests, respondent_columns
+from ..llm.runner import LLMRunner
+from ..llm.store import ResponseStore
 
 STUDY = "projective"
 JUDGE_STUDY = "judge"

@@ -12,10 +12,12 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from ..config import ModelCard, load_model_cards
 from ..core.errors import ConfigError
-from ..llm import Limits, LLMRunner, Request
-from ..store import ResponseStore
+from ..llm.cards import ModelCard, load_model_cards
+from ..llm.limits import Limits
+from ..llm.request import Request
+from ..llm.runner import LLMRunner
+from ..llm.store import ResponseStore
 from .instrument import DEFAULT_JUDGE, RUBRIC_FILE, SUBDIMENSIONS, canonical_subdimension, load_instrument
 
 

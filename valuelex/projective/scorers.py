@@ -22,7 +22,7 @@ import yaml
 
 from ..core.display import Report
 from ..core.errors import ConfigError
-from ..store import ResponseStore
+from ..llm.store import ResponseStore
 from .embedding import EmbeddingScorer
 from .instrument import DEFAULT_JUDGE, STANCE_CALIBRATION_FILE
 from .judge import JudgeScorer, LogprobJudge

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from ..config import Respondent
+from ..llm.cards import Respondent
 from .population import Population
 
 CARD_HEADER = """\

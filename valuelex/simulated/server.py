@@ -1,7 +1,7 @@
 """The simulated population behind an OpenAI-compatible endpoint on 127.0.0.1.
 
 ``SimulatedServer`` starts ``python -m valuelex.simulated.server`` as a child process (as
-:class:`valuelex.local_models.LlamaServer` starts llama.cpp): a context manager, sync or async,
+:class:`valuelex.llm.local.LlamaServer` starts llama.cpp): a context manager, sync or async,
 whose value is the ``/v1`` base URL; the server is stopped on exit, on errors and Ctrl-C, and on
 Linux when its parent dies. It serves
 
@@ -33,7 +33,7 @@ from typing import Any
 
 from ..core import paths
 from ..core.errors import run_main
-from ..local_models import DEFAULT_LOG_DIR, _die_with_parent, stop_process
+from ..llm.local import DEFAULT_LOG_DIR, _die_with_parent, stop_process
 from .population import Ask, Population
 from .spec import DEFAULT_POPULATION
 

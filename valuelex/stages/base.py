@@ -88,7 +88,7 @@ class Run:
     def store(self, study: str):
         """The response store of one study (``elicitation``, ``projective``, ``judge``...): the run's own,
         over the read-only dataset for every run but the committed one."""
-        from ..runstore import open_store
+        from ..llm.runstore import open_store
 
         base = self.folders.base / study if self.folders.base is not None else None
         return open_store(self.folders.raw / study, base)

@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .core import paths
-from .core.errors import ConfigError, UserError
-from .core.schema import check_fields, read_yaml
+from ..core import paths
+from ..core.errors import ConfigError, UserError
+from ..core.schema import check_fields, read_yaml
 
 TRAINING_STAGES = ("pretrained", "instruct", "aligned")
 PROVIDERS = ("openai_compatible", "llama_cpp")

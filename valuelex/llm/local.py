@@ -28,9 +28,9 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from .config import ModelCard
-from .core import paths
-from .core.errors import ConfigError, run_main
+from ..core import paths
+from ..core.errors import ConfigError, run_main
+from .cards import ModelCard
 
 
 class ChecksumMismatch(RuntimeError):
@@ -199,7 +199,7 @@ class LlamaServer:
     """llama.cpp's OpenAI-compatible server for one GGUF file, on 127.0.0.1.
 
     Use as a context manager (sync or async); the value is the ``/v1`` base URL. The server is
-    llama-cpp-python's, started through ``valuelex.llama_server`` (the same server, with the
+    llama-cpp-python's, started through ``valuelex.llm.llama_server`` (the same server, with the
     log-probabilities of a response computed only for the tokens it returns); ``n_threads`` is
     used for prompt evaluation and generation alike.
     """
@@ -235,7 +235,7 @@ class LlamaServer:
     def command(self) -> list[str]:
         """The server's command line."""
         return [
-            sys.executable, "-m", "valuelex.llama_server",
+            sys.executable, "-m", "valuelex.llm.llama_server",
             "--model", str(self.model_path), "--model_alias", self.alias,
             "--host", "127.0.0.1", "--port", str(self.port),
             "--n_ctx", str(self.n_ctx),
@@ -351,11 +351,11 @@ class LlamaServerPool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m valuelex.local_models [CARD ...]``: install and verify local GGUF models."""
+    """``python -m valuelex.llm.local [CARD ...]``: install and verify local GGUF models."""
     import argparse
 
-    from .config import load_model_cards
-    from .core.errors import ConfigError
+    from ..core.errors import ConfigError
+    from .cards import load_model_cards
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("cards", nargs="*", help="model card names (default: every llama_cpp card)")

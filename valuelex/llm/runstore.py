@@ -7,8 +7,8 @@ written to the base (:class:`LayeredStore`). ``valuelex adopt NAME`` (:func:`ado
 way a run's answers enter the dataset: it appends the records of the run's own store to
 ``data/raw/``, skipping those already there, so that adopting twice changes nothing.
 
-The layering sits on :class:`valuelex.store.ResponseStore` without changing it: the runner
-(:class:`valuelex.llm.LLMRunner`) reads through ``get``, ``damaged``, ``lost``, ``last_attempt`` and
+The layering sits on :class:`valuelex.llm.store.ResponseStore` without changing it: the runner
+(:class:`valuelex.llm.runner.LLMRunner`) reads through ``get``, ``damaged``, ``lost``, ``last_attempt`` and
 ``maybe_paid`` (both layers) and writes through ``append`` (the own store only); the run lock is the own store's.
 """
 
@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .core import paths
-from .core.errors import UserError
+from ..core import paths
+from ..core.errors import UserError
 from .store import ResponseStore, canonical_json
 
 
