@@ -10,7 +10,9 @@ store. Then every stage's output can be compared with what was planted.
 * :mod:`.population`: the planted population (``Population``) and its answers (``Population.answer``);
 * :mod:`.server`: ``SimulatedServer``, the loopback server (a context manager like ``LlamaServer``);
 * :mod:`.configs`: model cards and panels of the population, as data (``write_configs``);
-* :mod:`.recovery`: planted against recovered for the parser and the lexicon (``first_stages``).
+* :mod:`.recovery`: planted against recovered for the parser and the lexicon (``first_stages``); it
+  runs the lexicon stage, so it is imported from its module, not re-exported here (the population
+  itself sits below the stages: ``tests/test_layers.py``).
 
 ``python -m valuelex.simulated --help`` lists the commands (configs, truth, serve, show, recover);
 ``docs/rehearsal.md`` says how to run a rehearsal against the server.
@@ -18,7 +20,6 @@ store. Then every stage's output can be compared with what was planted.
 
 from .configs import panel_respondents, write_configs
 from .population import Answer, Ask, Population, SimModel
-from .recovery import FirstStagesRecovery, TruthMismatch, answers_truth, first_stages
 from .server import SimulatedServer
 from .spec import DEFAULT_POPULATION, Spec, load_spec
 
@@ -26,14 +27,10 @@ __all__ = [
     "DEFAULT_POPULATION",
     "Answer",
     "Ask",
-    "FirstStagesRecovery",
     "Population",
     "SimModel",
     "SimulatedServer",
     "Spec",
-    "TruthMismatch",
-    "answers_truth",
-    "first_stages",
     "load_spec",
     "panel_respondents",
     "write_configs",
