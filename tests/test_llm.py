@@ -740,3 +740,16 @@ def test_a_replay_with_no_usable_answer_names_the_errors(tmp_path: Path):
     store.append(_record(REQ, status="error", text=None))
     with pytest.raises(NoUsableAnswers, match=r"not one of the 1 requests has a usable answer \(http_500 x1\)"):
         LLMRunner({"m": CARD}, store, mode="replay", progress=False).run([REQ])
+
+
+def test_run_report_prints_as_a_report_not_a_dataclass():
+    from valuelex.llm.runner import RunReport
+
+    report = RunReport(requested=120, hits=118, calls=2, sent=2)
+    report.add_usage("m", 100, 40, 0.0)
+    report.errors["http_401"] += 1
+    for shown in (str(report), repr(report)):
+        assert shown.startswith("LLM calls: 120 requests, 118 from the store, 2 answered now")
+        assert "RunReport(" not in shown and "Counter(" not in shown and "{" not in shown
+        assert "http_401  1" in shown and "Usage per model" in shown
+    assert report.metrics()["errors"] == {"http_401": 1}

@@ -34,6 +34,7 @@ from typing import Any
 import httpx2
 import openai
 
+from ..core.display import Report
 from ..core.errors import RunFailed, UserError
 from .cards import ModelCard, check_keys
 from .limits import Limits, RateLimiter, effective_limits
@@ -50,9 +51,9 @@ RETRY_ENV = "VALUELEX_RETRY"
 ANNOUNCE_WAIT_S = 10.0  # a server-requested wait at least this long is announced on stderr
 
 
-@dataclass
-class RunReport:
-    """What a run did: store hits, calls made, failures, tokens and cost per model."""
+@dataclass(repr=False)
+class RunReport(Report):
+    """What a run did: store hits, calls made, failures, tokens and cost per model (prints as a report)."""
 
     requested: int = 0
     hits: int = 0
@@ -70,6 +71,45 @@ class RunReport:
         m["prompt_tokens"] += prompt_tokens
         m["completion_tokens"] += completion_tokens
         m["cost_usd"] += cost
+
+    @property
+    def title(self) -> str:  # type: ignore[override]
+        return f"LLM calls: {self.requested:,} requests, {self.hits:,} from the store, {self.calls:,} answered now"
+
+    def sections(self) -> list[tuple[str, Any]]:
+        counts = {
+            "requests": self.requested,
+            "answered from the store": self.hits,
+            "asked in this run": self.sent,
+            "answers received": self.calls,
+            "failed attempts": self.failed_attempts,
+            "ended in an error": self.failed,
+            "unusable after re-asks": self.unusable_final,
+        }
+        parts: list[tuple[str, Any]] = [("", counts)]
+        if self.errors:
+            parts.append(("Final errors", {kind: n for kind, n in sorted(self.errors.items())}))
+        if self.per_model:
+            import pandas as pd
+
+            usage = pd.DataFrame.from_dict(self.per_model, orient="index").rename_axis("model")
+            parts.append(
+                ("Usage per model", usage.astype({"calls": int, "prompt_tokens": int, "completion_tokens": int}))
+            )
+        return parts
+
+    def __repr__(self) -> str:  # a console shows the report too, not the dataclass
+        return str(self)
+
+    def metrics(self) -> dict[str, Any]:
+        return {
+            "requested": self.requested,
+            "hits": self.hits,
+            "calls": self.calls,
+            "failed": self.failed,
+            "errors": dict(self.errors),
+            "per_model": {m: dict(u) for m, u in self.per_model.items()},
+        }
 
 
 @dataclass
