@@ -130,7 +130,8 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from valuelex import efa, figures, lexicon, paths, semantic
+from valuelex import efa, lexicon, semantic
+from valuelex.core import io as figures, paths
 from valuelex.settings import load_run
 
 vectors_file, out = Path(sys.argv[1]), Path(sys.argv[2])
