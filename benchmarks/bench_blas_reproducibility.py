@@ -7,7 +7,7 @@ BLAS / SIMD settings that stand in for other CPUs, and compares the outputs.
 Each configuration runs ``./run_all.sh`` (venv already present) with its environment, writing to
 ``DIR/<config>-<precision>/{processed,figures}`` through ``VALUELEX_PROCESSED``/``VALUELEX_FIGURES``
 (the committed files are not touched). ``full`` runs set ``VALUELEX_FULL_PRECISION=1`` (every
-digit written), ``rounded`` runs use the precision rules of ``valuelex/precision.py``.
+digit written), ``rounded`` runs use the precision rules of ``valuelex/core/precision.py``.
 
 The configurations (``--configs``; names from :data:`CONFIGS`):
 
@@ -226,11 +226,12 @@ np.savez(out, **layouts)
 
 def map_vectors(folder: Path) -> Path:
     """Notebook 05's vectors of the committed lexicon (default run: its template and minimum count)."""
-    from valuelex import paths, semantic
+    from valuelex import semantic
+    from valuelex.core import paths
     from valuelex.settings import load_run
 
     run = load_run("default")
-    lexicon = semantic.read_lexicon(paths.PROCESSED / "lexicon.csv", min_count=run.semantic.min_count)
+    lexicon = semantic.read_lexicon(paths.COMMITTED_PROCESSED / "lexicon.csv", min_count=run.semantic.min_count)
     embedder = semantic.Embedder(run.semantic.model_dir, cache_dir=folder / "embeddings")
     vectors = embedder.embed_words(lexicon["word"].tolist(), semantic.resolve_template(run.semantic.template))
     np.save(folder / "words.npy", vectors)

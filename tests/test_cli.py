@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from valuelex import __version__, paths
+from valuelex import __version__
+from valuelex.core import paths
 
 SUBCOMMANDS = ("run", "plan", "check", "settings", "status", "verify", "adopt", "scorer-eval", "install-models")
 

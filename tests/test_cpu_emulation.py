@@ -46,7 +46,8 @@ from pathlib import Path
 
 import pytest
 
-from valuelex import paths, report
+from valuelex import report
+from valuelex.core import paths
 
 ROOT = paths.ROOT
 STAGE_TABLES = (
@@ -129,16 +130,17 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from valuelex import efa, figures, lexicon, paths, semantic
+from valuelex import efa, lexicon, semantic
+from valuelex.core import io as figures, paths
 from valuelex.settings import load_run
 
 vectors_file, out = Path(sys.argv[1]), Path(sys.argv[2])
 run = load_run("default")
 vectors = np.load(vectors_file)
-committed_map = pd.read_csv(paths.PROCESSED / "semantic_clusters.csv", keep_default_na=False)
-n_factors = sum(c.startswith("F") and c[1:].isdigit() for c in pd.read_csv(paths.FIGURES / "efa_loadings.csv").columns)
+committed_map = pd.read_csv(paths.COMMITTED_PROCESSED / "semantic_clusters.csv", keep_default_na=False)
+n_factors = sum(c.startswith("F") and c[1:].isdigit() for c in pd.read_csv(paths.COMMITTED_FIGURES / "efa_loadings.csv").columns)
 s = run.efa
-incidence = lexicon.load_incidence(unit=s.unit, coding=s.coding)
+incidence = lexicon.load_incidence(unit=s.unit, coding=s.coding, folder=paths.COMMITTED_PROCESSED)
 prepared = efa.prepare_matrix(
     incidence, coding=s.coding, min_frequency=s.min_frequency, min_units=s.min_units, max_words=s.max_words
 )
@@ -170,7 +172,7 @@ def word_vectors(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     run = load_run("default")
     folder = tmp_path_factory.mktemp("vectors")
-    lexicon = semantic.read_lexicon(paths.PROCESSED / "lexicon.csv", min_count=run.semantic.min_count)
+    lexicon = semantic.read_lexicon(paths.COMMITTED_PROCESSED / "lexicon.csv", min_count=run.semantic.min_count)
     embedder = semantic.Embedder(run.semantic.model_dir, cache_dir=folder / "cache")
     vectors = embedder.embed_words(lexicon["word"].tolist(), semantic.resolve_template(run.semantic.template))
     np.save(folder / "words.npy", vectors)

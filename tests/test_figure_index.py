@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import yaml
 
-from valuelex import paths, report
+from valuelex import report
+from valuelex.core import paths
 
 
 def test_every_saved_artefact_is_described() -> None:

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from valuelex import paths
-from valuelex.store import ResponseStore
+from valuelex.core import paths
+from valuelex.llm.store import ResponseStore
 
 SHARD = "smollm2-135m-instruct.jsonl"
 

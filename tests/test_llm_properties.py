@@ -24,11 +24,12 @@ from pathlib import Path
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from valuelex.config import ModelCard
-from valuelex.llm import MAX_RAW_BODY, REDACT_ANYWHERE, REDACTED, Request, body_text, redact, redact_record
-from valuelex.store import SCHEMA, ResponseStore, canonical_json, request_key, validate_record
+from valuelex.llm.cards import ModelCard
+from valuelex.llm.request import Request
+from valuelex.llm.store import SCHEMA, ResponseStore, canonical_json, request_key, validate_record
+from valuelex.llm.wire import MAX_RAW_BODY, REDACT_ANYWHERE, REDACTED, body_text, redact, redact_record
 
-# Keys: printable, no whitespace (valuelex.config refuses keys with spaces or control characters).
+# Keys: printable, no whitespace (valuelex.llm.cards refuses keys with spaces or control characters).
 KEY_CHARS = st.characters(
     codec="utf-8", categories=("L", "N", "P", "S"), exclude_characters="\u2028\u2029"
 )  # letters, digits, punctuation, symbols, any script

@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from valuelex import figure1, precision, semantic
-from valuelex.precision import QUANTITIES, choose, format_value, quantity_of
+from valuelex import figure1, semantic
+from valuelex.core import precision
+from valuelex.core.precision import QUANTITIES, choose, format_value, quantity_of
 from valuelex.report import _cell_differs
 
 

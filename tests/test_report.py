@@ -54,8 +54,8 @@ def test_manifest_describes_the_runs_own_store_and_its_base(tmp_path: Path) -> N
     """A researcher's run: its manifest describes its own store (and, under it, the committed dataset),
     not data/raw/ alone (issue 19.4)."""
     from tests.test_runstore import record
-    from valuelex.pipeline import Folders
-    from valuelex.runstore import open_store
+    from valuelex.llm.runstore import open_store
+    from valuelex.stages import Folders
 
     (tmp_path / "mine.yaml").write_text(f"mode: live\noutput: {tmp_path / 'out'}\n", encoding="utf-8")
     run = load_run(tmp_path / "mine.yaml")

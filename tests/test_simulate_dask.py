@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from valuelex import simulate
-from valuelex.config import ConfigError
+from valuelex.core.errors import ConfigError
 from valuelex.settings import SimulationSettings, load_run
 
 GRID = {"n_models": (4, 8), "per_model": (15,), "replications": 2, "seed": 5, "progress": False, "parallel_iter": 3}

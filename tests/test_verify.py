@@ -18,7 +18,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from valuelex import figures, paths, report
+from valuelex import report
+from valuelex.core import io as figures
+from valuelex.core import paths
 
 TABLES = {  # committed file -> how the notebooks write it
     "figures/efa_loadings.csv": "table",
@@ -205,7 +207,7 @@ def test_figures_must_exist_but_their_bytes_are_only_reported(repo: dict[str, Pa
         .splitlines()[-1]
         .startswith(
             "verdict: reproduced within tolerance; nothing differs beyond floating-point noise: 1 of 5 tables differ in "
-            "the last digits, within valuelex/precision.py; 1 of 2 drawings (PNG/PDF) differ in bytes"
+            "the last digits, within valuelex/core/precision.py; 1 of 2 drawings (PNG/PDF) differ in bytes"
         )
     )
     (repo["figures"] / "efa_scree.pdf").unlink()

@@ -23,7 +23,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from . import __version__, paths
+from . import __version__
+from .core import paths
 
 EXIT_USAGE = 2
 
@@ -61,7 +62,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from . import preflight
 
     if args.all:
-        from .config import load_model_cards
+        from .llm.cards import load_model_cards
 
         cards = list(load_model_cards().values())
     else:
@@ -77,7 +78,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def _retry(args: argparse.Namespace) -> None:
     """``--retry-failed/-damaged/-lost``: the requests a live run asks again, for this process and its notebooks."""
-    from .llm import RETRY_ENV, retry_choices
+    from .llm.runner import RETRY_ENV, retry_choices
 
     chosen = retry_choices() | {c for c in ("failed", "damaged", "lost") if getattr(args, f"retry_{c}", False)}
     if chosen:
@@ -86,7 +87,7 @@ def _retry(args: argparse.Namespace) -> None:
 
 def _report_store_damage(run) -> None:
     """Print, before anything runs, every damaged line of the run's response stores (not only inside notebooks)."""
-    from .store import ResponseStore
+    from .llm.store import ResponseStore
 
     raw = run.raw_dir
     if raw.is_dir():
@@ -128,7 +129,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         from .report import VerifyError, verify
 
         try:
-            result = verify()
+            result = verify(figures_dir=outcome.folders.figures, processed_dir=outcome.folders.processed)
         except VerifyError as error:
             say(f"verify skipped: {error}")
             return 0
@@ -149,9 +150,12 @@ def _destination(run) -> str:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from .report import VerifyError, verify
+    from .settings import load_run
+    from .stages import Folders
 
+    folders = Folders.of(load_run())  # the committed run's folders (a test may move them)
     try:
-        result = verify(ref=args.ref)
+        result = verify(ref=args.ref, figures_dir=folders.figures, processed_dir=folders.processed)
     except VerifyError as error:
         print(f"valuelex verify: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -160,7 +164,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_adopt(args: argparse.Namespace) -> int:
-    from .runstore import adopt
+    from .llm.runstore import adopt
 
     adopt(_load(args), say=_say)
     return 0
@@ -173,7 +177,7 @@ def cmd_scorer_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_install_models(args: argparse.Namespace) -> int:
-    from . import local_models
+    from .llm import local as local_models
 
     return local_models.main(args.cards)
 
@@ -237,7 +241,7 @@ def parser() -> argparse.ArgumentParser:
 
 def guarded(func: Callable[[], int]) -> int:
     """Run ``func``; a user's mistake becomes one line on stderr and exit code 2, never a traceback."""
-    from .errors import RunFailed, UserError
+    from .core.errors import RunFailed, UserError
     from .pipeline import RunInterrupted
 
     try:
@@ -261,7 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         args = parser().parse_args(argv)
     if args.command == "run":
-        from .pipeline import tie_to_launcher
+        from .core.process import tie_to_launcher
 
         tie_to_launcher()  # started by run_all.sh: a TERM when the script dies, also by SIGKILL
     if not paths.is_project():

@@ -15,9 +15,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .figures import PALETTE, apply_style
+from .core.io import PALETTE, apply_style
+from .core.precision import TIE_TOLERANCE, choose
 from .labels import LabelStyle, place_labels
-from .precision import TIE_TOLERANCE, choose
 
 DIMENSIONS = {
     "Competence": ("Self-Competent", "User-Oriented"),

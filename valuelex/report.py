@@ -2,7 +2,7 @@
 the run manifest, and the check that a run reproduced the committed tables.
 
 ``valuelex verify`` (or ``python -m valuelex.report verify``) compares every regenerated table with the committed one
-(git's ``HEAD``) under the tolerances of :mod:`valuelex.precision`; see :func:`verify`.
+(git's ``HEAD``) under the tolerances of :mod:`valuelex.core.precision`; see :func:`verify`.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import paths
-from .display import Report
-from .precision import Precision, precision_of
+from .core import paths
+from .core.display import Report
+from .core.precision import Precision, precision_of
 
 
 def notebook_title(path: Path) -> str:
@@ -58,7 +58,7 @@ def _sha256(path: Path) -> str:
 
 def _store_summary(folder: Path, cards: Any) -> dict:
     """One study's response store as the manifest records it (nothing of it is read from elsewhere)."""
-    from .store import ResponseStore
+    from .llm.store import ResponseStore
 
     store = ResponseStore(folder, announce=False)
     per_model = {}
@@ -90,8 +90,8 @@ def _shown(path: Path) -> str:
 def describe_stores(raw: Path, base: Path | None, cards: Any = None) -> tuple[dict, dict]:
     """(where the run's answers are, what each study's store holds): the run's own store ``raw`` and,
     under it, the read-only ``base`` (the committed dataset for every run but the committed one)."""
-    from .config import load_model_cards
-    from .runstore import open_store
+    from .llm.cards import load_model_cards
+    from .llm.runstore import open_store
 
     cards = cards if cards is not None else load_model_cards()
     raw, base = Path(raw), (Path(base) if base is not None else None)
@@ -120,7 +120,7 @@ def describe_stores(raw: Path, base: Path | None, cards: Any = None) -> tuple[di
 
 
 def build_manifest(
-    build_dir: Path = paths.BUILD,
+    build_dir: Path,
     run: Any = None,
     overrides: dict | None = None,
     raw: Path | None = None,
@@ -131,11 +131,11 @@ def build_manifest(
 
     ``raw`` and ``base``: the run's own response store and its read-only base, as the notebooks
     used them (``valuelex run`` passes its folders); by default the run's (``Folders.of(run)``), or
-    without a run the environment's (``paths.RAW`` and ``paths.RAW_BASE``).
+    without a run the dataset (``data/raw``, no base).
     """
     from importlib import metadata
 
-    from .notebook import recorded
+    from .core.display import recorded
 
     versions = {}
     for name in KEY_PACKAGES:
@@ -145,12 +145,12 @@ def build_manifest(
             versions[name] = None
     if raw is None:
         if run is not None:
-            from .pipeline import Folders
+            from .stages import Folders
 
             folders = Folders.of(run)
             raw, base = folders.raw, folders.base
         else:
-            raw, base = paths.RAW, paths.RAW_BASE
+            raw, base = paths.DATASET, None
     store_folders, stores = describe_stores(raw, base)
     notebooks = {}
     timings = {}
@@ -185,17 +185,17 @@ def build_manifest(
 
 
 def write_manifest(
-    path: Path | None = None,
-    build_dir: Path | None = None,
+    path: Path,
+    build_dir: Path,
     run: Any = None,
     overrides: dict | None = None,
     raw: Path | None = None,
     base: Path | None = None,
 ) -> Path:
     """Write ``data/processed/run_manifest.json`` (the run's, under its output folder)."""
-    path = Path(path or paths.PROCESSED / "run_manifest.json")
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    manifest = build_manifest(Path(build_dir or paths.BUILD), run, overrides, raw, base)
+    manifest = build_manifest(Path(build_dir), run, overrides, raw, base)
     path.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     return path
 
@@ -240,13 +240,11 @@ def artefacts_by_notebook(notebooks_dir: Path = paths.NOTEBOOKS) -> list[dict]:
     return found
 
 
-def write_figure_index(
-    figures_dir: Path | None = None, descriptions: Path = paths.CONFIGS / "figure_index.yaml"
-) -> Path:
+def write_figure_index(figures_dir: Path, descriptions: Path = paths.CONFIGS / "figure_index.yaml") -> Path:
     """``figures/INDEX.md``: each artefact, the notebook and code cell that makes it, and what it reproduces."""
     import yaml
 
-    figures_dir = Path(figures_dir or paths.FIGURES)
+    figures_dir = Path(figures_dir)
     about = yaml.safe_load(Path(descriptions).read_text(encoding="utf-8")) if Path(descriptions).exists() else {}
     rows = [
         "# Figures and tables",
@@ -365,7 +363,7 @@ def compare_tables(committed_text: str, now_text: str, file: str) -> list[Differ
 
     Rows are matched by their leading name columns when these are unique (e.g. ``word``), else by
     position; float columns are compared within their quantity's tolerance
-    (:func:`valuelex.precision.precision_of`, looked up by the file's stem and the column), whole
+    (:func:`valuelex.core.precision.precision_of`, looked up by the file's stem and the column), whole
     numbers, booleans and text exactly. Missing or added rows and columns and a changed row order
     are differences.
     """
@@ -500,7 +498,7 @@ class VerifyResult(Report):
         lines = [
             f"reproduced: {within} of {m['tables']} tables within tolerance "
             f"({m['tables_identical']} byte-identical to {self.ref}, {within - m['tables_identical']} within the "
-            "tolerances of valuelex/precision.py)"
+            "tolerances of valuelex/core/precision.py)"
         ]
         changed = {k: v for k, v in self.figures.items() if v is not None}
         pngs = [v for v in changed.values() if not np.isnan(v)]
@@ -569,7 +567,7 @@ class VerifyResult(Report):
         parts = []
         if noisy:
             parts.append(
-                f"{noisy} of {len(self.tables)} tables differ in the last digits, within valuelex/precision.py"
+                f"{noisy} of {len(self.tables)} tables differ in the last digits, within valuelex/core/precision.py"
             )
         parts += [f"{markdown} Markdown twins of tables differ"] if markdown else []
         parts += [drawn] if drawings else []
@@ -611,13 +609,13 @@ def verify(
 
     Every CSV (and JSON) table committed under ``figures/`` and ``data/processed/`` is read from
     git and compared with the file of the same name in ``figures_dir`` / ``processed_dir``
-    (``VALUELEX_FIGURES`` / ``VALUELEX_PROCESSED`` by default) by :func:`compare_tables`.
+    (by default the committed run's: ``figures/`` and ``data/processed/``) by :func:`compare_tables`.
     Figures (PNG, PDF) must exist; their bytes are reported, not judged: on another machine the
     same numbers can be drawn with sub-pixel differences. ``names`` (paths relative to ``root``,
     e.g. ``data/processed/semantic_clusters.csv``) checks only those files, for a part of a run.
     """
-    figures_dir = Path(figures_dir or paths.FIGURES)
-    processed_dir = Path(processed_dir or paths.PROCESSED)
+    figures_dir = Path(figures_dir or paths.COMMITTED_FIGURES)
+    processed_dir = Path(processed_dir or paths.COMMITTED_PROCESSED)
     homes = {"figures": figures_dir, "data/processed": processed_dir}
     committed = committed_files(Path(root), ref)
     if names is not None:
@@ -676,17 +674,23 @@ def verify(
 
 
 def main(argv: list[str]) -> int:
-    """``manifest`` | ``figure-index`` | ``verify [--ref REF]``."""
+    """``manifest`` | ``figure-index`` | ``verify [--ref REF]``, for the committed run (whose folders a test may move)."""
+    from .settings import load_run
+    from .stages import Folders
+
+    folders = Folders.of(load_run())
     if argv == ["figure-index"]:
-        print(write_figure_index())
+        print(write_figure_index(folders.figures))
         return 0
     if argv == ["manifest"]:
-        print(write_manifest())
+        print(
+            write_manifest(folders.processed / "run_manifest.json", folders.build, raw=folders.raw, base=folders.base)
+        )
         return 0
     if argv == ["verify"] or (len(argv) == 3 and argv[:2] == ["verify", "--ref"]):
         ref = argv[2] if len(argv) == 3 else "HEAD"
         try:
-            result = verify(ref=ref)
+            result = verify(ref=ref, figures_dir=folders.figures, processed_dir=folders.processed)
         except VerifyError as error:
             print(f"verify: {error}", file=sys.stderr)
             return 2

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from ..config import ConfigError
+from ..core.errors import ConfigError
 from .instrument import (
     CALIBRATION_FILE,
     DESCRIPTIONS_FILE,

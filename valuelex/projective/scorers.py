@@ -20,8 +20,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from ..config import ConfigError
-from ..display import Report
+from ..core.display import Report
+from ..core.errors import ConfigError
+from ..llm.store import ResponseStore
 from .embedding import EmbeddingScorer
 from .instrument import DEFAULT_JUDGE, STANCE_CALIBRATION_FILE
 from .judge import JudgeScorer, LogprobJudge
@@ -95,12 +96,12 @@ class StanceScorer:
         *,
         calibration: StanceCalibration | str | Path | None = STANCE_CALIBRATION_FILE,
         mode: str = "replay",
-        store_root: Path | None = None,
+        store: ResponseStore,
         progress: bool = True,
         embedding: EmbeddingScorer | None = None,
     ):
         self.embedding = embedding or EmbeddingScorer(calibration=None)
-        self.judge = LogprobJudge(judge_model, mode=mode, store_root=store_root, progress=progress)
+        self.judge = LogprobJudge(judge_model, mode=mode, store=store, progress=progress)
         if isinstance(calibration, (str, Path)):
             path = Path(calibration)
             calibration = load_stance_calibration(path)
@@ -222,11 +223,17 @@ def score_panel(
     *,
     judge_model: str = DEFAULT_JUDGE,
     mode: str = "replay",
+    judge_store: ResponseStore,
 ) -> PanelScoring:
-    """Score a panel's cases with ``scorer`` (and ``second_scorer``); see ``PanelScoring`` for the fallback."""
+    """Score a panel's cases with ``scorer`` (and ``second_scorer``); see ``PanelScoring`` for the fallback.
+
+    ``judge_store``: the judge's response store (a run's ``run.store(JUDGE_STUDY)``).
+    """
 
     def make(kind: str) -> Any:
-        return make_scorer(kind) if kind == "embedding" else make_scorer(kind, judge_model=judge_model, mode=mode)
+        if kind == "embedding":
+            return make_scorer(kind)
+        return make_scorer(kind, judge_model=judge_model, mode=mode, store=judge_store)
 
     main = make(scorer)
     partial = mode == "replay" and scorer != "embedding" and fallback is not None
