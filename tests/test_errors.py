@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from valuelex.app.pipeline import notebook_error, user_error_names
 from valuelex.core.errors import ConfigError, RunFailed, UserError, run_main
 from valuelex.llm.cards import MissingKeyError
 from valuelex.llm.runner import AllCallsFailed
 from valuelex.llm.store import StoreBusy, StoreMiss
-from valuelex.pipeline import notebook_error, user_error_names
 
 
 def test_run_main_turns_user_errors_into_one_line_and_exit_code_2(capsys):

@@ -75,14 +75,7 @@ NOT_YET_PLACED: dict[str, str] = {
     "valuelex.settings": "stages",
     "valuelex.findings": "stages",
     # the commands: app/
-    "valuelex.cli": "app",
-    "valuelex.pipeline": "app",
-    "valuelex.plan": "app",
-    "valuelex.preflight": "app",
     "valuelex.report": "app",
-    "valuelex.tutorial": "app",
-    "valuelex.notebook_hygiene": "app",
-    "valuelex.scorer_eval": "app",
 }
 
 

@@ -60,7 +60,7 @@ def run_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, list
 
 def valuelex(*args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "VALUELEX_RETRY"}
-    command = [sys.executable, "-m", "valuelex.cli", *args]
+    command = [sys.executable, "-m", "valuelex.app.cli", *args]
     return subprocess.run(command, capture_output=True, text=True, env=env, cwd=paths.ROOT, timeout=300)
 
 

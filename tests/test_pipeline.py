@@ -14,7 +14,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from valuelex import pipeline
+from valuelex.app import pipeline
 from valuelex.core.errors import ConfigError
 
 NAMES = ["01_elicitation", "02_lexicon", "03_efa", "04_cfa", "05_semantic_clusters", "06_projective"]
@@ -119,7 +119,8 @@ def test_a_signal_stops_the_notebook_and_its_kernel(tmp_path: Path):
     script = (
         "import sys\n"
         "from pathlib import Path\n"
-        "from valuelex import pipeline, settings, stages\n"
+        "from valuelex import settings, stages\n"
+        "from valuelex.app import pipeline\n"
         "run = settings.load_run('default')\n"
         f"folders = stages.Folders(Path({str(tmp_path)!r}) / 'p', Path({str(tmp_path)!r}) / 'f', "
         f"Path({str(tmp_path)!r}) / 'b', run.raw_dir)\n"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from valuelex import plan, preflight
+from valuelex.app import plan, preflight
 from valuelex.core import paths
 from valuelex.llm.cards import load_model_card
 from valuelex.llm.local import free_port

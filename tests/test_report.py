@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import IN_CI, run_notebook
-from valuelex import report, tutorial
+from valuelex import report
+from valuelex.app import tutorial
 from valuelex.settings import load_run
 
 

@@ -13,7 +13,7 @@ import pytest
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, roc_auc_score
 
 from tests.conftest import require_r_package, require_rscript
-from valuelex import scorer_eval
+from valuelex.app import scorer_eval
 from valuelex.core import paths
 from valuelex.core.errors import ConfigError
 from valuelex.projective import EmbeddingScorer, save_calibration

@@ -1,4 +1,4 @@
-"""What a run leaves for readers besides the tutorial (:mod:`valuelex.tutorial`): the figure index,
+"""What a run leaves for readers besides the tutorial (:mod:`valuelex.app.tutorial`): the figure index,
 the run manifest, and the check that a run reproduced the committed tables.
 
 ``valuelex verify`` (or ``python -m valuelex.report verify``) compares every regenerated table with the committed one

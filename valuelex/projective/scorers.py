@@ -65,7 +65,9 @@ class StanceCalibration:
 def load_stance_calibration(path: str | Path = STANCE_CALIBRATION_FILE) -> StanceCalibration:
     path = Path(path)
     if not path.exists():
-        raise ConfigError(f"{path}: the stance scorer's head is missing (fit it with python -m valuelex.scorer_eval)")
+        raise ConfigError(
+            f"{path}: the stance scorer's head is missing (fit it with python -m valuelex.app.scorer_eval)"
+        )
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     missing = [k for k in StanceCalibration.__dataclass_fields__ if k not in data]
     if missing:
@@ -75,7 +77,7 @@ def load_stance_calibration(path: str | Path = STANCE_CALIBRATION_FILE) -> Stanc
 
 def save_stance_calibration(calibration: StanceCalibration, path: str | Path, note: str = "") -> Path:
     path = Path(path)
-    header = "# The stance scorer's head, written by valuelex.scorer_eval (do not edit).\n"
+    header = "# The stance scorer's head, written by valuelex.app.scorer_eval (do not edit).\n"
     header += "".join(f"# {line}\n" for line in note.splitlines())
     path.write_text(header + yaml.safe_dump(asdict(calibration), sort_keys=False), encoding="utf-8")
     return path
@@ -113,7 +115,7 @@ class StanceScorer:
                 if str(getattr(calibration, name)) != str(wanted):
                     raise ConfigError(
                         f"{path}: field {name!r} is {getattr(calibration, name)!r} but the scorer uses {wanted!r}; "
-                        "refit the head (python -m valuelex.scorer_eval ... --calibration fit --write-calibration)"
+                        "refit the head (python -m valuelex.app.scorer_eval ... --calibration fit --write-calibration)"
                     )
         self.calibration = calibration
 

@@ -25,10 +25,10 @@ from pathlib import Path
 
 import yaml
 
-from .core import paths, process
-from .core.errors import EXIT_FAILED, EXIT_USAGE, ConfigError, RunFailed, UserError
-from .settings import RunSettings
-from .stages import Folders
+from ..core import paths, process
+from ..core.errors import EXIT_FAILED, EXIT_USAGE, ConfigError, RunFailed, UserError
+from ..settings import RunSettings
+from ..stages import Folders
 
 KERNEL = "valuelex"
 #: Which notebooks read what another notebook wrote (a notebook is stale when one of these ran after it).
@@ -65,7 +65,7 @@ class NotebookInputError(UserError):
 
 def user_error_names() -> set[str]:
     """Class names of every UserError defined in valuelex (to recognise one in an executed notebook)."""
-    from .llm import cards, runner, runstore, store  # noqa: F401 - importing defines their error classes
+    from ..llm import cards, runner, runstore, store  # noqa: F401 - importing defines their error classes
 
     names, todo = set(), [UserError]
     while todo:
@@ -323,7 +323,8 @@ def run_notebooks(
 
 def finish(run: RunSettings, outcome: RunOutcome, say=print, overrides: dict[str, object] | None = None) -> None:
     """After the notebooks: the HTML tutorial, the figure index, the manifest; then say what is stale."""
-    from . import report, tutorial
+    from .. import report
+    from . import tutorial
 
     folders = outcome.folders
     seconds = {name: entry["seconds"] for name, entry in read_state(folders).items() if "seconds" in entry}
@@ -345,7 +346,7 @@ def rerun_command(run: RunSettings, overrides: dict[str, object] | None = None) 
     them the rerun would be another run, whose notebooks are "ran with other settings")."""
     import shlex
 
-    from .settings import RUNS
+    from ..settings import RUNS
 
     where = run.path or Path(run.name)
     named = where.parent.resolve() == RUNS.resolve() and where.suffix == ".yaml"

@@ -20,14 +20,14 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from . import elicit
-from .core import paths
-from .core.display import Report
-from .core.errors import UserError
-from .llm.cards import MissingKeyError, ModelCard, load_model_cards, load_panel
-from .llm.runner import LLMRunner, Plan
-from .llm.runstore import open_store
-from .settings import RunSettings
+from .. import elicit
+from ..core import paths
+from ..core.display import Report
+from ..core.errors import UserError
+from ..llm.cards import MissingKeyError, ModelCard, load_model_cards, load_panel
+from ..llm.runner import LLMRunner, Plan
+from ..llm.runstore import open_store
+from ..settings import RunSettings
 
 
 @dataclass
@@ -93,7 +93,7 @@ def run_cards(run: RunSettings) -> dict[str, ModelCard]:
 
 def _store(run: RunSettings, study: str):
     """The run's store of one study, as its notebooks will read it: its own over its read-only base."""
-    from .stages import Folders
+    from ..stages import Folders
 
     folders = Folders.of(run)
     return open_store(folders.raw / study, folders.base / study if folders.base is not None else None)
@@ -105,7 +105,7 @@ def _runner(cards: dict[str, ModelCard], study: str, run: RunSettings) -> LLMRun
 
 def plan_run(run: RunSettings) -> RunPlan:
     """The plan of every paid call of ``run`` (calls nothing)."""
-    from . import projective
+    from .. import projective
 
     parts: list[tuple[str, Plan, str]] = []
     panel = load_panel(run.elicitation.panel)
@@ -144,7 +144,7 @@ def plan_run(run: RunSettings) -> RunPlan:
 
 def _judge(kind: str, model: str, run: RunSettings):
     """The judge a scorer calls (the log-probability judge for stance and logprob, the JSON judge otherwise)."""
-    from . import projective
+    from .. import projective
 
     cards = {model: run_cards(run)[model]}
     store = _store(run, projective.JUDGE_STUDY)
@@ -212,7 +212,7 @@ def needs(run: RunSettings, plan: RunPlan) -> list[str]:
     for model, instruments in used.items():
         card = cards[model]
         if card.provider == "llama_cpp":
-            from .llm.local import gguf_path
+            from ..llm.local import gguf_path
 
             if not gguf_path(card, paths.MODELS_DIR).exists():
                 missing_local.append(model)

@@ -1,9 +1,9 @@
 """Validate a projective-test scorer on a labelled set of completions.
 
-    python -m valuelex.scorer_eval --cases FILE                        # every case, default scorer, as shipped
-    python -m valuelex.scorer_eval --cases configs/instruments/projective_labelled.csv --split test
-    python -m valuelex.scorer_eval --cases LAB_FILE --part heldout     # the stem-hash held-out third
-    python -m valuelex.scorer_eval --cases FILE --scorer embedding --part heldout --calibration fit
+    python -m valuelex.app.scorer_eval --cases FILE                        # every case, default scorer, as shipped
+    python -m valuelex.app.scorer_eval --cases configs/instruments/projective_labelled.csv --split test
+    python -m valuelex.app.scorer_eval --cases LAB_FILE --part heldout     # the stem-hash held-out third
+    python -m valuelex.app.scorer_eval --cases FILE --scorer embedding --part heldout --calibration fit
 
 The labelled file has one case per row: a stem, its completion, the sub-dimension it is
 labelled on, and the label high/low. Accepted: JSON (a list, or ``{"data": [...]}``, with the
@@ -47,13 +47,13 @@ import pandas as pd
 from scipy import stats
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, roc_auc_score
 
-from .core import paths
-from .core.display import Report
-from .core.errors import ConfigError
-from .core.io import save_table
-from .llm.runstore import open_store
-from .llm.store import ResponseStore
-from .projective import (
+from ..core import paths
+from ..core.display import Report
+from ..core.errors import ConfigError
+from ..core.io import save_table
+from ..llm.runstore import open_store
+from ..llm.store import ResponseStore
+from ..projective import (
     CALIBRATION_FILE,
     DEFAULT_JUDGE,
     DEFAULT_SCORER,
@@ -439,7 +439,7 @@ def validate(cases_path: str | Path, scorer: str = DEFAULT_SCORER, **kw: Any) ->
 
 def _command(cases_path: Path, scorer: str, part: str, split: str | None) -> list[str]:
     where = str(cases_path) if paths.ROOT in Path(cases_path).resolve().parents else f"PATH/TO/{Path(cases_path).name}"
-    args = ["python", "-m", "valuelex.scorer_eval", "--cases", where, "--scorer", scorer, "--calibration", "fit"]
+    args = ["python", "-m", "valuelex.app.scorer_eval", "--cases", where, "--scorer", scorer, "--calibration", "fit"]
     args += ["--part", part] + (["--split", split] if split else [])
     target = CALIBRATION_FILE if scorer == "embedding" else STANCE_CALIBRATION_FILE
     return [*args, "--write-calibration", str(target.relative_to(paths.ROOT))]

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .core import paths
+from ..core import paths
 
 #: Cells with this tag are left out of the HTML (they save files or record numbers for the tests).
 BOOKKEEPING_TAG = "bookkeeping"
@@ -98,7 +98,7 @@ def render_notebook(executed: Path, out_dir: Path, pages_: list[Page]) -> Path:
     from nbconvert import HTMLExporter
     from nbconvert.preprocessors import TagRemovePreprocessor
 
-    from .core.display import MIME as RECORD_MIME
+    from ..core.display import MIME as RECORD_MIME
 
     nb = nbformat.read(str(executed), as_version=4)
     for cell in nb.cells:  # the numbers record() keeps for the tests are for machines, not readers
