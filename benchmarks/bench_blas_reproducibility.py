@@ -33,7 +33,7 @@ have the same bits as the first configuration's.
 
 Prints, per precision, which files differ from the first configuration (bytes), the largest
 numeric difference per differing table, and, for rounded runs, what ``verify``'s comparison
-(``valuelex.report.compare_tables``) says. Wall times vary with machine load; the byte and
+(``valuelex.verify.compare_tables``) says. Wall times vary with machine load; the byte and
 tolerance comparisons do not.
 """
 
@@ -53,7 +53,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from valuelex import report  # noqa: E402
+from valuelex.app import verify  # noqa: E402
 
 THREADS_1 = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 THREADS_2 = {"OPENBLAS_NUM_THREADS": "2", "OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"}
@@ -167,13 +167,13 @@ def compare(runs: dict[str, Path], precision: str) -> None:
             if f.endswith(".csv"):
                 note = largest_difference(base[f], other[f])
                 if precision == "rounded":
-                    real = report.compare_tables(
+                    real = verify.compare_tables(
                         base[f].read_text(encoding="utf-8"), other[f].read_text(encoding="utf-8"), f
                     )
                     note += "; verify: " + (f"{len(real)} real differences: {real[0]}" if real else "within tolerance")
                 print(f"- {f}: {note}")
             elif f.endswith(".png"):
-                print(f"- {f}: {report._png_change(base[f].read_bytes(), other[f].read_bytes()):.3%} of pixels changed")
+                print(f"- {f}: {verify._png_change(base[f].read_bytes(), other[f].read_bytes()):.3%} of pixels changed")
             else:
                 print(f"- {f}")
 

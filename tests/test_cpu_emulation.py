@@ -17,7 +17,7 @@ The design keeps the test well under 6 minutes in CI (measured here, 2026-12-05,
    generic) x OpenBLAS kernel (as available) x threads (1, 2) runs the stages whose numbers depend on
    the CPU, from the committed inputs: the 2-D map (numba, BLAS, libm; notebook 05's
    ``semantic.project_2d``) and the factor analysis (BLAS; notebook 03's tetrachoric correlations and
-   ``efa.fit_efa``). ``valuelex verify`` (``report.verify(names=...)``) compares the tables they give
+   ``efa.fit_efa``). ``valuelex verify`` (``verify.verify(names=...)``) compares the tables they give
    with the committed ``semantic_clusters.csv``, ``efa_loadings.csv``, ``efa_variance.csv`` and
    ``efa_factor_correlations.csv``: each combination must end ``reproduced``. numba's CPU and
    OpenBLAS's kernel are fixed when the libraries load, so there is one process per (CPU, kernel)
@@ -46,7 +46,7 @@ from pathlib import Path
 
 import pytest
 
-from valuelex import report
+from valuelex.app import verify
 from valuelex.core import paths
 
 ROOT = paths.ROOT
@@ -115,7 +115,7 @@ def most_different_cpu() -> dict[str, str]:
 def require_x86_and_git() -> None:
     if platform.machine() not in ("x86_64", "AMD64") or "Sandybridge" not in available_kernels():
         pytest.skip("the CPU emulation uses x86-64 kernels (OpenBLAS Sandybridge needs AVX)")
-    if not report.committed_files(ROOT):
+    if not verify.committed_files(ROOT):
         pytest.skip("not a git clone: verify compares with the committed outputs at HEAD")
 
 
@@ -198,7 +198,7 @@ def test_cpu_sensitive_stages_under_every_combination(word_vectors: Path, tmp_pa
         for threads, pools in seen["threadpools"].items():  # the emulation took effect
             assert all(arch == kernel and n == int(threads) for api, arch, n in pools if api == "openblas"), pools
         for threads in ("1", "2"):
-            result = report.verify(
+            result = verify.verify(
                 root=ROOT, figures_dir=out / threads / "figures", processed_dir=out / threads / "processed",
                 names=list(STAGE_TABLES),
             )  # fmt: skip
@@ -224,7 +224,7 @@ def test_a_whole_run_on_the_most_different_cpu_is_reproduced(tmp_path: Path) -> 
     env = {**environment(**most_different_cpu()), **folders}
     run = subprocess.run([str(valuelex), "run"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=3600)
     assert run.returncode == 0, (run.stdout + run.stderr)[-5000:]  # every notebook ran (and its own verify passed)
-    verify = subprocess.run([str(valuelex), "verify"], cwd=ROOT, env=env, capture_output=True, text=True)
-    last = verify.stdout.strip().splitlines()[-1] if verify.stdout.strip() else ""
-    assert verify.returncode == 0 and last.startswith("verdict: reproduced"), verify.stdout[-5000:] + verify.stderr
-    print(verify.stdout)
+    checked = subprocess.run([str(valuelex), "verify"], cwd=ROOT, env=env, capture_output=True, text=True)
+    last = checked.stdout.strip().splitlines()[-1] if checked.stdout.strip() else ""
+    assert checked.returncode == 0 and last.startswith("verdict: reproduced"), checked.stdout[-5000:] + checked.stderr
+    print(checked.stdout)

@@ -74,8 +74,6 @@ NOT_YET_PLACED: dict[str, str] = {
     # the run's settings: stages/run.py; each stage's closing findings (StageReport.findings())
     "valuelex.settings": "stages",
     "valuelex.findings": "stages",
-    # the commands: app/
-    "valuelex.report": "app",
 }
 
 

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from valuelex import figure1, semantic
+from valuelex.app.verify import _cell_differs
 from valuelex.core import precision
 from valuelex.core.precision import QUANTITIES, choose, format_value, quantity_of
-from valuelex.report import _cell_differs
 
 
 @pytest.mark.parametrize(

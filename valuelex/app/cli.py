@@ -126,7 +126,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     outcome = pipeline.run_notebooks(run, overrides, args.only, args.start, say=say)
     pipeline.finish(run, outcome, say=say, overrides=overrides)
     if run.writes_committed_outputs:  # the committed outputs were regenerated: are they the same?
-        from ..report import VerifyError, verify
+        from .verify import VerifyError, verify
 
         try:
             result = verify(figures_dir=outcome.folders.figures, processed_dir=outcome.folders.processed)
@@ -149,9 +149,9 @@ def _destination(run) -> str:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from ..report import VerifyError, verify
     from ..settings import load_run
     from ..stages import Folders
+    from .verify import VerifyError, verify
 
     folders = Folders.of(load_run())  # the committed run's folders (a test may move them)
     try:

@@ -323,14 +323,13 @@ def run_notebooks(
 
 def finish(run: RunSettings, outcome: RunOutcome, say=print, overrides: dict[str, object] | None = None) -> None:
     """After the notebooks: the HTML tutorial, the figure index, the manifest; then say what is stale."""
-    from .. import report
-    from . import tutorial
+    from . import manifest, tutorial
 
     folders = outcome.folders
     seconds = {name: entry["seconds"] for name, entry in read_state(folders).items() if "seconds" in entry}
     index = tutorial.build(folders.build, folders.build / "html", seconds, folders.figures)
-    report.write_figure_index(folders.figures)
-    report.write_manifest(
+    manifest.write_figure_index(folders.figures)
+    manifest.write_manifest(
         folders.processed / "run_manifest.json", folders.build, run, overrides, folders.raw, folders.base
     )
     say(f"tutorial: {index}")
