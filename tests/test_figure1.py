@@ -14,8 +14,9 @@ import pandas as pd
 from matplotlib.text import Text
 
 from tests.conftest import run_notebook
-from valuelex import figure1, labels, semantic
+from valuelex import semantic
 from valuelex.core import paths
+from valuelex.plots import figure1, labels
 
 
 def test_example_words_are_placed_in_their_own_dimension_mostly() -> None:

@@ -68,9 +68,6 @@ NOT_YET_PLACED: dict[str, str] = {
     "valuelex.simulated.recovery": "methods",
     "valuelex.simulated.stages": "methods",
     "valuelex.simulated.__main__": "app",
-    # figures: plots/
-    "valuelex.figure1": "plots",
-    "valuelex.labels": "plots",
     # the run's settings: stages/run.py; each stage's closing findings (StageReport.findings())
     "valuelex.settings": "stages",
     "valuelex.findings": "stages",

@@ -29,7 +29,7 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, s
 from .core import paths
 from .core.io import PALETTE
 from .core.precision import TIE_TOLERANCE, choose
-from .labels import LabelStyle, place_labels
+from .plots.labels import LabelStyle, place_labels
 from .projection import PROJECTIONS, project_2d  # noqa: F401  (the 2-D map; notebook 05 calls semantic.project_2d)
 
 EMBEDDING_CONFIG = paths.CONFIGS / "embedding.yaml"
