@@ -11,13 +11,14 @@ as notebook 07 uses it, and checks that the three grids are identical.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import time
 
 import pandas as pd
 
 from valuelex import simulate
-from valuelex.settings import SimulationSettings
+from valuelex.settings import EFASettings, SimulationSettings
 
 
 def main() -> None:
@@ -29,28 +30,28 @@ def main() -> None:
     parser.add_argument("--words", type=int, default=40)
     parser.add_argument("--parallel-iter", type=int, default=3)
     args = parser.parse_args()
-    grid = {
-        "n_models": tuple(args.models),
-        "per_model": tuple(args.per_model),
-        "replications": args.replications,
-        "seed": 5,
-        "progress": False,
-        "parallel_iter": args.parallel_iter,
-    }
+    efa = EFASettings(parallel_iter=args.parallel_iter)
+    cells = SimulationSettings(
+        model_counts=tuple(args.models),
+        per_model=tuple(args.per_model),
+        model_grid_replications=args.replications,
+        seed=5,
+        n_jobs=args.workers,
+    )
     structure = simulate.planted_structure(n_words=args.words, seed=3)
     print(f"load average before: {os.getloadavg()}")
     t = time.perf_counter()
-    sequential = simulate.model_count_grid(structure, n_jobs=1, **grid).grid
+    sequential = simulate.model_count_grid(structure, efa, dataclasses.replace(cells, n_jobs=1), progress=False).grid
     print(f"sequential: {time.perf_counter() - t:.1f} s")
     t = time.perf_counter()
     with simulate.GridExecutor(SimulationSettings(n_jobs=args.workers, backend="loky")):
-        loky = simulate.model_count_grid(structure, n_jobs=args.workers, **grid).grid
+        loky = simulate.model_count_grid(structure, efa, cells, progress=False).grid
     print(f"loky, {args.workers} workers (start-up included): {time.perf_counter() - t:.1f} s")
     t = time.perf_counter()
     executor = simulate.GridExecutor(SimulationSettings(n_jobs=args.workers, backend="dask")).start()
     print(f"Dask local cluster of {args.workers} workers: start {time.perf_counter() - t:.1f} s", end="")
     t = time.perf_counter()
-    dask = simulate.model_count_grid(structure, n_jobs=args.workers, **grid).grid
+    dask = simulate.model_count_grid(structure, efa, cells, progress=False).grid
     print(f", grid {time.perf_counter() - t:.1f} s", end="")
     t = time.perf_counter()
     executor.close()

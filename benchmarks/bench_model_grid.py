@@ -26,7 +26,7 @@ import time
 import pandas as pd
 
 from valuelex import simulate
-from valuelex.settings import EFASettings
+from valuelex.settings import EFASettings, SimulationSettings
 
 TARGET_SPEEDUP = 1.8
 
@@ -35,16 +35,14 @@ def timed_grid(
     structure: simulate.PlantedStructure, n_jobs: int, args: argparse.Namespace
 ) -> tuple[float, pd.DataFrame]:
     start = time.perf_counter()
-    grid = simulate.model_count_grid(
-        structure,
-        n_models=tuple(args.models),
+    cells = SimulationSettings(
+        model_counts=tuple(args.models),
         per_model=tuple(args.per_model),
-        replications=args.replications,
+        model_grid_replications=args.replications,
         seed=args.seed,
         n_jobs=n_jobs,
-        progress=False,
-        parallel_iter=args.parallel_iter,
     )
+    grid = simulate.model_count_grid(structure, EFASettings(parallel_iter=args.parallel_iter), cells, progress=False)
     return time.perf_counter() - start, grid.grid
 
 
@@ -74,8 +72,8 @@ def task_balance(structure: simulate.PlantedStructure, args: argparse.Namespace)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", type=int, nargs="+", default=list(simulate.MODEL_COUNTS))
-    parser.add_argument("--per-model", type=int, nargs="+", default=list(simulate.RESPONDENTS_PER_MODEL))
+    parser.add_argument("--models", type=int, nargs="+", default=list(SimulationSettings.model_counts))
+    parser.add_argument("--per-model", type=int, nargs="+", default=list(SimulationSettings.per_model))
     parser.add_argument("--replications", type=int, default=1)
     parser.add_argument("--parallel-iter", type=int, default=10)
     parser.add_argument("--words", type=int, default=simulate.PAPER_WORDS)
@@ -91,7 +89,8 @@ def main() -> None:
     if args.repeats < 1:
         return
     start = time.perf_counter()
-    simulate.model_count_grid(structure, n_models=(4,), per_model=(5,), n_jobs=2, progress=False, parallel_iter=2)
+    tiny = SimulationSettings(model_counts=(4,), per_model=(5,), model_grid_replications=1, n_jobs=2)
+    simulate.model_count_grid(structure, EFASettings(parallel_iter=2), tiny, progress=False)
     print(f"{'worker start-up (first parallel call, tiny grid)':<52s} {time.perf_counter() - start:8.2f} s")
 
     times: dict[int, list[float]] = {1: [], 2: []}

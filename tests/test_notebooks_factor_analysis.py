@@ -31,9 +31,9 @@ def test_notebooks_03_and_04_on_the_local_panel(processed_pipeline: dict, tmp_pa
     assert 0.5 < efa_numbers["kmo"] <= 1
     tied = efa_numbers["words_tied_at_cap"]  # all counted (the default tie rule)
     assert efa_numbers["words_counted"] <= efa_numbers["units"] // 3 + tied < efa_numbers["words_analysed"]
-    # the count with its distribution: "4 (4 in 50% of resamples, 3 in 50%)"
+    # the count with its distribution: "4 (4 in 50% of subsamples, 3 in 50%)"
     assert efa_numbers["factor_count"].startswith(f"{efa_numbers['parallel_n_factors']} (")
-    assert "of resamples" in efa_numbers["factor_count"] and "of seeds" in efa_numbers["factor_count_seeds"]
+    assert "of subsamples" in efa_numbers["factor_count"] and "of seeds" in efa_numbers["factor_count_seeds"]
     assert efa_numbers["factor_count_by_cap"]["every word"] >= 1 and "within_factor_count" in efa_numbers
     if efa_numbers["determinant_zero"]:  # psych's fall-backs: Bartlett infinite (recorded as None), residual fit
         assert efa_numbers["bartlett_chi2"] is None and efa_numbers["fit_basis"] == "residuals"
@@ -75,7 +75,7 @@ def test_counts_coding_runs_03_and_04_and_agrees_with_lavaan(processed_pipeline:
     rscript = require_rscript()
     env = _private_copy(processed_pipeline, tmp_path)
     efa_numbers = run_notebook("03_efa", tmp_path, {**SMALL, "coding": "counts"}, env)
-    assert efa_numbers["n_factors"] >= 1 and "of resamples" in efa_numbers["factor_count"]
+    assert efa_numbers["n_factors"] >= 1 and "of subsamples" in efa_numbers["factor_count"]
     cfa_numbers = run_notebook("04_cfa", tmp_path, {"efa.coding": "counts"}, env)
     assert cfa_numbers["estimator"] == "WLSMV"
     table = pd.read_csv(Path(env["VALUELEX_FIGURES"]) / "cfa_model_comparison.csv").set_index("model")

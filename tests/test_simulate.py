@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from tests.conftest import run_notebook
 from valuelex import cfa, efa, simulate
-from valuelex.settings import EFASettings
+from valuelex.settings import EFASettings, SimulationSettings
 
 
 def test_planted_structure_shape_and_frequencies():
@@ -56,9 +58,8 @@ def test_recovery_at_paper_scale():
 
 def test_recovery_degrades_with_fewer_respondents(tmp_path):
     s = simulate.planted_structure(n_words=120, seed=0)
-    study = simulate.recovery_study(
-        {"strong": s}, EFASettings(parallel_iter=10), sizes=(80, 800), replications=2, seed=0
-    )
+    grid = SimulationSettings(sizes=(80, 800), replications=2, seed=0, n_jobs=1)
+    study = simulate.recovery_study({"strong": s}, EFASettings(parallel_iter=10), grid)
     summary = simulate.summarise_curve(study)
     small, large = summary.iloc[0], summary.iloc[1]
     assert small["median_min_congruence_true_k"] < large["median_min_congruence_true_k"]
@@ -74,7 +75,8 @@ def test_word_selection_study_shows_the_starved_factor(tmp_path):
     """At 120 respondents the n/2 cap keeps fewer words of the weakest planted factor than every word
     above the floor; at 525 the rules keep the same words, and the study does not refit them."""
     s = simulate.planted_structure(seed=20240419)
-    study = simulate.word_selection_study(s, EFASettings(parallel_iter=5), sizes=(120, 525), replications=1, seed=1)
+    grid = SimulationSettings(word_sizes=(120, 525), replications=1, seed=1, n_jobs=1)
+    study = simulate.word_selection_study(s, EFASettings(parallel_iter=5), grid)
     assert len(study) == 2 * len(simulate.WORD_RULES)
     rows = study.set_index(["respondents", "rule"])
     before, now = "before: the n/2 most frequent words", "every word; counted on the n/3 most used, ties in"
@@ -162,11 +164,12 @@ def test_model_grid_gives_the_same_numbers_on_any_joblib_backend():
     from joblib import parallel_config
 
     s = simulate.planted_structure(n_words=40, seed=3)
-    args = {"n_models": (4, 8), "per_model": (15,), "replications": 2, "seed": 5, "progress": False, "parallel_iter": 3}
-    one = simulate.model_count_grid(s, n_jobs=1, **args).grid
-    two = simulate.model_count_grid(s, n_jobs=2, **args).grid
-    with parallel_config(backend="threading", n_jobs=2):
-        threads = simulate.model_count_grid(s, **args).grid
+    analysis = EFASettings(parallel_iter=3)
+    grid = SimulationSettings(model_counts=(4, 8), per_model=(15,), model_grid_replications=2, seed=5, n_jobs=1)
+    one = simulate.model_count_grid(s, analysis, grid, progress=False).grid
+    two = simulate.model_count_grid(s, analysis, dataclasses.replace(grid, n_jobs=2), progress=False).grid
+    with parallel_config(backend="threading"):
+        threads = simulate.model_count_grid(s, analysis, dataclasses.replace(grid, n_jobs=2), progress=False).grid
     pd.testing.assert_frame_equal(one, two)
     pd.testing.assert_frame_equal(one, threads)
     assert len(one) == 2 * 1 * 2 * 2  # models x per_model x replications x levels
@@ -210,9 +213,8 @@ def test_tie_rule_study_compares_the_rules_on_the_same_panels():
     Both rules see the same panels; where no word is tied at the cap they count the same words and the panel
     is analysed once; where words tie, ties in counts more words than ties out."""
     s = simulate.planted_structure(n_words=90, seed=2)
-    study = simulate.tie_rule_study(
-        s, EFASettings(parallel_iter=3), shapes=((4, 30), (20, 12)), replications=2, seed=5, n_jobs=1, progress=False
-    )
+    grid = SimulationSettings(tie_shapes=((4, 30), (20, 12)), tie_replications=2, seed=5, n_jobs=1)
+    study = simulate.tie_rule_study(s, EFASettings(parallel_iter=3), grid, progress=False)
     assert len(study) == 2 * 2 * 2 * 2  # shapes x replications x rules x levels
     wide = study.pivot_table(
         index=["models", "replication", "level"], columns="ties", values="words_counted", aggfunc="first"
@@ -282,7 +284,8 @@ def test_models_needed_reads_the_grid():
 
 def test_model_grid_figure_draws(tmp_path):
     s = simulate.planted_structure(n_words=40, seed=3)
-    grid = simulate.model_count_grid(s, n_models=(4, 8), per_model=(10, 20), seed=1, progress=False, parallel_iter=3)
+    cells = SimulationSettings(model_counts=(4, 8), per_model=(10, 20), model_grid_replications=1, seed=1)
+    grid = simulate.model_count_grid(s, EFASettings(parallel_iter=3), cells, progress=False)
     from valuelex.core.io import save_figure
 
     png, _ = save_figure(simulate.plot_model_grid(grid), "grid", tmp_path)
@@ -293,9 +296,8 @@ def test_within_correlation_choice_by_simulation():
     """On the paper's panel shape: phi (statsBy's rwg) is shrunk, the model-threshold tetrachoric is not,
     and it keeps the planted factor count at least as well as the others."""
     s = simulate.planted_structure(n_words=60, seed=0)
-    choice = simulate.compare_within_correlations(
-        s, EFASettings(parallel_iter=5), panels=((16, 25),), seed=0, progress=False
-    )
+    grid = SimulationSettings(choice_replications=1, seed=0, n_jobs=1)
+    choice = simulate.compare_within_correlations(s, EFASettings(parallel_iter=5), grid, ((16, 25),), progress=False)
     table = choice.summary().set_index("method")
     assert abs(table.at["tetrachoric", "bias"]) < 0.03
     assert table.at["rwg", "bias"] < -0.07 and table.at["rwg", "bias_strongest_pairs"] < table.at["rwg", "bias"]

@@ -9,9 +9,10 @@ import pytest
 
 from valuelex import simulate
 from valuelex.core.errors import ConfigError
-from valuelex.settings import SimulationSettings, load_run
+from valuelex.settings import EFASettings, SimulationSettings, load_run
 
-GRID = {"n_models": (4, 8), "per_model": (15,), "replications": 2, "seed": 5, "progress": False, "parallel_iter": 3}
+EFA = EFASettings(parallel_iter=3)
+GRID = SimulationSettings(model_counts=(4, 8), per_model=(15,), model_grid_replications=2, seed=5, n_jobs=2)
 
 
 def where_am_i(_: int) -> tuple[int, str]:
@@ -24,12 +25,12 @@ def test_grid_on_a_two_worker_dask_cluster_equals_the_grid_on_loky():
     s = simulate.planted_structure(n_words=40, seed=3)
     with simulate.GridExecutor(SimulationSettings(n_jobs=2, backend="loky")) as loky:
         assert loky.describe() == "joblib/loky, 2 local processes"
-        on_loky = simulate.model_count_grid(s, n_jobs=2, **GRID).grid
+        on_loky = simulate.model_count_grid(s, EFA, GRID, progress=False).grid
     with simulate.GridExecutor(SimulationSettings(n_jobs=2, backend="dask")) as dask:
         assert dask.describe() == "joblib/Dask on a local cluster (2 workers)"
         workers = set(dask.client.scheduler_info()["workers"])
         ran = simulate.run_tasks(where_am_i, [(i,) for i in range(8)], progress=False)
-        on_dask = simulate.model_count_grid(s, n_jobs=2, **GRID).grid
+        on_dask = simulate.model_count_grid(s, EFA, GRID, progress=False).grid
     assert {address for _, address in ran} <= workers  # the tasks ran on the cluster's workers ...
     assert os.getpid() not in {pid for pid, _ in ran}  # ... in other processes
     pd.testing.assert_frame_equal(on_loky, on_dask)

@@ -175,7 +175,10 @@ class EFASettings:
     n_boot: Boot = 100  # bootstrap samples of units for the stability check (the finer run: 500)
     within_correlation: Literal["tetrachoric", "rwg", "tetrachoric_pooled"] = "tetrachoric"  # model thresholds
     n_boot_within: Boot = 50  # bootstrap samples (respondents redrawn inside each model), within-model factors
-    count_resamples: Boot = 50  # seeds and bootstrap resamples behind the factor count's distribution
+    count_resamples: Boot = 50  # seeds and subsamples behind the factor count's distribution
+    # the share of units in each of those subsamples, drawn without replacement (within models: of each
+    # model's respondents). Our choice by simulation: bootstrap resamples misstate the count (factor_count.py)
+    count_subsample: Annotated[float, Range(0.2, 1, high_open=True, note="a share: 0.8, not 80")] = 0.8
     seed: Seed = 20240419
 
     def invalid(self) -> list[tuple[tuple[str, ...], str]]:
@@ -196,6 +199,7 @@ class EFASettings:
         "within_correlation",
         "n_boot_within",
         "count_resamples",
+        "count_subsample",
     )
 
     def analyse_options(self) -> dict[str, Any]:
@@ -339,8 +343,13 @@ class SimulationSettings:
     )  # part 2: respondents (decoding settings) per model
     model_grid_replications: Count = 1  # part 2: simulated panels per cell (the finer run: 10)
     model_grid_parallel_iter: Count = 6  # part 2: null data sets per parallel analysis (the finer run: 20)
-    vocabulary_icc: Icc = 0.2  # share of a word's latent variance that is the model's vocabulary
-    value_icc: Icc = 0.0  # share of the value factors' variance that lies between models
+    # Share of each word's latent propensity variance that is the model's vocabulary (each model over- or
+    # under-uses each word whatever it means). Our choice: the local panel's four small models measure
+    # about 0.4 (``multilevel.latent_icc``, notebook 03); larger models may be less idiosyncratic.
+    vocabulary_icc: Icc = 0.2
+    # Share of the value factors' variance that lies between models (models differing in their values).
+    # 0: every value difference is between respondents of the same model (our choice; see notebook 07).
+    value_icc: Icc = 0.0
     choice_replications: Count = 1  # panels per shape when choosing the within-model correlation (finer: 10)
     tie_shapes: Annotated[tuple[tuple[Count, Count], ...], Length(1)] = (
         (4, 30),

@@ -15,16 +15,20 @@ respondents; ``model_count_grid`` scores the pooled and the within-model EFA
 progress bar), so the same call uses a laptop's cores or a cluster, without code changes. The
 setting ``simulation.backend`` chooses joblib's backend (``GridExecutor``; notebook 07 starts it)::
 
-    grid = simulate.model_count_grid(structure, n_jobs=2)       # 2 local processes (loky)
+    grid = simulate.model_count_grid(structure, settings.efa, settings.simulation)  # n_jobs local processes
 
     # valuelex run --set simulation.backend=dask --set simulation.dask_scheduler=tcp://scheduler:8786
     with simulate.GridExecutor(settings.simulation):             # a Dask cluster (dask.distributed)
-        grid = simulate.model_count_grid(structure, n_jobs=-1)
+        grid = simulate.model_count_grid(structure, settings.efa, settings.simulation)
 
     from ray.util.joblib import register_ray                     # Ray: pip install "ray[default]" (not tested)
     register_ray()
     with joblib.parallel_config(backend="ray"):
-        grid = simulate.model_count_grid(structure, n_jobs=-1)
+        grid = simulate.model_count_grid(structure, settings.efa, replace(settings.simulation, n_jobs=-1))
+
+Every study takes the EFA settings it analyses with and the simulation settings (``settings.simulation``:
+sizes, shapes, replications, model-vocabulary ICCs, seed, workers) as objects: no study copies a setting
+into its signature.
 
 Every task (one panel, one replication) draws its data from its own seed, so the backend and the
 number of workers change the speed, never the numbers.
@@ -36,7 +40,6 @@ import dataclasses
 import os
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -44,10 +47,7 @@ from scipy import stats
 
 from . import efa
 from .core.display import Report
-from .settings import EFASettings
-
-if TYPE_CHECKING:
-    from .settings import SimulationSettings
+from .settings import EFASettings, SimulationSettings
 
 #: The paper's scale: 190+ unique words, 525 respondents, three dimensions.
 PAPER_WORDS = 190
@@ -203,42 +203,21 @@ def _recover_one(structure: PlantedStructure, size: int, rep: int, seed: int, se
     return {"respondents": size, "replication": rep, **row}
 
 
-def recovery_curve(
-    structure: PlantedStructure,
-    settings: EFASettings,
-    sizes: tuple[int, ...] = (60, 120, 250, 525, 1000),
-    replications: int = 5,
-    seed: int = 0,
-    n_jobs: int = 1,
-) -> pd.DataFrame:
-    """``recover`` (with the EFA ``settings``) on ``replications`` fresh samples of each size: one row per
-    (size, replication). Every sample has its own seed (also the parallel analysis' seed), so ``n_jobs``
-    (processes) changes the speed, not the result.
+def recovery_curve(structure: PlantedStructure, settings: EFASettings, grid: SimulationSettings) -> pd.DataFrame:
+    """``recover`` (with the EFA ``settings``) on ``grid.replications`` fresh samples of each of
+    ``grid.sizes``: one row per (size, replication). Every sample has its own seed (from ``grid.seed``; also
+    the parallel analysis' seed), so ``grid.n_jobs`` (workers) changes the speed, not the result.
     """
-    tasks = [(size, rep) for size in sizes for rep in range(replications)]
-    if n_jobs == 1:
-        rows = [_recover_one(structure, size, rep, seed, settings) for size, rep in tasks]
-    else:
-        from joblib import Parallel, delayed
-
-        rows = Parallel(n_jobs=n_jobs)(
-            delayed(_recover_one)(structure, size, rep, seed, settings) for size, rep in tasks
-        )
-    return pd.DataFrame(rows)
+    tasks = [(structure, size, rep, grid.seed, settings) for size in grid.sizes for rep in range(grid.replications)]
+    return pd.DataFrame(run_tasks(_recover_one, tasks, grid.n_jobs, progress=False))
 
 
 def recovery_study(
-    conditions: dict[str, PlantedStructure],
-    settings: EFASettings,
-    sizes: tuple[int, ...] = (60, 120, 250, 525, 1000),
-    replications: int = 5,
-    seed: int = 0,
-    n_jobs: int = 1,
+    conditions: dict[str, PlantedStructure], settings: EFASettings, grid: SimulationSettings
 ) -> pd.DataFrame:
     """``recovery_curve`` for several planted structures, one ``condition`` column to tell them apart."""
     curves = [
-        recovery_curve(structure, settings, sizes, replications, seed, n_jobs).assign(condition=name)
-        for name, structure in conditions.items()
+        recovery_curve(structure, settings, grid).assign(condition=name) for name, structure in conditions.items()
     ]
     return pd.concat(curves, ignore_index=True)
 
@@ -384,29 +363,21 @@ def _word_rule_one(
 def word_selection_study(
     structure: PlantedStructure,
     settings: EFASettings,
-    sizes: tuple[int, ...] = (120, 525),
-    replications: int = 8,
+    grid: SimulationSettings,
     rules: dict[str, dict] | None = None,
-    seed: int = 0,
-    n_jobs: int = 1,
 ) -> pd.DataFrame:
-    """Each word-selection rule (settings that replace the EFA ``settings``' own) on the same simulated
-    panels: words kept for the weakest planted factor, the factor count parallel analysis finds, and the
-    congruence of the recovered loadings.
+    """Each word-selection rule (settings that replace the EFA ``settings``' own; :data:`WORD_RULES` when
+    None) on the same simulated panels (``grid.word_sizes`` x ``grid.replications``): words kept for the
+    weakest planted factor, the factor count parallel analysis finds, and the congruence of the recovered
+    loadings.
 
-    One row per (size, replication, rule). Every panel has its own seed, so ``n_jobs`` changes the speed,
-    not the result.
+    One row per (size, replication, rule). Every panel has its own seed, so ``grid.n_jobs`` changes the
+    speed, not the result.
     """
     rules = rules or WORD_RULES
-    tasks = [(size, rep) for size in sizes for rep in range(replications)]
-    if n_jobs == 1:
-        chunks = [_word_rule_one(structure, size, rep, seed, rules, settings) for size, rep in tasks]
-    else:
-        from joblib import Parallel, delayed
-
-        chunks = Parallel(n_jobs=n_jobs)(
-            delayed(_word_rule_one)(structure, size, rep, seed, rules, settings) for size, rep in tasks
-        )
+    sizes, replications = grid.word_sizes, grid.replications
+    tasks = [(structure, size, rep, grid.seed, rules, settings) for size in sizes for rep in range(replications)]
+    chunks = run_tasks(_word_rule_one, tasks, grid.n_jobs, progress=False)
     return pd.DataFrame([row for chunk in chunks for row in chunk])
 
 
@@ -476,19 +447,13 @@ def plot_word_selection(study: pd.DataFrame):
 # ------------------------------------------------------------------------------------------
 # Model vocabularies: how many models does a study need? (notebook 07, part 2; backends: module docstring)
 # ------------------------------------------------------------------------------------------
-#: The grid of the issue: numbers of models and respondents (decoding settings) per model.
-MODEL_COUNTS = (4, 8, 16, 32, 64)
-RESPONDENTS_PER_MODEL = (5, 17, 30, 100)
 #: The paper's panel: "30+" models and 525 respondents, about 17 per model [paper].
 PAPER_MODELS = 30
 PAPER_RESPONDENTS_PER_MODEL = 17
-#: Share of each word's latent propensity variance that is the model's vocabulary (each model over- or
-#: under-uses each word whatever it means). Our choice: the local panel's four small models measure
-#: about 0.4 (``multilevel.latent_icc``, notebook 03); larger models may be less idiosyncratic.
-DEFAULT_VOCABULARY_ICC = 0.2
-#: Share of the value factors' variance that lies between models (models differing in their values).
-#: 0: every value difference is between respondents of the same model (our default; see notebook 07).
-DEFAULT_VALUE_ICC = 0.0
+#: The model-vocabulary ICCs of a simulated panel when none are given: the settings' (``simulation.vocabulary_icc``
+#: and ``simulation.value_icc``, where their choice is explained).
+DEFAULT_VOCABULARY_ICC = SimulationSettings.vocabulary_icc
+DEFAULT_VALUE_ICC = SimulationSettings.value_icc
 #: A found factor whose best Tucker congruence with every planted factor stays below this is spurious.
 SPURIOUS_BELOW = 0.85
 ANALYSIS_LEVELS = ("pooled", "within")
@@ -673,9 +638,6 @@ def _model_grid_task(
     return [{**key, **row} for row in rows]
 
 
-#: The panel shapes the tie rule is chosen at: ours (4 models x 30 decoding settings) and the paper's
-#: (33 models x 16 settings, its 525+ respondents).
-TIE_SHAPES = ((4, 30), (33, 16))
 TIE_RULES = ("include", "exclude")
 
 
@@ -713,28 +675,20 @@ def _tie_rule_task(
 
 
 def tie_rule_study(
-    structure: PlantedStructure,
-    settings: EFASettings,
-    shapes: tuple[tuple[int, int], ...] = TIE_SHAPES,
-    replications: int = 10,
-    vocabulary_icc: float = DEFAULT_VOCABULARY_ICC,
-    value_icc: float = DEFAULT_VALUE_ICC,
-    seed: int = 0,
-    n_jobs: int | None = None,
-    progress: bool = True,
+    structure: PlantedStructure, settings: EFASettings, grid: SimulationSettings, progress: bool = True
 ) -> pd.DataFrame:
     """The two tie rules of parallel analysis (``efa.parallel_ties``: words tied at the ``parallel_max_words``
-    cap all counted, or none) on the same simulated panels of ``shapes`` (models, respondents per model),
-    with model vocabularies, through notebook 03's pooled and within-model pipelines (:func:`recover_by_level`,
+    cap all counted, or none) on the same simulated panels (``grid.tie_replications`` of each of
+    ``grid.tie_shapes``: models, respondents per model), with model vocabularies, through notebook 03's pooled and within-model pipelines (:func:`recover_by_level`,
     the EFA ``settings`` otherwise unchanged).
 
     One row per (shape, replication, rule, level): the count found, whether it is the planted count,
     ``tied_at_cap`` (words tied at the cap in that panel) and ``seconds`` (CPU seconds of both levels'
     analyses; not reproducible, never saved). A panel with no tie at the cap is analysed once.
     """
-    keys = [(k, r, rep) for k, r in shapes for rep in range(replications)]
-    tasks = [(structure, k, r, rep, seed, vocabulary_icc, value_icc, settings) for k, r, rep in keys]
-    batches = run_tasks(_tie_rule_task, tasks, n_jobs, progress, "tie rules")
+    keys = [(k, r, rep) for k, r in grid.tie_shapes for rep in range(grid.tie_replications)]
+    tasks = [(structure, *key, grid.seed, grid.vocabulary_icc, grid.value_icc, settings) for key in keys]
+    batches = run_tasks(_tie_rule_task, tasks, grid.n_jobs, progress, "tie rules")
     return pd.DataFrame([row for batch in batches for row in batch])
 
 
@@ -930,32 +884,26 @@ class ModelGrid(Report):
 
 def model_count_grid(
     structure: PlantedStructure,
-    settings: EFASettings | None = None,
-    n_models: tuple[int, ...] = MODEL_COUNTS,
-    per_model: tuple[int, ...] = RESPONDENTS_PER_MODEL,
-    replications: int = 1,
-    vocabulary_icc: float = DEFAULT_VOCABULARY_ICC,
-    value_icc: float = DEFAULT_VALUE_ICC,
-    seed: int = 0,
-    n_jobs: int | None = None,
+    settings: EFASettings,
+    grid: SimulationSettings,
     progress: bool = True,
     threshold: float = 0.95,
     levels: tuple[str, ...] = ANALYSIS_LEVELS,
-    **changes: Any,
 ) -> ModelGrid:
-    """:func:`recover_by_level` on ``replications`` simulated panels per (models, respondents per model),
-    with the EFA ``settings`` (the run's ``settings.efa``; the defaults when None) and ``changes`` to them
-    (e.g. ``parallel_iter=6``).
+    """:func:`recover_by_level` with the EFA ``settings`` on ``grid.model_grid_replications`` simulated panels
+    per (models, respondents per model) of ``grid.model_counts`` x ``grid.per_model``, with the model
+    vocabularies of ``grid.vocabulary_icc`` and ``grid.value_icc``.
 
     Tasks are sent largest first (better balance across workers) through :func:`run_tasks`.
     """
-    settings = dataclasses.replace(settings or EFASettings(), **changes)
-    keys = [(k, r, rep) for k in n_models for r in per_model for rep in range(replications)]
+    seed, replications = grid.seed, grid.model_grid_replications
+    vocabulary_icc, value_icc = grid.vocabulary_icc, grid.value_icc
+    keys = [(k, r, rep) for k in grid.model_counts for r in grid.per_model for rep in range(replications)]
     keys.sort(key=lambda t: -t[0] * t[1])
     tasks = [(structure, k, r, rep, seed, vocabulary_icc, value_icc, settings, levels) for k, r, rep in keys]
-    batches = run_tasks(_model_grid_task, tasks, n_jobs, progress, "models x respondents")
-    grid = pd.DataFrame([row for batch in batches for row in batch])
-    grid = grid.sort_values(["models", "per_model", "replication", "level"], ignore_index=True)
+    batches = run_tasks(_model_grid_task, tasks, grid.n_jobs, progress, "models x respondents")
+    grid_rows = pd.DataFrame([row for batch in batches for row in batch])
+    grid_rows = grid_rows.sort_values(["models", "per_model", "replication", "level"], ignore_index=True)
     used = {
         "words_planted": len(structure.words),
         "factors_planted": structure.loadings.shape[1],
@@ -967,7 +915,7 @@ def model_count_grid(
         "parallel_max_words": settings.parallel_max_words,
         "within_correlation": settings.within_correlation,
     }
-    return ModelGrid(grid, used, threshold)
+    return ModelGrid(grid_rows, used, threshold)
 
 
 def plot_model_grid(grid: ModelGrid):
@@ -1171,20 +1119,19 @@ class CorrelationChoice(Report):
 def compare_within_correlations(
     structure: PlantedStructure,
     settings: EFASettings,
+    grid: SimulationSettings,
     panels: tuple[tuple[int, int], ...] = CHOICE_PANELS,
-    replications: int = 1,
-    vocabulary_icc: float = DEFAULT_VOCABULARY_ICC,
-    seed: int = 0,
-    n_jobs: int | None = None,
     progress: bool = True,
 ) -> CorrelationChoice:
     """Compare the within-model correlations of :mod:`valuelex.multilevel` (and the pooled tetrachoric
     that ignores the models) on simulated panels with model vocabularies: the planted latent
     correlations are known, so bias, RMSE, the factor count and the congruence say which one to use.
-    The EFA ``settings`` (notebook 03's) choose the words counted, the extraction and the rotation."""
+    The EFA ``settings`` (notebook 03's) choose the words counted, the extraction and the rotation;
+    ``grid`` (``settings.simulation``) the replications per panel, the vocabulary ICC, the seed and workers."""
+    seed, vocabulary_icc, replications = grid.seed, grid.vocabulary_icc, grid.choice_replications
     tasks = [(structure, k, r, rep, seed, vocabulary_icc, settings) for k, r in panels for rep in range(replications)]
     runs = pd.DataFrame(
-        [row for rows in run_tasks(_choice_task, tasks, n_jobs, progress, "correlations") for row in rows]
+        [row for rows in run_tasks(_choice_task, tasks, grid.n_jobs, progress, "correlations") for row in rows]
     )
     used = {
         "words_planted": len(structure.words),
