@@ -26,7 +26,9 @@ then run ``--repeats`` times each, interleaved (the order rotates every round), 
 same machine state. Printed: the median wall time and judged completions per second of each, the
 ratio to the first configuration, the load average before and after, and whether every
 configuration's log-probabilities are the same bytes as the first's and as the committed verdicts
-in ``data/raw/judge/``. ``--load N`` runs N CPU-bound processes beside the benchmark for its whole
+in ``data/raw/judge/``; and where the time goes, from llama.cpp's own log line of every call (calls,
+prompt tokens evaluated per call, ms per evaluated token per server, and the servers' evaluation
+time as a share of the rounds' wall time). ``--load N`` runs N CPU-bound processes beside the benchmark for its whole
 duration (the state of a machine shared with other jobs, made repeatable); they stop with it.
 """
 
@@ -36,6 +38,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -136,6 +139,27 @@ def difference(a: dict[str, str], b: dict[str, str]) -> str:
     return f"{same} of {len(keys)} identical; largest |change of E| {delta:.3f}"
 
 
+def eval_log(log_dir: Path, config: str) -> tuple[int, int, float]:
+    """(calls, prompt tokens evaluated, seconds evaluating) over a configuration's server logs so far:
+    llama.cpp prints ``prompt eval time = X ms / N tokens`` for every call."""
+    files = (
+        [log_dir / f"{config}.log"]
+        if (log_dir / f"{config}.log").exists()
+        else sorted((log_dir / config).glob("*.log"))
+    )
+    calls = tokens = 0
+    ms = 0.0
+    for path in files:
+        for line in path.read_text(errors="replace").splitlines():
+            match = EVAL_LINE.search(line)
+            if match:
+                calls, ms, tokens = calls + 1, ms + float(match.group(1)), tokens + int(match.group(2))
+    return calls, tokens, ms / 1000
+
+
+EVAL_LINE = re.compile(r"prompt eval time =\s*([0-9.]+) ms /\s*([0-9]+) tokens")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stems", type=int, default=2, help="stems of the sub-dimension whose cases are judged")
@@ -175,12 +199,16 @@ def main() -> int:
         for config in args.configs:  # warm-up: page the model in, one call each
             judge_once(cases.iloc[:1], servers[config][0], cards, config)
         times: dict[str, list[float]] = {c: [] for c in args.configs}
+        evals: dict[str, list[tuple[int, int, float]]] = {c: [] for c in args.configs}
         answers: dict[str, dict[str, str]] = {}
         unstable: set[str] = set()
         for rep in range(args.repeats):
             rotated = args.configs[rep % len(args.configs) :] + args.configs[: rep % len(args.configs)]
             for config in rotated:
+                before = eval_log(log_dir, config)
                 elapsed, logprobs = judge_once(cases, servers[config][0], cards, config)
+                after = eval_log(log_dir, config)
+                evals[config].append(tuple(b - a for a, b in zip(before, after, strict=True)))  # type: ignore[arg-type]
                 times[config].append(elapsed)
                 answers.setdefault(config, logprobs)
                 if answers[config] != logprobs:
@@ -203,6 +231,20 @@ def main() -> int:
         med = statistics.median(times[config])
         runs = ", ".join(f"{t:.1f}" for t in times[config])
         print(f"| {config} | {med:.1f} | {len(cases) / med:.3f} | {base / med:.2f}x | {runs} |")
+    print(
+        "\nWhere the time goes (llama.cpp's own log of every call, summed over the rounds): calls that evaluated "
+        "tokens, prompt tokens evaluated per call, ms per evaluated token (per server), and the servers' evaluation "
+        "time as a share of the rounds' wall time x servers"
+    )
+    print("\n| configuration | calls | tokens per call | ms per token | evaluation / (wall x servers) |")
+    print("|---|---:|---:|---:|---:|")
+    for config in args.configs:
+        calls, tokens, seconds = (sum(x) for x in zip(*evals[config], strict=True))
+        n_servers = len(servers[config][0])
+        busy = seconds / (sum(times[config]) * n_servers)
+        per_call = tokens / calls if calls else float("nan")
+        per_token = 1000 * seconds / tokens if tokens else float("nan")
+        print(f"| {config} | {calls} | {per_call:.1f} | {per_token:.1f} | {busy:.0%} |")
     if args.dump:
         args.dump.write_text(json.dumps(answers, indent=0))
     first = answers[args.configs[0]]

@@ -33,17 +33,7 @@ def count(data: pd.DataFrame, settings: EFASettings, seed: int, repeat: np.ndarr
     rows = data if repeat is None else data.iloc[repeat]
     varying = rows.loc[:, rows.std() > 0]
     words = efa.parallel_words(varying, settings.parallel_max_words, settings.parallel_ties)
-    return efa.parallel_analysis(
-        data[words],
-        settings.correlation,
-        settings.extraction,
-        settings.parallel_iter,
-        settings.parallel_quantile,
-        seed,
-        settings.parallel_null,
-        eigenvalues=settings.parallel_eigenvalues,
-        repeat=repeat,
-    ).n_factors
+    return efa.parallel_count(data[words], settings, seed, repeat).n_factors
 
 
 def main() -> None:

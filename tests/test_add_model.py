@@ -175,7 +175,7 @@ def test_a_researcher_adds_a_model_as_the_readme_says(tmp_path: Path) -> None:
             **run.get("projective", {}), "panel": "mine_projective", "scorer": "embedding", "second_scorer": None,
             "stem_ids": ["c01", "sc3", "so1"], "respondents_per_model": 1, "validate": False, "n_boot": 50,
         }  # fmt: skip
-        run["efa"] = {"n_boot": 5, "parallel_iter": 5, "n_boot_within": 3}
+        run["efa"] = {"n_boot": 5, "parallel_iter": 5, "n_boot_within": 3, "count_resamples": 3}
         run["simulation"] = {
             "n_words": 60, "n_respondents": 200, "sizes": [100], "replications": 1, "parallel_iter": 3,
             "word_sizes": [120], "model_counts": [4], "per_model": [10], "model_grid_parallel_iter": 3,

@@ -511,7 +511,9 @@ def test_notebook_03_on_simulated_panel(tmp_path):
     responses.index = [f"{r}|p{j}|0" for r in ids for j in range(3)]
     responses.to_csv(processed / "incidence_response_binary.csv")
     env = {"VALUELEX_PROCESSED": str(processed), "VALUELEX_FIGURES": str(figures_dir)}
-    numbers = run_notebook("03_efa", tmp_path, {"n_boot": 5, "parallel_iter": 5}, env)
+    numbers = run_notebook(
+        "03_efa", tmp_path, {"n_boot": 5, "parallel_iter": 5, "n_boot_within": 3, "count_resamples": 3}, env
+    )
     assert numbers["units"] == 300 and numbers["words_analysed"] <= 150
     assert numbers["n_factors"] in (3, 4)
     assert numbers["kmo"] > 0.6

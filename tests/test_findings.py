@@ -149,7 +149,7 @@ def _subset_run(root: Path) -> Path:
     run["output"] = str(root / "out")
     run["elicitation"] = {**run["elicitation"], "panel": str(root / "subset.yaml")}
     run["projective"] = {**run["projective"], "panel": str(root / "subset_projective.yaml"), "n_boot": 50}
-    run["efa"] = {"n_boot": 5, "parallel_iter": 5, "n_boot_within": 3}
+    run["efa"] = {"n_boot": 5, "parallel_iter": 5, "n_boot_within": 3, "count_resamples": 3}
     run["semantic"] = {"n_permutations": 99}
     run["simulation"] = {
         "n_words": 60, "n_respondents": 200, "sizes": [100], "replications": 1, "parallel_iter": 3,
@@ -198,13 +198,24 @@ def _leaves(value: Any) -> tuple[list[float], list[int]]:
     return numbers, sizes
 
 
+def _texts(value: object) -> list[str]:
+    """Every recorded string (a count described with its spread is recorded as the text shown)."""
+    if isinstance(value, str):
+        return [value]
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else []
+    return [text for item in items for text in _texts(item)]
+
+
 def _allowed(numbers: dict, derived: list[float] = ()) -> set[str]:
     """How a recorded number may be written: as a count, with 1-3 decimals, or as a percentage
     (of a share, or of one recorded count over another); the sizes of recorded lists; the stated
     floors and the paper's numbers [paper]."""
     values, sizes = _leaves(numbers)
     values += list(derived)
-    out = {str(n) for n in range(11)}  # small counts ("3 of 4 factors") are checked against the outputs below
+    out = {str(n) for n in range(11)}
+    out |= {
+        t for text in _texts(numbers) for t in NUMBER.findall(text)
+    }  # "4 (3 in 74% of seeds)" as recorded  # small counts ("3 of 4 factors") are checked against the outputs below
     for v in values:
         out |= {f"{round(v):,}", f"{round(v)}", f"{v:.1f}", f"{v:.2f}", f"{v:.3f}", f"{v:g}", f"{v:.0f}", f"{v:.2e}"}
         if 0 <= v <= 1:

@@ -16,6 +16,7 @@ as a well-formed record whose key is the hash of its request, or reported with i
 from __future__ import annotations
 
 import json
+import re
 import string
 from collections.abc import Iterator
 from dataclasses import replace
@@ -26,7 +27,18 @@ from hypothesis import strategies as st
 
 from valuelex.llm.cards import ModelCard
 from valuelex.llm.request import Request
-from valuelex.llm.store import SCHEMA, ResponseStore, canonical_json, request_key, validate_record
+from valuelex.llm.store import (
+    MESSAGE_FIELDS,
+    PARAMS_FIELDS,
+    RECORD_FIELDS,
+    REQUEST_FIELDS,
+    SCHEMA,
+    USAGE_FIELDS,
+    ResponseStore,
+    canonical_json,
+    request_key,
+    validate_record,
+)
 from valuelex.llm.wire import MAX_RAW_BODY, REDACT_ANYWHERE, REDACTED, body_text, redact, redact_record
 
 # Keys: printable, no whitespace (valuelex.llm.cards refuses keys with spaces or control characters).
@@ -102,6 +114,7 @@ def test_a_text_without_the_key_is_unchanged(key: str, text: str):
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(key=KEYS, cut=st.integers(min_value=0, max_value=200), form=st.sampled_from(sorted(FORMS)))
+@example(key=".", cut=0, form="raw")  # a key made of the marker's own characters
 def test_a_key_cut_by_the_raw_body_limit_leaves_nothing(key: str, cut: int, form: str):
     assume(key not in REDACTED)
     echoed = FORMS[form](key).encode("utf-8")
@@ -113,7 +126,9 @@ def test_a_key_cut_by_the_raw_body_limit_leaves_nothing(key: str, cut: int, form
     tail = kept[len(filler) - 1 :]  # from the space in front of the key on
     for k in range(1, len(key) + 1):
         assert not tail.endswith(" " + key[:k]), (key, cut, tail)
-    assert not appears(key, stored)
+    # what was kept holds no key; the rest is our marker alone (a key "." is in "[... 29 more bytes]")
+    assert not appears(key, kept), (key, cut, kept[-80:])
+    assert re.fullmatch(r"\[\.\.\. [\d,]+ more bytes\]", stored[len(kept) :]), stored[len(kept) :]
 
 
 @settings(max_examples=150, deadline=None)
@@ -210,6 +225,91 @@ def test_the_loader_keeps_or_reports_every_line_of_a_damaged_shard(tmp_path: Pat
     for rec in store.records():  # damage to a request is caught by its key; only answer text can change
         assert rec["request"] == originals[rec["key"]]["request"]
     shard.unlink()
+
+
+DELETE = object()
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 3) | st.floats(-2, 2) | st.sampled_from(["", "ok", "error", "sent"]),
+    lambda inner: st.lists(inner, max_size=2) | st.dictionaries(st.sampled_from(["role", "content", "x"]), inner),
+    max_leaves=4,
+)
+PLACES = [(), ("request",), ("request", "params"), ("request", "messages", 0), ("usage",), ("error",)]
+NAMES = sorted({*RECORD_FIELDS, *REQUEST_FIELDS, *PARAMS_FIELDS, *MESSAGE_FIELDS, *USAGE_FIELDS, "type", "extra"})
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    edits=st.lists(
+        st.tuples(st.sampled_from(PLACES), st.sampled_from(NAMES), st.one_of(st.just(DELETE), JSON_VALUES)),
+        min_size=1,
+        max_size=3,
+    ),
+    i=st.integers(0, 5),
+)
+@example(edits=[((), "status", "error")], i=0)
+def test_validation_answers_the_same_whether_the_records_shape_is_known_or_not(edits, i):
+    """validate_record remembers the shapes (keys and value types) of good records and then checks only
+    values: for random edits of a good record (any field of any object replaced, deleted or added), its
+    answer is the same with every memo empty as after a good record of its shape and the unedited one."""
+    import copy
+
+    import valuelex.llm.store as store_module
+
+    rec = copy.deepcopy(_record(i))
+    rec["error"] = {"type": "http_500", "message": None}
+    for place, name, value in edits:
+        target = rec
+        for step in place:
+            target = target[step] if isinstance(target, dict | list) and _has(target, step) else None
+        if not isinstance(target, dict):
+            continue
+        if value is DELETE:
+            target.pop(name, None)
+        else:
+            target[name] = value
+    line = canonical_json(rec).encode("utf-8") if _encodable(rec) else None
+    rows = ("_RECORD_ROWS", "_REQUEST_ROWS", "_PARAMS_ROWS", "_MESSAGE_ROWS", "_USAGE_ROWS", "_ERROR_ROWS")
+    memos = [store_module._GOOD_SHAPES, *(getattr(store_module, r).good for r in rows)]
+    for memo in memos:
+        memo.clear()
+    cold = validate_record(rec), validate_record(rec, line) if line else None
+    for memo in memos:
+        memo.clear()
+    twin = copy.deepcopy(rec)  # the same shape, every value good
+    _make_good(twin)
+    pristine = {**_record(i), "error": {"type": "http_500", "message": None}}
+    warm_up = validate_record(twin), validate_record(pristine)  # the edited shape, and the good one
+    warm = validate_record(rec), validate_record(rec, line) if line else None
+    assert warm == cold, (warm_up, rec)
+
+
+def _has(target, step) -> bool:
+    return step in target if isinstance(target, dict) else isinstance(step, int) and step < len(target)
+
+
+def _encodable(rec) -> bool:
+    try:
+        canonical_json(rec).encode("utf-8")
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _make_good(rec: dict) -> None:
+    """Good values of the same types where a field has its type: the record's shape becomes a good one if
+    its types are good (its values are what the edits may have broken)."""
+    if type(rec.get("schema")) is int:
+        rec["schema"] = SCHEMA
+    if type(rec.get("attempt")) is int:
+        rec["attempt"] = 1
+    if type(rec.get("status")) is str:
+        rec["status"] = "ok"
+    if type(rec.get("usage")) is dict:
+        for name in USAGE_FIELDS:
+            if type(rec["usage"].get(name)) is int:
+                rec["usage"][name] = 1
+    if isinstance(rec.get("request"), dict) and type(rec.get("key")) is str and _encodable(rec["request"]):
+        rec["key"] = request_key(rec["request"])
 
 
 # request keys ----------------------------------------------------------------------------------

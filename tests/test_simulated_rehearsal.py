@@ -9,15 +9,16 @@ What the small panel (6 models x 8 settings = 48 respondents) can and cannot sho
 
 * the run starts and stops the server, and every answer is the population's;
 * **EFA congruence >= 0.90 within models is not reachable on 48 respondents**: at the planted
-  three factors the within-model congruence is 0.31-0.62 (42 within-model degrees of freedom for
-  88 words), and parallel analysis keeps 1 factor within models, 2 pooled. The issue's assertion
+  three factors the within-model congruence is 0.10-0.70 (42 within-model degrees of freedom for
+  81 words), although parallel analysis keeps the planted 3 within models (over resamples of the
+  respondents: 1 in 46%, 0 in 28%, 2 in 20%, 3 in 6%) and 2 pooled. The issue's assertion
   (>= 0.90 within models) holds on the paper-sized panel (528 respondents; docs/rehearsal.md), not
   here. What this panel asserts instead: the run's own pooled solution matches planted factors
-  (congruence >= 0.6 for each factor it kept; measured 0.685, 0.816), so a change that scrambles the
-  factor analysis fails here;
-* **the planted CFA is not estimable on 48 respondents** (a Heywood case: 24 binary indicators, 48
-  units); the test asserts that the report says so and why, and that the wrong taxonomy is rejected
-  or not estimable either;
+  (congruence >= 0.6 for each factor it kept; measured 0.711, 0.796), so a change that scrambles the
+  factor analysis fails here; and the report gives notebook 03's factor counts with their spread;
+* **the planted CFA is not estimable on 48 respondents** (24 binary indicators, 48 units: a Heywood
+  case in one run, no convergence in 500 iterations in another); the test asserts that the report
+  says so and why, and that the wrong taxonomy is rejected or not estimable either;
 * **projective rank correlation >= 0.8 holds for what the completions show, not for the embedding
   scorer** (the small rehearsal runs no LLM judge: 792 judge calls took 11 min on the paper sample).
   The stances the completions show (their planted truth, a perfect scorer's reading) correlate 0.971
@@ -102,6 +103,8 @@ def test_efa_finds_planted_factors_as_far_as_48_respondents_allow(rehearsal) -> 
     # the paper-sized panel's assertion (>= 0.90 within models) cannot hold here: the report says why
     assert min(m["efa_within_congruence"]) < 0.9
     assert any("within-model degrees of freedom" in line for line in rehearsal["report"].lost)
+    stability = m["efa_count_stability"]  # notebook 03's count with its spread, e.g. "3 (3 in 60% of subsamples, ...)"
+    assert set(stability) == {"pooled", "within models"} and all("% of " in t for t in stability.values())
 
 
 def test_the_cfa_report_says_whether_the_planted_taxonomy_is_estimable(rehearsal) -> None:
@@ -118,7 +121,7 @@ def test_the_cfa_report_says_whether_the_planted_taxonomy_is_estimable(rehearsal
 
 def test_clusters_and_projective_follow_the_planted_truth(rehearsal) -> None:
     m = rehearsal["report"].metrics()
-    assert m["clusters_nearest_share"] >= 0.6  # measured 0.747
+    assert m["clusters_nearest_share"] >= 0.6  # measured 0.747, 0.765
     assert m["projective_scorer"] == "embedding"
     assert m["projective_spearman_ceiling"] >= 0.9  # measured 0.971: the completions carry the planted stances
     assert m["projective_spearman"] >= 0.2  # measured 0.345 (embedding scorer; >= 0.8 needs the judge)

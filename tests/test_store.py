@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from dataclasses import replace
 from pathlib import Path
 
@@ -806,13 +807,92 @@ def test_a_mis_keyed_line_is_filed_under_its_key_and_under_its_requests_hash(tmp
 def test_good_type_signatures_are_remembered_up_to_a_cap(monkeypatch):
     import valuelex.llm.store as store_module
 
-    rows = store_module._RECORD_ROWS
+    rows, shapes = store_module._RECORD_ROWS, store_module._GOOD_SHAPES
     rows.good.clear()
+    shapes.clear()
     assert validate_record({"schema": 1, **record()}) is None
-    assert len(rows.good) == 1  # the record's signature, remembered
-    assert validate_record({"schema": 1, **record(text="other")}) is None and len(rows.good) == 1
+    assert len(rows.good) == 1 and len(shapes) == 1  # the record's signature and shape, remembered
+    assert validate_record({"schema": 1, **record(text="other")}) is None and len(rows.good) == len(shapes) == 1
     monkeypatch.setattr(store_module, "_MEMO_MAX", 1)
-    assert validate_record({"schema": 1, **record(), "usage": None}) is None and len(rows.good) == 1
+    assert validate_record({"schema": 1, **record(), "usage": None}) is None
+    assert len(rows.good) == len(shapes) == 1
+
+
+def test_a_record_of_a_known_shape_still_has_every_value_checked(monkeypatch):
+    """The shape memo skips the type checks only: each value check answers as for a record never seen."""
+    import valuelex.llm.store as store_module
+
+    good = {"schema": 1, **record()}
+    bad_values = [
+        ({"schema": 2}, "field 'schema' is 2, this version reads schema 1"),
+        ({"key": "A" * 32}, "field 'key' must be 32 lower-case hex digits"),
+        ({"attempt": 0}, "field 'attempt' must be >= 1"),
+        ({"status": "done"}, "field 'status' must be ok, error or sent, got 'done'"),
+        ({"status": "sent"}, "a record with status sent (a call's intent) cannot be final"),
+        ({"usage": {"prompt_tokens": -1, "completion_tokens": 1}}, "field 'usage' holds a negative token count"),
+        ({"key": "f" * 32}, "field 'key' does not match the hash of 'request' (edited by hand?)"),
+    ]
+    for change, problem in bad_values:
+        bad = {**good, **change}
+        store_module._GOOD_SHAPES.clear()
+        assert validate_record(bad) == problem  # never seen
+        assert validate_record(good) is None
+        assert store_module._shape(bad) in store_module._GOOD_SHAPES  # the same shape as the good record
+        assert validate_record(bad) == problem, change
+        line = canonical_json(bad).encode()
+        assert validate_record(bad, line) == problem, change
+    error = {**good, "status": "error", "error": None}  # no error object: its type is in the shape
+    assert validate_record(error) == "a record with status error needs an 'error' object"
+
+
+def test_a_known_shape_is_keys_and_types_so_a_renamed_field_is_checked_in_full():
+    good = {"schema": 1, **record()}
+    assert validate_record(good) is None
+    renamed = {("Key" if k == "key" else k): v for k, v in good.items()}  # same types, a field missing
+    assert validate_record(renamed) == "missing field 'key'"
+    request = {("Model" if k == "model" else k): v for k, v in good["request"].items()}
+    assert validate_record({**good, "request": request}) == "missing field 'request.model'"
+    message = {"role": "user", "Content": "hi"}
+    two = {**good["request"], "messages": [*good["request"]["messages"], message]}
+    assert validate_record({**good, "request": two}) == "missing field 'request.messages[2].content'"
+    proxy = {**good["request"], "messages": [types.MappingProxyType(m) for m in good["request"]["messages"]]}
+    assert validate_record({**good, "request": proxy}) == (
+        "field 'request.messages[0]' must be an object, got mappingproxy"
+    )
+    failed = {**good, "status": "error", "error": {"type": "http_500"}}
+    assert validate_record(failed) is None
+    assert validate_record({**failed, "error": {"type": 500}}) == "field 'error.type' must be a string, got int"
+    usage = {"prompt_tokens": 5, "completion_tokens": "1"}
+    assert validate_record({**good, "usage": usage}) == (
+        "field 'usage.completion_tokens' must be an integer or null, got str"
+    )
+
+
+def test_the_loader_starts_no_garbage_collection_and_leaves_the_collector_as_it_was(tmp_path: Path):
+    """Loading is a burst of new dicts that are all kept: the cyclic collector would walk them again and
+    again (a third of the load's time at 50,000 records), so it is off while a shard is read."""
+    import gc
+
+    store = ResponseStore(tmp_path, announce=False)
+    for req in requests(3000):
+        store.append(record(req))
+    collections: list[int] = []
+
+    def count(phase: str, info: dict) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    gc.callbacks.append(count)
+    try:
+        loaded = ResponseStore(tmp_path, announce=False)
+        assert len(loaded) == 3000 and gc.isenabled()
+        assert collections == []
+        gc.disable()
+        ResponseStore(tmp_path, announce=False)
+        assert not gc.isenabled()  # the caller's choice is kept
+    finally:
+        gc.enable()
+        gc.callbacks.remove(count)
 
 
 # issue 19: what the mutation run left alive ----------------------------------------------
@@ -856,3 +936,25 @@ def test_an_intent_alone_is_not_a_maybe_paid_attempt():
     from valuelex.llm.store import maybe_paid
 
     assert maybe_paid({"schema": 1, **record(), "status": "sent", "final": False}) is False  # its outcome counts
+
+
+def test_an_error_that_reports_token_usage_may_have_been_paid():
+    """An error of a type that is usually free (an HTTP 500) is still maybe paid when the server reported the
+    tokens it used: it took the call (a surviving mutant of the whole mutation run ignored ``usage``)."""
+    from valuelex.llm.store import maybe_paid
+
+    charged = {"schema": 1, **record(status="error")}
+    assert charged["error"]["type"] == "http_500" and charged["usage"]["completion_tokens"] == 1
+    assert maybe_paid(charged) is True
+    assert maybe_paid({**charged, "usage": None}) is False
+
+
+def test_a_value_of_a_subclass_of_its_type_is_well_formed():
+    """A record built in code may hold a subclass of a field's type (a str subclass, numpy's float64 for a
+    float): it is accepted as its base type, like a JSON-decoded one (a surviving mutant required the exact type)."""
+
+    class Text(str):
+        pass
+
+    rec = {"schema": 1, **record(text=Text("honesty"))}
+    assert type(rec["text"]) is Text and validate_record(rec) is None

@@ -1096,6 +1096,22 @@ def parallel_analysis(
     )
 
 
+def parallel_count(data: pd.DataFrame, settings, seed: int, repeat: np.ndarray | None = None) -> ParallelResult:
+    """:func:`parallel_analysis` of ``data`` with the run's EFA settings (``settings.efa``: correlation,
+    extraction, null data sets, quantile, null, eigenvalues) and ``seed``; ``repeat`` as there."""
+    return parallel_analysis(
+        data,
+        settings.correlation,
+        settings.extraction,
+        settings.parallel_iter,
+        settings.parallel_quantile,
+        seed,
+        settings.parallel_null,
+        eigenvalues=settings.parallel_eigenvalues,
+        repeat=repeat,
+    )
+
+
 def choose_n_factors(requested: int | str, parallel: ParallelResult | None, n_words: int) -> tuple[int, list[str]]:
     """The number of factors to extract: an int, or ``"parallel"``; at least 1, and at most one factor
     per ``MIN_WORDS_PER_FACTOR`` words (and no more than the degrees of freedom allow)."""

@@ -13,15 +13,13 @@ are all counted or none, ``parallel_ties``). :func:`count_stability` repeats the
 
 and reports the count as ``4 (4 in 71% of subsamples, 5 in 24%)``.
 
-Why subsamples and not bootstrap resamples (our choice, by simulation): on planted 3-factor data whose
-count is 3 with every seed and on every fresh sample, bootstrap resamples (drawn with replacement, the
-null data repeating units as the resample does) gave 3 in only 5-50% of resamples, and mostly 4-6 at
-250 respondents: the duplicated units distort the count whatever the null does. Subsamples of 80% gave
-3 in 100% of them at 525 respondents and 70-80% at 250 (``docs/factor_count.md``,
-``benchmarks/study_count_resampling.py``). A subsample has fewer units than the sample, so at small
-samples its count can fall below the full sample's: the spread is an upper bound on the instability. Notebook 03 shows it for the pooled
-and the within-model count; notebook 07 reports the simulations' counts the same way
-(:func:`describe_counts`).
+Why subsamples and not bootstrap resamples (our choice, by simulation): on planted 3-factor panels whose
+count is 3 on every full panel, bootstrap resamples (drawn with replacement, the null data repeating units
+as the resample does) gave 3 in 35%, 30% and 50% of resamples at 120, 250 and 525 respondents, with counts
+from 2 to 7: the duplicated units distort the count whatever the null does. Subsamples of 80% gave 3 in
+60%, 70% and 100% (``docs/factor_count.md``, ``benchmarks/study_count_resampling.py``). A subsample has
+fewer units than the sample, so at small samples its count can fall below the full sample's: the spread
+is an upper bound on the instability.
 """
 
 from __future__ import annotations
@@ -181,16 +179,7 @@ def count_stability(
         words = efa.parallel_words(sample.loc[:, varying], max_words, ties)
         units = sample[words]
         if codes is None:
-            result = efa.parallel_analysis(
-                units,
-                settings.correlation,
-                settings.extraction,
-                settings.parallel_iter,
-                settings.parallel_quantile,
-                seed,
-                settings.parallel_null,
-                eigenvalues=settings.parallel_eigenvalues,
-            )
+            result = efa.parallel_count(units, settings, seed)
         else:
             result = multilevel.within_parallel_analysis(
                 units,

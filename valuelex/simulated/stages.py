@@ -210,6 +210,12 @@ def _elicitation_stages(
     n_units, n_models = len(incidence), models.nunique()
     summary.append({"stage": "EFA", "measure": "factor count chosen (pooled; within models)",
                     "value": f"{numbers.get('efa_pooled_k', '?')}; {k_within or '?'} (planted {len(factors)})"})  # fmt: skip
+    # the count's spread over resamples or subsamples of the respondents (notebook 03, factor_count)
+    counts = {"pooled": record.get("factor_count"), "within models": record.get("within_factor_count")}
+    if any(counts.values()):
+        numbers["efa_count_stability"] = {level: text for level, text in counts.items() if text}
+        summary.append({"stage": "EFA", "measure": "factor count's spread over samples of the respondents (notebook 03)",
+                        "value": "; ".join(f"{level}: {text}" for level, text in counts.items() if text)})  # fmt: skip
     summary.append({"stage": "EFA", "measure": "min congruence at the planted count, within models",
                     "value": round(float(np.nanmin(m_within)), 3)})  # fmt: skip
     summary.append({"stage": "EFA", "measure": "min congruence at the planted count, pooled",
@@ -220,8 +226,9 @@ def _elicitation_stages(
         lost.append(
             f"EFA: parallel analysis within models keeps {k_within} factor(s), {len(factors)} were planted "
             f"({n_units} respondents of {n_models} models: {n_units - n_models} within-model degrees of freedom, "
-            f"{prepared.n_words} words); bootstrap median congruence of the run's within-model factors {boot}; at the "
-            f"planted count the within-model loadings reach min congruence {np.nanmin(m_within):.3f}"
+            f"{prepared.n_words} words); bootstrap median congruence of the run's within-model factors {boot}; "
+            + (f"the count's spread (notebook 03): {counts['within models']}; " if counts["within models"] else "")
+            + f"at the planted count the within-model loadings reach min congruence {np.nanmin(m_within):.3f}"
             + (
                 " (the planted structure is there; the extra factor is the unstable one)."
                 if not fewer and np.nanmin(m_within) >= 0.9
