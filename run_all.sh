@@ -82,7 +82,7 @@ setup_local_models() {
     CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) "$PY" -m pip install -q -r requirements-local.txt -c requirements.lock
   fi
   say "installing and verifying the local GGUF models"
-  "$PY" -m valuelex.local_models "$@"
+  "$PY" -m valuelex.llm.local "$@"
 }
 
 setup_venv

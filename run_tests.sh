@@ -12,7 +12,7 @@ echo "[run_tests] ruff check"
 echo "[run_tests] ruff format --check"
 .venv/bin/ruff format --check .
 echo "[run_tests] source notebooks carry no outputs"
-$PY -m valuelex.notebook_hygiene notebooks
+$PY -m valuelex.app.notebook_hygiene notebooks
 echo "[run_tests] pytest"
 export PYTHONHASHSEED=0 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 exec $PY -m pytest "$@"

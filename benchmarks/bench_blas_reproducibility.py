@@ -7,7 +7,7 @@ BLAS / SIMD settings that stand in for other CPUs, and compares the outputs.
 Each configuration runs ``./run_all.sh`` (venv already present) with its environment, writing to
 ``DIR/<config>-<precision>/{processed,figures}`` through ``VALUELEX_PROCESSED``/``VALUELEX_FIGURES``
 (the committed files are not touched). ``full`` runs set ``VALUELEX_FULL_PRECISION=1`` (every
-digit written), ``rounded`` runs use the precision rules of ``valuelex/precision.py``.
+digit written), ``rounded`` runs use the precision rules of ``valuelex/core/precision.py``.
 
 The configurations (``--configs``; names from :data:`CONFIGS`):
 
@@ -33,7 +33,7 @@ have the same bits as the first configuration's.
 
 Prints, per precision, which files differ from the first configuration (bytes), the largest
 numeric difference per differing table, and, for rounded runs, what ``verify``'s comparison
-(``valuelex.report.compare_tables``) says. Wall times vary with machine load; the byte and
+(``valuelex.verify.compare_tables``) says. Wall times vary with machine load; the byte and
 tolerance comparisons do not.
 """
 
@@ -53,7 +53,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from valuelex import report  # noqa: E402
+from valuelex.app import verify  # noqa: E402
 
 THREADS_1 = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 THREADS_2 = {"OPENBLAS_NUM_THREADS": "2", "OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"}
@@ -167,13 +167,13 @@ def compare(runs: dict[str, Path], precision: str) -> None:
             if f.endswith(".csv"):
                 note = largest_difference(base[f], other[f])
                 if precision == "rounded":
-                    real = report.compare_tables(
+                    real = verify.compare_tables(
                         base[f].read_text(encoding="utf-8"), other[f].read_text(encoding="utf-8"), f
                     )
                     note += "; verify: " + (f"{len(real)} real differences: {real[0]}" if real else "within tolerance")
                 print(f"- {f}: {note}")
             elif f.endswith(".png"):
-                print(f"- {f}: {report._png_change(base[f].read_bytes(), other[f].read_bytes()):.3%} of pixels changed")
+                print(f"- {f}: {verify._png_change(base[f].read_bytes(), other[f].read_bytes()):.3%} of pixels changed")
             else:
                 print(f"- {f}")
 
@@ -226,11 +226,12 @@ np.savez(out, **layouts)
 
 def map_vectors(folder: Path) -> Path:
     """Notebook 05's vectors of the committed lexicon (default run: its template and minimum count)."""
-    from valuelex import paths, semantic
+    from valuelex import semantic
+    from valuelex.core import paths
     from valuelex.settings import load_run
 
     run = load_run("default")
-    lexicon = semantic.read_lexicon(paths.PROCESSED / "lexicon.csv", min_count=run.semantic.min_count)
+    lexicon = semantic.read_lexicon(paths.COMMITTED_PROCESSED / "lexicon.csv", min_count=run.semantic.min_count)
     embedder = semantic.Embedder(run.semantic.model_dir, cache_dir=folder / "embeddings")
     vectors = embedder.embed_words(lexicon["word"].tolist(), semantic.resolve_template(run.semantic.template))
     np.save(folder / "words.npy", vectors)

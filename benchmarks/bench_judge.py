@@ -14,10 +14,10 @@ Configurations (server; order of the calls):
   number of cores (``--n_threads_batch`` at its default, also the number of cores); calls ordered
   by rubric, then in panel order;
 - ``1thread``: the same server and order, with one thread;
-- ``patched``: one single-threaded ``valuelex.llama_server`` (logits and log-probabilities computed
+- ``patched``: one single-threaded ``valuelex.llm.llama_server`` (logits and log-probabilities computed
   only for the tokens an answer needs); order as before;
 - ``pool``: what ``LLMRunner`` starts now, ``LlamaServerPool`` (one single-threaded
-  ``valuelex.llama_server`` per core, at most 4, one request at a time each); order as before;
+  ``valuelex.llm.llama_server`` per core, at most 4, one request at a time each); order as before;
 - ``after``: the pool, with the calls ordered by their text (``judge.call_order``: rubric, then
   stem), as ``LogprobJudge`` asks them now.
 
@@ -47,14 +47,14 @@ from pathlib import Path
 
 import numpy as np
 
-from valuelex import paths
-from valuelex.config import load_model_cards
-from valuelex.local_models import LlamaServer, LlamaServerPool, server_layout, verify_gguf
+from valuelex.core import paths
+from valuelex.llm.cards import load_model_cards
+from valuelex.llm.local import LlamaServer, LlamaServerPool, server_layout, verify_gguf
+from valuelex.llm.store import ResponseStore
 from valuelex.projective import administer, load_instrument, scoring_cases
 from valuelex.projective import judge as judge_module
 from valuelex.projective.instrument import DEFAULT_JUDGE
 from valuelex.projective.judge import LogprobJudge, answer_distribution
-from valuelex.store import ResponseStore
 
 CALL_ORDER = judge_module.call_order
 
@@ -72,7 +72,7 @@ class UpstreamServer(LlamaServer):
 
     def command(self) -> list[str]:
         cmd = super().command()
-        cmd[cmd.index("valuelex.llama_server")] = self.module
+        cmd[cmd.index("valuelex.llm.llama_server")] = self.module
         if not self.batch_threads:  # before issue 22 only --n_threads was passed
             i = cmd.index("--n_threads_batch")
             del cmd[i : i + 2]
@@ -113,7 +113,7 @@ def rubric_order(requests: list) -> list[int]:
 def judge_once(cases, urls: list[str], cards, config: str) -> tuple[float, dict[str, str]]:
     judge_module.call_order = rubric_order if config in RUBRIC_ORDER else CALL_ORDER
     with tempfile.TemporaryDirectory() as tmp:
-        judge = LogprobJudge(DEFAULT_JUDGE, mode="live", cards=cards, store_root=Path(tmp), progress=False)
+        judge = LogprobJudge(DEFAULT_JUDGE, mode="live", cards=cards, store=ResponseStore(Path(tmp)), progress=False)
         judge.runner.endpoints = {DEFAULT_JUDGE: urls}
         started = time.perf_counter()
         scored = judge.score(cases)
@@ -173,11 +173,13 @@ def main() -> int:
     args = parser.parse_args()
     cards = load_model_cards()
     card = cards[DEFAULT_JUDGE]
-    completions, _ = administer("projective_local", mode="replay", progress=False)
+    completions, _ = administer(
+        "projective_local", mode="replay", progress=False, store=ResponseStore(paths.DATASET / "projective")
+    )
     cases = scoring_cases(completions, load_instrument())
     cases = cases[cases["subdimension"] == args.subdimension]
     cases = cases[cases["stem"].isin(sorted(cases["stem"].unique())[: args.stems])].reset_index(drop=True)
-    stored = ResponseStore(paths.raw_store("judge"))
+    stored = ResponseStore(paths.DATASET / "judge")
     print(f"{len(cases)} panel cases: {args.subdimension}, stems {', '.join(sorted(cases['stem'].unique()))}")
     print(f"cores: {os.cpu_count()}; pool layout (servers, threads): {server_layout()}; load processes: {args.load}")
     print(f"load average before: {os.getloadavg()}")

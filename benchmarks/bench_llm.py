@@ -39,9 +39,11 @@ if str(ROOT) not in sys.path:  # the fault server is test equipment: tests/fault
     sys.path.insert(0, str(ROOT))
 
 from tests.fault_server import FaultServer, write_card  # noqa: E402
-from valuelex.config import load_model_cards  # noqa: E402
-from valuelex.llm import Limits, LLMRunner, Request  # noqa: E402
-from valuelex.store import SCHEMA, ResponseStore, canonical_json  # noqa: E402
+from valuelex.llm.cards import load_model_cards  # noqa: E402
+from valuelex.llm.limits import Limits  # noqa: E402
+from valuelex.llm.request import Request  # noqa: E402
+from valuelex.llm.runner import LLMRunner  # noqa: E402
+from valuelex.llm.store import SCHEMA, ResponseStore, canonical_json  # noqa: E402
 
 KEY_ENV = "VALUELEX_BENCH_KEY"
 LIVE_FLOOR = 0.80

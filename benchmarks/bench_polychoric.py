@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.test_polychoric import stress_case  # noqa: E402
 from valuelex import efa, lexicon, polychoric  # noqa: E402
+from valuelex.core import paths  # noqa: E402
 
 R_CODE = """
 suppressPackageStartupMessages(library(lavaan))
@@ -44,7 +45,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    counts = efa.prepare_matrix(lexicon.load_incidence(unit="respondent", coding="counts"), coding="counts").data
+    counts = efa.prepare_matrix(
+        lexicon.load_incidence(unit="respondent", coding="counts", folder=paths.COMMITTED_PROCESSED), coding="counts"
+    ).data
     used = (counts > 0).sum().sort_values(ascending=False, kind="stable")
     cases = {
         "stress case: 200 x 30 three-category items": stress_case(),

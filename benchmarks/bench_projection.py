@@ -55,11 +55,12 @@ print(json.dumps(times))
 
 def word_vectors(folder: Path) -> tuple[Path, int]:
     """Notebook 05's vectors of the committed lexicon (default run), saved as .npy."""
-    from valuelex import paths, semantic
+    from valuelex import semantic
+    from valuelex.core import paths
     from valuelex.settings import load_run
 
     run = load_run("default")
-    lexicon = semantic.read_lexicon(paths.PROCESSED / "lexicon.csv", min_count=run.semantic.min_count)
+    lexicon = semantic.read_lexicon(paths.COMMITTED_PROCESSED / "lexicon.csv", min_count=run.semantic.min_count)
     embedder = semantic.Embedder(run.semantic.model_dir, cache_dir=folder / "cache")
     vectors = embedder.embed_words(lexicon["word"].tolist(), semantic.resolve_template(run.semantic.template))
     np.save(folder / "words.npy", vectors)

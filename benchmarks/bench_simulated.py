@@ -27,11 +27,12 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from valuelex import elicit  # noqa: E402
-from valuelex.config import load_panel  # noqa: E402
-from valuelex.llm import Limits, LLMRunner  # noqa: E402
+from valuelex.llm.cards import load_panel  # noqa: E402
+from valuelex.llm.limits import Limits  # noqa: E402
+from valuelex.llm.runner import LLMRunner  # noqa: E402
+from valuelex.llm.store import ResponseStore  # noqa: E402
 from valuelex.simulated import Population, SimulatedServer, write_configs  # noqa: E402
 from valuelex.simulated.recovery import ask_of  # noqa: E402
-from valuelex.store import ResponseStore  # noqa: E402
 
 
 def in_process(requests: list, cards: dict, repeats: int) -> None:

@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from valuelex.llm.store import ResponseStore  # noqa: E402
 from valuelex.projective import LogprobJudge, load_instrument  # noqa: E402
 from valuelex.projective.instrument import clean_completion  # noqa: E402
 from valuelex.simulated import Ask, Population  # noqa: E402
@@ -63,7 +64,7 @@ def cases(population: Population) -> pd.DataFrame:
 def main() -> int:
     table = cases(Population.load())
     with tempfile.TemporaryDirectory() as store:
-        judge = LogprobJudge(mode="live", store_root=Path(store), progress=False)
+        judge = LogprobJudge(mode="live", store=ResponseStore(Path(store)), progress=False)
         start = time.perf_counter()
         scored = judge.score(table)
         seconds = time.perf_counter() - start

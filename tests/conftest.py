@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from valuelex import paths
-from valuelex.notebook import recorded
+from valuelex.core import paths
+from valuelex.core.display import recorded
 
 KERNEL = "valuelex"
 # semopy's results depend on Python's hash order; notebooks run in kernels that inherit this

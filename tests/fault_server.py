@@ -74,7 +74,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: make valuelex importable
     sys.path.insert(0, str(ROOT))
 
-from valuelex.local_models import stop_process  # noqa: E402
+from valuelex.llm.local import stop_process  # noqa: E402
 
 ODD_ANSWERS = ("list", "int", "surrogate", "badutf8", "nullchoice", "strmessage", "badusage", "html", "jsonlist")
 KINDS = (
@@ -82,7 +82,7 @@ KINDS = (
     "logprobecho", "escapedecho", "bigecho", *ODD_ANSWERS,
 )  # fmt: skip
 BIG_BODY = 70_000  # bytes of a bigecho body
-CUT_AT = 65_536  # the client's raw-body limit (valuelex.llm.MAX_RAW_BODY), which bigecho's key spans
+CUT_AT = 65_536  # the client's raw-body limit (valuelex.llm.wire.MAX_RAW_BODY), which bigecho's key spans
 _PLAN = re.compile(r"\[fault:([^\]]*)\]")
 _WORDS = ("honesty", "kindness", "fairness", "curiosity", "humility", "courage", "patience", "loyalty")
 

@@ -15,11 +15,14 @@ import logging
 import sys
 from pathlib import Path
 
-from valuelex import paths
-from valuelex.config import load_model_cards
-from valuelex.errors import run_main
-from valuelex.llm import Limits, LLMRunner, Request
-from valuelex.store import ResponseStore
+from valuelex.core.errors import run_main
+from valuelex.llm.cards import load_model_cards
+from valuelex.llm.limits import Limits
+from valuelex.llm.request import Request
+from valuelex.llm.runner import LLMRunner
+from valuelex.llm.store import ResponseStore
+from valuelex.settings import load_run
+from valuelex.stages import Folders
 
 
 def build_requests(pairs: list[list[str]]) -> list[Request]:
@@ -33,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--cards", required=True, type=Path)
     parser.add_argument("--messages", required=True, type=Path, help="JSON list of [model, message] pairs")
-    parser.add_argument("--store", type=Path, help="store folder (default: paths.raw_store(--study))")
+    parser.add_argument("--store", type=Path, help="store folder (default: the committed run's raw store/STUDY)")
     parser.add_argument("--study", default="live_test")
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--timeout", type=float, default=2.0)
@@ -43,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         args.log_file.parent.mkdir(parents=True, exist_ok=True)
         logging.basicConfig(filename=args.log_file, level=logging.DEBUG, format="%(name)s %(levelname)s %(message)s")
     cards = load_model_cards(args.cards)
-    store = ResponseStore(args.store or paths.raw_store(args.study))
+    store = ResponseStore(args.store or Folders.of(load_run()).raw / args.study)  # VALUELEX_RAW moves it
     limits = Limits(concurrency=args.concurrency, timeout_s=args.timeout, max_retries=3, backoff_base_s=0.05)
     runner = LLMRunner(cards, store, mode="live", limits=limits, progress=True)
     requests = build_requests(json.loads(args.messages.read_text(encoding="utf-8")))

@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from tests.conftest import IN_CI, run_notebook
-from valuelex import paths
-from valuelex.config import load_model_card
+from valuelex.core import paths
+from valuelex.llm.cards import load_model_card
 
 pytestmark = pytest.mark.llama
 
@@ -42,7 +42,7 @@ def _digest(folder: Path) -> dict[str, str]:
 def test_add_a_local_model(tmp_path: Path) -> None:
     _needs_llama()
     raw = tmp_path / "raw"
-    shutil.copytree(paths.RAW / "elicitation", raw / "elicitation")
+    shutil.copytree(paths.DATASET / "elicitation", raw / "elicitation")
     before = _digest(raw / "elicitation")
 
     # The researcher's steps: a card for the new model, and a panel that lists it with its own grid.
@@ -119,7 +119,7 @@ def _serve(gguf: Path, alias: str, log: Path):
     import time
     import urllib.request
 
-    from valuelex.local_models import free_port
+    from valuelex.llm.local import free_port
 
     port = free_port()
     command = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", alias,

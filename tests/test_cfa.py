@@ -260,7 +260,7 @@ def test_split_units_is_a_partition(hs_data):
 
 
 def test_fit_comparison_figure(hs_fit, tmp_path):
-    from valuelex.figures import save_figure
+    from valuelex.core.io import save_figure
 
     table = cfa.comparison_table([hs_fit, cfa.fit_cfa(cfa.one_factor_model(HS.words), holzinger39.get_data())])
     png, _ = save_figure(cfa.plot_fit_comparison(table), "fit", tmp_path)

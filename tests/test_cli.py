@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from valuelex import __version__, paths
+from valuelex import __version__
+from valuelex.core import paths
 
 SUBCOMMANDS = ("run", "plan", "check", "settings", "status", "verify", "adopt", "scorer-eval", "install-models")
 
 
-def _cli(*args: str, cwd=None, module: str = "valuelex.cli", timeout: float = 300) -> subprocess.CompletedProcess:
+def _cli(*args: str, cwd=None, module: str = "valuelex.app.cli", timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", module, *args],
         capture_output=True,
@@ -178,7 +179,7 @@ def test_the_default_run_with_a_set_never_writes_the_committed_outputs():
 
 def test_not_a_project_folder(tmp_path: Path):
     out = subprocess.run(
-        [sys.executable, "-m", "valuelex.cli", "settings"],
+        [sys.executable, "-m", "valuelex.app.cli", "settings"],
         capture_output=True,
         text=True,
         cwd=tmp_path,

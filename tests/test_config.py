@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from valuelex import paths
-from valuelex.config import (
-    ConfigError,
+from valuelex.core import paths
+from valuelex.core.errors import ConfigError
+from valuelex.llm.cards import (
     MissingKeyError,
     check_keys,
     check_run_keys,

@@ -17,7 +17,7 @@ The design keeps the test well under 6 minutes in CI (measured here, 2026-12-05,
    generic) x OpenBLAS kernel (as available) x threads (1, 2) runs the stages whose numbers depend on
    the CPU, from the committed inputs: the 2-D map (numba, BLAS, libm; notebook 05's
    ``semantic.project_2d``) and the factor analysis (BLAS; notebook 03's tetrachoric correlations and
-   ``efa.fit_efa``). ``valuelex verify`` (``report.verify(names=...)``) compares the tables they give
+   ``efa.fit_efa``). ``valuelex verify`` (``verify.verify(names=...)``) compares the tables they give
    with the committed ``semantic_clusters.csv``, ``efa_loadings.csv``, ``efa_variance.csv`` and
    ``efa_factor_correlations.csv``: each combination must end ``reproduced``. numba's CPU and
    OpenBLAS's kernel are fixed when the libraries load, so there is one process per (CPU, kernel)
@@ -46,7 +46,8 @@ from pathlib import Path
 
 import pytest
 
-from valuelex import paths, report
+from valuelex.app import verify
+from valuelex.core import paths
 
 ROOT = paths.ROOT
 STAGE_TABLES = (
@@ -114,7 +115,7 @@ def most_different_cpu() -> dict[str, str]:
 def require_x86_and_git() -> None:
     if platform.machine() not in ("x86_64", "AMD64") or "Sandybridge" not in available_kernels():
         pytest.skip("the CPU emulation uses x86-64 kernels (OpenBLAS Sandybridge needs AVX)")
-    if not report.committed_files(ROOT):
+    if not verify.committed_files(ROOT):
         pytest.skip("not a git clone: verify compares with the committed outputs at HEAD")
 
 
@@ -129,16 +130,17 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from valuelex import efa, figures, lexicon, paths, semantic
+from valuelex import efa, lexicon, semantic
+from valuelex.core import io as figures, paths
 from valuelex.settings import load_run
 
 vectors_file, out = Path(sys.argv[1]), Path(sys.argv[2])
 run = load_run("default")
 vectors = np.load(vectors_file)
-committed_map = pd.read_csv(paths.PROCESSED / "semantic_clusters.csv", keep_default_na=False)
-n_factors = sum(c.startswith("F") and c[1:].isdigit() for c in pd.read_csv(paths.FIGURES / "efa_loadings.csv").columns)
+committed_map = pd.read_csv(paths.COMMITTED_PROCESSED / "semantic_clusters.csv", keep_default_na=False)
+n_factors = sum(c.startswith("F") and c[1:].isdigit() for c in pd.read_csv(paths.COMMITTED_FIGURES / "efa_loadings.csv").columns)
 s = run.efa
-incidence = lexicon.load_incidence(unit=s.unit, coding=s.coding)
+incidence = lexicon.load_incidence(unit=s.unit, coding=s.coding, folder=paths.COMMITTED_PROCESSED)
 prepared = efa.prepare_matrix(
     incidence, coding=s.coding, min_frequency=s.min_frequency, min_units=s.min_units, max_words=s.max_words
 )
@@ -170,7 +172,7 @@ def word_vectors(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     run = load_run("default")
     folder = tmp_path_factory.mktemp("vectors")
-    lexicon = semantic.read_lexicon(paths.PROCESSED / "lexicon.csv", min_count=run.semantic.min_count)
+    lexicon = semantic.read_lexicon(paths.COMMITTED_PROCESSED / "lexicon.csv", min_count=run.semantic.min_count)
     embedder = semantic.Embedder(run.semantic.model_dir, cache_dir=folder / "cache")
     vectors = embedder.embed_words(lexicon["word"].tolist(), semantic.resolve_template(run.semantic.template))
     np.save(folder / "words.npy", vectors)
@@ -196,7 +198,7 @@ def test_cpu_sensitive_stages_under_every_combination(word_vectors: Path, tmp_pa
         for threads, pools in seen["threadpools"].items():  # the emulation took effect
             assert all(arch == kernel and n == int(threads) for api, arch, n in pools if api == "openblas"), pools
         for threads in ("1", "2"):
-            result = report.verify(
+            result = verify.verify(
                 root=ROOT, figures_dir=out / threads / "figures", processed_dir=out / threads / "processed",
                 names=list(STAGE_TABLES),
             )  # fmt: skip
@@ -222,7 +224,7 @@ def test_a_whole_run_on_the_most_different_cpu_is_reproduced(tmp_path: Path) -> 
     env = {**environment(**most_different_cpu()), **folders}
     run = subprocess.run([str(valuelex), "run"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=3600)
     assert run.returncode == 0, (run.stdout + run.stderr)[-5000:]  # every notebook ran (and its own verify passed)
-    verify = subprocess.run([str(valuelex), "verify"], cwd=ROOT, env=env, capture_output=True, text=True)
-    last = verify.stdout.strip().splitlines()[-1] if verify.stdout.strip() else ""
-    assert verify.returncode == 0 and last.startswith("verdict: reproduced"), verify.stdout[-5000:] + verify.stderr
-    print(verify.stdout)
+    checked = subprocess.run([str(valuelex), "verify"], cwd=ROOT, env=env, capture_output=True, text=True)
+    last = checked.stdout.strip().splitlines()[-1] if checked.stdout.strip() else ""
+    assert checked.returncode == 0 and last.startswith("verdict: reproduced"), checked.stdout[-5000:] + checked.stderr
+    print(checked.stdout)

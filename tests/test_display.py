@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from valuelex.display import Report, format_number, format_p
+from valuelex.core.display import Report, format_number, format_p
 
 
 class _Example(Report):

@@ -317,7 +317,7 @@ def test_small_messy_data_degrades_gracefully():
 
 
 def test_figures_draw(sim_data, tmp_path):
-    from valuelex.figures import save_figure
+    from valuelex.core.io import save_figure
 
     analysis = efa.analyse(sim_data.iloc[:, :30], parallel_iter=5, seed=0)
     boot = efa.bootstrap_stability(analysis.prepared.data, analysis.result, n_boot=3, seed=0)
@@ -546,3 +546,15 @@ def test_factor_model_association_separates_model_vocabulary_from_shared_values(
     assert table.loc["F2", "eta_squared"] == 0.0
     assert table.loc["F1", "a"] == 1.0 and table.loc["F1", "b"] == 0.0
     assert table.loc["F2", "words"] == 2
+
+
+def test_analyse_options_are_exactly_the_settings_analyse_takes():
+    """``EFASettings.analyse_options`` names the settings analyse does not take (efa imports settings, not
+    the other way round): every other setting is an argument of ``efa.analyse``, and those are not."""
+    import dataclasses
+    import inspect
+
+    takes = set(inspect.signature(efa.analyse).parameters)
+    fields = {f.name for f in dataclasses.fields(EFASettings)}
+    assert set(EFASettings().analyse_options()) == fields & takes
+    assert not set(EFASettings.NOT_ANALYSED) & takes

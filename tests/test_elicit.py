@@ -13,9 +13,10 @@ import pandas as pd
 import pytest
 
 from tests.conftest import run_notebook
-from valuelex import paths
-from valuelex.config import ConfigError, load_panel
+from valuelex.core import paths
+from valuelex.core.errors import ConfigError
 from valuelex.elicit import build_requests, load_prompts
+from valuelex.llm.cards import load_panel
 from valuelex.parse import parse_responses
 
 GOOD = """\
@@ -170,7 +171,7 @@ def test_notebook_01_with_failed_calls_in_the_store(tmp_path: Path):
     """Final errors in the store are answers with status "error": counted, shown, never parsed."""
     raw = tmp_path / "raw" / "elicitation"
     raw.mkdir(parents=True)
-    shard = paths.RAW / "elicitation" / "smollm2-135m-instruct.jsonl"
+    shard = paths.DATASET / "elicitation" / "smollm2-135m-instruct.jsonl"
     failed = 0
     lines = []
     for line in shard.read_text(encoding="utf-8").splitlines():

@@ -1,4 +1,4 @@
-"""One-line errors and exit codes for every entry point (valuelex.errors)."""
+"""One-line errors and exit codes for every entry point (valuelex.core.errors)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from valuelex.config import ConfigError, MissingKeyError
-from valuelex.errors import RunFailed, UserError, notebook_error, run_main, user_error_names
-from valuelex.llm import AllCallsFailed
-from valuelex.store import StoreBusy, StoreMiss
+from valuelex.app.pipeline import notebook_error, user_error_names
+from valuelex.core.errors import ConfigError, RunFailed, UserError, run_main
+from valuelex.llm.cards import MissingKeyError
+from valuelex.llm.runner import AllCallsFailed
+from valuelex.llm.store import StoreBusy, StoreMiss
 
 
 def test_run_main_turns_user_errors_into_one_line_and_exit_code_2(capsys):

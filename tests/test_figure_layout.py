@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.text import Text
 
-from valuelex import human_values, labels, lexicon, semantic
+from valuelex import human_values, lexicon, semantic
+from valuelex.plots import labels
 
 
 def cfa_table() -> pd.DataFrame:

@@ -11,9 +11,8 @@ from pathlib import Path  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
 
-from valuelex import figures  # noqa: E402
+from valuelex.core import io as figures  # noqa: E402
 
 
 def _loadings(noise: float = 0.0) -> pd.DataFrame:
@@ -71,11 +70,11 @@ def test_index_is_written_as_pandas_writes_it(tmp_path: Path) -> None:
     assert pd.read_csv(path, index_col="word").shape == (2, 4)
 
 
-def test_save_data_goes_to_processed_and_takes_an_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(figures.paths, "PROCESSED", tmp_path / "processed")
+def test_save_data_goes_to_the_folder_given_and_takes_an_override(tmp_path: Path) -> None:
     table = pd.DataFrame({"word": ["a"], "weight": [0.123456789]})
-    assert figures.save_data(table, "weights").read_text() == "word,weight\na,0.1235\n"  # default: 4 significant
-    figures.save_data(table, "weights", quantities={"weight": "loading"})
+    saved = figures.save_data(table, "weights", tmp_path / "processed")
+    assert saved.read_text() == "word,weight\na,0.1235\n"  # default: 4 significant
+    figures.save_data(table, "weights", tmp_path / "processed", quantities={"weight": "loading"})
     assert (tmp_path / "processed" / "weights.csv").read_text() == "word,weight\na,0.123\n"
 
 

@@ -22,8 +22,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from valuelex import findings, paths
-from valuelex.notebook import recorded
+from valuelex import findings
+from valuelex.core import paths
+from valuelex.core.display import recorded
 
 #: The default run's own numbers, as the notebooks' markdown used to state them (the committed local
 #: panel: 120 respondents, 1,800 answers, 6,332 descriptors of 1,736 terms, a lexicon of 143 words, 123

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from valuelex import paths
+from valuelex.core import paths
 
 
 def _run(cmd: list[str], cwd: Path, timeout: float = 1200) -> subprocess.CompletedProcess:

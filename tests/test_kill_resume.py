@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from tests.fault_server import FaultServer, answer_text, write_card
-from valuelex.paths import ROOT
-from valuelex.store import ResponseStore
+from valuelex.core.paths import ROOT
+from valuelex.llm.store import ResponseStore
 
 SCRIPT = Path(__file__).with_name("llm_live_run.py")
 N = 60

@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from valuelex import labels
+from valuelex.plots import labels
 
 
 def crowded_figure() -> tuple[plt.Figure, list]:

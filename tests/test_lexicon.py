@@ -311,8 +311,8 @@ REAL_ANSWERS = {
 def test_real_answers_topics_dropped_and_stem_collisions_kept_apart(rules: LexiconRules) -> None:
     from pathlib import Path
 
+    from valuelex.llm.store import ResponseStore
     from valuelex.parse import parse_answer
-    from valuelex.store import ResponseStore
 
     store = ResponseStore(Path(__file__).parent.parent / "data" / "raw" / "elicitation", announce=False)
     texts = {r["key"]: r["text"] for r in store.records() if r["key"] in REAL_ANSWERS and r["status"] == "ok"}

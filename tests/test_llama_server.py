@@ -1,4 +1,4 @@
-"""``valuelex.llama_server``: llama-cpp-python's server with log-probabilities computed only for the rows read."""
+"""``valuelex.llm.llama_server``: llama-cpp-python's server with log-probabilities computed only for the rows read."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import os
 import numpy as np
 import pytest
 
-from valuelex.config import ConfigError
-from valuelex.llama_server import RowwiseLogprobs, patch_logprobs
-from valuelex.local_models import server_layout
+from valuelex.core.errors import ConfigError
+from valuelex.llm.llama_server import RowwiseLogprobs, patch_logprobs
+from valuelex.llm.local import server_layout
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -83,8 +83,8 @@ def test_patched_llama_cpp_gives_upstream_values():
 def test_patched_eval_computes_logits_of_the_last_token_only_and_answers_alike():
     """SmolLM2 in process: after ``patch_eval`` only the last prompt token's row of ``scores`` is written,
     and the answer (greedy text) and its log-probabilities are upstream's."""
-    from valuelex.config import load_model_cards
-    from valuelex.local_models import gguf_path
+    from valuelex.llm.cards import load_model_cards
+    from valuelex.llm.local import gguf_path
 
     if (
         importlib.util.find_spec("llama_cpp") is None
@@ -95,7 +95,7 @@ def test_patched_eval_computes_logits_of_the_last_token_only_and_answers_alike()
         pytest.skip("llama-cpp-python or the SmolLM2 GGUF is missing")
     from llama_cpp import Llama
 
-    from valuelex.llama_server import patch_eval
+    from valuelex.llm.llama_server import patch_eval
 
     path = str(gguf_path(load_model_cards()["smollm2-135m-instruct"]))
     prompt = "Rate from 1 to 5 how kind this is: 'I listen before I answer.' Rating:"

@@ -15,30 +15,25 @@ import httpx2
 import openai
 import pytest
 
-from valuelex.config import ModelCard, Panel, Respondent
-from valuelex.errors import UserError
-from valuelex.llm import (
+from valuelex.core.errors import UserError
+from valuelex.llm.cards import ModelCard, Panel, Respondent
+from valuelex.llm.limits import Limits
+from valuelex.llm.request import Request, panel_requests, respondent_columns
+from valuelex.llm.runner import LLMRunner, NoUsableAnswers, Plan, default_validator
+from valuelex.llm.store import ResponseStore, StoreMiss, canonical_json
+from valuelex.llm.wire import (
     MAX_RAW_BODY,
-    Limits,
-    LLMRunner,
     MalformedResponse,
-    NoUsableAnswers,
-    Plan,
-    Request,
-    _retry_after,
     body_text,
-    default_validator,
     describe_failure,
-    panel_requests,
     parse_completion,
     redact,
     redact_record,
     redact_values,
     redactor,
     request_body,
-    respondent_columns,
+    retry_after,
 )
-from valuelex.store import ResponseStore, StoreMiss, canonical_json
 
 CARD = ModelCard(
     name="m",
@@ -241,14 +236,14 @@ def test_redact_record_cleans_every_text_but_not_the_request():
 
 def test_retry_after_headers():
     now = datetime.now(UTC)
-    assert _retry_after(_status_error(429, b"", {"retry-after-ms": "1500"})) == 1.5
-    assert _retry_after(_status_error(429, b"", {"Retry-After": "7"})) == 7.0
+    assert retry_after(_status_error(429, b"", {"retry-after-ms": "1500"})) == 1.5
+    assert retry_after(_status_error(429, b"", {"Retry-After": "7"})) == 7.0
     later = email.utils.format_datetime(now + timedelta(seconds=30), usegmt=True)
-    assert 25 < _retry_after(_status_error(429, b"", {"Retry-After": later})) <= 30  # type: ignore[operator]
-    assert _retry_after(_status_error(429, b"", {"Retry-After": "soon"})) is None
-    assert _retry_after(_status_error(429, b"", {"Retry-After": "-5"})) == 0.0
-    assert _retry_after(_status_error(429, b"", {})) is None
-    assert _retry_after(TimeoutError()) is None
+    assert 25 < retry_after(_status_error(429, b"", {"Retry-After": later})) <= 30  # type: ignore[operator]
+    assert retry_after(_status_error(429, b"", {"Retry-After": "soon"})) is None
+    assert retry_after(_status_error(429, b"", {"Retry-After": "-5"})) == 0.0
+    assert retry_after(_status_error(429, b"", {})) is None
+    assert retry_after(TimeoutError()) is None
 
 
 def test_default_validator():
@@ -406,7 +401,7 @@ def _waits(monkeypatch, limits: Limits, retries: int, exc: BaseException) -> lis
     """The waits _wait_before_retry asks for (asyncio.sleep recorded, jitter fixed at its middle)."""
     import asyncio
 
-    import valuelex.llm as llm
+    import valuelex.llm.runner as llm
 
     waits: list[float] = []
 
@@ -428,7 +423,7 @@ def test_backoff_doubles_up_to_its_maximum(monkeypatch):
 def test_jitter_scales_the_backoff_between_half_and_one_and_a_half(monkeypatch):
     import asyncio
 
-    import valuelex.llm as llm
+    import valuelex.llm.runner as llm
 
     waits: list[float] = []
 
@@ -474,7 +469,7 @@ class _Clock:
 def _limited(monkeypatch, rpm, tpm, tokens: list[float], gap: float = 0.0) -> _Clock:
     import asyncio
 
-    import valuelex.llm as llm
+    import valuelex.llm.limits as llm
 
     clock = _Clock()
     monkeypatch.setattr(llm.time, "monotonic", clock.monotonic)
@@ -510,7 +505,7 @@ def test_a_wait_is_never_shorter_than_ten_milliseconds(monkeypatch):
 
 
 def test_effective_limits_take_the_tighter_of_runner_and_card():
-    from valuelex.llm import effective_limits
+    from valuelex.llm.limits import effective_limits
 
     assert effective_limits(Limits(concurrency=8), CARD) == (8, None, None)
     card = replace(CARD, concurrency=2, rpm=60.0, tpm=None)
@@ -522,7 +517,7 @@ def test_effective_limits_take_the_tighter_of_runner_and_card():
 
 # small things -------------------------------------------------------------------------------
 def test_token_estimates():
-    from valuelex.llm import estimate_tokens
+    from valuelex.llm.limits import estimate_tokens
 
     assert (estimate_tokens(""), estimate_tokens("abc"), estimate_tokens("abcdefgh"), estimate_tokens("x" * 9)) == (
         1,
@@ -540,10 +535,10 @@ def test_keys_of_six_characters_are_redacted():
 
 
 def test_more_retry_after_forms():
-    assert _retry_after(_status_error(429, b"", {"retry-after-ms": "-5"})) == 0.0
+    assert retry_after(_status_error(429, b"", {"retry-after-ms": "-5"})) == 0.0
     naive = email.utils.format_datetime(datetime.now(UTC).replace(tzinfo=None) + timedelta(seconds=20))
-    assert naive.endswith("-0000") and 15 < _retry_after(_status_error(429, b"", {"Retry-After": naive})) <= 20  # type: ignore[operator]
-    assert _retry_after(_status_error(429, b"", {"retry-after-ms": "soon"})) is None
+    assert naive.endswith("-0000") and 15 < retry_after(_status_error(429, b"", {"Retry-After": naive})) <= 20  # type: ignore[operator]
+    assert retry_after(_status_error(429, b"", {"retry-after-ms": "soon"})) is None
 
 
 def test_a_completions_card_without_template_sends_the_question():
@@ -642,7 +637,7 @@ def test_plan_costs_per_model(tmp_path: Path):
 
 def test_a_retry_after_date_in_the_past_means_now():
     past = email.utils.format_datetime(datetime.now(UTC) - timedelta(seconds=30), usegmt=True)
-    assert _retry_after(_status_error(429, b"", {"Retry-After": past})) == 0.0
+    assert retry_after(_status_error(429, b"", {"Retry-After": past})) == 0.0
 
 
 def test_zero_tokens_are_a_count():
@@ -666,8 +661,8 @@ def test_the_canonical_request_is_pinned():
 
 
 def test_the_committed_elicitation_requests_all_have_their_records():
-    from valuelex.config import load_panel
     from valuelex.elicit import build_requests, load_prompts
+    from valuelex.llm.cards import load_panel
 
     panel = load_panel("local")
     store = ResponseStore(Path(__file__).parent.parent / "data" / "raw" / "elicitation", announce=False)
@@ -707,7 +702,7 @@ def test_a_cut_key_at_the_end_of_a_text_is_removed_once():
 
 
 def test_no_usable_answer_names_the_error_types(tmp_path: Path):
-    from valuelex.llm import NoUsableAnswers
+    from valuelex.llm.runner import NoUsableAnswers
 
     store = ResponseStore(tmp_path)
     reqs = [replace(REQ, prompt_id=f"p{i}") for i in range(3)]
@@ -760,3 +755,16 @@ def test_a_cut_inside_a_multibyte_character_drops_the_partial_character():
     raw = ("\u20ac" * 30_000).encode("utf-8")  # 90,000 bytes; 65,536 is not a multiple of 3
     kept = body_text(raw, [])
     assert kept == "\u20ac" * (MAX_RAW_BODY // 3) + f"[... {len(raw) - MAX_RAW_BODY} more bytes]"
+
+
+def test_run_report_prints_as_a_report_not_a_dataclass():
+    from valuelex.llm.runner import RunReport
+
+    report = RunReport(requested=120, hits=118, calls=2, sent=2)
+    report.add_usage("m", 100, 40, 0.0)
+    report.errors["http_401"] += 1
+    for shown in (str(report), repr(report)):
+        assert shown.startswith("LLM calls: 120 requests, 118 from the store, 2 answered now")
+        assert "RunReport(" not in shown and "Counter(" not in shown and "{" not in shown
+        assert "http_401  1" in shown and "Usage per model" in shown
+    assert report.metrics()["errors"] == {"http_401": 1}

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from valuelex import paths
-from valuelex.store import ResponseStore
+from valuelex.core import paths
+from valuelex.llm.store import ResponseStore
 
 SHARD = "smollm2-135m-instruct.jsonl"
 
@@ -60,7 +60,7 @@ def run_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, list
 
 def valuelex(*args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "VALUELEX_RETRY"}
-    command = [sys.executable, "-m", "valuelex.cli", *args]
+    command = [sys.executable, "-m", "valuelex.app.cli", *args]
     return subprocess.run(command, capture_output=True, text=True, env=env, cwd=paths.ROOT, timeout=300)
 
 

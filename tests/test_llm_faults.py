@@ -19,11 +19,13 @@ from pathlib import Path
 import pytest
 
 from tests.fault_server import ODD_ANSWERS, FaultServer, answer_text, write_card
-from valuelex import paths
-from valuelex.config import MissingKeyError, load_model_cards
-from valuelex.errors import UserError
-from valuelex.llm import AllCallsFailed, Limits, LLMRunner, NoUsableAnswers, Request, UnansweredRequests
-from valuelex.store import ResponseStore, StoreMiss, StoreUnwritable
+from valuelex.core import paths
+from valuelex.core.errors import UserError
+from valuelex.llm.cards import MissingKeyError, load_model_cards
+from valuelex.llm.limits import Limits
+from valuelex.llm.request import Request
+from valuelex.llm.runner import AllCallsFailed, LLMRunner, NoUsableAnswers, UnansweredRequests
+from valuelex.llm.store import ResponseStore, StoreMiss, StoreUnwritable
 
 TIMEOUT_S = 1.0
 LIMITS = Limits(concurrency=8, timeout_s=TIMEOUT_S, max_retries=3, max_reasks=2, backoff_base_s=0.05)

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from valuelex import paths
-from valuelex.config import load_model_cards
-from valuelex.llm import Limits, LLMRunner, Request
-from valuelex.local_models import LlamaServer, gguf_path
-from valuelex.store import ResponseStore
+from valuelex.llm.cards import load_model_cards
+from valuelex.llm.limits import Limits
+from valuelex.llm.local import DEFAULT_LOG_DIR, LlamaServer, gguf_path
+from valuelex.llm.request import Request
+from valuelex.llm.runner import LLMRunner
+from valuelex.llm.store import ResponseStore
 
 pytestmark = pytest.mark.llama
 CARD_NAME = "smollm2-135m-instruct"
@@ -71,7 +72,9 @@ def our_llama_children() -> list[int]:
             cmdline = (stat.parent / "cmdline").read_bytes()
         except OSError:
             continue
-        if int(fields[1]) == os.getpid() and (b"llama_cpp.server" in cmdline or b"valuelex.llama_server" in cmdline):
+        if int(fields[1]) == os.getpid() and (
+            b"llama_cpp.server" in cmdline or b"valuelex.llm.llama_server" in cmdline
+        ):
             pids.append(int(stat.parent.name))
     return pids
 
@@ -124,7 +127,7 @@ def test_runner_starts_and_stops_its_own_server_pool(card, tmp_path: Path, monke
     """Live mode on a llama_cpp card with no endpoint given: the runner runs a pool of servers itself,
     each answering its own contiguous share of the requests (here one each)."""
     monkeypatch.setenv("VALUELEX_LLAMA_SERVERS", "2")
-    logs = [paths.LOGS / f"llama_server_{card.model}_{i}.log" for i in range(2)]
+    logs = [DEFAULT_LOG_DIR / f"llama_server_{card.model}_{i}.log" for i in range(2)]
     before = [log.stat().st_size if log.exists() else 0 for log in logs]
     runner = LLMRunner(
         {CARD_NAME: card},

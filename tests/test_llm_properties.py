@@ -25,9 +25,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from valuelex.config import ModelCard
-from valuelex.llm import MAX_RAW_BODY, REDACT_ANYWHERE, REDACTED, Request, body_text, redact, redact_record
-from valuelex.store import (
+from valuelex.llm.cards import ModelCard
+from valuelex.llm.request import Request
+from valuelex.llm.store import (
     MESSAGE_FIELDS,
     PARAMS_FIELDS,
     RECORD_FIELDS,
@@ -39,8 +39,9 @@ from valuelex.store import (
     request_key,
     validate_record,
 )
+from valuelex.llm.wire import MAX_RAW_BODY, REDACT_ANYWHERE, REDACTED, body_text, redact, redact_record
 
-# Keys: printable, no whitespace (valuelex.config refuses keys with spaces or control characters).
+# Keys: printable, no whitespace (valuelex.llm.cards refuses keys with spaces or control characters).
 KEY_CHARS = st.characters(
     codec="utf-8", categories=("L", "N", "P", "S"), exclude_characters="\u2028\u2029"
 )  # letters, digits, punctuation, symbols, any script
@@ -252,7 +253,7 @@ def test_validation_answers_the_same_whether_the_records_shape_is_known_or_not(e
     answer is the same with every memo empty as after a good record of its shape and the unedited one."""
     import copy
 
-    import valuelex.store as store_module
+    import valuelex.llm.store as store_module
 
     rec = copy.deepcopy(_record(i))
     rec["error"] = {"type": "http_500", "message": None}

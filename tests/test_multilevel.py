@@ -13,6 +13,7 @@ from scipy import optimize, stats
 
 from tests.conftest import require_rscript
 from valuelex import efa, lexicon, multilevel, simulate
+from valuelex.core import paths
 from valuelex.settings import EFASettings
 
 R_SCRIPTS = Path(__file__).parent / "r"
@@ -31,14 +32,14 @@ def vocabulary_panel(
 def _statsby_cases(out: Path) -> dict[str, tuple[pd.DataFrame, list[str]]]:
     """Data shaped like ours: the committed local panel (4 models x 30 respondents, sparse 0/1 words),
     a simulated panel with unequal model sizes, and response-level units grouped by model and prompt."""
-    respondents = lexicon.load_respondents()
-    panel = efa.prepare_matrix(lexicon.load_incidence()).data.astype(int)
+    respondents = lexicon.load_respondents(paths.COMMITTED_PROCESSED)
+    panel = efa.prepare_matrix(lexicon.load_incidence(folder=paths.COMMITTED_PROCESSED)).data.astype(int)
     local = panel.assign(model=multilevel.unit_models(panel.index, respondents).to_numpy())
     _, sim = vocabulary_panel(n_models=6, per_model=25, seed=3)
     keep = np.r_[0:25, 25:35, 50:75, 75:90, 100:125, 125:150]  # unequal groups: 25, 10, 25, 15, 25, 25
     uneven = efa.prepare_matrix(sim.incidence.iloc[keep], max_words=None).data.astype(int)
     uneven = uneven.assign(model=sim.models.iloc[keep].to_numpy())
-    responses = lexicon.load_incidence(unit="response")
+    responses = lexicon.load_incidence(unit="response", folder=paths.COMMITTED_PROCESSED)
     groups = multilevel.response_groups(responses.index, respondents)
     words = efa.prepare_matrix(responses).data.columns[:8]
     crossed = responses[words].assign(model=groups["model"].to_numpy(), prompt=groups["prompt"].to_numpy())
@@ -346,7 +347,7 @@ def test_crossed_decomposition_adds_up_in_a_balanced_design():
 
 
 def test_response_groups_and_unit_models():
-    respondents = lexicon.load_respondents()
+    respondents = lexicon.load_respondents(paths.COMMITTED_PROCESSED)
     first = respondents["respondent"].iloc[0]
     index = pd.Index([f"{first}|p03|0", first])
     assert list(multilevel.unit_models(index, respondents)) == [respondents["model"].iloc[0]] * 2

@@ -285,7 +285,7 @@ def test_real_pins_parse_as_written():
 
 
 def test_real_pins_are_in_the_store():
-    from valuelex.store import ResponseStore
+    from valuelex.llm.store import ResponseStore
 
     store = ResponseStore(Path(__file__).parent.parent / "data" / "raw" / "elicitation", announce=False)
     texts = {r["key"]: r["text"] for r in store.records() if r["status"] == "ok"}

@@ -14,8 +14,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from valuelex import pipeline
-from valuelex.config import ConfigError
+from valuelex.app import pipeline
+from valuelex.core.errors import ConfigError
 
 NAMES = ["01_elicitation", "02_lexicon", "03_efa", "04_cfa", "05_semantic_clusters", "06_projective"]
 
@@ -42,7 +42,7 @@ def test_a_value_that_names_several_notebooks_or_an_empty_selection_is_a_mistake
 
 
 def test_a_run_other_than_the_committed_one_writes_only_its_own_folders(tmp_path: Path, monkeypatch):
-    from valuelex import paths
+    from valuelex.core import paths
     from valuelex.settings import load_run
 
     for name in ("PROCESSED", "FIGURES", "BUILD", "RAW", "RAW_BASE"):
@@ -119,9 +119,10 @@ def test_a_signal_stops_the_notebook_and_its_kernel(tmp_path: Path):
     script = (
         "import sys\n"
         "from pathlib import Path\n"
-        "from valuelex import pipeline, settings\n"
+        "from valuelex import settings, stages\n"
+        "from valuelex.app import pipeline\n"
         "run = settings.load_run('default')\n"
-        f"folders = pipeline.Folders(Path({str(tmp_path)!r}) / 'p', Path({str(tmp_path)!r}) / 'f', "
+        f"folders = stages.Folders(Path({str(tmp_path)!r}) / 'p', Path({str(tmp_path)!r}) / 'f', "
         f"Path({str(tmp_path)!r}) / 'b', run.raw_dir)\n"
         "try:\n"
         f"    pipeline.execute(Path({str(notebook)!r}), run, folders, {{}})\n"

@@ -24,23 +24,25 @@ from pathlib import Path
 import pytest
 
 from tests.fault_server import FaultServer, write_card
-from valuelex import paths
+from valuelex.core import paths
 
 ROOT = paths.ROOT
 N = 1000
 LIVE_NOTEBOOK = """\
 import json, os, pathlib
-from valuelex import notebook
-settings = notebook.start(run, overrides)
+from valuelex import stages
+settings = stages.start(run, overrides).settings
 live = json.loads(pathlib.Path("../live.json").read_text())
 papermill = os.getppid()
 valuelex = int(pathlib.Path(f"/proc/{papermill}/stat").read_text().rsplit(")", 1)[1].split()[1])
 pids = {"kernel": os.getpid(), "papermill": papermill, "valuelex": valuelex}
 pathlib.Path("../pids.json").write_text(json.dumps(pids))
 
-from valuelex.config import load_model_cards
-from valuelex.llm import Limits, LLMRunner, Request
-from valuelex.store import ResponseStore
+from valuelex.llm.cards import load_model_cards
+from valuelex.llm.limits import Limits
+from valuelex.llm.request import Request
+from valuelex.llm.runner import LLMRunner
+from valuelex.llm.store import ResponseStore
 
 requests = [
     Request("fault-chat", (("user", f"question {i}"),), 0.7, 1.0, 16, prompt_id=f"q{i}") for i in range(live["n"])

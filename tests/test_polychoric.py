@@ -65,8 +65,9 @@ def empty_cells_case() -> pd.DataFrame:
 def word_counts() -> pd.DataFrame:
     """Our word counts (``efa.coding: counts``): the 40 most used lexicon words of the committed panel."""
     from valuelex import efa, lexicon
+    from valuelex.core import paths
 
-    incidence = lexicon.load_incidence(unit="respondent", coding="counts")
+    incidence = lexicon.load_incidence(unit="respondent", coding="counts", folder=paths.COMMITTED_PROCESSED)
     prepared = efa.prepare_matrix(incidence, coding="counts")
     used = (prepared.data > 0).sum().sort_values(ascending=False, kind="stable")
     return prepared.data[list(used.index[:40])].astype(int)

@@ -8,9 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from valuelex import figure1, precision, semantic
-from valuelex.precision import QUANTITIES, choose, format_value, quantity_of
-from valuelex.report import _cell_differs
+from valuelex import semantic
+from valuelex.app.verify import _cell_differs
+from valuelex.core import precision
+from valuelex.core.precision import QUANTITIES, choose, format_value, quantity_of
+from valuelex.plots import figure1
 
 
 @pytest.mark.parametrize(

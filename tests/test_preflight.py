@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from valuelex import paths, plan, preflight
-from valuelex.config import load_model_card
-from valuelex.local_models import free_port
+from valuelex.app import plan, preflight
+from valuelex.core import paths
+from valuelex.llm.cards import load_model_card
+from valuelex.llm.local import free_port
 from valuelex.settings import load_run
 
 

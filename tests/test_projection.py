@@ -13,7 +13,7 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from valuelex import projection, semantic
-from valuelex.precision import QUANTITIES
+from valuelex.core.precision import QUANTITIES
 
 umap = pytest.importorskip("umap", reason="umap-learn not installed: projection='tsne' or 'pca' still work")
 

@@ -12,9 +12,10 @@ from scipy import stats
 
 from tests.conftest import IN_CI, run_notebook
 from valuelex import projective as pj
-from valuelex.config import load_panel
-from valuelex.local_models import gguf_path
-from valuelex.store import ResponseStore, StoreMiss
+from valuelex.core import paths
+from valuelex.llm.cards import load_panel
+from valuelex.llm.local import gguf_path
+from valuelex.llm.store import ResponseStore, StoreMiss
 
 
 def test_instrument_covers_every_subdimension() -> None:
@@ -113,7 +114,7 @@ def test_parse_verdict(text: str | None, status: str, score: int | None) -> None
 
 
 def test_judge_scorer_replays_and_counts_invalid_answers(tmp_path: Path) -> None:
-    judge = pj.JudgeScorer(mode="replay", store_root=tmp_path)
+    judge = pj.JudgeScorer(mode="replay", store=ResponseStore(tmp_path))
     cases = pd.DataFrame(
         {
             "stem": ["When someone tells me they feel sad, I...", "I hate...", "I hate..."],
@@ -139,7 +140,7 @@ def test_judge_scorer_replays_and_counts_invalid_answers(tmp_path: Path) -> None
                 "timestamp": "2026-01-01T00:00:00",
             }  # fmt: skip
         )
-    scored = pj.JudgeScorer(mode="replay", store_root=tmp_path).score(cases)
+    scored = pj.JudgeScorer(mode="replay", store=ResponseStore(tmp_path)).score(cases)
     assert scored["status"].tolist() == ["ok", "refused", "invalid"]
     assert scored["score"].iloc[0] == 1.0 and scored["score"][1:].isna().all()
     assert scored["valid"].tolist() == [True, False, False]
@@ -219,7 +220,7 @@ def test_live_administration_with_smollm_then_replay(tmp_path: Path) -> None:
         if IN_CI:
             pytest.fail("llama-cpp-python or the SmolLM2 GGUF is missing (./run_tests.sh installs them)")
         pytest.skip("llama-cpp-python or the SmolLM2 GGUF is missing")
-    kw = {"stem_ids": ["c01", "so1"], "max_models": 1, "respondents_per_model": 1, "store_root": tmp_path}
+    kw = {"stem_ids": ["c01", "so1"], "max_models": 1, "respondents_per_model": 1, "store": ResponseStore(tmp_path)}
     live, runner = pj.administer(panel, mode="live", progress=False, **kw)
     assert runner.report.calls == 2 and len(live) == 2
     again, replay = pj.administer(panel, mode="replay", progress=False, **kw)
@@ -292,10 +293,14 @@ def test_score_panel_states_its_fallback() -> None:
     cases = _cases(["check every fact twice before I answer", "make things up"])
     cases["key"] = ["k1", "k2"]
     cases["model"] = "m"
-    scoring = pj.score_panel(cases, "stance", "embedding", "embedding")
+    scoring = pj.score_panel(
+        cases, "stance", "embedding", "embedding", judge_store=ResponseStore(paths.DATASET / "judge")
+    )
     assert scoring.used == "embedding" and scoring.main == "stance" and scoring.coverage == 0.0
     assert scoring.second_name == "stance" and scoring.second is not None and scoring.second.empty
     assert "has not scored every case yet" in str(scoring)
     assert scoring.metrics()["coverage"] == 0.0
     with pytest.raises(StoreMiss):
-        pj.score_panel(cases, "stance", "embedding", None)  # no fallback asked for: the miss is an error
+        pj.score_panel(
+            cases, "stance", "embedding", None, judge_store=ResponseStore(paths.DATASET / "judge")
+        )  # no fallback asked for: the miss is an error

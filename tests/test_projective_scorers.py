@@ -12,9 +12,11 @@ import pytest
 
 from tests.conftest import IN_CI
 from valuelex import projective as pj
-from valuelex.config import ConfigError, load_model_cards
-from valuelex.local_models import gguf_path
-from valuelex.store import ResponseStore, StoreMiss
+from valuelex.core import paths
+from valuelex.core.errors import ConfigError
+from valuelex.llm.cards import load_model_cards
+from valuelex.llm.local import gguf_path
+from valuelex.llm.store import ResponseStore, StoreMiss
 
 CASES = pd.DataFrame(
     {
@@ -75,7 +77,7 @@ def _store_answers(judge: pj.LogprobJudge, root: Path, answers: list[dict | None
 
 
 def test_logprob_judge_replays_and_flags_off_scale(tmp_path: Path) -> None:
-    judge = pj.LogprobJudge(mode="replay", store_root=tmp_path, progress=False)
+    judge = pj.LogprobJudge(mode="replay", store=ResponseStore(tmp_path), progress=False)
     requests = judge.requests(CASES)
     assert all(r.max_tokens == 1 and r.temperature == 0 for r in requests)
     assert dict(requests[0].extra) == {"logprobs": True, "top_logprobs": 20}  # the card's chat API
@@ -86,7 +88,7 @@ def test_logprob_judge_replays_and_flags_off_scale(tmp_path: Path) -> None:
     nothing = judge.score(CASES, stored_only=True)  # replay what is there: nothing yet
     assert (nothing["status"] == "not judged").all() and not nothing["valid"].any()
     _store_answers(judge, tmp_path, [_chat_logprobs({"5": 0.9, "4": 0.1}), _chat_logprobs({"1": 0.8, "2": 0.2}), None])
-    scored = pj.LogprobJudge(mode="replay", store_root=tmp_path, progress=False).score(CASES)
+    scored = pj.LogprobJudge(mode="replay", store=ResponseStore(tmp_path), progress=False).score(CASES)
     assert scored["status"].tolist() == ["ok", "ok", "off-scale"]
     assert scored["judge_expected"].iloc[0] == pytest.approx(4.9)
     assert scored["score"].iloc[1] == pytest.approx((1.2 - 1) / 4)
@@ -104,7 +106,7 @@ def test_judge_calls_are_ordered_so_that_neighbours_share_the_longest_prompt_pre
             "subdimension": ["Idealistic", "Ethical", "Idealistic", "Ethical"] * 2,
         }
     )
-    judge = pj.LogprobJudge(mode="replay", progress=False)
+    judge = pj.LogprobJudge(mode="replay", store=ResponseStore(paths.DATASET / "judge"), progress=False)
     requests = judge.requests(cases)
     order = pj.judge.call_order(requests)
     assert sorted(order) == list(range(8))
@@ -122,15 +124,15 @@ def test_judge_calls_are_ordered_so_that_neighbours_share_the_longest_prompt_pre
 
 
 def test_stance_scorer_head_and_its_checks(tmp_path: Path) -> None:
-    judge = pj.LogprobJudge(mode="replay", store_root=tmp_path, progress=False)
+    judge = pj.LogprobJudge(mode="replay", store=ResponseStore(tmp_path), progress=False)
     _store_answers(judge, tmp_path, [_chat_logprobs({"5": 0.9, "4": 0.1}), _chat_logprobs({"1": 1.0}), None])
-    stance = pj.StanceScorer(calibration=None, store_root=tmp_path, progress=False)
+    stance = pj.StanceScorer(calibration=None, store=ResponseStore(tmp_path), progress=False)
     with pytest.raises(ConfigError, match="has no head"):
         stance.score(CASES)
     head = pj.StanceCalibration(0.1, 1.5, 2.0, pj.DEFAULT_JUDGE, judge.rubrics.logprob_version, "1", "test", 3)
     path = pj.save_stance_calibration(head, tmp_path / "head.yaml")
     assert pj.load_stance_calibration(path) == head
-    scored = pj.StanceScorer(calibration=path, store_root=tmp_path, progress=False).score(CASES)
+    scored = pj.StanceScorer(calibration=path, store=ResponseStore(tmp_path), progress=False).score(CASES)
     expected = head.apply(scored["judge_expected"].iloc[:2].to_numpy(), scored["contrast"].iloc[:2].to_numpy())
     np.testing.assert_allclose(scored["score"].iloc[:2], expected)
     assert scored["score"].iloc[0] > 0.9 > 0.1 > scored["score"].iloc[1]
@@ -139,9 +141,9 @@ def test_stance_scorer_head_and_its_checks(tmp_path: Path) -> None:
         pj.StanceCalibration(0, 1, 1, "other-judge", "1", "1", "x", 1), tmp_path / "stale.yaml"
     )
     with pytest.raises(ConfigError, match="field 'judge_model' is 'other-judge'"):
-        pj.StanceScorer(calibration=stale, store_root=tmp_path)
+        pj.StanceScorer(calibration=stale, store=ResponseStore(tmp_path))
     with pytest.raises(ConfigError, match="stance scorer's head is missing"):
-        pj.StanceScorer(calibration=tmp_path / "none.yaml", store_root=tmp_path)
+        pj.StanceScorer(calibration=tmp_path / "none.yaml", store=ResponseStore(tmp_path))
 
 
 def test_shipped_head_is_fitted_on_our_development_data() -> None:
@@ -158,11 +160,11 @@ def test_llama_cpp_returns_answer_token_logprobs(tmp_path: Path) -> None:
         if IN_CI:
             pytest.fail("llama-cpp-python or the SmolLM2 GGUF is missing (./run_tests.sh installs them)")
         pytest.skip("llama-cpp-python or the SmolLM2 GGUF is missing")
-    judge = pj.LogprobJudge("smollm2-135m-instruct", mode="live", store_root=tmp_path, progress=False)
+    judge = pj.LogprobJudge("smollm2-135m-instruct", mode="live", store=ResponseStore(tmp_path), progress=False)
     scored = judge.score(CASES.iloc[:2])
     record = ResponseStore(tmp_path).get(scored["judge_key"].iloc[0])
     top = record["logprobs"]["content"][0]["top_logprobs"]
     assert len(top) == pj.judge.TOP_LOGPROBS and all("token" in t and t["logprob"] <= 0 for t in top)
     assert (scored["answer_mass"] > 0).all()  # the small model still puts some mass on the digits
-    again = pj.LogprobJudge("smollm2-135m-instruct", mode="replay", store_root=tmp_path, progress=False)
+    again = pj.LogprobJudge("smollm2-135m-instruct", mode="replay", store=ResponseStore(tmp_path), progress=False)
     pd.testing.assert_series_equal(again.score(CASES.iloc[:2])["answer_mass"], scored["answer_mass"])

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from valuelex import paths
+from valuelex.core import paths
 
 README = (paths.ROOT / "README.md").read_text(encoding="utf-8")
 

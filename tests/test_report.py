@@ -12,25 +12,26 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import IN_CI, run_notebook
-from valuelex import report, tutorial
+from valuelex.app import manifest as run_manifest
+from valuelex.app import tutorial
 from valuelex.settings import load_run
 
 
 def test_figure_index_lists_literal_save_calls(tmp_path: Path) -> None:
-    found = report.artefacts_by_notebook()
+    found = run_manifest.artefacts_by_notebook()
     names = {a["name"] for a in found}
     assert {"elicitation_parse_status", "lexicon_funnel", "lexicon_top_words"} <= names
     first = next(a for a in found if a["name"] == "lexicon_funnel")
     assert first["notebook"] == "02_lexicon.ipynb" and first["cell"] >= 2
     (tmp_path / "lexicon_funnel.png").write_bytes(b"x")
-    index = report.write_figure_index(tmp_path).read_text()
+    index = run_manifest.write_figure_index(tmp_path).read_text()
     assert "| `lexicon_funnel` | [png](lexicon_funnel.png) |" in index
 
 
 def test_manifest_records_provenance(processed_pipeline: dict, tmp_path: Path) -> None:
     build = Path(processed_pipeline["out"])
     (build / "timings.tsv").write_text("01_elicitation\t3\n02_lexicon\t2\n")
-    manifest = report.build_manifest(build, load_run("default"), {})
+    manifest = run_manifest.build_manifest(build, load_run("default"), {})
     assert len(manifest["git_commit"]) in (0, 40)
     assert manifest["packages"]["factor_analyzer"] == "0.5.1"
     store = manifest["response_stores"]["elicitation"]
@@ -54,14 +55,14 @@ def test_manifest_describes_the_runs_own_store_and_its_base(tmp_path: Path) -> N
     """A researcher's run: its manifest describes its own store (and, under it, the committed dataset),
     not data/raw/ alone (issue 19.4)."""
     from tests.test_runstore import record
-    from valuelex.pipeline import Folders
-    from valuelex.runstore import open_store
+    from valuelex.llm.runstore import open_store
+    from valuelex.stages import Folders
 
     (tmp_path / "mine.yaml").write_text(f"mode: live\noutput: {tmp_path / 'out'}\n", encoding="utf-8")
     run = load_run(tmp_path / "mine.yaml")
     open_store(run.raw_dir / "elicitation", run.base_dir / "elicitation").append(record(0))
     folders = Folders.of(run)
-    path = report.write_manifest(tmp_path / "run_manifest.json", tmp_path, run, {}, folders.raw, folders.base)
+    path = run_manifest.write_manifest(tmp_path / "run_manifest.json", tmp_path, run, {}, folders.raw, folders.base)
     manifest = json.loads(path.read_text())
     assert manifest["response_store"]["own"] == str(tmp_path / "out" / "raw")
     assert manifest["response_store"]["base"] == "data/raw" and manifest["committed_run"] is False
@@ -70,7 +71,9 @@ def test_manifest_describes_the_runs_own_store_and_its_base(tmp_path: Path) -> N
     assert own["base"]["final_records"] == 1800 and own["answers_available"] == 1801
     assert manifest["response_stores"]["judge"]["final_records"] == 0  # nothing of its own; the base's judge calls
     assert manifest["response_stores"]["judge"]["base"]["final_records"] > 0
-    committed = report.build_manifest(tmp_path, load_run("default"), {})  # the committed run: its store is the dataset
+    committed = run_manifest.build_manifest(
+        tmp_path, load_run("default"), {}
+    )  # the committed run: its store is the dataset
     assert committed["response_store"] == {
         "own": "data/raw",
         "base": None,

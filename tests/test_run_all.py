@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from valuelex import paths
+from valuelex.core import paths
 
 ROOT = paths.ROOT
 
@@ -54,14 +54,14 @@ def project(tmp_path: Path) -> Path:
     parameters = 'run = "default"\noverrides = {}'
     record = (
         "import json, os, pathlib\n"
-        "from valuelex import notebook\n"
-        "settings = notebook.start(run, overrides)\n"
+        "from valuelex import stages\n"
+        "settings = stages.start(run, overrides).settings\n"
         "pathlib.Path('../seen.json').write_text(json.dumps({'n_factors': settings.efa.n_factors,"
         " 'kernel': os.getpid(), 'papermill': os.getppid()}))"
     )
     sleep = "import time\ntime.sleep(600 if settings.efa.n_boot == 7 else 0)"
     (nbs / "01_first.ipynb").write_text(json.dumps(notebook(parameters, record, sleep)))
-    fail = "from valuelex.config import ConfigError\nraise ConfigError('configs/x.yaml: field \\'y\\' is wrong')"
+    fail = "from valuelex.core.errors import ConfigError\nraise ConfigError('configs/x.yaml: field \\'y\\' is wrong')"
     (nbs / "02_second.ipynb").write_text(json.dumps(notebook(parameters, fail)))
     crash = "open('/nonexistent/judge.gguf')"  # not a user's mistake: a failed computation
     (nbs / "03_third.ipynb").write_text(json.dumps(notebook(parameters, crash)))

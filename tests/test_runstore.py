@@ -7,12 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from valuelex import paths, runstore
-from valuelex.config import ModelCard
-from valuelex.llm import LLMRunner, Request
-from valuelex.runstore import LayeredStore, NothingToAdopt, adopt, open_store
+from valuelex.core import paths
+from valuelex.llm import runstore
+from valuelex.llm.cards import ModelCard
+from valuelex.llm.request import Request
+from valuelex.llm.runner import LLMRunner
+from valuelex.llm.runstore import LayeredStore, NothingToAdopt, adopt, open_store
+from valuelex.llm.store import ResponseStore, request_key
 from valuelex.settings import load_run
-from valuelex.store import ResponseStore, request_key
 
 CARD = ModelCard(
     name="m",
@@ -96,14 +98,13 @@ def test_damaged_lines_of_the_base_are_reported_not_missing(tmp_path: Path):
     assert store.get(record(0)["key"]) is None and store.damaged(record(0)["key"])
 
 
-def test_open_store_layers_the_folder_of_the_same_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_open_store_layers_the_base_it_is_given(tmp_path: Path):
     ResponseStore(tmp_path / "dataset" / "elicitation").append(record(0))
-    monkeypatch.setattr(paths, "RAW_BASE", None)
     assert type(open_store(tmp_path / "own" / "elicitation")) is ResponseStore  # the committed run: no base
-    monkeypatch.setattr(paths, "RAW_BASE", tmp_path / "dataset")
-    store = open_store(tmp_path / "own" / "elicitation")
+    store = open_store(tmp_path / "own" / "elicitation", tmp_path / "dataset" / "elicitation")
     assert isinstance(store, LayeredStore) and record(0)["key"] in store
-    assert type(open_store(tmp_path / "dataset" / "elicitation")) is ResponseStore  # its own base: no layer
+    same = tmp_path / "dataset" / "elicitation"
+    assert type(open_store(same, same)) is ResponseStore  # its own base: no layer
 
 
 def _run(tmp_path: Path):

@@ -13,8 +13,9 @@ import pytest
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, roc_auc_score
 
 from tests.conftest import require_r_package, require_rscript
-from valuelex import paths, scorer_eval
-from valuelex.config import ConfigError
+from valuelex.app import scorer_eval
+from valuelex.core import paths
+from valuelex.core.errors import ConfigError
 from valuelex.projective import EmbeddingScorer, save_calibration
 
 FULVA = Path(

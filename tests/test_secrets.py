@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from tests.fault_server import FaultServer, write_card
-from valuelex import paths
-from valuelex.store import ResponseStore
+from valuelex.core import paths
+from valuelex.llm.store import ResponseStore
 
 SCRIPT = Path(__file__).with_name("llm_live_run.py")
 
@@ -80,7 +80,14 @@ def test_canary_keys_appear_nowhere(tmp_path: Path):
     assert not [c for c in canaries if c in run.stdout or c in run.stderr]
     assert "[REDACTED]" in run.stdout
     leaks = []
-    for folder in (dirs["raw"], dirs["processed"], dirs["figures"], dirs["logs"], paths.BUILD, paths.ROOT / "figures"):
+    for folder in (
+        dirs["raw"],
+        dirs["processed"],
+        dirs["figures"],
+        dirs["logs"],
+        paths.COMMITTED_BUILD,
+        paths.COMMITTED_FIGURES,
+    ):
         leaks += files_containing(folder, canaries)
     assert not leaks
 
@@ -137,7 +144,7 @@ def _forms(key: str) -> list[re.Pattern[bytes]]:
     out = []
     for form in dict.fromkeys(forms):
         pattern = re.escape(form.encode())
-        if len(key) < 8:  # a short key is a secret where it stands alone (valuelex.llm.Redactor)
+        if len(key) < 8:  # a short key is a secret where it stands alone (valuelex.llm.wire.Redactor)
             pattern = rb"(?<![A-Za-z0-9_\-])" + pattern + rb"(?![A-Za-z0-9_\-])"
         out.append(re.compile(pattern, re.IGNORECASE if form == escaped else 0))
     return out

@@ -12,8 +12,9 @@ from typing import Annotated, get_args, get_origin
 
 import pytest
 
-from valuelex import paths, settings
-from valuelex.config import ConfigError
+from valuelex import settings
+from valuelex.core import paths
+from valuelex.core.errors import ConfigError
 from valuelex.settings import (
     STAGES,
     EFASettings,

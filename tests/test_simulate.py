@@ -65,7 +65,7 @@ def test_recovery_degrades_with_fewer_respondents(tmp_path):
     assert small["median_min_congruence_true_k"] < large["median_min_congruence_true_k"]
     assert large["median_min_congruence_true_k"] >= 0.95 and large["factor_count_right"] == 1.0
     assert simulate.respondents_needed(summary) == {"strong": 800}
-    from valuelex.figures import save_figure
+    from valuelex.core.io import save_figure
 
     png, _ = save_figure(simulate.plot_recovery(study), "recovery", tmp_path)
     assert png.stat().st_size > 1000
@@ -93,7 +93,7 @@ def test_word_selection_study_shows_the_starved_factor(tmp_path):
     assert list(summary["rule"][:4]) == list(simulate.WORD_RULES)
     assert summary["factors_found"].str.match(r"\d+ \(\d+ in 100% of panels\)").all()  # one panel each
     assert "cpu_seconds" in simulate.summarise_word_selection(study, timings=True)
-    from valuelex.figures import save_figure
+    from valuelex.core.io import save_figure
 
     png, _ = save_figure(simulate.plot_word_selection(study), "words", tmp_path)
     assert png.stat().st_size > 1000
@@ -286,7 +286,7 @@ def test_model_grid_figure_draws(tmp_path):
     s = simulate.planted_structure(n_words=40, seed=3)
     cells = SimulationSettings(model_counts=(4, 8), per_model=(10, 20), model_grid_replications=1, seed=1)
     grid = simulate.model_count_grid(s, EFASettings(parallel_iter=3), cells, progress=False)
-    from valuelex.figures import save_figure
+    from valuelex.core.io import save_figure
 
     png, _ = save_figure(simulate.plot_model_grid(grid), "grid", tmp_path)
     assert png.stat().st_size > 1000

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from valuelex import simulate
-from valuelex.config import ConfigError
+from valuelex.core.errors import ConfigError
 from valuelex.settings import EFASettings, SimulationSettings, load_run
 
 EFA = EFASettings(parallel_iter=3)

@@ -18,17 +18,11 @@ import papermill
 import pytest
 import yaml
 
-from valuelex import paths
-from valuelex.notebook import recorded
+from valuelex.core import paths
+from valuelex.core.display import recorded
 from valuelex.settings import load_run
-from valuelex.simulated import (
-    Population,
-    SimulatedServer,
-    TruthMismatch,
-    first_stages,
-    panel_respondents,
-    write_configs,
-)
+from valuelex.simulated import Population, SimulatedServer, panel_respondents, write_configs
+from valuelex.simulated.recovery import TruthMismatch, first_stages
 
 pytestmark = pytest.mark.slow
 

@@ -39,12 +39,13 @@ import pandas as pd
 import pytest
 import yaml
 
-from valuelex import paths
+from valuelex.core import paths
+from valuelex.llm.store import ResponseStore
 from valuelex.settings import load_run
 from valuelex.simulated import Population
 from valuelex.simulated.recovery import ask_of
 from valuelex.simulated.stages import moved_taxonomy, recover, wrong_taxonomy
-from valuelex.store import ResponseStore
+from valuelex.stages import Run
 
 pytestmark = pytest.mark.slow
 
@@ -62,7 +63,7 @@ def rehearsal(tmp_path_factory: pytest.TempPathFactory) -> dict:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     settings = load_run(run_file)
     population = Population.load()
-    report = recover(population, settings)
+    report = recover(population, Run.of(settings))
     return {"root": root, "settings": settings, "report": report, "population": population, "run_file": run_file}
 
 

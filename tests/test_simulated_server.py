@@ -16,15 +16,20 @@ import openai
 import pytest
 import yaml
 
-from valuelex import elicit, paths
-from valuelex.config import load_panel
-from valuelex.llm import Limits, LLMRunner, Request
+from valuelex import elicit
+from valuelex.core import paths
+from valuelex.llm import local
+from valuelex.llm.cards import load_panel
+from valuelex.llm.limits import Limits
+from valuelex.llm.request import Request
+from valuelex.llm.runner import LLMRunner
+from valuelex.llm.simulated import SimulatedProcess
+from valuelex.llm.store import ResponseStore
 from valuelex.projective import answer_distribution
 from valuelex.projective.instrument import build_requests as projective_requests
 from valuelex.projective.instrument import load_instrument
 from valuelex.simulated import Population, SimulatedServer, write_configs
 from valuelex.simulated.recovery import ask_of
-from valuelex.store import ResponseStore
 
 SYSTEM = "Answer with a comma-separated list of single words."
 PROMPT = "Give words that best describe your value system"
@@ -206,20 +211,20 @@ def test_the_runner_starts_the_server_of_simulated_cards_and_stops_it(population
     panel = load_panel(paths.PANELS / "sim_small.yaml")
     assert {panel.cards[m].provider for m in panel.models} == {"simulated"}
     assert all(panel.cards[m].base_url is None for m in panel.models)
-    monkeypatch.setattr(paths, "LOGS", tmp_path / "logs")  # the server's log
+    monkeypatch.setattr(local, "DEFAULT_LOG_DIR", tmp_path / "logs")  # the server's log
     requests = elicit.build_requests(panel, elicit.load_prompts())[:: 48 * 15 // 40]
     assert len({r.model for r in requests}) == 6
     started: list[int] = []
-    real_start = SimulatedServer.start
+    real_start = SimulatedProcess.start
     others = set(_simulated_servers_of(os.getpid()))  # the module's own server, if it runs
 
-    def start(self: SimulatedServer) -> str:
+    def start(self: SimulatedProcess) -> str:
         url = real_start(self)
         started.append(self.proc.pid)
         assert set(_simulated_servers_of(os.getpid())) - others == {self.proc.pid}
         return url
 
-    monkeypatch.setattr(SimulatedServer, "start", start)
+    monkeypatch.setattr(SimulatedProcess, "start", start)
     records = _run(panel, requests, tmp_path / "store", concurrency=8)
     assert len(started) == 1  # one server for the six models of the batch
     assert set(_simulated_servers_of(os.getpid())) == others  # stopped when the batch ended
@@ -227,7 +232,7 @@ def test_the_runner_starts_the_server_of_simulated_cards_and_stops_it(population
         os.kill(started[0], 0)
     for record in records.values():
         assert population.answer(ask_of(record["request"])).text == record["text"]
-    assert "READY" not in (tmp_path / "logs" / "simulated_server.log").read_text()  # its log, under LOGS
+    assert "READY" not in (tmp_path / "logs" / "simulated_server.log").read_text()  # its log, in the logs folder
 
 
 def test_the_server_stops_with_its_context_and_dies_with_its_parent(tmp_path: Path) -> None:

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from valuelex import paths
-from valuelex.config import ModelCard
-from valuelex.llm import Request
-from valuelex.store import (
+from valuelex.core import paths
+from valuelex.llm.cards import ModelCard
+from valuelex.llm.request import Request
+from valuelex.llm.store import (
     ERROR_FIELDS,
     MESSAGE_FIELDS,
     PARAMS_FIELDS,
@@ -418,7 +418,7 @@ def test_run_lock_is_exclusive_and_names_the_holder(tmp_path: Path):
 # fuzzing the loader ---------------------------------------------------------------------
 def _real_line() -> bytes:
     """A committed record with multi-byte characters (Hebrew letters in a SmolLM2 answer)."""
-    for line in (paths.RAW / "elicitation" / "smollm2-135m-instruct.jsonl").read_bytes().splitlines():
+    for line in (paths.DATASET / "elicitation" / "smollm2-135m-instruct.jsonl").read_bytes().splitlines():
         if b'"key":"66345b580f5313d983e03f1f1d3c67e0"' in line:
             return line
     raise AssertionError("the committed record is missing")
@@ -703,7 +703,7 @@ def test_the_loader_reads_only_complete_lines_of_a_live_writer(tmp_path: Path, c
 
 def test_a_killed_holder_releases_the_run_lock(tmp_path: Path):
     code = (
-        "import sys, time; from valuelex.store import ResponseStore\n"
+        "import sys, time; from valuelex.llm.store import ResponseStore\n"
         f"with ResponseStore({str(tmp_path)!r}).run_lock():\n    print('held', flush=True); time.sleep(60)"
     )
     env = {**os.environ, "PYTHONPATH": str(paths.ROOT)}
@@ -805,7 +805,7 @@ def test_a_mis_keyed_line_is_filed_under_its_key_and_under_its_requests_hash(tmp
 
 
 def test_good_type_signatures_are_remembered_up_to_a_cap(monkeypatch):
-    import valuelex.store as store_module
+    import valuelex.llm.store as store_module
 
     rows, shapes = store_module._RECORD_ROWS, store_module._GOOD_SHAPES
     rows.good.clear()
@@ -820,7 +820,7 @@ def test_good_type_signatures_are_remembered_up_to_a_cap(monkeypatch):
 
 def test_a_record_of_a_known_shape_still_has_every_value_checked(monkeypatch):
     """The shape memo skips the type checks only: each value check answers as for a record never seen."""
-    import valuelex.store as store_module
+    import valuelex.llm.store as store_module
 
     good = {"schema": 1, **record()}
     bad_values = [
@@ -933,7 +933,7 @@ def test_shards_are_the_files_read(tmp_path: Path):
 
 
 def test_an_intent_alone_is_not_a_maybe_paid_attempt():
-    from valuelex.store import maybe_paid
+    from valuelex.llm.store import maybe_paid
 
     assert maybe_paid({"schema": 1, **record(), "status": "sent", "final": False}) is False  # its outcome counts
 
@@ -941,7 +941,7 @@ def test_an_intent_alone_is_not_a_maybe_paid_attempt():
 def test_an_error_that_reports_token_usage_may_have_been_paid():
     """An error of a type that is usually free (an HTTP 500) is still maybe paid when the server reported the
     tokens it used: it took the call (a surviving mutant of the whole mutation run ignored ``usage``)."""
-    from valuelex.store import maybe_paid
+    from valuelex.llm.store import maybe_paid
 
     charged = {"schema": 1, **record(status="error")}
     assert charged["error"]["type"] == "http_500" and charged["usage"]["completion_tokens"] == 1

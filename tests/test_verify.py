@@ -1,4 +1,4 @@
-"""``python -m valuelex.report verify``: real changes fail, floating-point noise passes.
+"""``python -m valuelex.app.verify``: real changes fail, floating-point noise passes.
 
 The committed tables are real ones (this repository's ``figures/`` and ``data/processed/`` at git
 HEAD), committed again into a temporary git repository after passing through the table writer.
@@ -18,7 +18,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from valuelex import figures, paths, report
+from valuelex.app import verify
+from valuelex.core import io as figures
+from valuelex.core import paths
 
 TABLES = {  # committed file -> how the notebooks write it
     "figures/efa_loadings.csv": "table",
@@ -86,8 +88,8 @@ def repo(tmp_path: Path) -> dict[str, Path]:
     return {"root": root, "figures": now / "figures", "processed": now / "processed"}
 
 
-def _verify(repo: dict[str, Path]) -> report.VerifyResult:
-    return report.verify(root=repo["root"], figures_dir=repo["figures"], processed_dir=repo["processed"])
+def _verify(repo: dict[str, Path]) -> verify.VerifyResult:
+    return verify.verify(root=repo["root"], figures_dir=repo["figures"], processed_dir=repo["processed"])
 
 
 def _regenerate(repo: dict[str, Path], name: str, frame: pd.DataFrame) -> None:
@@ -205,7 +207,7 @@ def test_figures_must_exist_but_their_bytes_are_only_reported(repo: dict[str, Pa
         .splitlines()[-1]
         .startswith(
             "verdict: reproduced within tolerance; nothing differs beyond floating-point noise: 1 of 5 tables differ in "
-            "the last digits, within valuelex/precision.py; 1 of 2 drawings (PNG/PDF) differ in bytes"
+            "the last digits, within valuelex/core/precision.py; 1 of 2 drawings (PNG/PDF) differ in bytes"
         )
     )
     (repo["figures"] / "efa_scree.pdf").unlink()
@@ -222,14 +224,14 @@ def test_cli_against_this_repositorys_committed_tables(tmp_path: Path) -> None:
         "VALUELEX_FIGURES": str(tmp_path / "figures"),
         "VALUELEX_PROCESSED": str(tmp_path / "processed"),
     }
-    listed = report.committed_files(paths.ROOT)
+    listed = verify.committed_files(paths.ROOT)
     if not listed:
         pytest.skip("not a git clone")
     for name, data in listed.items():
         target = tmp_path / ("figures" if name.startswith("figures/") else "processed") / Path(name).name
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
-    command = [sys.executable, "-m", "valuelex.report", "verify"]
+    command = [sys.executable, "-m", "valuelex.app.verify"]
     ok = subprocess.run(command, env=env, capture_output=True, text=True)
     tables = sum(name.endswith((".csv", ".json")) for name in listed)
     assert ok.returncode == 0, ok.stdout + ok.stderr
@@ -274,7 +276,7 @@ def test_factor_analysis_tables_survive_other_blas_kernels(processed_pipeline: d
     for table in tables:
         other = folders["other"] / table.parent.name / table.name
         name = f"{table.parent.name}/{table.name}"
-        assert report.compare_tables(table.read_text(), other.read_text(), name) == [], name
+        assert verify.compare_tables(table.read_text(), other.read_text(), name) == [], name
         if table.read_bytes() != other.read_bytes():
             moved.append(name)
     print(f"{len(tables)} tables, {len(tables) - len(moved)} byte-identical; within tolerance only: {moved}")
@@ -320,7 +322,7 @@ def _changed(text: str) -> str:
     """A cell changed for real: a number by 5% of its column's largest value (set by the caller), else other text."""
     if text in ("True", "False"):
         return "False" if text == "True" else "True"
-    if report._is_integer_literal(text):
+    if verify._is_integer_literal(text):
         return str(int(text) + 1)
     return text + "_changed"
 
@@ -333,7 +335,7 @@ def test_a_real_change_to_any_committed_table_is_caught() -> None:
     hide it, and the rows must be matched (by name or position) so that it is found where it is.
     The first 60 rows of each table stand for the whole (tolerances are per column, not per row).
     """
-    committed = {name: data for name, data in report.committed_files(paths.ROOT).items() if name.endswith(".csv")}
+    committed = {name: data for name, data in verify.committed_files(paths.ROOT).items() if name.endswith(".csv")}
     if not committed:
         pytest.skip("not a git clone")
     checked = 0
@@ -348,9 +350,9 @@ def test_a_real_change_to_any_committed_table_is_caught() -> None:
             values = [v for v in frame[column] if v != ""]
             if not values:
                 continue
-            if all(report._parses(v) and not report._is_integer_literal(v) for v in values):
+            if all(verify._parses(v) and not verify._is_integer_literal(v) for v in values):
                 kind = "float"
-            elif all(report._is_integer_literal(v) for v in values):
+            elif all(verify._is_integer_literal(v) for v in values):
                 kind = "integer"
             elif set(values) <= {"True", "False"}:
                 kind = "boolean"
@@ -369,7 +371,7 @@ def test_a_real_change_to_any_committed_table_is_caught() -> None:
                 changed.loc[row, column] = repr(new)
             else:
                 changed.loc[row, column] = _changed(old)
-            found = report.compare_tables(text, changed.to_csv(index=False), name)
+            found = verify.compare_tables(text, changed.to_csv(index=False), name)
             assert found, f"{name}, column {column} ({kind}): {old} -> {changed.loc[row, column]} not caught"
             assert any(d.column == column or d.row.startswith("row (") for d in found), (name, column, found)
             checked += 1

@@ -1,5 +1,5 @@
-"""``python -m valuelex``: the ``valuelex`` command (see :mod:`valuelex.cli`)."""
+"""``python -m valuelex``: the ``valuelex`` command (see :mod:`valuelex.app.cli`)."""
 
-from valuelex.cli import main
+from valuelex.app.cli import main
 
 raise SystemExit(main())

@@ -25,8 +25,9 @@ import pandas as pd
 import yaml
 from scipy import optimize, stats
 
-from . import paths, wlsmv
-from .display import Report
+from . import wlsmv
+from .core import paths
+from .core.display import Report
 
 TAXONOMY = paths.CONFIGS / "taxonomy.yaml"
 
@@ -716,7 +717,7 @@ def plot_fit_comparison(table: pd.DataFrame):
     that was not fitted or is not estimable is listed with the reason instead of points."""
     import matplotlib.pyplot as plt
 
-    from .figures import apply_style
+    from .core.io import apply_style
 
     apply_style()
     rows = table.reset_index(drop=True)

@@ -34,7 +34,7 @@ from scipy.special import owens_t
 from threadpoolctl import threadpool_limits
 
 from . import polychoric
-from .display import Report
+from .core.display import Report
 from .settings import EFASettings
 
 CORRELATIONS = ("tetrachoric", "polychoric", "pearson")
@@ -1367,7 +1367,7 @@ def plot_scree(parallel: ParallelResult, max_factors_shown: int = 15):
     """Scree plot of the observed factor eigenvalues against the null (mean and quantile)."""
     import matplotlib.pyplot as plt
 
-    from .figures import apply_style
+    from .core.io import apply_style
 
     apply_style()
     m = min(max_factors_shown, len(parallel.observed))
@@ -1393,7 +1393,7 @@ def plot_loadings_heatmap(result: EFAResult, cutoff: float | None = None, max_wo
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    from .figures import apply_style
+    from .core.io import apply_style
 
     apply_style()
     table = word_factors(result, cutoff)
@@ -1426,7 +1426,7 @@ def plot_bootstrap_congruence(boot: BootstrapResult):
     """Distribution of each factor's Tucker congruence with the full-sample solution over bootstrap samples."""
     import matplotlib.pyplot as plt
 
-    from .figures import apply_style
+    from .core.io import apply_style
 
     apply_style()
     fig, ax = plt.subplots(figsize=(1.5 + 1.2 * len(boot.factors), 4.0))

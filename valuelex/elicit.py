@@ -14,11 +14,14 @@ from typing import Any
 
 import pandas as pd
 
-from . import paths
-from .config import ConfigError, Panel, check_fields, load_panel, read_yaml
-from .errors import run_main
-from .llm import Limits, LLMRunner, Plan, Request, panel_requests, respondent_columns
-from .runstore import open_store
+from .core import paths
+from .core.errors import ConfigError, run_main
+from .core.schema import check_fields, read_yaml
+from .llm.cards import Panel, load_panel
+from .llm.limits import Limits
+from .llm.request import Request, panel_requests, respondent_columns
+from .llm.runner import LLMRunner, Plan
+from .llm.store import ResponseStore
 
 STUDY = "elicitation"
 PROMPT_SOURCES = ("paper", "ours")
@@ -89,8 +92,8 @@ def build_requests(
     return panel_requests(panel, items, prompts.version, models=panel.models[:max_models] if max_models else None)
 
 
-def runner(panel: Panel, mode: str = "replay", store_root: Path | None = None, **kw: Any) -> LLMRunner:
-    store = open_store(store_root or paths.raw_store(STUDY))
+def runner(panel: Panel, mode: str, store: ResponseStore, **kw: Any) -> LLMRunner:
+    """The runner of the elicitation study over ``store`` (a run's ``run.store(elicit.STUDY)``)."""
     return LLMRunner(panel.cards, store, mode=mode, limits=kw.pop("limits", Limits()), **kw)
 
 
@@ -122,7 +125,7 @@ def elicit(
     mode: str = "replay",
     use_system_prompt: bool = True,
     max_models: int | None = None,
-    store_root: Path | None = None,
+    store: ResponseStore,
     limits: Limits | None = None,
     progress: bool = True,
 ) -> tuple[pd.DataFrame, Plan, LLMRunner]:
@@ -131,15 +134,15 @@ def elicit(
         panel = load_panel(panel)
     prompts = load_prompts()
     requests = build_requests(panel, prompts, use_system_prompt=use_system_prompt, max_models=max_models)
-    run = runner(panel, mode, store_root, limits=limits or Limits(), progress=progress)
+    run = runner(panel, mode, store, limits=limits or Limits(), progress=progress)
     plan = run.plan(requests)
     records = run.run(requests)
     return responses_table(panel, requests, records), plan, run
 
 
-def save_responses(responses: pd.DataFrame, descriptors: pd.DataFrame, folder: Path | None = None) -> dict[str, Path]:
-    """Write the elicitation tables to ``data/processed``: responses, respondents, raw descriptors."""
-    folder = Path(folder or paths.PROCESSED)
+def save_responses(responses: pd.DataFrame, descriptors: pd.DataFrame, folder: Path) -> dict[str, Path]:
+    """Write the elicitation tables to ``folder`` (a run's ``data/processed``): responses, respondents, raw descriptors."""
+    folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     out = {
         "responses": folder / "responses.csv",
@@ -173,7 +176,7 @@ def plot_parse_status(responses: pd.DataFrame):
     """Stacked bars: share of each model's answers by parse status."""
     import matplotlib.pyplot as plt
 
-    from .figures import apply_style
+    from .core.io import apply_style
 
     apply_style()
     table = pd.crosstab(responses["model"], responses["parse_status"], normalize="index")
@@ -236,7 +239,9 @@ def main(argv: list[str] | None = None) -> int:
     panel = load_panel(args.panel)
     prompts = load_prompts(args.prompts)
     requests = build_requests(panel, prompts, use_system_prompt=not args.no_system_prompt)
-    run = runner(panel, "live" if args.mode == "plan" else args.mode, args.store)
+    run = runner(
+        panel, "live" if args.mode == "plan" else args.mode, ResponseStore(args.store or paths.DATASET / STUDY)
+    )
     print(run.plan(requests), flush=True)
     if args.mode == "plan":
         return 0

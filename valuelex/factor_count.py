@@ -31,7 +31,7 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from . import efa
-from .display import Report
+from .core.display import Report
 from .settings import EFASettings
 
 

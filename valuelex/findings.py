@@ -3,13 +3,13 @@
 A notebook's markdown never states a number of the run: a researcher's run on another panel must not
 read the default run's "120 respondents" under an output of 150. The closing "What this notebook
 showed" bullets (and notebook 06's section 8) are therefore generated here, one function per
-notebook, from the numbers the notebook recorded (``valuelex.notebook.record``). A verdict that
+notebook, from the numbers the notebook recorded (``valuelex.core.display.record``). A verdict that
 depends on the data is computed from the numbers against a floor stated in the text (``passes`` /
 ``does not pass``, ``estimable`` / ``not estimable``). Text about the paper (its numbers, marked
 [paper]) is fixed; so are the design and the "Try next" suggestions, which stay in the notebooks.
 
 Each function takes the recorded numbers (a mapping; by default those recorded in this kernel so
-far, ``notebook.recorded_here()``) and returns IPython ``Markdown``; ``.data`` holds the text. A
+far, ``core.display.recorded_here()``) and returns IPython ``Markdown``; ``.data`` holds the text. A
 number that was not recorded (a section skipped, a run with other settings) leaves its sentence
 out rather than guessing it.
 
@@ -53,7 +53,7 @@ PAPER_WORDS = "190+"
 def _numbers(numbers: Mapping[str, Any] | None) -> Mapping[str, Any]:
     if numbers is not None:
         return numbers
-    from .notebook import recorded_here
+    from .core.display import recorded_here
 
     return recorded_here()
 

@@ -26,9 +26,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from . import paths
-from .figures import write_csv
-from .precision import choose
+from .core import paths
+from .core.io import write_csv
+from .core.precision import choose
 
 CONFIG = paths.CONFIGS / "human_values.yaml"
 Embed = Callable[[Sequence[str]], np.ndarray]
@@ -123,17 +123,17 @@ def load_neutral_words(path: str | Path = CONFIG) -> list[str]:
     return [str(w) for w in data["neutral_words"]]
 
 
-def read_lexicon(folder: str | Path | None = None) -> pd.DataFrame:
-    """The lexicon written by notebook 02 (columns word, count, respondents, models, example_raws)."""
-    path = Path(folder or paths.PROCESSED) / "lexicon.csv"
+def read_lexicon(folder: str | Path) -> pd.DataFrame:
+    """The lexicon written by notebook 02 into ``folder`` (columns word, count, respondents, models, example_raws)."""
+    path = Path(folder) / "lexicon.csv"
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: run notebooks/02_lexicon.ipynb first")
     return pd.read_csv(path, keep_default_na=False)
 
 
-def save_word_table(table: pd.DataFrame, folder: str | Path | None = None) -> Path:
-    """Write the per-word assignment to ``data/processed/human_values_assignment.csv``."""
-    folder = Path(folder or paths.PROCESSED)
+def save_word_table(table: pd.DataFrame, folder: str | Path) -> Path:
+    """Write the per-word assignment to ``folder/human_values_assignment.csv`` (a run's ``data/processed``)."""
+    folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "human_values_assignment.csv"
     write_csv(table, path)

@@ -45,7 +45,7 @@ import pandas as pd
 import snowballstemmer
 import yaml
 
-from . import paths
+from .core import paths
 from .settings import LexiconSettings
 
 LEXICON_CONFIG = paths.CONFIGS / "lexicon"
@@ -486,9 +486,9 @@ def incidence_matrix(descriptors: pd.DataFrame, unit: str = "respondent", coding
     return (table > 0).astype(int) if coding == "binary" else table.astype(int)
 
 
-def save_lexicon(result: LexiconResult, folder: Path | None = None) -> dict[str, Path]:
-    """Write the lexicon stage's tables and incidence matrices to ``data/processed``."""
-    folder = Path(folder or paths.PROCESSED)
+def save_lexicon(result: LexiconResult, folder: Path) -> dict[str, Path]:
+    """Write the lexicon stage's tables and incidence matrices to ``folder`` (a run's ``data/processed``)."""
+    folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     out = {
         "descriptors": folder / "descriptors.csv",
@@ -508,25 +508,25 @@ def save_lexicon(result: LexiconResult, folder: Path | None = None) -> dict[str,
     return out
 
 
-def load_raw_descriptors(folder: Path | None = None) -> pd.DataFrame:
+def load_raw_descriptors(folder: Path) -> pd.DataFrame:
     """The parsed descriptors written by notebook 01 (one row per raw descriptor)."""
-    path = Path(folder or paths.PROCESSED) / "descriptors_raw.csv"
+    path = Path(folder) / "descriptors_raw.csv"
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: run notebooks/01_elicitation.ipynb first")
     return pd.read_csv(path, keep_default_na=False)
 
 
-def load_incidence(unit: str = "respondent", coding: str = "binary", folder: Path | None = None) -> pd.DataFrame:
-    """The incidence matrix written by notebook 02 (units x lexicon words)."""
-    path = Path(folder or paths.PROCESSED) / f"incidence_{unit}_{coding}.csv"
+def load_incidence(unit: str = "respondent", coding: str = "binary", *, folder: Path) -> pd.DataFrame:
+    """The incidence matrix written by notebook 02 into ``folder`` (units x lexicon words)."""
+    path = Path(folder) / f"incidence_{unit}_{coding}.csv"
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: run notebooks/02_lexicon.ipynb first")
     return pd.read_csv(path, index_col=0)
 
 
-def load_respondents(folder: Path | None = None) -> pd.DataFrame:
+def load_respondents(folder: Path) -> pd.DataFrame:
     """Respondent metadata (model, family, size, training stage, decoding settings)."""
-    path = Path(folder or paths.PROCESSED) / "respondents.csv"
+    path = Path(folder) / "respondents.csv"
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: run notebooks/02_lexicon.ipynb first")
     return pd.read_csv(path)
@@ -555,7 +555,7 @@ def plot_funnel(funnel: pd.DataFrame, respondents: int | None = None, prompts: i
     import matplotlib.pyplot as plt
     import matplotlib.ticker as mticker
 
-    from .figures import PALETTE, apply_style
+    from .core.io import PALETTE, apply_style
 
     apply_style()
     ours_colour, paper_colour = PALETTE["Competence"], "#9e9e9e"
@@ -629,7 +629,7 @@ def plot_top_words(lexicon: pd.DataFrame, n: int = 30):
     """The n words used by the most respondents."""
     import matplotlib.pyplot as plt
 
-    from .figures import apply_style
+    from .core.io import apply_style
 
     apply_style()
     top = lexicon.sort_values(["respondents", "word"], ascending=[False, True]).head(n)
@@ -654,7 +654,7 @@ def plot_top_words_by_stage(table: pd.DataFrame):
     """One panel per training stage: the share of its respondents using each top word."""
     import matplotlib.pyplot as plt
 
-    from .figures import STAGE_COLOURS, apply_style
+    from .core.io import STAGE_COLOURS, apply_style
 
     apply_style()
     stages = list(dict.fromkeys(table["training_stage"]))

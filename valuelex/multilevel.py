@@ -44,7 +44,7 @@ from scipy.special import ndtr, ndtri
 from threadpoolctl import threadpool_limits
 
 from . import efa
-from .display import Report
+from .core.display import Report
 from .settings import EFASettings
 
 #: Within-model correlations for 0/1 words (see the module docstring).

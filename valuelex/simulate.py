@@ -46,7 +46,7 @@ import pandas as pd
 from scipy import stats
 
 from . import efa
-from .display import Report
+from .core.display import Report
 from .settings import EFASettings, SimulationSettings
 
 #: The paper's scale: 190+ unique words, 525 respondents, three dimensions.
@@ -268,7 +268,7 @@ def plot_recovery(curve: pd.DataFrame, threshold: float = 0.95):
     of replications in which parallel analysis found the true number."""
     import matplotlib.pyplot as plt
 
-    from .figures import apply_style
+    from .core.io import apply_style
 
     apply_style()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10.0, 4.0))
@@ -412,7 +412,7 @@ def plot_word_selection(study: pd.DataFrame):
     panels where parallel analysis found the true count, lowest congruence at the true count (median and range)."""
     import matplotlib.pyplot as plt
 
-    from .figures import apply_style
+    from .core.io import apply_style
 
     apply_style()
     rules = list(dict.fromkeys(study["rule"]))
@@ -925,7 +925,7 @@ def plot_model_grid(grid: ModelGrid):
     model identity (ICC1; dotted: the planted factors' own)."""
     import matplotlib.pyplot as plt
 
-    from .figures import apply_style
+    from .core.io import apply_style
 
     apply_style()
     summary = grid.summary()

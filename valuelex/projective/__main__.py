@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 
-from .instrument import DEFAULT_JUDGE, DEFAULT_PANEL, administer, scoring_cases
+from ..core import paths
+from ..llm.store import ResponseStore
+from .instrument import DEFAULT_JUDGE, DEFAULT_PANEL, JUDGE_STUDY, STUDY, administer, scoring_cases
 from .scorers import SCORERS, make_scorer
 
 
@@ -21,10 +23,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="also score every case with this judge-based scorer (its calls go to data/raw/judge)")  # fmt: skip
     parser.add_argument("--judge-model", default=DEFAULT_JUDGE)
     args = parser.parse_args(argv)
-    completions, runner = administer(args.panel, mode=args.mode, respondents_per_model=args.respondents_per_model)
+    completions, runner = administer(
+        args.panel,
+        mode=args.mode,
+        respondents_per_model=args.respondents_per_model,
+        store=ResponseStore(paths.DATASET / STUDY),
+    )
     print(f"{len(completions)} completions, {int(completions['usable'].sum())} usable; report: {runner.report}")
     if args.score:
-        scorer = make_scorer(args.score, judge_model=args.judge_model, mode=args.mode)
+        scorer = make_scorer(
+            args.score, judge_model=args.judge_model, mode=args.mode, store=ResponseStore(paths.DATASET / JUDGE_STUDY)
+        )
         scored = scorer.score(scoring_cases(completions))
         print(f"{args.score}: {len(scored)} cases, status {scored['status'].value_counts().to_dict()}")
         print(f"report: {scorer.runner.report}")

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from ..config import ConfigError
+from ..core.errors import ConfigError
 from .instrument import (
     CALIBRATION_FILE,
     DESCRIPTIONS_FILE,
@@ -94,7 +94,7 @@ def load_calibration(path: str | Path = CALIBRATION_FILE) -> Calibration:
 
 def save_calibration(calibration: Calibration, path: str | Path, note: str = "") -> Path:
     path = Path(path)
-    header = "# Platt calibration of the embedding scorer, written by valuelex.scorer_eval (do not edit).\n"
+    header = "# Platt calibration of the embedding scorer, written by valuelex.app.scorer_eval (do not edit).\n"
     if note:
         header += "".join(f"# {line}\n" for line in note.splitlines())
     path.write_text(header + yaml.safe_dump(asdict(calibration), sort_keys=False), encoding="utf-8")
@@ -168,7 +168,7 @@ class EmbeddingScorer:
                 if str(getattr(calibration, name)) != str(wanted):
                     raise ConfigError(
                         f"{path}: field {name!r} is {getattr(calibration, name)!r} but the scorer uses {wanted!r}; "
-                        "refit it (python -m valuelex.scorer_eval ... --write-calibration) or pass calibration=None"
+                        "refit it (python -m valuelex.app.scorer_eval ... --write-calibration) or pass calibration=None"
                     )
         # calibration=None asks, explicitly, for the unfitted default scale (stated in fitted_on)
         self.calibration = calibration or Calibration(

@@ -17,10 +17,13 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from .. import paths
-from ..config import ConfigError, Panel, load_panel
-from ..llm import Limits, LLMRunner, Request, panel_requests, respondent_columns
-from ..runstore import open_store
+from ..core import paths
+from ..core.errors import ConfigError
+from ..llm.cards import Panel, load_panel
+from ..llm.limits import Limits
+from ..llm.request import Request, panel_requests, respondent_columns
+from ..llm.runner import LLMRunner
+from ..llm.store import ResponseStore
 
 STUDY = "projective"
 JUDGE_STUDY = "judge"
@@ -206,7 +209,7 @@ def administer(
     stem_ids: Sequence[str] | None = None,
     max_models: int | None = None,
     respondents_per_model: int | None = None,
-    store_root: Path | None = None,
+    store: ResponseStore,
     limits: Limits | None = None,
     progress: bool = True,
 ) -> tuple[pd.DataFrame, LLMRunner]:
@@ -218,7 +221,6 @@ def administer(
         panel = load_panel(panel)
     instrument = load_instrument().select(stem_ids)
     requests = build_requests(panel, instrument, max_models=max_models, respondents_per_model=respondents_per_model)
-    store = open_store(store_root or paths.raw_store(STUDY))
     runner = LLMRunner(panel.cards, store, mode=mode, limits=limits or Limits(max_reasks=0), progress=progress)
     records = runner.run(requests)
     return completions_table(panel, instrument, requests, records), runner

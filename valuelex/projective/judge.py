@@ -12,11 +12,13 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from .. import paths
-from ..config import ConfigError, ModelCard, load_model_cards
-from ..llm import Limits, LLMRunner, Request
-from ..runstore import open_store
-from .instrument import DEFAULT_JUDGE, JUDGE_STUDY, RUBRIC_FILE, SUBDIMENSIONS, canonical_subdimension, load_instrument
+from ..core.errors import ConfigError
+from ..llm.cards import ModelCard, load_model_cards
+from ..llm.limits import Limits
+from ..llm.request import Request
+from ..llm.runner import LLMRunner
+from ..llm.store import ResponseStore
+from .instrument import DEFAULT_JUDGE, RUBRIC_FILE, SUBDIMENSIONS, canonical_subdimension, load_instrument
 
 
 # --- the LLM judge ---------------------------------------------------------------------------
@@ -138,7 +140,7 @@ class JudgeScorer:
         *,
         mode: str = "replay",
         cards: dict[str, ModelCard] | None = None,
-        store_root: Path | None = None,
+        store: ResponseStore,
         rubrics: Rubrics | None = None,
         max_tokens: int = 80,
         limits: Limits | None = None,
@@ -150,7 +152,6 @@ class JudgeScorer:
         self.judge_model = judge_model
         self.rubrics = rubrics or load_rubrics()
         self.max_tokens = max_tokens
-        store = open_store(store_root or paths.raw_store(JUDGE_STUDY))
         scale = self.rubrics.scale
         self.runner = LLMRunner(
             {judge_model: self.cards[judge_model]},
@@ -286,7 +287,7 @@ class LogprobJudge:
         *,
         mode: str = "replay",
         cards: dict[str, ModelCard] | None = None,
-        store_root: Path | None = None,
+        store: ResponseStore,
         rubrics: Rubrics | None = None,
         limits: Limits | None = None,
         progress: bool = True,
@@ -304,7 +305,6 @@ class LogprobJudge:
             if card.api == "chat"
             else (("logprobs", TOP_LOGPROBS),)
         )
-        store = open_store(store_root or paths.raw_store(JUDGE_STUDY))
         self.runner = LLMRunner(
             {judge_model: card},
             store,

@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from ..figures import PALETTE, STAGE_COLOURS, apply_style
+from ..core.io import PALETTE, STAGE_COLOURS, apply_style
 from .instrument import SUBDIMENSIONS
 from .scores import score_matrix
 

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..display import Report
+from ..core.display import Report
 from ..efa import extract
 from .instrument import SUBDIMENSIONS, canonical_subdimension
 

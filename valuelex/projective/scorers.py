@@ -20,8 +20,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from ..config import ConfigError
-from ..display import Report
+from ..core.display import Report
+from ..core.errors import ConfigError
+from ..llm.store import ResponseStore
 from .embedding import EmbeddingScorer
 from .instrument import DEFAULT_JUDGE, STANCE_CALIBRATION_FILE
 from .judge import JudgeScorer, LogprobJudge
@@ -64,7 +65,9 @@ class StanceCalibration:
 def load_stance_calibration(path: str | Path = STANCE_CALIBRATION_FILE) -> StanceCalibration:
     path = Path(path)
     if not path.exists():
-        raise ConfigError(f"{path}: the stance scorer's head is missing (fit it with python -m valuelex.scorer_eval)")
+        raise ConfigError(
+            f"{path}: the stance scorer's head is missing (fit it with python -m valuelex.app.scorer_eval)"
+        )
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     missing = [k for k in StanceCalibration.__dataclass_fields__ if k not in data]
     if missing:
@@ -74,7 +77,7 @@ def load_stance_calibration(path: str | Path = STANCE_CALIBRATION_FILE) -> Stanc
 
 def save_stance_calibration(calibration: StanceCalibration, path: str | Path, note: str = "") -> Path:
     path = Path(path)
-    header = "# The stance scorer's head, written by valuelex.scorer_eval (do not edit).\n"
+    header = "# The stance scorer's head, written by valuelex.app.scorer_eval (do not edit).\n"
     header += "".join(f"# {line}\n" for line in note.splitlines())
     path.write_text(header + yaml.safe_dump(asdict(calibration), sort_keys=False), encoding="utf-8")
     return path
@@ -95,12 +98,12 @@ class StanceScorer:
         *,
         calibration: StanceCalibration | str | Path | None = STANCE_CALIBRATION_FILE,
         mode: str = "replay",
-        store_root: Path | None = None,
+        store: ResponseStore,
         progress: bool = True,
         embedding: EmbeddingScorer | None = None,
     ):
         self.embedding = embedding or EmbeddingScorer(calibration=None)
-        self.judge = LogprobJudge(judge_model, mode=mode, store_root=store_root, progress=progress)
+        self.judge = LogprobJudge(judge_model, mode=mode, store=store, progress=progress)
         if isinstance(calibration, (str, Path)):
             path = Path(calibration)
             calibration = load_stance_calibration(path)
@@ -112,7 +115,7 @@ class StanceScorer:
                 if str(getattr(calibration, name)) != str(wanted):
                     raise ConfigError(
                         f"{path}: field {name!r} is {getattr(calibration, name)!r} but the scorer uses {wanted!r}; "
-                        "refit the head (python -m valuelex.scorer_eval ... --calibration fit --write-calibration)"
+                        "refit the head (python -m valuelex.app.scorer_eval ... --calibration fit --write-calibration)"
                     )
         self.calibration = calibration
 
@@ -222,11 +225,17 @@ def score_panel(
     *,
     judge_model: str = DEFAULT_JUDGE,
     mode: str = "replay",
+    judge_store: ResponseStore,
 ) -> PanelScoring:
-    """Score a panel's cases with ``scorer`` (and ``second_scorer``); see ``PanelScoring`` for the fallback."""
+    """Score a panel's cases with ``scorer`` (and ``second_scorer``); see ``PanelScoring`` for the fallback.
+
+    ``judge_store``: the judge's response store (a run's ``run.store(JUDGE_STUDY)``).
+    """
 
     def make(kind: str) -> Any:
-        return make_scorer(kind) if kind == "embedding" else make_scorer(kind, judge_model=judge_model, mode=mode)
+        if kind == "embedding":
+            return make_scorer(kind)
+        return make_scorer(kind, judge_model=judge_model, mode=mode, store=judge_store)
 
     main = make(scorer)
     partial = mode == "replay" and scorer != "embedding" and fallback is not None

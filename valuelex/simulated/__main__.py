@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .. import paths
-from ..errors import run_main
+from ..core import paths
+from ..core.errors import run_main
 from .spec import DEFAULT_POPULATION
 
 
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         from .configs import panel_respondents
 
         if args.panel not in population.spec.panels:
-            from ..config import ConfigError
+            from ..core.errors import ConfigError
 
             known = ", ".join(population.spec.panels)
             raise ConfigError(f"{population.spec.path}: no panel shape {args.panel!r} (panels: {known})")
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {len(written)} files to {args.folder}")
     elif args.command == "show":
         if args.model not in population.models:
-            from ..config import ConfigError
+            from ..core.errors import ConfigError
 
             raise ConfigError(
                 f"no model {args.model!r} in {population.spec.path} (models: {population.model_names[0]} ...)"
@@ -84,15 +84,14 @@ def main(argv: list[str] | None = None) -> int:
             answer = population.answer(ask)
             print(f"--- {prompt_id} ({answer.truth['form']}, {answer.finish_reason}) ---\n{answer.text}")
     elif args.command == "recover":
-        from ..pipeline import Folders
         from ..settings import load_run
+        from ..stages import Run
         from .recovery import first_stages
         from .stages import recover
 
-        run = load_run(args.run)
-        folders = Folders.of(run)
+        run = Run.of(load_run(args.run))
         if args.first:
-            print(first_stages(population, folders.processed, folders.raw, run.lexicon))
+            print(first_stages(population, run.folders.processed, run.folders.raw, run.settings.lexicon))
         else:
             print(recover(population, run))
     return 0

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import yaml
 
-from .. import paths
-from ..config import Respondent
+from ..core import paths
+from ..llm.cards import Respondent
 from .population import Population
 
 CARD_HEADER = """\

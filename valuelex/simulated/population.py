@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..config import Respondent
+from ..llm.cards import Respondent
 from . import text as tx
 from .spec import DEFAULT_POPULATION, STAGES, Spec, load_spec
 

@@ -32,13 +32,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..config import ModelCard, Respondent
-from ..display import Report
-from ..errors import UserError
+from ..core.display import Report
+from ..core.errors import UserError
 from ..lexicon import LexiconRules, family_key, normalise
-from ..llm import Request, request_body
+from ..llm.cards import ModelCard, Respondent
+from ..llm.request import Request
+from ..llm.store import ResponseStore
+from ..llm.wire import request_body
 from ..settings import LexiconSettings
-from ..store import ResponseStore
 from .population import Ask, Population
 
 PARSER_OUTCOMES = ("found", "glued", "split", "lost", "lost to the truncation rule")

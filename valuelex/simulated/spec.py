@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import paths
-from ..config import ConfigError, check_fields, read_yaml
+from ..core import paths
+from ..core.errors import ConfigError
+from ..core.schema import check_fields, read_yaml
 
 #: The population of the repository (``python -m valuelex.simulated`` uses it unless told otherwise).
 DEFAULT_POPULATION = paths.CONFIGS / "simulated" / "population.yaml"

@@ -36,8 +36,7 @@ import numpy as np
 import pandas as pd
 
 from .. import cfa, efa, multilevel
-from ..display import Report
-from ..notebook import recorded
+from ..core.display import Report, recorded
 from .population import Population
 from .recovery import FirstStagesRecovery, first_stages
 
@@ -452,18 +451,18 @@ def _projective_stage(
     return projective
 
 
-def recover(population: Population, run: Any) -> Recovery:  # noqa: ANN401 - a valuelex.settings.RunSettings
-    """The recovery report of a run of the simulated population (notebooks 01-06 ran)."""
-    from ..pipeline import Folders
-
-    folders = Folders.of(run)
+def recover(population: Population, run: Any) -> Recovery:  # noqa: ANN401 - a valuelex.stages.Run
+    """The recovery report of a run of the simulated population (notebooks 01-06 ran): its settings and folders."""
+    settings, folders = run.settings, run.folders
     processed, build = folders.processed, folders.build
     numbers: dict[str, Any] = {}
     lost: list[str] = []
     summary: list[dict[str, Any]] = []
     first = efa_table = cfa_table = clusters = None
     if (processed / "responses.csv").exists():
-        first, efa_table, cfa_table, clusters = _elicitation_stages(population, run, folders, numbers, lost, summary)
+        first, efa_table, cfa_table, clusters = _elicitation_stages(
+            population, settings, folders, numbers, lost, summary
+        )
     projective = _projective_stage(population, processed, build, numbers, summary, folders.raw, lost)
     summary_table = pd.DataFrame(summary, columns=["stage", "measure", "value"])
     return Recovery(first, efa_table, cfa_table, clusters, projective, summary_table, lost, numbers)

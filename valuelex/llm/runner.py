@@ -22,18 +22,11 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import email.utils
-import errno
-import functools
-import hashlib
-import json
-import math
 import os
 import random
-import re
 import sys
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -42,9 +35,13 @@ from typing import Any
 import httpx2
 import openai
 
-from .config import ModelCard, Panel, Respondent, check_keys
-from .errors import RunFailed, UserError
+from ..core.display import Report
+from ..core.errors import RunFailed, UserError
+from .cards import ModelCard, check_keys
+from .limits import Limits, RateLimiter, effective_limits
+from .request import Request
 from .store import ResponseStore, StoreMiss, request_key
+from .wire import describe_failure, parse_completion, redact_record, redactor, request_body, retry_after
 
 MODES = ("replay", "live")
 # What a live run asks again only when told to (``--retry-failed`` etc., or VALUELEX_RETRY=failed,lost):
@@ -52,208 +49,12 @@ MODES = ("replay", "live")
 # is damaged; lost: requests whose call was sent by a run killed before the answer was stored.
 RETRY_CHOICES = ("failed", "damaged", "lost")
 RETRY_ENV = "VALUELEX_RETRY"
-RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 529}
-_KEYLIKE = re.compile(r"(sk-[A-Za-z0-9_\-]{6,}|Bearer\s+[A-Za-z0-9._\-]{6,})")
-REDACTED = "[REDACTED]"
-REDACT_ANYWHERE = 8  # a key at least this long is removed wherever it occurs, even inside a longer word
-MESSAGE_OVERHEAD_TOKENS = 8  # role markers and the like, for estimates only
-MAX_RAW_BODY = 65_536  # bytes of a bad response body kept in its error record
 ANNOUNCE_WAIT_S = 10.0  # a server-requested wait at least this long is announced on stderr
 
 
-@dataclass(frozen=True)
-class Request:
-    """One call: a model, a conversation, decoding settings, and which sample it is."""
-
-    model: str
-    messages: tuple[tuple[str, str], ...]  # (role, content) pairs
-    temperature: float
-    top_p: float
-    max_tokens: int
-    seed: int | None = None
-    sample: int = 0
-    prompt_id: str = ""
-    prompt_version: str = ""
-    # Extra request parameters sent as they are, e.g. (("logprobs", True), ("top_logprobs", 20));
-    # part of the key only when given, so requests without them keep their keys.
-    extra: tuple[tuple[str, Any], ...] = ()
-
-    @classmethod
-    def for_respondent(
-        cls,
-        respondent: Respondent,
-        messages: Sequence[tuple[str, str]],
-        *,
-        max_tokens: int,
-        sample: int = 0,
-        prompt_id: str = "",
-        prompt_version: str = "",
-    ) -> Request:
-        return cls(
-            model=respondent.model,
-            messages=tuple((r, c) for r, c in messages),
-            temperature=respondent.temperature,
-            top_p=respondent.top_p,
-            max_tokens=max_tokens,
-            seed=respondent.seed,
-            sample=sample,
-            prompt_id=prompt_id,
-            prompt_version=prompt_version,
-        )
-
-    def canonical(self, card: ModelCard) -> dict[str, Any]:
-        """What identifies the call: everything that can change the answer, nothing that cannot.
-
-        The endpoint URL is left out on purpose (a local server's port changes per run);
-        the served model id, the API kind and, for plain completions, the prompt template are in.
-        """
-        canon: dict[str, Any] = {
-            "model": self.model,
-            "model_id": card.model,
-            "api": card.api,
-            "messages": [{"role": r, "content": c} for r, c in self.messages],
-            "params": {
-                # floats, so a grid written as 1 or 1.0 gives the same key
-                "temperature": float(self.temperature),
-                "top_p": float(self.top_p),
-                "max_tokens": self.max_tokens,
-                "seed": self.seed,
-            },
-            "sample": self.sample,
-            "prompt_id": self.prompt_id,
-            "prompt_version": self.prompt_version,
-        }
-        if card.api == "completions":
-            canon["prompt_template"] = card.prompt_template
-            canon["stop"] = list(card.stop)
-        if self.extra:
-            canon["extra"] = dict(self.extra)
-        return canon
-
-    def key(self, card: ModelCard) -> str:
-        """``request_key(self.canonical(card))``, written directly when every part has its plain type."""
-        text = _canonical_text(self, card)
-        if text is None:
-            return request_key(self.canonical(card))
-        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
-
-    def estimated_tokens(self) -> tuple[int, int]:
-        """(prompt, completion) tokens at most: a rough prompt count plus message overhead, and max_tokens."""
-        return sum(estimate_tokens(c) for _, c in self.messages) + MESSAGE_OVERHEAD_TOKENS, self.max_tokens
-
-    def describe(self) -> str:
-        return (
-            f"model={self.model} prompt={self.prompt_id}@{self.prompt_version} sample={self.sample} "
-            f"temperature={self.temperature:g} top_p={self.top_p:g} seed={self.seed}"
-        )
-
-
-_TEXT = json.encoder.encode_basestring  # how canonical_json writes a string (ensure_ascii=False), quotes included
-_SEEDS = (int, type(None))
-
-
-def _canonical_text(r: Request, card: ModelCard) -> str | None:
-    """The canonical JSON of ``r.canonical(card)`` as ``canonical_json`` writes it (sorted keys, no spaces),
-    built without the dict and the encoder: replaying a store keys every request, and this is ~2x faster.
-    None when a part is not of its plain type (extra parameters, a number that is a bool or not finite,
-    text that is not a string): then the encoder writes it. A test checks both agree on random requests."""
-    if r.extra or type(r.max_tokens) is not int or type(r.sample) is not int or type(r.seed) not in _SEEDS:
-        return None
-    t, p = float(r.temperature), float(r.top_p)
-    if not (math.isfinite(t) and math.isfinite(p)):
-        return None
-    api, seed = card.api, "null" if r.seed is None else repr(r.seed)
-    try:  # _TEXT refuses anything but a string (TypeError)
-        messages = ",".join([f'{{"content":{_TEXT(c)},"role":{_TEXT(role)}}}' for role, c in r.messages])
-        text = (
-            f'{{"api":{_TEXT(api)},"messages":[{messages}],"model":{_TEXT(r.model)},"model_id":{_TEXT(card.model)},'
-            f'"params":{{"max_tokens":{r.max_tokens!r},"seed":{seed},"temperature":{t!r},"top_p":{p!r}}},'
-            f'"prompt_id":{_TEXT(r.prompt_id)},'
-        )
-        if api == "completions":
-            template = card.prompt_template
-            stop = ",".join([_TEXT(x) for x in card.stop])
-            text += f'"prompt_template":{"null" if template is None else _TEXT(template)},'
-            tail = f',"stop":[{stop}]}}'
-        elif api == "chat":
-            tail = "}"
-        else:
-            return None
-        return f'{text}"prompt_version":{_TEXT(r.prompt_version)},"sample":{r.sample!r}{tail}'
-    except TypeError:
-        return None
-
-
-def respondent_columns(request: Request, card: ModelCard) -> dict[str, Any]:
-    """Who answered a request: the respondent id and the model's description (table columns)."""
-    respondent = Respondent(request.model, request.temperature, request.top_p, request.seed)
-    return {
-        "respondent": respondent.id,
-        "model": request.model,
-        "family": card.family,
-        "params_b": card.params_b,
-        "training_stage": card.training_stage,
-        "temperature": request.temperature,
-        "top_p": request.top_p,
-        "seed": request.seed,
-    }
-
-
-def panel_requests(
-    panel: Panel,
-    items: Sequence[tuple[str, Sequence[tuple[str, str]]]],
-    version: str,
-    *,
-    models: Sequence[str] | None = None,
-    respondents_per_model: int | None = None,
-) -> list[Request]:
-    """One request per respondent x instrument item x sample, in a stable order.
-
-    ``items`` are (prompt id, messages) pairs: the elicitation prompts, or the projective stems.
-    ``models`` keeps only those models; ``respondents_per_model`` only each model's first respondents.
-    """
-    keep = set(models if models is not None else panel.models)
-    taken: dict[str, int] = {}
-    requests = []
-    for respondent in panel.respondents():
-        if respondent.model not in keep:
-            continue
-        taken[respondent.model] = taken.get(respondent.model, 0) + 1
-        if respondents_per_model and taken[respondent.model] > respondents_per_model:
-            continue
-        for prompt_id, messages in items:
-            for sample in range(panel.samples):
-                requests.append(
-                    Request.for_respondent(
-                        respondent,
-                        messages,
-                        max_tokens=panel.max_tokens,
-                        sample=sample,
-                        prompt_id=prompt_id,
-                        prompt_version=version,
-                    )
-                )
-    return requests
-
-
-@dataclass
-class Limits:
-    """Client-side limits; a model card's own limits win where they are tighter."""
-
-    concurrency: int = 8
-    rpm: float | None = None
-    tpm: float | None = None
-    timeout_s: float = 120.0  # total deadline of one attempt: connect, send, wait, read the whole body
-    max_retries: int = 5
-    max_reasks: int = 2
-    backoff_base_s: float = 0.5
-    backoff_max_s: float = 60.0
-    max_retry_after_s: float = 120.0  # a longer Retry-After is capped to this (our choice), and announced
-
-
-@dataclass
-class RunReport:
-    """What a run did: store hits, calls made, failures, tokens and cost per model."""
+@dataclass(repr=False)
+class RunReport(Report):
+    """What a run did: store hits, calls made, failures, tokens and cost per model (prints as a report)."""
 
     requested: int = 0
     hits: int = 0
@@ -271,6 +72,45 @@ class RunReport:
         m["prompt_tokens"] += prompt_tokens
         m["completion_tokens"] += completion_tokens
         m["cost_usd"] += cost
+
+    @property
+    def title(self) -> str:  # type: ignore[override]
+        return f"LLM calls: {self.requested:,} requests, {self.hits:,} from the store, {self.calls:,} answered now"
+
+    def sections(self) -> list[tuple[str, Any]]:
+        counts = {
+            "requests": self.requested,
+            "answered from the store": self.hits,
+            "asked in this run": self.sent,
+            "answers received": self.calls,
+            "failed attempts": self.failed_attempts,
+            "ended in an error": self.failed,
+            "unusable after re-asks": self.unusable_final,
+        }
+        parts: list[tuple[str, Any]] = [("", counts)]
+        if self.errors:
+            parts.append(("Final errors", {kind: n for kind, n in sorted(self.errors.items())}))
+        if self.per_model:
+            import pandas as pd
+
+            usage = pd.DataFrame.from_dict(self.per_model, orient="index").rename_axis("model")
+            parts.append(
+                ("Usage per model", usage.astype({"calls": int, "prompt_tokens": int, "completion_tokens": int}))
+            )
+        return parts
+
+    def __repr__(self) -> str:  # a console shows the report too, not the dataclass
+        return str(self)
+
+    def metrics(self) -> dict[str, Any]:
+        return {
+            "requested": self.requested,
+            "hits": self.hits,
+            "calls": self.calls,
+            "failed": self.failed,
+            "errors": dict(self.errors),
+            "per_model": {m: dict(u) for m, u in self.per_model.items()},
+        }
 
 
 @dataclass
@@ -347,334 +187,6 @@ def retry_choices(value: Iterable[str] | str | None = None) -> frozenset[str]:
     if unknown:
         raise UserError(f"{RETRY_ENV}: unknown retry choice {unknown[0]!r} (choices: {', '.join(RETRY_CHOICES)})")
     return chosen
-
-
-class RateLimiter:
-    """Sliding one-minute window over requests and (estimated) tokens."""
-
-    def __init__(self, rpm: float | None, tpm: float | None):
-        self.rpm, self.tpm = rpm, tpm
-        self._events: deque[tuple[float, float]] = deque()
-        self._lock = asyncio.Lock()
-
-    async def acquire(self, tokens: float) -> None:
-        if not self.rpm and not self.tpm:
-            return
-        async with self._lock:
-            while True:
-                now = time.monotonic()
-                while self._events and now - self._events[0][0] >= 60.0:
-                    self._events.popleft()
-                used_tokens = sum(t for _, t in self._events)
-                ok_r = not self.rpm or len(self._events) < self.rpm
-                ok_t = not self.tpm or used_tokens + tokens <= self.tpm or not self._events
-                if ok_r and ok_t:
-                    self._events.append((now, tokens))
-                    return
-                await asyncio.sleep(max(0.01, 60.0 - (now - self._events[0][0])))
-
-
-def effective_limits(limits: Limits, card: ModelCard) -> tuple[int, float | None, float | None]:
-    """(concurrency, requests per minute, tokens per minute) for one model: the tighter of the runner's and the card's."""
-    concurrency = min(limits.concurrency, card.concurrency or limits.concurrency)
-    if card.provider == "llama_cpp":
-        concurrency = 1  # one llama.cpp server answers one request at a time (a pool has several servers)
-
-    def tighter(a: float | None, b: float | None) -> float | None:
-        given = [x for x in (a, b) if x]
-        return min(given) if given else None
-
-    return max(1, concurrency), tighter(limits.rpm, card.rpm), tighter(limits.tpm, card.tpm)
-
-
-def estimate_tokens(text: str) -> int:
-    """Rough token count (4 characters a token), for limits and cost estimates only."""
-    return max(1, len(text) // 4)
-
-
-def _hex(value: int, digits: int) -> str:
-    """A hex number as a pattern matching either case of its letters."""
-    return "".join(f"[{d}{d.upper()}]" if d.isalpha() else d for d in f"{value:0{digits}x}")
-
-
-def _char_forms(c: str) -> str:
-    """A pattern for one character as a server may echo it: itself, or escaped for JSON or Python (any
-    number of backslashes, so escaped twice too), or percent-encoded for a URL."""
-    o = ord(c)
-    forms = [re.escape(c)]
-    if o < 0x10000:
-        forms.append(r"\\+u" + _hex(o, 4))
-    else:  # JSON writes a character beyond the BMP as a surrogate pair: two \u escapes
-        high, low = 0xD800 + ((o - 0x10000) >> 10), 0xDC00 + ((o - 0x10000) & 0x3FF)
-        forms.append(r"\\+u" + _hex(high, 4) + r"\\+u" + _hex(low, 4))
-    if o < 0x100:
-        forms.append(r"\\+x" + _hex(o, 2))
-    if o < 0x80:
-        forms.append("%" + _hex(o, 2))
-    if c in "\"'/\\":
-        forms.append(r"\\+" + re.escape(c))
-    return "(?:" + "|".join(forms) + ")"
-
-
-class Redactor:
-    """Removes given key values from texts, in every form a server can echo them. The rule:
-
-    - a key of at least ``REDACT_ANYWHERE`` (8) characters is removed wherever it occurs, also inside
-      a longer word, also escaped (JSON ``\\u0073``, ``\\/``, Python ``\\x73``, URL ``%73``, in any mix);
-      a text that ends with at least its first 8 characters, or starts with at least its last 8, has
-      that part removed too (a key cut by a length limit);
-    - a shorter key (down to 1 character) is removed where it stands as a whole word (not next to a
-      letter, digit, ``_`` or ``-``), in every field, escaped forms included: a server's echo
-      ("your key is k3y") is caught, the same letters inside other words are not. A key as short as
-      "a" would also remove the word "a" from answers: short keys cost data, so use real ones.
-    """
-
-    def __init__(self, secrets: Iterable[str]):
-        self.secrets = tuple(sorted({s for s in secrets if s}, key=len, reverse=True))
-        self.long = tuple(s for s in self.secrets if len(s) >= REDACT_ANYWHERE)
-        self.reach = 6 * max((len(s) for s in self.secrets), default=0) + 16  # longest escaped form
-        self._plain = self._compile(re.escape)
-        self._escaped = self._compile(lambda s: "".join(_char_forms(c) for c in s))
-
-    def _compile(self, form: Callable[[str], str]) -> re.Pattern[str] | None:
-        patterns = []
-        for s in self.secrets:
-            body = form(s)
-            if len(s) < REDACT_ANYWHERE:
-                body = rf"(?<![A-Za-z0-9_\-]){body}(?![A-Za-z0-9_\-])"
-            patterns.append(body)
-        return re.compile("|".join(patterns)) if patterns else None
-
-    def __call__(self, text: str) -> str:
-        if self._plain is None or not text:
-            return text
-        pattern = self._escaped if ("\\" in text or "%" in text) else self._plain
-        text = pattern.sub(REDACTED, text)  # type: ignore[union-attr]
-        for s in self.long:
-            for k in range(len(s) - 1, REDACT_ANYWHERE - 1, -1):
-                if text.endswith(s[:k]):
-                    text = text[:-k] + REDACTED
-                    break
-            for k in range(len(s) - 1, REDACT_ANYWHERE - 1, -1):
-                if text.startswith(s[-k:]):
-                    text = REDACTED + text[k:]
-                    break
-        return text
-
-
-@functools.lru_cache(maxsize=64)
-def _redactor(secrets: tuple[str, ...]) -> Redactor:
-    return Redactor(secrets)
-
-
-def redactor(secrets: Iterable[str] | Redactor) -> Redactor:
-    """A Redactor for these key values (built once per set of keys)."""
-    return secrets if isinstance(secrets, Redactor) else _redactor(tuple(secrets))
-
-
-def redact(text: str, secrets: Iterable[str] | Redactor = ()) -> str:
-    """Remove keys (the given values, in every form, and anything key-shaped) from a message before it is stored."""
-    return _KEYLIKE.sub(REDACTED, redact_values(text, secrets))
-
-
-def redact_values(text: str, secrets: Iterable[str] | Redactor = ()) -> str:
-    """Remove the given key values (and only those) from a text, in every form (see ``Redactor``)."""
-    return redactor(secrets)(text)
-
-
-def redact_record(record: dict[str, Any], secrets: Iterable[str] | Redactor) -> dict[str, Any]:
-    """The record with every known key value removed from every text in it, the names of fields inside
-    structures (e.g. the tokens of ``logprobs``) included; the request and the record's key aside."""
-    clean_text = redactor(secrets)
-    if not clean_text.secrets:
-        return record
-
-    def clean(value: Any) -> Any:
-        if isinstance(value, str):
-            return clean_text(value)
-        if isinstance(value, dict):
-            return {clean(k): clean(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [clean(v) for v in value]
-        return value
-
-    return {k: v if k in ("key", "request") else clean(v) for k, v in record.items()}
-
-
-def _retry_after(exc: BaseException) -> float | None:
-    """Seconds the server asked us to wait (``retry-after-ms``, ``Retry-After`` seconds or date), if any."""
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
-    if headers is None:
-        return None
-    try:
-        if headers.get("retry-after-ms") is not None:
-            return max(0.0, float(headers["retry-after-ms"]) / 1000.0)
-        value = headers.get("retry-after")
-        if value is None:
-            return None
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            parsed = email.utils.parsedate_to_datetime(value)
-            if parsed.tzinfo is None:
-                parsed = parsed.replace(tzinfo=UTC)
-            return max(0.0, (parsed - datetime.now(UTC)).total_seconds())
-    except (TypeError, ValueError, OverflowError):
-        return None  # a header we cannot read is ignored, not fatal
-
-
-class MalformedResponse(ValueError):
-    """The server answered 200 but not with an OpenAI-shaped completion."""
-
-
-def request_body(card: ModelCard, r: Request) -> tuple[str, dict[str, Any]]:
-    """The endpoint path and JSON body of one call: the one place a request becomes API parameters."""
-    body: dict[str, Any] = {
-        "model": card.model,
-        "temperature": r.temperature,
-        "top_p": r.top_p,
-        "max_tokens": r.max_tokens,
-    }
-    if r.seed is not None and card.send_seed:
-        body["seed"] = r.seed
-    body.update(dict(r.extra))
-    if card.api == "completions":
-        system = "\n".join(c for role, c in r.messages if role == "system")
-        user = "\n".join(c for role, c in r.messages if role != "system")
-        body["prompt"] = (card.prompt_template or "{user}").format(system=system, user=user).lstrip()
-        if card.stop:
-            body["stop"] = list(card.stop)
-        return "/completions", body
-    body["messages"] = [{"role": role, "content": c} for role, c in r.messages]
-    return "/chat/completions", body
-
-
-def _string(obj: dict[str, Any], name: str, where: str) -> str | None:
-    """A string field of the body (or None); anything else, or text that is not valid Unicode, is malformed."""
-    value = obj.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise MalformedResponse(f"{where} is {type(value).__name__}, not a string")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise MalformedResponse(f"{where} is not valid Unicode (a lone surrogate at character {exc.start})") from None
-    return value
-
-
-def _token_count(usage: dict[str, Any], name: str) -> int:
-    value = usage.get(name)
-    if value is None:
-        return 0
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or value != int(value):
-        raise MalformedResponse(f"usage.{name} is {value!r}, not a token count")
-    return int(value)
-
-
-def parse_completion(raw: bytes, api: str) -> dict[str, Any]:
-    """The fields we store from a 200 body, or MalformedResponse if it is not an OpenAI-shaped completion."""
-    try:
-        data = json.loads(raw)
-    except (ValueError, RecursionError) as exc:  # not JSON, or not UTF-8
-        raise MalformedResponse(f"the body is not JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise MalformedResponse(f"the body is a JSON {type(data).__name__}, not an object")
-    choices = data.get("choices")
-    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-        raise MalformedResponse("the response has no choices")
-    choice = choices[0]
-    if api == "completions":
-        text, refusal = _string(choice, "text", "choices[0].text"), None
-    else:
-        message = choice.get("message")
-        if not isinstance(message, dict):
-            raise MalformedResponse("choices[0].message is not an object")
-        text = _string(message, "content", "choices[0].message.content")
-        refusal = _string(message, "refusal", "choices[0].message.refusal")
-    usage = data.get("usage")
-    if usage is not None and not isinstance(usage, dict):
-        raise MalformedResponse("usage is not an object")
-    logprobs = choice.get("logprobs")  # kept only when the server sent them (a judge asks for them)
-    return {
-        **({"logprobs": logprobs} if logprobs is not None else {}),
-        "text": text,
-        "refusal": refusal,
-        "finish_reason": _string(choice, "finish_reason", "choices[0].finish_reason"),
-        "served_model": _string(data, "model", "model"),
-        "response_id": _string(data, "id", "id"),
-        "usage": {name: _token_count(usage or {}, name) for name in ("prompt_tokens", "completion_tokens")},
-    }
-
-
-def body_text(raw: bytes | None, secrets: Iterable[str] | Redactor) -> str | None:
-    """A response body as storable text (bad bytes shown as \\xNN, keys removed, at most MAX_RAW_BODY bytes).
-
-    Keys are removed before the body is cut, so a key that spans the cut leaves no prefix behind.
-    """
-    if raw is None:
-        return None
-    clean = redactor(secrets)
-    if len(raw) <= MAX_RAW_BODY:
-        return redact(raw.decode("utf-8", "backslashreplace"), clean)
-    head = redact(raw[: MAX_RAW_BODY + clean.reach].decode("utf-8", "backslashreplace"), clean)
-    kept = head.encode("utf-8")[:MAX_RAW_BODY].decode("utf-8", "ignore")
-    return kept + f"[... {len(raw) - MAX_RAW_BODY} more bytes]"
-
-
-def _connect_failure(exc: BaseException) -> tuple[str, str] | None:
-    """(kind, message) when the attempt never reached the server (the transport may call that a timeout)."""
-    seen: set[int] = set()
-    cause: BaseException | None = exc
-    while cause is not None and id(cause) not in seen:
-        seen.add(id(cause))
-        if isinstance(cause, ConnectionRefusedError) or getattr(cause, "errno", None) == errno.ECONNREFUSED:
-            return "connection_refused", f"connection refused ({cause}): is the server running, is base_url right?"
-        if type(cause).__name__ == "ClientConnectorError":  # aiohttp: no connection (DNS, unreachable)
-            return "connection_failed", f"could not connect ({cause})"
-        cause = cause.__cause__ or cause.__context__
-    return None
-
-
-def describe_failure(
-    exc: BaseException, raw: bytes | None, secrets: Iterable[str] | Redactor, timeout_s: float
-) -> tuple[dict[str, Any], bool]:
-    """(error description for the store, whether to retry) for whatever one attempt raised.
-
-    Timeouts, connection errors, retryable HTTP statuses and malformed bodies are retried; an
-    unexpected exception (``internal_error``) is stored as the request's own error and not retried.
-    A connection that was refused or never made is stored as such, not as the timeout the transport
-    may report it as.
-    """
-    status = getattr(exc, "status_code", None)
-    message = str(exc)
-    connect = _connect_failure(exc) if isinstance(exc, (OSError, openai.APIConnectionError)) else None
-    if connect is not None:
-        (kind, message), retry = connect, True
-    elif isinstance(exc, (TimeoutError, openai.APITimeoutError)):
-        kind, retry = "timeout", True
-        message = f"no complete answer within {timeout_s:g} s (the total deadline of one attempt)"
-    elif isinstance(exc, openai.APIConnectionError):
-        kind, retry = "connection", True
-    elif isinstance(exc, openai.APIStatusError):
-        kind, retry = f"http_{exc.status_code}", exc.status_code in RETRYABLE_STATUS
-        try:
-            raw = exc.response.content
-        except Exception:  # noqa: BLE001 - a body we cannot read is left out
-            raw = None
-    elif isinstance(exc, MalformedResponse):
-        kind, retry = "malformed_response", True
-    else:
-        kind, retry = "internal_error", False
-        message = f"{type(exc).__name__}: {exc}"
-    info = {
-        "type": kind,
-        "status_code": status,
-        "message": redact(message, secrets)[:500],
-        "raw_body": body_text(raw, secrets),
-    }
-    return info, retry
 
 
 def default_validator(text: str | None) -> bool:
@@ -913,7 +425,7 @@ class LLMRunner:
         bar = tqdm(total=len(misses), desc="LLM calls", disable=not self.progress, unit="call")
         simulated = any(self.cards[m].provider == "simulated" and m not in self.endpoints for m in by_model)
         if simulated:  # one simulated server for all the models of this batch, stopped after it
-            from .simulated.server import SimulatedServers
+            from .simulated import SimulatedServers
         try:
             async with SimulatedServers() if simulated else contextlib.nullcontext() as servers:
                 for model, reqs in by_model.items():
@@ -927,7 +439,7 @@ class LLMRunner:
         if card.name in self.endpoints:
             return _Fixed(self.endpoints[card.name])
         if card.provider == "llama_cpp":
-            from .local_models import LlamaServerPool
+            from .local import LlamaServerPool
 
             return LlamaServerPool.for_card(card)
         if card.provider == "simulated":  # valuelex.simulated: its server is started by the run, like llama.cpp's
@@ -1067,7 +579,7 @@ class LLMRunner:
         """Exponential backoff with jitter, or the server's Retry-After if longer (capped, and announced)."""
         backoff = min(self.limits.backoff_max_s, self.limits.backoff_base_s * 2 ** (retries - 1))
         backoff *= 0.5 + random.random()  # jitter
-        asked = _retry_after(exc)
+        asked = retry_after(exc)
         wait = backoff
         if asked is not None and asked > backoff:
             wait = min(asked, self.limits.max_retry_after_s)

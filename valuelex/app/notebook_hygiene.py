@@ -1,6 +1,6 @@
 """Source notebooks are stored clean: no outputs, no execution counts, a tagged parameters cell.
 
-``python -m valuelex.notebook_hygiene notebooks`` checks; ``--strip`` cleans in place.
+``python -m valuelex.app.notebook_hygiene notebooks`` checks; ``--strip`` cleans in place.
 """
 
 from __future__ import annotations

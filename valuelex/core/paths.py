@@ -1,4 +1,4 @@
-"""Every path the project uses, in one place.
+"""The project's static paths, in one place (a run's own folders are not here: see ``valuelex.stages.Run``).
 
 Data flows one way: ``configs`` + ``data/raw`` -> ``data/processed`` -> ``figures``.
 
@@ -6,11 +6,12 @@ The project folder (the one holding ``configs/``, ``data/`` and ``notebooks/``) 
 the environment (``VALUELEX_PROJECT``), else from the working directory or any folder above it,
 else from the package's own location (a development checkout); never only from the package, so
 that an installed ``valuelex`` works on the project folder it is run in.
-Environment overrides (used by the tests, which write into temporary folders):
-``VALUELEX_RAW``, ``VALUELEX_PROCESSED``, ``VALUELEX_FIGURES``, ``VALUELEX_BUILD`` move the data
-and output folders (``valuelex run`` sets them from the run file); ``VALUELEX_RAW_BASE`` names the
-read-only response store under a run's own (the committed ``data/raw/`` for every run but the
-committed one; empty or unset: none); ``VALUELEX_MODELS_DIR`` keeps the local GGUF files somewhere else than ``.models/``.
+``VALUELEX_MODELS_DIR`` keeps the local GGUF files somewhere else than ``.models/``;
+``VALUELEX_WHEEL_CACHE`` the downloaded model wheels.
+
+The ``COMMITTED_*`` folders are where the committed run (``configs/runs/default.yaml``) writes, and
+what ``valuelex verify`` compares with; every other run writes into folders of its own, which
+``valuelex.stages.Folders`` chooses (the one place that reads ``VALUELEX_PROCESSED`` and the like).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def _root() -> Path:
     found = find_project()
     if found is not None:
         return found
-    checkout = Path(__file__).resolve().parent.parent
+    checkout = Path(__file__).resolve().parent.parent.parent
     return checkout if (checkout / PROJECT_MARKER).is_dir() else Path.cwd().resolve()
 
 
@@ -48,16 +49,15 @@ MODEL_CARDS = CONFIGS / "models"
 PANELS = CONFIGS / "panels"
 PROMPTS = CONFIGS / "prompts"
 INSTRUMENTS = CONFIGS / "instruments"
+NOTEBOOKS = ROOT / "notebooks"
 
 DATA = ROOT / "data"
-RAW = Path(os.environ.get("VALUELEX_RAW", DATA / "raw"))
-#: The read-only base under the run's own store ``RAW`` (valuelex.runstore), or None.
-RAW_BASE = Path(os.environ["VALUELEX_RAW_BASE"]) if os.environ.get("VALUELEX_RAW_BASE") else None
-PROCESSED = Path(os.environ.get("VALUELEX_PROCESSED", DATA / "processed"))
-FIGURES = Path(os.environ.get("VALUELEX_FIGURES", ROOT / "figures"))
-NOTEBOOKS = ROOT / "notebooks"
-BUILD = Path(os.environ.get("VALUELEX_BUILD", ROOT / "build"))
-LOGS = BUILD / "logs"
+#: The dataset: the committed raw responses (the committed run's store, every other run's read-only base).
+DATASET = DATA / "raw"
+#: Where the committed run writes (and what ``valuelex verify`` compares with).
+COMMITTED_PROCESSED = DATA / "processed"
+COMMITTED_FIGURES = ROOT / "figures"
+COMMITTED_BUILD = ROOT / "build"
 
 #: Local GGUF model files (never in git; installed by ``./run_all.sh --install-local-models``).
 MODELS_DIR = Path(os.environ.get("VALUELEX_MODELS_DIR", ROOT / ".models"))
@@ -68,8 +68,3 @@ WHEEL_CACHE = Path(os.environ.get("VALUELEX_WHEEL_CACHE", Path.home() / ".cache"
 def is_project(folder: Path = ROOT) -> bool:
     """Whether ``folder`` holds a ValueLex project (``configs/panels/``)."""
     return (folder / PROJECT_MARKER).is_dir()
-
-
-def raw_store(study: str) -> Path:
-    """Folder of the append-only response store of one study (``elicitation``, ``projective``...)."""
-    return RAW / study

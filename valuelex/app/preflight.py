@@ -22,10 +22,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import paths
-from .config import MissingKeyError, ModelCard
-from .display import Report
-from .llm import redact
+from ..core import paths
+from ..core.display import Report
+from ..llm.cards import MissingKeyError, ModelCard
+from ..llm.wire import redact
 
 #: Seconds to wait for an endpoint's model list.
 DEFAULT_TIMEOUT_S = 10.0
@@ -69,7 +69,7 @@ def _check_card(card: ModelCard, timeout_s: float, models_dir: Path | None) -> C
     import openai
 
     if card.provider == "llama_cpp":
-        from .local_models import gguf_path
+        from ..llm.local import gguf_path
 
         path = gguf_path(card, models_dir or paths.MODELS_DIR)
         if path.exists():
@@ -77,7 +77,7 @@ def _check_card(card: ModelCard, timeout_s: float, models_dir: Path | None) -> C
         install = f"{path.name} missing: ./run_all.sh --setup-only --local-models {card.name}"
         return CardStatus(card.name, card.model, "local llama.cpp", "not installed", install)
     if card.provider == "simulated":
-        from .simulated import Population
+        from ..simulated import Population
 
         population = Population.load(card.population)
         if card.model in population.models:

@@ -5,7 +5,7 @@ process in a process group of its own, so that Ctrl-C or a TERM to ``valuelex ru
 notebook's kernel too (no orphan keeps calling models or writing outputs). A SIGKILL cannot be
 caught, so each process of the tree also dies with its parent (Linux's ``PR_SET_PDEATHSIG``):
 papermill when ``valuelex`` dies, the notebook's kernel when papermill dies (``tie_kernel``,
-called by ``notebook.start``), and ``valuelex`` itself when ``run_all.sh`` dies
+called by ``stages.start``), and ``valuelex`` itself when ``run_all.sh`` dies
 (``VALUELEX_PARENT_PID``). A state file in the run's build folder remembers when each notebook
 last ran with which settings, so that after a partial run (``--only 01``) the notebooks whose
 inputs changed are reported as **stale**.
@@ -13,7 +13,6 @@ inputs changed are reported as **stale**.
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import json
 import os
@@ -26,10 +25,10 @@ from pathlib import Path
 
 import yaml
 
-from . import paths
-from .config import ConfigError
-from .errors import EXIT_USAGE, RunFailed, UserError, notebook_error
-from .settings import RunSettings
+from ..core import paths, process
+from ..core.errors import EXIT_FAILED, EXIT_USAGE, ConfigError, RunFailed, UserError
+from ..settings import RunSettings
+from ..stages import Folders
 
 KERNEL = "valuelex"
 #: Which notebooks read what another notebook wrote (a notebook is stale when one of these ran after it).
@@ -46,11 +45,6 @@ DEPENDS_ON: dict[str, tuple[str, ...]] = {
 }
 #: Environment every notebook runs in: semopy's results depend on the hash seed; no model hub.
 NOTEBOOK_ENV = {"PYTHONHASHSEED": "0", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-#: Set in a notebook's environment by ``execute``: its kernel dies with papermill (``tie_kernel``).
-TIE_KERNEL_ENV = "VALUELEX_TIE_KERNEL"
-#: Set by ``run_all.sh`` to its own pid: ``valuelex`` dies with the script (``tie_to_launcher``).
-PARENT_PID_ENV = "VALUELEX_PARENT_PID"
-PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h)
 
 
 class RunInterrupted(RuntimeError):
@@ -69,45 +63,31 @@ class NotebookInputError(UserError):
     """A notebook stopped on a mistake in the input (a config file, a setting, a key): one line says which."""
 
 
-@dataclass(frozen=True)
-class Folders:
-    """Where one run's outputs go, its own response store, and the read-only store under it (or None)."""
+def user_error_names() -> set[str]:
+    """Class names of every UserError defined in valuelex (to recognise one in an executed notebook)."""
+    from ..llm import cards, runner, runstore, store  # noqa: F401 - importing defines their error classes
 
-    processed: Path
-    figures: Path
-    build: Path
-    raw: Path
-    base: Path | None = None
+    names, todo = set(), [UserError]
+    while todo:
+        cls = todo.pop()
+        names.add(cls.__name__)
+        todo.extend(cls.__subclasses__())
+    return names
 
-    @classmethod
-    def of(cls, run: RunSettings) -> Folders:
-        """The run's folders; ``VALUELEX_PROCESSED``/``_FIGURES``/``_BUILD``/``_RAW``/``_RAW_BASE``, when set, win.
 
-        A store named by ``VALUELEX_RAW`` alone (a test's own store) has no base unless
-        ``VALUELEX_RAW_BASE`` names one too.
-        """
-        if run.writes_committed_outputs:
-            mine = cls(paths.DATA / "processed", paths.ROOT / "figures", paths.ROOT / "build", run.raw_dir, None)
-        else:
-            out = run.output_dir
-            mine = cls(out / "data" / "processed", out / "figures", out / "build", run.raw_dir, run.base_dir)
-        env = {name: os.environ.get(f"VALUELEX_{name.upper()}") for name in ("processed", "figures", "build", "raw")}
-        chosen = {name: Path(value) if value else getattr(mine, name) for name, value in env.items()}
-        if "VALUELEX_RAW_BASE" in os.environ:
-            base = os.environ["VALUELEX_RAW_BASE"]
-            chosen["base"] = Path(base) if base else None
-        else:
-            chosen["base"] = None if env["raw"] else mine.base
-        return cls(**chosen)
-
-    def environment(self) -> dict[str, str]:
-        return {
-            "VALUELEX_PROCESSED": str(self.processed),
-            "VALUELEX_FIGURES": str(self.figures),
-            "VALUELEX_BUILD": str(self.build),
-            "VALUELEX_RAW": str(self.raw),
-            "VALUELEX_RAW_BASE": str(self.base) if self.base else "",
-        }
+def notebook_error(executed: str | Path) -> tuple[str, int]:
+    """(one line saying why an executed notebook stopped, exit code: 2 for a UserError, else 1)."""
+    try:
+        nb = json.loads(Path(executed).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "the notebook did not start (see its log)", EXIT_FAILED
+    for cell in nb.get("cells", []):
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                ename, evalue = output.get("ename", "Error"), output.get("evalue", "")
+                code = EXIT_USAGE if ename in user_error_names() else EXIT_FAILED
+                return (f"{ename}: {evalue}" if evalue else ename), code
+    return "the notebook stopped without an error output (see its log)", EXIT_FAILED
 
 
 def notebooks(folder: Path | None = None) -> list[Path]:
@@ -232,13 +212,13 @@ def execute(notebook: Path, run: RunSettings, folders: Folders, overrides: dict[
     out = folders.build / notebook.name
     log = folders.build / "logs" / f"{notebook.stem}.log"
     env = {**os.environ, **NOTEBOOK_ENV, **folders.environment(), "VALUELEX_PROJECT": str(paths.ROOT)}
-    env[TIE_KERNEL_ENV] = "1"
+    env[process.TIE_KERNEL_ENV] = "1"
     me = os.getpid()
-    prctl = _prctl()  # looked up before the fork: the child only calls it
+    prctl = process.libc_prctl()  # looked up before the fork: the child only calls it
 
     def die_with_me() -> None:  # in papermill's process, between fork and exec
         if prctl is not None:
-            prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+            prctl(process.PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
         if os.getppid() != me:  # valuelex died before the line above: do not run orphaned
             os._exit(1)
 
@@ -293,52 +273,6 @@ def _stop_group(child: subprocess.Popen, grace_s: float = 5.0) -> None:
             time.sleep(0.05)
 
 
-def _prctl():
-    """Linux's ``prctl`` from the C library, or None where there is none (then only signals stop the tree)."""
-    try:
-        return ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-
-
-def die_with_parent(sig: int, parent: int) -> bool:
-    """Have the kernel send ``sig`` to this process when ``parent``, its parent, dies; at once if it already has.
-
-    False where Linux's ``PR_SET_PDEATHSIG`` is not available (nothing is changed then).
-    """
-    prctl = _prctl()
-    if prctl is None or prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) != 0:
-        return False
-    if os.getppid() != parent:  # the parent died before the call above: the signal would never come
-        os.kill(os.getpid(), sig)
-    return True
-
-
-def tie_kernel() -> bool:
-    """In a notebook's kernel started by ``execute``: die (SIGKILL) as soon as papermill does.
-
-    jupyter_client starts the kernel in a session of its own and names papermill in
-    ``JPY_PARENT_PID``; ipykernel itself only checks its parent once a second, enough time for a
-    kernel to send dozens of paid calls after ``valuelex run`` was killed. Elsewhere (Jupyter Lab,
-    the tests' own kernels) nothing changes; returns whether the kernel is tied.
-    """
-    parent = os.environ.get("JPY_PARENT_PID", "")
-    if os.environ.get(TIE_KERNEL_ENV) != "1" or not parent.isdigit():
-        return False
-    return die_with_parent(signal.SIGKILL, int(parent))
-
-
-def tie_to_launcher() -> bool:
-    """In ``valuelex``: if ``run_all.sh`` started it (``VALUELEX_PARENT_PID``), get a TERM when the script dies.
-
-    The TERM stops the running notebook as Ctrl-C would. The variable is removed so that no child inherits it.
-    """
-    parent = os.environ.pop(PARENT_PID_ENV, "")
-    if not parent.isdigit():
-        return False
-    return die_with_parent(signal.SIGTERM, int(parent))
-
-
 def _group_alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)
@@ -389,13 +323,13 @@ def run_notebooks(
 
 def finish(run: RunSettings, outcome: RunOutcome, say=print, overrides: dict[str, object] | None = None) -> None:
     """After the notebooks: the HTML tutorial, the figure index, the manifest; then say what is stale."""
-    from . import report, tutorial
+    from . import manifest, tutorial
 
     folders = outcome.folders
     seconds = {name: entry["seconds"] for name, entry in read_state(folders).items() if "seconds" in entry}
-    index = tutorial.build(folders.build, folders.build / "html", seconds)
-    report.write_figure_index(folders.figures)
-    report.write_manifest(
+    index = tutorial.build(folders.build, folders.build / "html", seconds, folders.figures)
+    manifest.write_figure_index(folders.figures)
+    manifest.write_manifest(
         folders.processed / "run_manifest.json", folders.build, run, overrides, folders.raw, folders.base
     )
     say(f"tutorial: {index}")
@@ -411,7 +345,7 @@ def rerun_command(run: RunSettings, overrides: dict[str, object] | None = None) 
     them the rerun would be another run, whose notebooks are "ran with other settings")."""
     import shlex
 
-    from .settings import RUNS
+    from ..settings import RUNS
 
     where = run.path or Path(run.name)
     named = where.parent.resolve() == RUNS.resolve() and where.suffix == ".yaml"

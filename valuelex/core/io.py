@@ -1,10 +1,13 @@
 """One figure style, and saving with stable names: PNG + PDF for figures, CSV + Markdown for tables.
 
+Every save is given its folder (a run's ``folders.figures`` or ``folders.processed``): nothing
+here knows where a run writes.
+
 Files are written without timestamps or version stamps so that two runs give the same bytes.
 Every stage module draws its figures with one function per figure and saves them here.
 Every table (``figures/*.csv`` and the CSVs under ``data/processed/``) goes through
 :func:`write_csv`, which writes each float column at its quantity's precision
-(:mod:`valuelex.precision`), so last-bit floating-point noise does not change the files.
+(:mod:`valuelex.core.precision`), so last-bit floating-point noise does not change the files.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from . import paths
 from .precision import format_table
 
 PALETTE = {
@@ -50,13 +52,13 @@ def apply_style() -> None:
     )
 
 
-def save_figure(fig: plt.Figure, name: str, folder: Path | None = None) -> list[Path]:
+def save_figure(fig: plt.Figure, name: str, folder: Path) -> list[Path]:
     """Save ``name.png`` and ``name.pdf`` (deterministic bytes) and return their paths.
 
     No software version, creation date or producer is written, so the bytes depend only on what
     is drawn (and on matplotlib's and FreeType's versions, which the lock pins).
     """
-    folder = Path(folder or paths.FIGURES)
+    folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     png, pdf = folder / f"{name}.png", folder / f"{name}.pdf"
     fig.savefig(png, metadata={"Software": None})
@@ -76,7 +78,7 @@ def write_csv(df: pd.DataFrame, path: Path, index: bool = False, quantities: dic
     """The one CSV writer: float columns at their quantity's precision, ``\n`` line ends.
 
     The quantity of each column is looked up by the file's stem and the column's name
-    (:func:`valuelex.precision.quantity_of`); ``quantities`` (column name or pattern -> quantity)
+    (:func:`valuelex.core.precision.quantity_of`); ``quantities`` (column name or pattern -> quantity)
     overrides it for this call.
     """
     path = Path(path)
@@ -88,12 +90,12 @@ def write_csv(df: pd.DataFrame, path: Path, index: bool = False, quantities: dic
 def save_table(
     df: pd.DataFrame,
     name: str,
-    folder: Path | None = None,
+    folder: Path,
     index: bool = False,
     quantities: dict[str, str] | None = None,
 ) -> list[Path]:
     """Save ``name.csv`` and ``name.md`` (the same cells, at each quantity's precision) and return their paths."""
-    folder = Path(folder or paths.FIGURES)
+    folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     csv, md = folder / f"{name}.csv", folder / f"{name}.md"
     table = _with_index(df, index)
@@ -109,9 +111,9 @@ def save_table(
 def save_data(
     df: pd.DataFrame,
     name: str,
-    folder: Path | None = None,
+    folder: Path,
     index: bool = False,
     quantities: dict[str, str] | None = None,
 ) -> Path:
-    """Save derived data as ``data/processed/name.csv`` (``folder`` elsewhere), through :func:`write_csv`."""
-    return write_csv(df, Path(folder or paths.PROCESSED) / f"{name}.csv", index=index, quantities=quantities)
+    """Save derived data as ``folder/name.csv`` (a run's ``data/processed``), through :func:`write_csv`."""
+    return write_csv(df, Path(folder) / f"{name}.csv", index=index, quantities=quantities)

@@ -23,19 +23,20 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from . import __version__, paths
+from .. import __version__
+from ..core import paths
 
 EXIT_USAGE = 2
 
 
 def _overrides(pairs: Sequence[str]) -> dict[str, Any]:
-    from .settings import parse_overrides
+    from ..settings import parse_overrides
 
     return parse_overrides(list(pairs))
 
 
 def _load(args: argparse.Namespace):
-    from .settings import load_run
+    from ..settings import load_run
 
     return load_run(args.run, _overrides(getattr(args, "set", []) or []))
 
@@ -61,7 +62,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from . import preflight
 
     if args.all:
-        from .config import load_model_cards
+        from ..llm.cards import load_model_cards
 
         cards = list(load_model_cards().values())
     else:
@@ -77,7 +78,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def _retry(args: argparse.Namespace) -> None:
     """``--retry-failed/-damaged/-lost``: the requests a live run asks again, for this process and its notebooks."""
-    from .llm import RETRY_ENV, retry_choices
+    from ..llm.runner import RETRY_ENV, retry_choices
 
     chosen = retry_choices() | {c for c in ("failed", "damaged", "lost") if getattr(args, f"retry_{c}", False)}
     if chosen:
@@ -86,7 +87,7 @@ def _retry(args: argparse.Namespace) -> None:
 
 def _report_store_damage(run) -> None:
     """Print, before anything runs, every damaged line of the run's response stores (not only inside notebooks)."""
-    from .store import ResponseStore
+    from ..llm.store import ResponseStore
 
     raw = run.raw_dir
     if raw.is_dir():
@@ -125,10 +126,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     outcome = pipeline.run_notebooks(run, overrides, args.only, args.start, say=say)
     pipeline.finish(run, outcome, say=say, overrides=overrides)
     if run.writes_committed_outputs:  # the committed outputs were regenerated: are they the same?
-        from .report import VerifyError, verify
+        from .verify import VerifyError, verify
 
         try:
-            result = verify()
+            result = verify(figures_dir=outcome.folders.figures, processed_dir=outcome.folders.processed)
         except VerifyError as error:
             say(f"verify skipped: {error}")
             return 0
@@ -139,7 +140,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _destination(run) -> str:
     """Where a run writes, in one line."""
-    from .settings import shown
+    from ..settings import shown
 
     if run.writes_committed_outputs:
         return "the committed run: data/processed/ and figures/ regenerated from data/raw/ (replay)"
@@ -148,10 +149,13 @@ def _destination(run) -> str:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from .report import VerifyError, verify
+    from ..settings import load_run
+    from ..stages import Folders
+    from .verify import VerifyError, verify
 
+    folders = Folders.of(load_run())  # the committed run's folders (a test may move them)
     try:
-        result = verify(ref=args.ref)
+        result = verify(ref=args.ref, figures_dir=folders.figures, processed_dir=folders.processed)
     except VerifyError as error:
         print(f"valuelex verify: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -160,7 +164,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_adopt(args: argparse.Namespace) -> int:
-    from .runstore import adopt
+    from ..llm.runstore import adopt
 
     adopt(_load(args), say=_say)
     return 0
@@ -173,7 +177,7 @@ def cmd_scorer_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_install_models(args: argparse.Namespace) -> int:
-    from . import local_models
+    from ..llm import local as local_models
 
     return local_models.main(args.cards)
 
@@ -237,7 +241,7 @@ def parser() -> argparse.ArgumentParser:
 
 def guarded(func: Callable[[], int]) -> int:
     """Run ``func``; a user's mistake becomes one line on stderr and exit code 2, never a traceback."""
-    from .errors import RunFailed, UserError
+    from ..core.errors import RunFailed, UserError
     from .pipeline import RunInterrupted
 
     try:
@@ -261,7 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         args = parser().parse_args(argv)
     if args.command == "run":
-        from .pipeline import tie_to_launcher
+        from ..core.process import tie_to_launcher
 
         tie_to_launcher()  # started by run_all.sh: a TERM when the script dies, also by SIGKILL
     if not paths.is_project():

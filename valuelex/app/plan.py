@@ -20,13 +20,14 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from . import elicit, paths
-from .config import MissingKeyError, ModelCard, load_model_cards, load_panel
-from .display import Report
-from .errors import UserError
-from .llm import LLMRunner, Plan
-from .runstore import open_store
-from .settings import RunSettings
+from .. import elicit
+from ..core import paths
+from ..core.display import Report
+from ..core.errors import UserError
+from ..llm.cards import MissingKeyError, ModelCard, load_model_cards, load_panel
+from ..llm.runner import LLMRunner, Plan
+from ..llm.runstore import open_store
+from ..settings import RunSettings
 
 
 @dataclass
@@ -92,7 +93,7 @@ def run_cards(run: RunSettings) -> dict[str, ModelCard]:
 
 def _store(run: RunSettings, study: str):
     """The run's store of one study, as its notebooks will read it: its own over its read-only base."""
-    from .pipeline import Folders
+    from ..stages import Folders
 
     folders = Folders.of(run)
     return open_store(folders.raw / study, folders.base / study if folders.base is not None else None)
@@ -104,7 +105,7 @@ def _runner(cards: dict[str, ModelCard], study: str, run: RunSettings) -> LLMRun
 
 def plan_run(run: RunSettings) -> RunPlan:
     """The plan of every paid call of ``run`` (calls nothing)."""
-    from . import projective
+    from .. import projective
 
     parts: list[tuple[str, Plan, str]] = []
     panel = load_panel(run.elicitation.panel)
@@ -143,16 +144,13 @@ def plan_run(run: RunSettings) -> RunPlan:
 
 def _judge(kind: str, model: str, run: RunSettings):
     """The judge a scorer calls (the log-probability judge for stance and logprob, the JSON judge otherwise)."""
-    from . import projective
+    from .. import projective
 
     cards = {model: run_cards(run)[model]}
     store = _store(run, projective.JUDGE_STUDY)
     if kind == "judge":
-        judge = projective.JudgeScorer(model, mode="live", cards=cards, store_root=store.root, progress=False)
-    else:
-        judge = projective.LogprobJudge(model, mode="live", cards=cards, store_root=store.root, progress=False)
-    judge.runner.store = store  # with the run's base under it (the CLI's process has no VALUELEX_RAW_BASE)
-    return judge
+        return projective.JudgeScorer(model, mode="live", cards=cards, store=store, progress=False)
+    return projective.LogprobJudge(model, mode="live", cards=cards, store=store, progress=False)
 
 
 def _judge_upper_bound(judge, instrument, completions: list) -> Plan:
@@ -214,7 +212,7 @@ def needs(run: RunSettings, plan: RunPlan) -> list[str]:
     for model, instruments in used.items():
         card = cards[model]
         if card.provider == "llama_cpp":
-            from .local_models import gguf_path
+            from ..llm.local import gguf_path
 
             if not gguf_path(card, paths.MODELS_DIR).exists():
                 missing_local.append(model)

@@ -1,288 +1,24 @@
-"""What a run leaves for readers besides the tutorial (:mod:`valuelex.tutorial`): the figure index,
-the run manifest, and the check that a run reproduced the committed tables.
-
-``valuelex verify`` (or ``python -m valuelex.report verify``) compares every regenerated table with the committed one
-(git's ``HEAD``) under the tolerances of :mod:`valuelex.precision`; see :func:`verify`.
+"""Did this run reproduce the committed tables? ``valuelex verify`` (or ``python -m valuelex.app.verify``)
+compares every regenerated table with the committed one (git's ``HEAD``) under the tolerances of
+:mod:`valuelex.core.precision`; see :func:`verify`.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import re
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from . import paths
-from .display import Report
-from .precision import Precision, precision_of
+from ..core import paths
+from ..core.display import Report
+from ..core.precision import Precision, precision_of
 
-
-def notebook_title(path: Path) -> str:
-    """The first markdown heading of a notebook, or its file name."""
-    nb = json.loads(Path(path).read_text(encoding="utf-8"))
-    for cell in nb.get("cells", []):
-        if cell.get("cell_type") == "markdown":
-            for line in "".join(cell.get("source", "")).splitlines():
-                if line.startswith("#"):
-                    return line.lstrip("#").strip()
-    return Path(path).stem
-
-
-# run manifest ----------------------------------------------------------------------------
-KEY_PACKAGES = (
-    "numpy", "pandas", "scipy", "scikit-learn", "factor_analyzer", "semopy", "sentence-transformers",
-    "torch", "openai", "matplotlib", "seaborn", "papermill", "llama_cpp_python",
-)  # fmt: skip
-
-
-def _git(*args: str) -> str:
-    import subprocess
-
-    try:
-        return subprocess.run(["git", *args], cwd=paths.ROOT, capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return ""
-
-
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def _store_summary(folder: Path, cards: Any) -> dict:
-    """One study's response store as the manifest records it (nothing of it is read from elsewhere)."""
-    from .store import ResponseStore
-
-    store = ResponseStore(folder, announce=False)
-    per_model = {}
-    for model, c in sorted(store.usage_by_model().items()):
-        card = cards.get(model)
-        per_model[model] = {
-            **{k: int(c[k]) for k in ("attempts", "final", "errors", "prompt_tokens", "completion_tokens")},
-            "cost_usd": round(card.cost(c["prompt_tokens"], c["completion_tokens"]), 6) if card else None,
-        }
-    return {
-        "folder": _shown(folder),
-        "final_records": len(store),
-        "attempt_records": store.stats.records,
-        "load_issues": [str(i) for i in store.stats.issues],
-        "duplicate_finals": store.stats.duplicate_finals,
-        "per_model": per_model,
-        "files": {p.name: _sha256(p) for p in store.shards()},
-    }
-
-
-def _shown(path: Path) -> str:
-    """A path relative to the project when inside it (the manifest is read on other machines too)."""
-    try:
-        return str(Path(path).resolve().relative_to(paths.ROOT.resolve()))
-    except ValueError:
-        return str(path)
-
-
-def describe_stores(raw: Path, base: Path | None, cards: Any = None) -> tuple[dict, dict]:
-    """(where the run's answers are, what each study's store holds): the run's own store ``raw`` and,
-    under it, the read-only ``base`` (the committed dataset for every run but the committed one)."""
-    from .config import load_model_cards
-    from .runstore import open_store
-
-    cards = cards if cards is not None else load_model_cards()
-    raw, base = Path(raw), (Path(base) if base is not None else None)
-    studies = sorted(
-        {p.name for folder in (raw, base) if folder is not None and folder.is_dir() for p in folder.iterdir()
-         if p.is_dir() and not p.name.startswith(".")}
-    )  # fmt: skip
-    stores = {}
-    for study in studies:
-        entry = _store_summary(raw / study, cards)
-        if base is not None:
-            entry["base"] = _store_summary(base / study, cards)
-            entry["answers_available"] = len(open_store(raw / study, base / study))  # own and base together
-        else:
-            entry["base"] = None
-            entry["answers_available"] = entry["final_records"]
-        stores[study] = entry
-    where = {
-        "own": _shown(raw),
-        "base": _shown(base) if base is not None else None,
-        "note": "new answers are written to 'own'; 'base' is read only"
-        if base is not None
-        else "the run's store is the committed dataset",
-    }
-    return where, stores
-
-
-def build_manifest(
-    build_dir: Path = paths.BUILD,
-    run: Any = None,
-    overrides: dict | None = None,
-    raw: Path | None = None,
-    base: Path | None = None,
-) -> dict:
-    """Provenance of a run: code, environment, configs, data, every setting (``run``, a
-    :class:`valuelex.settings.RunSettings`), numbers recorded, time per notebook.
-
-    ``raw`` and ``base``: the run's own response store and its read-only base, as the notebooks
-    used them (``valuelex run`` passes its folders); by default the run's (``Folders.of(run)``), or
-    without a run the environment's (``paths.RAW`` and ``paths.RAW_BASE``).
-    """
-    from importlib import metadata
-
-    from .notebook import recorded
-
-    versions = {}
-    for name in KEY_PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    if raw is None:
-        if run is not None:
-            from .pipeline import Folders
-
-            folders = Folders.of(run)
-            raw, base = folders.raw, folders.base
-        else:
-            raw, base = paths.RAW, paths.RAW_BASE
-    store_folders, stores = describe_stores(raw, base)
-    notebooks = {}
-    timings = {}
-    timing_file = Path(build_dir) / "timings.tsv"
-    if timing_file.exists():
-        for line in timing_file.read_text().splitlines():
-            name, _, secs = line.partition("\t")
-            timings[name] = float(secs)
-    for executed in sorted(Path(build_dir).glob("[0-9][0-9]_*.ipynb")):
-        nb = json.loads(executed.read_text(encoding="utf-8"))
-        notebooks[executed.stem] = {
-            "seconds": timings.get(executed.stem),
-            "recorded": recorded(executed),
-            "passed_parameters": nb.get("metadata", {}).get("papermill", {}).get("parameters", {}),
-        }
-    configs = {str(p.relative_to(paths.ROOT)): _sha256(p) for p in sorted(paths.CONFIGS.rglob("*.yaml"))}
-    return {
-        "git_commit": _git("rev-parse", "HEAD"),
-        "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
-        "python": sys.version.split()[0],
-        "packages": versions,
-        "run_file": str(run.path) if run is not None else None,
-        "committed_run": bool(getattr(run, "committed", False)),
-        "overrides": overrides or {},
-        "settings": json.loads(json.dumps(run.metrics(), default=str)) if run is not None else {},  # seeds included
-        "configs_sha256": configs,
-        "response_store": store_folders,
-        "response_stores": stores,
-        "notebooks": notebooks,
-        "total_seconds": sum(timings.values()),
-    }
-
-
-def write_manifest(
-    path: Path | None = None,
-    build_dir: Path | None = None,
-    run: Any = None,
-    overrides: dict | None = None,
-    raw: Path | None = None,
-    base: Path | None = None,
-) -> Path:
-    """Write ``data/processed/run_manifest.json`` (the run's, under its output folder)."""
-    path = Path(path or paths.PROCESSED / "run_manifest.json")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    manifest = build_manifest(Path(build_dir or paths.BUILD), run, overrides, raw, base)
-    path.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    return path
-
-
-# figure index --------------------------------------------------------------------------------
-_SAVE_CALL = re.compile(r"save_(figure|table)\((?:[^()]|\([^()]*\))*?[\"']([A-Za-z0-9_\-]+)[\"']")
-
-
-def _save_calls(source: str) -> list[tuple[str, str]]:
-    """(kind, name) of each ``save_figure``/``save_table`` call whose second argument is a literal name.
-
-    Read from the syntax tree, so arguments nested to any depth are no obstacle; a cell that is
-    not plain Python (an IPython magic) falls back to a regular expression.
-    """
-    import ast
-
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return _SAVE_CALL.findall(source)
-    calls = []
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.Call):
-            continue
-        func = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
-        if func in ("save_figure", "save_table") and len(node.args) >= 2:
-            name = node.args[1]
-            if isinstance(name, ast.Constant) and isinstance(name.value, str):
-                calls.append((node.lineno, node.col_offset, func.removeprefix("save_"), name.value))
-    return [(kind, name) for _, _, kind, name in sorted(calls)]
-
-
-def artefacts_by_notebook(notebooks_dir: Path = paths.NOTEBOOKS) -> list[dict]:
-    """Every ``save_figure``/``save_table`` call with a literal name: notebook, cell number, kind, name."""
-    found = []
-    for nb_path in sorted(Path(notebooks_dir).glob("[0-9][0-9]_*.ipynb")):
-        nb = json.loads(nb_path.read_text(encoding="utf-8"))
-        code_cells = [c for c in nb.get("cells", []) if c.get("cell_type") == "code"]
-        for number, cell in enumerate(code_cells, start=1):
-            for kind, name in _save_calls("".join(cell.get("source", ""))):
-                found.append({"notebook": nb_path.name, "cell": number, "kind": kind, "name": name})
-    return found
-
-
-def write_figure_index(
-    figures_dir: Path | None = None, descriptions: Path = paths.CONFIGS / "figure_index.yaml"
-) -> Path:
-    """``figures/INDEX.md``: each artefact, the notebook and code cell that makes it, and what it reproduces."""
-    import yaml
-
-    figures_dir = Path(figures_dir or paths.FIGURES)
-    about = yaml.safe_load(Path(descriptions).read_text(encoding="utf-8")) if Path(descriptions).exists() else {}
-    rows = [
-        "# Figures and tables",
-        "",
-        "Every artefact in this folder, the notebook and code cell that writes it, and the part of the",
-        "paper (arXiv 2404.12744) it corresponds to. Figures come as PNG and PDF, tables as CSV and",
-        "Markdown. Regenerate everything with `./run_all.sh`; this index with",
-        "`python -m valuelex.report figure-index`.",
-        "",
-        "| artefact | files | made by | paper | what it shows |",
-        "|---|---|---|---|---|",
-    ]
-    merged: dict[str, dict] = {}
-    for a in artefacts_by_notebook():
-        entry = merged.setdefault(a["name"], {**a, "kinds": set()})
-        entry["kinds"].add(a["kind"])
-    for a in merged.values():
-        exts = [
-            e
-            for kind, pair in (("figure", ("png", "pdf")), ("table", ("csv", "md")))
-            if kind in a["kinds"]
-            for e in pair
-        ]
-        files = " ".join(f"[{e}]({a['name']}.{e})" for e in exts if (figures_dir / f"{a['name']}.{e}").exists())
-        info = about.get(a["name"], {})
-        rows.append(
-            f"| `{a['name']}` | {files or '(not generated yet)'} | `notebooks/{a['notebook']}`, code cell {a['cell']} "
-            f"| {info.get('paper', 'ours')} | {info.get('what', '')} |"
-        )
-    index = figures_dir / "INDEX.md"
-    figures_dir.mkdir(parents=True, exist_ok=True)
-    index.write_text("\n".join(rows) + "\n", encoding="utf-8")
-    return index
-
-
-# verify: did this run reproduce the committed tables? -----------------------------------------
 #: Folders whose committed files ``verify`` checks (relative to the repository root).
 VERIFIED_FOLDERS = ("figures", "data/processed")
 #: Differences listed per file before the rest are counted.
@@ -365,7 +101,7 @@ def compare_tables(committed_text: str, now_text: str, file: str) -> list[Differ
 
     Rows are matched by their leading name columns when these are unique (e.g. ``word``), else by
     position; float columns are compared within their quantity's tolerance
-    (:func:`valuelex.precision.precision_of`, looked up by the file's stem and the column), whole
+    (:func:`valuelex.core.precision.precision_of`, looked up by the file's stem and the column), whole
     numbers, booleans and text exactly. Missing or added rows and columns and a changed row order
     are differences.
     """
@@ -437,7 +173,6 @@ def _png_change(committed: bytes, now: bytes) -> float:
 
 def committed_files(root: Path, ref: str = "HEAD", folders: tuple[str, ...] = VERIFIED_FOLDERS) -> dict[str, bytes]:
     """Every file git holds at ``ref`` under ``folders``: path relative to ``root`` -> bytes."""
-    import subprocess
 
     try:
         listed = subprocess.run(
@@ -500,7 +235,7 @@ class VerifyResult(Report):
         lines = [
             f"reproduced: {within} of {m['tables']} tables within tolerance "
             f"({m['tables_identical']} byte-identical to {self.ref}, {within - m['tables_identical']} within the "
-            "tolerances of valuelex/precision.py)"
+            "tolerances of valuelex/core/precision.py)"
         ]
         changed = {k: v for k, v in self.figures.items() if v is not None}
         pngs = [v for v in changed.values() if not np.isnan(v)]
@@ -569,7 +304,7 @@ class VerifyResult(Report):
         parts = []
         if noisy:
             parts.append(
-                f"{noisy} of {len(self.tables)} tables differ in the last digits, within valuelex/precision.py"
+                f"{noisy} of {len(self.tables)} tables differ in the last digits, within valuelex/core/precision.py"
             )
         parts += [f"{markdown} Markdown twins of tables differ"] if markdown else []
         parts += [drawn] if drawings else []
@@ -611,13 +346,13 @@ def verify(
 
     Every CSV (and JSON) table committed under ``figures/`` and ``data/processed/`` is read from
     git and compared with the file of the same name in ``figures_dir`` / ``processed_dir``
-    (``VALUELEX_FIGURES`` / ``VALUELEX_PROCESSED`` by default) by :func:`compare_tables`.
+    (by default the committed run's: ``figures/`` and ``data/processed/``) by :func:`compare_tables`.
     Figures (PNG, PDF) must exist; their bytes are reported, not judged: on another machine the
     same numbers can be drawn with sub-pixel differences. ``names`` (paths relative to ``root``,
     e.g. ``data/processed/semantic_clusters.csv``) checks only those files, for a part of a run.
     """
-    figures_dir = Path(figures_dir or paths.FIGURES)
-    processed_dir = Path(processed_dir or paths.PROCESSED)
+    figures_dir = Path(figures_dir or paths.COMMITTED_FIGURES)
+    processed_dir = Path(processed_dir or paths.COMMITTED_PROCESSED)
     homes = {"figures": figures_dir, "data/processed": processed_dir}
     committed = committed_files(Path(root), ref)
     if names is not None:
@@ -676,27 +411,22 @@ def verify(
 
 
 def main(argv: list[str]) -> int:
-    """``manifest`` | ``figure-index`` | ``verify [--ref REF]``."""
-    if argv == ["figure-index"]:
-        print(write_figure_index())
-        return 0
-    if argv == ["manifest"]:
-        print(write_manifest())
-        return 0
-    if argv == ["verify"] or (len(argv) == 3 and argv[:2] == ["verify", "--ref"]):
-        ref = argv[2] if len(argv) == 3 else "HEAD"
-        try:
-            result = verify(ref=ref)
-        except VerifyError as error:
-            print(f"verify: {error}", file=sys.stderr)
-            return 2
-        print(result.text())
-        return 0 if result.passed else 1
-    print(
-        "usage: python -m valuelex.report manifest | figure-index | verify [--ref REF]",
-        file=sys.stderr,
-    )
-    return 2
+    """``[--ref REF]``: verify the committed run (whose folders a test may move) against ``REF`` (default HEAD)."""
+    from ..settings import load_run
+    from ..stages import Folders
+
+    folders = Folders.of(load_run())
+    if argv and not (len(argv) == 2 and argv[0] == "--ref"):
+        print("usage: python -m valuelex.app.verify [--ref REF]", file=sys.stderr)
+        return 2
+    ref = argv[1] if argv else "HEAD"
+    try:
+        result = verify(ref=ref, figures_dir=folders.figures, processed_dir=folders.processed)
+    except VerifyError as error:
+        print(f"verify: {error}", file=sys.stderr)
+        return 2
+    print(result.text())
+    return 0 if result.passed else 1
 
 
 if __name__ == "__main__":

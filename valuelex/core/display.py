@@ -5,20 +5,95 @@ notebook then only writes the result's name in a cell. ``metrics()`` gives the s
 plain Python values for the tests and the run manifest. Formatting is defined here once:
 three decimals for statistics, p-values as psych and lavaan readers expect, whole numbers with
 thousands separators, text left-aligned.
+
+A notebook keeps numbers for the tests and the run manifest with ``record(respondents=120, ...)``
+(not shown to readers); ``recorded(path)`` reads them back from the executed notebook, and
+``recorded_here()`` gives those this kernel has recorded so far (the closing findings of a notebook
+are written from them, ``valuelex.findings``).
 """
 
 from __future__ import annotations
 
 import html
+import json
 import math
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-#: Decimals shown for statistics (loadings, fit indices, correlations) in reports.
+#: Decimals shown for statistics (loadings, fit indices, correlations) in reports and notebook tables.
 DECIMALS = 3
+#: The output type under which ``record`` keeps numbers in an executed notebook.
+MIME = "application/vnd.valuelex.metrics+json"
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+#: Every number recorded in this kernel so far (later records win), for the notebook's closing findings.
+_RECORDED: dict[str, Any] = {}
+
+
+def record(**numbers: Any) -> None:
+    """Keep the numbers in the executed notebook for the tests and the manifest (not shown to readers)."""
+    from IPython.display import display
+
+    plain = _plain(numbers)
+    _RECORDED.update(plain)
+    display({MIME: plain}, raw=True)
+
+
+def recorded_here() -> dict[str, Any]:
+    """The numbers ``record`` has kept in this kernel so far (later records win): what the findings read.
+
+    As ``recorded`` reads them back from the executed notebook (its JSON has sorted keys), so that the
+    findings shown are the ones the stored numbers give."""
+    return json.loads(json.dumps(_RECORDED, sort_keys=True))
+
+
+def recorded(executed_notebook: str | Path) -> dict[str, Any]:
+    """Every number recorded in an executed notebook (later records win)."""
+    nb = json.loads(Path(executed_notebook).read_text(encoding="utf-8"))
+    out: dict[str, Any] = {}
+    for cell in nb.get("cells", []):
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if MIME in data:
+                out.update(data[MIME])
+    return out
+
+
+def frame_html(df: Any) -> str:
+    """A DataFrame as HTML with numbers at ``DECIMALS`` decimals and text columns left-aligned."""
+    text = [c for c in df.columns if pd.api.types.is_object_dtype(df[c]) or pd.api.types.is_string_dtype(df[c])]
+    styler = df.style.format(precision=DECIMALS, thousands=",", na_rep="")
+    if text:
+        styler = styler.set_properties(subset=text, **{"text-align": "left"})
+    return styler.set_table_styles([{"selector": "th", "props": [("text-align", "left")]}]).to_html()
+
+
+def use_display_rules() -> None:
+    """Pandas shows three decimals, long text and wide frames; in IPython, frames render through ``frame_html``."""
+    pd.set_option("display.precision", DECIMALS)
+    pd.set_option("display.max_colwidth", 120)
+    pd.set_option("display.width", 160)
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None:
+        shell.display_formatter.formatters["text/html"].for_type(pd.DataFrame, frame_html)
 
 
 def format_number(value: Any, decimals: int = DECIMALS) -> str:

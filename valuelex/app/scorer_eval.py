@@ -1,9 +1,9 @@
 """Validate a projective-test scorer on a labelled set of completions.
 
-    python -m valuelex.scorer_eval --cases FILE                        # every case, default scorer, as shipped
-    python -m valuelex.scorer_eval --cases configs/instruments/projective_labelled.csv --split test
-    python -m valuelex.scorer_eval --cases LAB_FILE --part heldout     # the stem-hash held-out third
-    python -m valuelex.scorer_eval --cases FILE --scorer embedding --part heldout --calibration fit
+    python -m valuelex.app.scorer_eval --cases FILE                        # every case, default scorer, as shipped
+    python -m valuelex.app.scorer_eval --cases configs/instruments/projective_labelled.csv --split test
+    python -m valuelex.app.scorer_eval --cases LAB_FILE --part heldout     # the stem-hash held-out third
+    python -m valuelex.app.scorer_eval --cases FILE --scorer embedding --part heldout --calibration fit
 
 The labelled file has one case per row: a stem, its completion, the sub-dimension it is
 labelled on, and the label high/low. Accepted: JSON (a list, or ``{"data": [...]}``, with the
@@ -47,11 +47,13 @@ import pandas as pd
 from scipy import stats
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, roc_auc_score
 
-from . import paths
-from .config import ConfigError
-from .display import Report
-from .figures import save_table
-from .projective import (
+from ..core import paths
+from ..core.display import Report
+from ..core.errors import ConfigError
+from ..core.io import save_table
+from ..llm.runstore import open_store
+from ..llm.store import ResponseStore
+from ..projective import (
     CALIBRATION_FILE,
     DEFAULT_JUDGE,
     DEFAULT_SCORER,
@@ -295,10 +297,11 @@ def select(
     return chosen.reset_index(drop=True), train, what
 
 
-def _judge_store(cases_path: Path) -> Path:
+def _judge_store(cases_path: Path, raw: Path, base: Path | None) -> ResponseStore:
     """Judge calls on our own labelled files are part of the dataset; on any other file they stay local."""
     inside = paths.INSTRUMENTS.resolve() in Path(cases_path).resolve().parents
-    return paths.raw_store(JUDGE_STUDY if inside else "judge_eval")
+    study = JUDGE_STUDY if inside else "judge_eval"
+    return open_store(Path(raw) / study, Path(base) / study if base is not None else None)
 
 
 def run(
@@ -314,12 +317,19 @@ def run(
     judge_sample: int = 0,
     mode: str = "replay",
     store_root: Path | None = None,
+    raw: Path = paths.DATASET,
+    base: Path | None = None,
     ci: str = "delong",
     n_boot: int = 1000,
     write_calibration: Path | None = None,
     progress: bool = False,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Evaluate one scorer; returns the metrics table and facts about the run (what was scored, how)."""
+    """Evaluate one scorer; returns the metrics table and facts about the run (what was scored, how).
+
+    The judge's answers come from ``store_root`` when given, else from the run's response store
+    ``raw`` (over its read-only ``base``): the judge study for our own labelled files, ``judge_eval``
+    for any other file.
+    """
     cases_path = Path(cases_path)
     cases = load_cases(cases_path)
     if calibration not in ("shipped", "fit"):
@@ -346,7 +356,7 @@ def run(
             "--calibration fit needs a training part: --part heldout (fits on the stem-hash training part) "
             "or --split test|dev (fits on the file's dev rows)"
         )
-    store = store_root or _judge_store(cases_path)
+    store = open_store(store_root) if store_root else _judge_store(cases_path, raw, base)
     fitted_on = f"{'dev rows' if split else 'training part'} of {cases_path.name}" + (
         f" (split {SALT}, stems not held out)" if part != "all" else ""
     )
@@ -368,7 +378,7 @@ def run(
             judge_model,
             calibration=None if calibration == "fit" else STANCE_CALIBRATION_FILE,
             mode=mode,
-            store_root=store,
+            store=store,
             progress=progress,
         )
         if calibration == "fit":
@@ -383,7 +393,7 @@ def run(
         if calibration == "fit":
             raise ValueError(f"--calibration fit: the {scorer} scorer has nothing to fit (its score is the rating)")
         cls = JudgeScorer if scorer == "judge" else LogprobJudge
-        judge = cls(judge_model, mode=mode, store_root=store, progress=progress)
+        judge = cls(judge_model, mode=mode, store=store, progress=progress)
         scored = judge.score(chosen)
         info["calibration"] = "none: the judge's rating mapped to (rating - 1) / 4"
         info["judge_usage"] = {k: dict(v) for k, v in judge.runner.report.per_model.items()}
@@ -429,7 +439,7 @@ def validate(cases_path: str | Path, scorer: str = DEFAULT_SCORER, **kw: Any) ->
 
 def _command(cases_path: Path, scorer: str, part: str, split: str | None) -> list[str]:
     where = str(cases_path) if paths.ROOT in Path(cases_path).resolve().parents else f"PATH/TO/{Path(cases_path).name}"
-    args = ["python", "-m", "valuelex.scorer_eval", "--cases", where, "--scorer", scorer, "--calibration", "fit"]
+    args = ["python", "-m", "valuelex.app.scorer_eval", "--cases", where, "--scorer", scorer, "--calibration", "fit"]
     args += ["--part", part] + (["--split", split] if split else [])
     target = CALIBRATION_FILE if scorer == "embedding" else STANCE_CALIBRATION_FILE
     return [*args, "--write-calibration", str(target.relative_to(paths.ROOT))]
@@ -493,7 +503,7 @@ def main(argv: list[str] | None = None) -> int:
         name = f"scorer_eval_{args.scorer}"
         if args.scorer == "embedding":
             name += f"_{args.method}_{args.context.replace('+', '_')}"
-        save_table(table, name, folder=args.out)
+        save_table(table, name, args.out)
     return 0
 
 

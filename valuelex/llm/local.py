@@ -28,9 +28,9 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from . import paths
-from .config import ConfigError, ModelCard
-from .errors import run_main
+from ..core import paths
+from ..core.errors import ConfigError, run_main
+from .cards import ModelCard
 
 
 class ChecksumMismatch(RuntimeError):
@@ -168,6 +168,8 @@ def stop_process(proc: subprocess.Popen | None, grace_s: float = 10.0) -> None:
 
 #: Most server processes a pool starts for one model (each holds its own context and KV cache).
 MAX_SERVERS = 4
+#: Where a server's log goes when its starter names no log file (a run's runners name the run's ``build/logs``).
+DEFAULT_LOG_DIR = Path(tempfile.gettempdir()) / "valuelex-logs"
 
 
 def server_layout(cpus: int | None = None) -> tuple[int, int]:
@@ -197,7 +199,7 @@ class LlamaServer:
     """llama.cpp's OpenAI-compatible server for one GGUF file, on 127.0.0.1.
 
     Use as a context manager (sync or async); the value is the ``/v1`` base URL. The server is
-    llama-cpp-python's, started through ``valuelex.llama_server`` (the same server, with the
+    llama-cpp-python's, started through ``valuelex.llm.llama_server`` (the same server, with the
     log-probabilities of a response computed only for the tokens it returns); ``n_threads`` is
     used for prompt evaluation and generation alike.
     """
@@ -219,7 +221,7 @@ class LlamaServer:
         self.n_threads = n_threads or server_layout()[1]
         self.port = port or free_port()
         self.startup_timeout_s = startup_timeout_s
-        self.log_path = log_path or paths.LOGS / f"llama_server_{alias}.log"
+        self.log_path = log_path or DEFAULT_LOG_DIR / f"llama_server_{alias}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     @classmethod
@@ -233,7 +235,7 @@ class LlamaServer:
     def command(self) -> list[str]:
         """The server's command line."""
         return [
-            sys.executable, "-m", "valuelex.llama_server",
+            sys.executable, "-m", "valuelex.llm.llama_server",
             "--model", str(self.model_path), "--model_alias", self.alias,
             "--host", "127.0.0.1", "--port", str(self.port),
             "--n_ctx", str(self.n_ctx),
@@ -308,7 +310,7 @@ class LlamaServerPool:
                 model_path,
                 alias,
                 n_threads=threads,
-                log_path=(log_dir or paths.LOGS) / f"llama_server_{alias}_{i}.log",
+                log_path=(log_dir or DEFAULT_LOG_DIR) / f"llama_server_{alias}_{i}.log",
                 **kw,
             )
             for i in range(servers or default_servers)
@@ -349,10 +351,11 @@ class LlamaServerPool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m valuelex.local_models [CARD ...]``: install and verify local GGUF models."""
+    """``python -m valuelex.llm.local [CARD ...]``: install and verify local GGUF models."""
     import argparse
 
-    from .config import ConfigError, load_model_cards
+    from ..core.errors import ConfigError
+    from .cards import load_model_cards
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("cards", nargs="*", help="model card names (default: every llama_cpp card)")

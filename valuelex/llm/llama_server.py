@@ -1,6 +1,6 @@
 """llama-cpp-python's OpenAI-compatible server, with two upstream inefficiencies removed.
 
-``python -m valuelex.llama_server ARGS`` is ``python -m llama_cpp.server ARGS`` (same arguments,
+``python -m valuelex.llm.llama_server ARGS`` is ``python -m llama_cpp.server ARGS`` (same arguments,
 same app, same requests) after two changes to ``llama_cpp.Llama`` (0.3.36), both for requests that
 ask for log-probabilities, which need the server's ``logits_all`` (on by default):
 

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import paths
+from ..core import paths
 
 #: Cells with this tag are left out of the HTML (they save files or record numbers for the tests).
 BOOKKEEPING_TAG = "bookkeeping"
@@ -98,7 +98,7 @@ def render_notebook(executed: Path, out_dir: Path, pages_: list[Page]) -> Path:
     from nbconvert import HTMLExporter
     from nbconvert.preprocessors import TagRemovePreprocessor
 
-    from .notebook import MIME as RECORD_MIME
+    from ..core.display import MIME as RECORD_MIME
 
     nb = nbformat.read(str(executed), as_version=4)
     for cell in nb.cells:  # the numbers record() keeps for the tests are for machines, not readers
@@ -171,9 +171,12 @@ def landing_page(out_dir: Path, pages_: list[Page], seconds: dict[str, float] | 
     return index
 
 
-def build(executed_dir: Path, out_dir: Path, seconds: dict[str, float] | None = None) -> Path:
+def build(
+    executed_dir: Path, out_dir: Path, seconds: dict[str, float] | None = None, figures_dir: Path | None = None
+) -> Path:
     """Render every executed notebook found in ``executed_dir`` plus the landing page, glossary,
-    README and figure index into ``out_dir``; returns the landing page."""
+    README and figure index (``figures_dir/INDEX.md``, default the committed one) into ``out_dir``;
+    returns the landing page."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     all_pages = [p for p in pages() if (Path(executed_dir) / f"{p.stem}.ipynb").exists()]
@@ -181,5 +184,7 @@ def build(executed_dir: Path, out_dir: Path, seconds: dict[str, float] | None = 
         render_notebook(Path(executed_dir) / f"{page.stem}.ipynb", out_dir, all_pages)
     markdown_page(paths.ROOT / "docs" / "glossary.md", out_dir / "glossary.html", "Glossary")
     markdown_page(paths.ROOT / "README.md", out_dir / "README.html", "README")
-    markdown_page(paths.FIGURES / "INDEX.md", out_dir / "figures.html", "Figures and tables")
+    markdown_page(
+        Path(figures_dir or paths.COMMITTED_FIGURES) / "INDEX.md", out_dir / "figures.html", "Figures and tables"
+    )
     return landing_page(out_dir, all_pages, seconds)

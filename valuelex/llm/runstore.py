@@ -7,8 +7,8 @@ written to the base (:class:`LayeredStore`). ``valuelex adopt NAME`` (:func:`ado
 way a run's answers enter the dataset: it appends the records of the run's own store to
 ``data/raw/``, skipping those already there, so that adopting twice changes nothing.
 
-The layering sits on :class:`valuelex.store.ResponseStore` without changing it: the runner
-(:class:`valuelex.llm.LLMRunner`) reads through ``get``, ``damaged``, ``lost``, ``last_attempt`` and
+The layering sits on :class:`valuelex.llm.store.ResponseStore` without changing it: the runner
+(:class:`valuelex.llm.runner.LLMRunner`) reads through ``get``, ``damaged``, ``lost``, ``last_attempt`` and
 ``maybe_paid`` (both layers) and writes through ``append`` (the own store only); the run lock is the own store's.
 """
 
@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import paths
-from .errors import UserError
+from ..core import paths
+from ..core.errors import UserError
 from .store import ResponseStore, canonical_json
 
 
@@ -83,11 +83,9 @@ class LayeredStore(ResponseStore):
 
 
 def open_store(root: str | Path, base: str | Path | None = None) -> ResponseStore:
-    """The response store at ``root`` over the read-only ``base`` (default: the folder of the same
-    name in ``paths.RAW_BASE``, which ``valuelex run`` sets for every run but the committed one)."""
+    """The response store at ``root`` over the read-only ``base`` (None: no base; a run's stores come
+    from ``valuelex.stages.Run.store``, which layers every run but the committed one over the dataset)."""
     root = Path(root)
-    if base is None and paths.RAW_BASE is not None:
-        base = paths.RAW_BASE / root.name
     if base is None or Path(base).resolve() == root.resolve():
         return ResponseStore(root)
     return LayeredStore(root, base)
@@ -130,7 +128,7 @@ def adopt(run: Any, dataset: Path | None = None, say: Callable[[str], None] = pr
     run locks held, so that no live run writes either meanwhile. Damaged lines of the run's store
     are reported and not copied.
     """
-    dataset = Path(dataset or paths.DATA / "raw")
+    dataset = Path(dataset or paths.DATASET)
     own_root = Path(run.raw_dir)
     if run.committed or own_root.resolve() == dataset.resolve():
         raise NothingToAdopt(

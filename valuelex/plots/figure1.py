@@ -15,9 +15,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .figures import PALETTE, apply_style
+from ..core.io import PALETTE, apply_style
+from ..core.precision import TIE_TOLERANCE, choose
 from .labels import LabelStyle, place_labels
-from .precision import TIE_TOLERANCE, choose
 
 DIMENSIONS = {
     "Competence": ("Self-Competent", "User-Oriented"),
@@ -96,7 +96,7 @@ def plot_lexicon_map(
 
     Point area grows with the word's uses (size legend); hollow points are weak placements (margin
     over the runner-up below ``weak_margin``); the ``label_top`` most used words are labelled
-    without collisions (``valuelex.labels``).
+    without collisions (``valuelex.plots.labels``).
     """
     apply_style()
     data = coords.merge(placement, on="word")

@@ -46,7 +46,7 @@ from typing import Any
 
 import orjson
 
-from .errors import UserError
+from ..core.errors import UserError
 
 SCHEMA = 1
 SHARD_SUFFIX = ".jsonl"

@@ -1,0 +1,120 @@
+"""A run: its settings and its folders, passed to whatever reads or writes a run's files.
+
+Every notebook starts with ``run = stages.start(run, overrides)``: it loads the run file (the
+notebook's one parameter), chooses the run's folders, applies the figure style, the display
+rules and the warning filters, and returns a :class:`Run`. Nothing below this layer knows where a
+run writes: a function that reads or writes a run's file is given the folder (``run.folders``),
+or a store (``run.store(study)``).
+
+The environment variables ``VALUELEX_PROCESSED``, ``VALUELEX_FIGURES``, ``VALUELEX_BUILD``,
+``VALUELEX_RAW`` and ``VALUELEX_RAW_BASE`` (the tests point a run at temporary folders with them)
+are read here, in :meth:`Folders.of`, and nowhere else.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..core import io, paths, process
+from ..core.display import use_display_rules
+from ..settings import RunSettings, load_run
+
+#: The environment variables that move a run's folders (``Folders.of`` reads them; ``valuelex run`` sets them).
+FOLDER_ENV = ("VALUELEX_PROCESSED", "VALUELEX_FIGURES", "VALUELEX_BUILD", "VALUELEX_RAW", "VALUELEX_RAW_BASE")
+
+
+@dataclass(frozen=True)
+class Folders:
+    """Where one run's outputs go, its own response store, and the read-only store under it (or None)."""
+
+    processed: Path
+    figures: Path
+    build: Path
+    raw: Path
+    base: Path | None = None
+
+    @classmethod
+    def of(cls, run: RunSettings) -> Folders:
+        """The run's folders; ``VALUELEX_PROCESSED``/``_FIGURES``/``_BUILD``/``_RAW``/``_RAW_BASE``, when set, win.
+
+        A store named by ``VALUELEX_RAW`` alone (a test's own store) has no base unless
+        ``VALUELEX_RAW_BASE`` names one too.
+        """
+        if run.writes_committed_outputs:
+            mine = cls(paths.COMMITTED_PROCESSED, paths.COMMITTED_FIGURES, paths.COMMITTED_BUILD, run.raw_dir, None)
+        else:
+            out = run.output_dir
+            mine = cls(out / "data" / "processed", out / "figures", out / "build", run.raw_dir, run.base_dir)
+        env = {name: os.environ.get(f"VALUELEX_{name.upper()}") for name in ("processed", "figures", "build", "raw")}
+        chosen: dict[str, Any] = {name: Path(value) if value else getattr(mine, name) for name, value in env.items()}
+        if "VALUELEX_RAW_BASE" in os.environ:
+            base = os.environ["VALUELEX_RAW_BASE"]
+            chosen["base"] = Path(base) if base else None
+        else:
+            chosen["base"] = None if env["raw"] else mine.base
+        return cls(**chosen)
+
+    @property
+    def logs(self) -> Path:
+        """The run's logs (notebooks' logs, local servers' logs)."""
+        return self.build / "logs"
+
+    @property
+    def embeddings(self) -> Path:
+        """The run's embedding cache (keyed by model and text; never committed)."""
+        return self.processed / "cache" / "embeddings"
+
+    def environment(self) -> dict[str, str]:
+        """The variables that give a child process (a notebook's kernel) these folders."""
+        values = (self.processed, self.figures, self.build, self.raw, self.base or "")
+        return {name: str(value) for name, value in zip(FOLDER_ENV, values, strict=True)}
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run: its settings (``run.settings.efa.rotation``...) and its folders (``run.folders.processed``...)."""
+
+    settings: RunSettings
+    folders: Folders
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, settings: RunSettings, overrides: dict[str, Any] | None = None) -> Run:
+        return cls(settings, Folders.of(settings), dict(overrides or {}))
+
+    def store(self, study: str):
+        """The response store of one study (``elicitation``, ``projective``, ``judge``...): the run's own,
+        over the read-only dataset for every run but the committed one."""
+        from ..llm.runstore import open_store
+
+        base = self.folders.base / study if self.folders.base is not None else None
+        return open_store(self.folders.raw / study, base)
+
+    # Saving with the run's folders (core.io does the writing) -----------------------------
+    def save_figure(self, fig: Any, name: str) -> list[Path]:
+        """``name.png`` and ``name.pdf`` in the run's figures folder."""
+        return io.save_figure(fig, name, self.folders.figures)
+
+    def save_table(self, df: Any, name: str, **kw: Any) -> list[Path]:
+        """``name.csv`` and ``name.md`` in the run's figures folder."""
+        return io.save_table(df, name, self.folders.figures, **kw)
+
+    def save_data(self, df: Any, name: str, **kw: Any) -> Path:
+        """``name.csv`` in the run's ``data/processed``."""
+        return io.save_data(df, name, self.folders.processed, **kw)
+
+    def __repr__(self) -> str:
+        return f"Run({self.settings.name!r}, outputs in {self.folders.processed.parent})"
+
+
+def start(run: str | Path | RunSettings = "default", overrides: dict[str, Any] | None = None) -> Run:
+    """Load the run file, choose its folders, set the figure style and the display rules: the run."""
+    process.tie_kernel()  # run by `valuelex run`: this kernel dies with papermill, even when that is SIGKILLed
+    settings = run if isinstance(run, RunSettings) else load_run(run, overrides)
+    started = Run.of(settings, overrides)
+    io.apply_style()
+    use_display_rules()
+    return started
