@@ -31,3 +31,20 @@ def test_report_text_and_html():
     assert "0.512" in text and "< .001" in text and "0.51234" not in text
     html = _Example()._repr_html_()
     assert "<h4>Example</h4>" in html and "text-align: left" in html and "85.306" in html
+
+
+def test_a_table_shows_no_row_numbers_and_aligns_text_left():
+    """Before: `valuelex plan`'s table printed pandas' row numbers 0, 1, 2 in front, and text columns were
+    right-aligned (under pandas 3 a text column's dtype is `str`, not `object`, so it was not seen as text)."""
+    lines = str(_Example()).split("\n")
+    table = lines[lines.index("Loadings") + 2 :]
+    assert table == [  # text left, numbers right, each header aligned like its cells
+        "word      F1       p",
+        "care   0.512  < .001",
+        "truth          0.200",
+    ]
+    named = pd.DataFrame({"loading": [0.5, 0.25]}, index=["honesty", "care"])  # an index that names rows stays
+    assert "honesty    0.500" in Report.__str__(type("R", (Report,), {"sections": lambda self: [("", named)]})())
+    html = _Example()._repr_html_()
+    assert "row_heading" not in html  # no row-number column
+    assert html.count("text-align: left") >= 2  # the th rule and the text column `word`

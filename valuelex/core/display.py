@@ -149,12 +149,37 @@ def _missing(value: Any) -> bool:
 
 
 def _is_text(series: pd.Series) -> bool:
-    return series.dtype == object and not all(isinstance(v, (int, float, np.number)) for v in series.dropna())
+    """A column of text (pandas 3's ``str`` dtype, or objects that are not all numbers)."""
+    if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+        return False
+    return not all(isinstance(v, (int, float, np.number)) for v in series.dropna())
+
+
+def _row_numbers(df: pd.DataFrame) -> bool:
+    """Whether a table's index is only row numbers 0, 1, 2, ... (not shown: it names nothing)."""
+    index = df.index
+    return isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1 and index.name is None
+
+
+def _frame_text(content: pd.DataFrame, decimals: int) -> str:
+    """A table as text: numbers right-aligned, text columns left-aligned, row numbers left out."""
+    frame = format_frame(content, decimals)
+    columns: list[tuple[list[str], bool]] = []  # (header and cells, left-aligned)
+    if not _row_numbers(content):
+        columns.append((["", *(str(i) for i in content.index)], True))
+    for column in frame.columns:
+        columns.append(([str(column), *frame[column]], _is_text(content[column])))
+    widths = [max(len(cell) for cell in cells) for cells, _ in columns]
+    rows = []
+    for i in range(len(frame) + 1):
+        cells = [c[i].ljust(w) if left else c[i].rjust(w) for (c, left), w in zip(columns, widths, strict=True)]
+        rows.append("  ".join(cells).rstrip())
+    return "\n".join(rows)
 
 
 def _content_text(content: Any, decimals: int) -> str:
     if isinstance(content, pd.DataFrame):
-        return format_frame(content, decimals).to_string()
+        return _frame_text(content, decimals)
     if isinstance(content, Mapping):
         width = max((len(str(k)) for k in content), default=0)
         return "\n".join(f"{str(k):<{width}}  {_format_named(k, v, decimals)}" for k, v in content.items())
@@ -166,6 +191,7 @@ def _content_html(content: Any, decimals: int) -> str:
         text = [str(c) for c in content.columns if _is_text(content[c])]
         styler = format_frame(content, decimals).style
         styler = styler.set_properties(subset=text, **{"text-align": "left"}) if text else styler
+        styler = styler.hide(axis="index") if _row_numbers(content) else styler
         return styler.set_table_styles([{"selector": "th", "props": [("text-align", "left")]}]).to_html()
     if isinstance(content, Mapping):
         rows = "".join(
