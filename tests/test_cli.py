@@ -118,7 +118,7 @@ def test_the_paper_run_prices_as_the_readme_says():
     out = _cli("plan", "paper")
     assert out.returncode == 0, out.stderr
     assert "74,448" in out.stdout  # 7,920 elicitation calls + 15,840 completions + at most 50,688 judge calls
-    assert "upper bound: completions not stored yet" in out.stdout
+    assert "upper bound: 15,840 completions not stored yet" in out.stdout
 
 
 def test_check_of_a_replay_run_checks_nothing():

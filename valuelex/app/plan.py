@@ -3,8 +3,9 @@
 A run makes paid calls in three places: the elicitation (notebook 01), the projective test's
 completions and its LLM judge (notebook 06). ``plan_run`` counts, for each, the calls not yet in
 the run's store (its own store and, under it, the committed dataset it reads) and their worst-case
-cost at the cards' list prices. The judge's calls depend on the completions it scores: when those
-are stored the judge's plan is exact, otherwise it is an upper bound (one call per sampled completion).
+cost at the cards' list prices. The judge's calls depend on the completions it scores: on the
+completions already stored the judge's plan is exact (those it judged before are in its store); on
+the others it is an upper bound (one call per completion and sub-dimension its stem targets).
 
 Before money, the plan also says what the run needs that is not there (``RunPlan.needs``): a
 local model (the judge included) that is not installed, with the one command that installs it and,
@@ -125,18 +126,27 @@ def plan_run(run: RunSettings) -> RunPlan:
     completion_plan = completion_runner.plan(completions)
     parts.append(("projective completions", completion_plan, ""))
 
+    if p.judged_by:
+        # the judge's calls on the completions already stored are known exactly (and those already judged
+        # are stored too); on the others, one call per completion and target is an upper bound
+        completion_runner.mode = "replay"
+        missing = {r.key(ppanel.cards[r.model]) for r in completion_runner.misses(completions)}
+        stored = [r for r in completions if r.key(ppanel.cards[r.model]) not in missing]
+        unstored = [r for r in completions if r.key(ppanel.cards[r.model]) in missing]
+        records = completion_runner.run(stored) if stored else []
     for kind in p.judged_by:
         judge = _judge(kind, p.judge, run)
         name = f"judge ({kind} scorer)"
-        if completion_plan.to_call == 0:
-            completion_runner.mode = "replay"
-            records = completion_runner.run(completions)
-            cases = projective.scoring_cases(projective.completions_table(ppanel, instrument, completions, records))
-            parts.append((name, judge.runner.plan(judge.requests(cases)), ""))
-        else:
-            parts.append(
-                (name, _judge_upper_bound(judge, instrument, completions), "upper bound: completions not stored yet")
-            )
+        exact = None
+        if stored:
+            cases = projective.scoring_cases(projective.completions_table(ppanel, instrument, stored, records))
+            exact = judge.runner.plan(judge.requests(cases))
+        if not unstored:
+            parts.append((name, exact, ""))
+            continue
+        bound = _judge_upper_bound(judge, instrument, unstored)
+        note = f"upper bound: {len(unstored):,} completions not stored yet"
+        parts.append((name, _sum(exact, bound) if exact is not None else bound, note))
     plan = RunPlan(run.name, parts)
     plan.needs = needs(run, plan)
     return plan
@@ -166,6 +176,20 @@ def _judge_upper_bound(judge, instrument, completions: list) -> Plan:
     cost = n * card.cost(prompt, sample.max_tokens)
     per_model = {judge.judge_model: {"to_call": n, "cost_usd": cost}} if n else {}
     return Plan(n, 0, n, n * prompt, n * sample.max_tokens, cost, per_model)
+
+
+def _sum(a: Plan, b: Plan) -> Plan:
+    """Two plans of one instrument as one (requests, calls, tokens, cost and the held-back counts added)."""
+    per_model = {m: dict(v) for m, v in a.per_model.items()}
+    for model, v in b.per_model.items():
+        m = per_model.setdefault(model, {"to_call": 0, "cost_usd": 0.0})
+        m["to_call"] += v["to_call"]
+        m["cost_usd"] += v["cost_usd"]
+    return Plan(
+        a.requested + b.requested, a.stored + b.stored, a.to_call + b.to_call,
+        a.est_prompt_tokens + b.est_prompt_tokens, a.est_completion_tokens + b.est_completion_tokens,
+        a.est_cost_usd + b.est_cost_usd, per_model, a.damaged + b.damaged, a.lost + b.lost, a.given_up + b.given_up,
+    )  # fmt: skip
 
 
 def confirm_live(plan: RunPlan, assume_yes: bool = False) -> bool:
