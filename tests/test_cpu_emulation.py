@@ -228,3 +228,13 @@ def test_a_whole_run_on_the_most_different_cpu_is_reproduced(tmp_path: Path) -> 
     last = checked.stdout.strip().splitlines()[-1] if checked.stdout.strip() else ""
     assert checked.returncode == 0 and last.startswith("verdict: reproduced"), checked.stdout[-5000:] + checked.stderr
     print(checked.stdout)
+    # the student's view of the same run: every notebook page clean as Chromium renders it (issue 21's rules:
+    # no raw dict or repr, no warning or progress-bar block, no absolute path, integers as integers, long
+    # tables shortened with a link, wide outputs scroll, a link to the glossary)
+    from valuelex.app import tutorial
+
+    browser = tutorial.chromium()
+    if browser is None:
+        pytest.skip("Chromium is not installed: the tutorial's pages were not checked")
+    problems = tutorial.check_tutorial(tmp_path / "build" / "html", browser, tmp_path / "profile")
+    assert len(problems) == 9 and not any(problems.values()), problems

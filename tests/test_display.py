@@ -48,3 +48,27 @@ def test_a_table_shows_no_row_numbers_and_aligns_text_left():
     html = _Example()._repr_html_()
     assert "row_heading" not in html  # no row-number column
     assert html.count("text-align: left") >= 2  # the th rule and the text column `word`
+
+
+def test_facts_print_as_a_report_and_are_a_dict() -> None:
+    """Before: a result's summary() was a plain dict, and a notebook showed `{'units': 120, ...}`; counts carried
+    as floats printed as `6,437.000` and a seed as `20,240,419`."""
+    import pickle
+
+    from valuelex.core.display import Facts
+
+    facts = Facts("Words prepared", {"units": 120, "dof": 6437.0, "seed": 20240419, "kmo": 0.81234, "needed": None})
+    assert str(facts).splitlines() == [
+        "Words prepared",
+        "==============",
+        "units   120",
+        "dof     6,437",
+        "seed    20240419",
+        "kmo     0.812",
+        "needed  none",
+    ]
+    assert repr(facts) == str(facts) and "{" not in facts._repr_html_()
+    assert facts == {"units": 120, "dof": 6437.0, "seed": 20240419, "kmo": 0.81234, "needed": None}
+    assert {**facts}["units"] == 120 and facts.metrics()["dof"] == 6437.0
+    again = pickle.loads(pickle.dumps(facts))  # joblib workers send results back by pickle
+    assert type(again) is Facts and again == facts and again.title == "Words prepared"

@@ -123,6 +123,7 @@ def test_html_tutorial_reads_as_a_tutorial_in_chromium(processed_pipeline: dict,
     assert "save_lexicon" not in page  # the bookkeeping cell is hidden
     assert "vnd.valuelex.metrics" not in page and "injected-parameters" not in page
     assert "/.venv/" not in page  # no absolute paths of this machine in warnings
+    assert tutorial.check_page(page) == []  # and none of the other things a student should not see
 
     for name in ("index.html", "01_elicitation.html", "02_lexicon.html", "glossary.html"):
         text = (html_dir / name).read_text(encoding="utf-8")

@@ -34,7 +34,7 @@ from scipy.special import owens_t
 from threadpoolctl import threadpool_limits
 
 from . import polychoric
-from .core.display import Report
+from .core.display import Facts, Report
 from .settings import EFASettings
 
 CORRELATIONS = ("tetrachoric", "polychoric", "pearson")
@@ -101,15 +101,18 @@ class PreparedMatrix:
     def n_words(self) -> int:
         return int(self.data.shape[1])
 
-    def summary(self) -> dict[str, int]:
+    def summary(self) -> Facts:
         reasons = self.dropped["reason"].str.split(":").str[0].value_counts().to_dict()
-        return {
-            "units": self.n_units,
-            "words_in": self.n_words_in,
-            "words_kept": self.n_words,
-            "min_units": self.min_units,
-            **{f"dropped_{k}": int(v) for k, v in sorted(reasons.items())},
-        }
+        return Facts(
+            "Words prepared for the factor analysis",
+            {
+                "units": self.n_units,
+                "words_in": self.n_words_in,
+                "words_kept": self.n_words,
+                "min_units": self.min_units,
+                **{f"dropped_{k}": int(v) for k, v in sorted(reasons.items())},
+            },
+        )
 
 
 def binary_coding(data: pd.DataFrame, source: str = "the incidence matrix") -> pd.DataFrame:
@@ -346,15 +349,18 @@ class CorrelationResult:
     zero_cell_pairs: int = 0
     notes: list[str] = field(default_factory=list)
 
-    def summary(self) -> dict:
-        return {
-            "correlation": self.method,
-            "n_obs": self.n_obs,
-            "words": self.matrix.shape[0],
-            "smoothed": self.smoothed,
-            "min_eigenvalue_before_smoothing": self.min_eigenvalue,
-            "zero_cell_pairs": self.zero_cell_pairs,
-        }
+    def summary(self) -> Facts:
+        return Facts(
+            "The correlation matrix",
+            {
+                "correlation": self.method,
+                "n_obs": self.n_obs,
+                "words": self.matrix.shape[0],
+                "smoothed": self.smoothed,
+                "min_eigenvalue_before_smoothing": self.min_eigenvalue,
+                "zero_cell_pairs": self.zero_cell_pairs,
+            },
+        )
 
 
 def check_sample_size(n_obs: int, n_words: int, correlation: str = "pearson") -> str:
@@ -990,15 +996,18 @@ class ParallelResult:
             }
         )
 
-    def summary(self) -> dict:
-        return {
-            "parallel_n_factors": self.n_factors,
-            "parallel_iterations": self.n_iter,
-            "parallel_quantile": self.quantile,
-            "parallel_seed": self.seed,
-            "parallel_null": self.null,
-            "parallel_eigenvalues": self.eigenvalues,
-        }
+    def summary(self) -> Facts:
+        return Facts(
+            "Parallel analysis",
+            {
+                "parallel_n_factors": self.n_factors,
+                "parallel_iterations": self.n_iter,
+                "parallel_quantile": self.quantile,
+                "parallel_seed": self.seed,
+                "parallel_null": self.null,
+                "parallel_eigenvalues": self.eigenvalues,
+            },
+        )
 
 
 def parallel_words(data: pd.DataFrame, max_words: int | str | None, ties: str) -> list[str]:

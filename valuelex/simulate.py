@@ -46,7 +46,7 @@ import pandas as pd
 from scipy import stats
 
 from . import efa
-from .core.display import Report
+from .core.display import Facts, Report
 from .settings import EFASettings, SimulationSettings
 
 #: The paper's scale: 190+ unique words, 525 respondents, three dimensions.
@@ -142,7 +142,7 @@ def simulate_incidence(structure: PlantedStructure, n_units: int = PAPER_RESPOND
     return pd.DataFrame(data, index=index, columns=structure.words)
 
 
-def recovery_scores(structure: PlantedStructure, result: efa.EFAResult) -> dict:
+def recovery_scores(structure: PlantedStructure, result: efa.EFAResult) -> Facts:
     """Compare an EFA solution with the planted loadings on the words the analysis kept."""
     words = list(result.loadings.index)
     planted = structure.loadings.loc[words].to_numpy()
@@ -155,14 +155,17 @@ def recovery_scores(structure: PlantedStructure, result: efa.EFAResult) -> dict:
     c = np.nan_to_num(efa.congruence(planted, found))
     best_true = np.abs(c).argmax(axis=0)
     assigned = np.array(structure.loadings.columns)[best_true[np.abs(found).argmax(axis=1)]]
-    out = {
-        "n_factors_true": k_true,
-        "n_factors_found": k_found,
-        "factor_count_right": k_found == k_true,
-        "words_used": len(words),
-        "word_assignment_accuracy": float((assigned == primary_true).mean()),
-        "min_congruence": float(matched.min()),
-    }
+    out = Facts(
+        "Recovery of the planted structure",
+        {
+            "n_factors_true": k_true,
+            "n_factors_found": k_found,
+            "factor_count_right": k_found == k_true,
+            "words_used": len(words),
+            "word_assignment_accuracy": float((assigned == primary_true).mean()),
+            "min_congruence": float(matched.min()),
+        },
+    )
     for f, value in zip(structure.loadings.columns, matched, strict=True):
         out[f"congruence_{f}"] = float(value)
     return out
@@ -243,12 +246,12 @@ def summarise_curve(curve: pd.DataFrame, threshold: float = 0.95) -> pd.DataFram
     ).reset_index()
 
 
-def respondents_needed(summary: pd.DataFrame, threshold: float = 0.95, share: float = 0.8) -> dict:
+def respondents_needed(summary: pd.DataFrame, threshold: float = 0.95, share: float = 0.8) -> Facts:
     """Per condition, the smallest simulated number of respondents from which on (for every larger size
     too) at least ``share`` of replications get the right factor count and every factor's congruence
     reaches ``threshold``; None when no simulated size does."""
     col = f"all_factors_ge_{threshold}"
-    out = {}
+    out = Facts(f"Respondents needed (count right and every congruence >= {threshold} in >= {share:.0%} of panels)")
     groups = summary.groupby("condition") if "condition" in summary else [("simulation", summary)]
     for cond, part in groups:
         part = part.sort_values("respondents")

@@ -26,6 +26,9 @@ NAV_STYLE = (
     "margin-bottom:1em;font-family:system-ui,sans-serif}"
     "nav.vl.bottom{border-top:1px solid #ccc;border-bottom:none;margin-top:2em}"
     "div.vl-toc{background:#f6f8fa;border:1px solid #ddd;padding:.5em 1em;margin:1em 0;font-family:system-ui,sans-serif}"
+    # a table or text wider than the page scrolls inside its output, instead of being cut at the right edge
+    "div.jp-OutputArea-output{overflow-x:auto;max-width:100%}"
+    "td.vl-more{font-style:italic;color:#555;text-align:left}"
 )
 STYLE = (
     "body{font-family:system-ui,sans-serif;max-width:52em;margin:2em auto;padding:0 1em;line-height:1.55}"
@@ -74,7 +77,8 @@ def _nav(pages_: list[Page], i: int, where: str) -> str:
         if i + 1 < len(pages_)
         else '<a href="index.html">Back to the contents</a>'
     )
-    return f'<nav class="vl {where}">{prev}<a href="index.html">Contents</a>{nxt}</nav>'
+    middle = '<span><a href="index.html">Contents</a> &middot; <a href="glossary.html">Glossary</a></span>'
+    return f'<nav class="vl {where}">{prev}{middle}{nxt}</nav>'
 
 
 _HEADING = re.compile(r'<h([23])[^>]*id="([^"]+)"[^>]*>(.*?)</h\1>', re.S)
@@ -92,7 +96,7 @@ def table_of_contents(page_html: str) -> str:
     return '<div class="vl-toc"><b>On this page</b><ul>' + "".join(items) + "</ul></div>"
 
 
-def render_notebook(executed: Path, out_dir: Path, pages_: list[Page]) -> Path:
+def render_notebook(executed: Path, out_dir: Path, pages_: list[Page], figures_dir: Path | None = None) -> Path:
     """Render one executed notebook to HTML with navigation and contents; bookkeeping cells hidden."""
     import nbformat
     from nbconvert import HTMLExporter
@@ -103,6 +107,12 @@ def render_notebook(executed: Path, out_dir: Path, pages_: list[Page]) -> Path:
     nb = nbformat.read(str(executed), as_version=4)
     for cell in nb.cells:  # the numbers record() keeps for the tests are for machines, not readers
         cell["outputs"] = [o for o in cell.get("outputs", []) if set(o.get("data", {})) != {RECORD_MIME}]
+        saved = _SAVED_TABLE.findall(cell.get("source", "")) if cell.get("cell_type") == "code" else []
+        for output in cell["outputs"]:
+            if "text/html" in output.get("data", {}):
+                html_text = output["data"]["text/html"]
+                html_text = "".join(html_text) if isinstance(html_text, list) else html_text
+                output["data"]["text/html"] = shorten_tables(html_text, _full_table_link(saved, out_dir, figures_dir))
     remover = TagRemovePreprocessor(
         remove_cell_tags={BOOKKEEPING_TAG, "injected-parameters"}, remove_input_tags={HIDE_INPUT_TAG}, enabled=True
     )
@@ -117,6 +127,115 @@ def render_notebook(executed: Path, out_dir: Path, pages_: list[Page]) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(body, encoding="utf-8")
     return out
+
+
+#: A table shown with more rows than this is shortened to its first ``SHOWN_ROWS`` rows in the HTML.
+MAX_ROWS = 30
+SHOWN_ROWS = 15
+_TABLE = re.compile(r"<table\b.*?</table>", re.S)
+_ROW = re.compile(r"<tr\b")
+_CELL = re.compile(r"<t[dh]\b")
+_SAVED_TABLE = re.compile(r"save_table\(.*?[\"']([\w.-]+)[\"']\s*(?:,[^()]*)?\)", re.S)
+
+
+def _full_table_link(saved: list[str], out_dir: Path, figures_dir: Path | None) -> str:
+    """Where a shortened table is in full: the CSV its cell saved, else the index of every table."""
+    import os
+
+    if not saved:
+        return 'every table is saved in full: see the <a href="figures.html">figures and tables</a>'
+    folder = Path(figures_dir or paths.COMMITTED_FIGURES)
+    link = os.path.relpath(folder.resolve() / f"{saved[0]}.csv", Path(out_dir).resolve())
+    return f'the full table: <a href="{html.escape(link)}">{html.escape(saved[0])}.csv</a>'
+
+
+def shorten_tables(page: str, link: str, limit: int = MAX_ROWS, shown: int = SHOWN_ROWS) -> str:
+    """Every table of ``page`` with more than ``limit`` body rows cut to its first ``shown``, with a last
+    row that says how many are left out and links to the full table."""
+
+    def shorten(match: re.Match) -> str:
+        table = match.group(0)
+        body = table.find("<tbody")
+        start = body if body >= 0 else 0
+        rows = [m.start() for m in _ROW.finditer(table, start)]
+        if len(rows) <= limit:
+            return table
+        end = table.rfind("</tbody>") if body >= 0 else table.rfind("</table>")
+        columns = len(_CELL.findall(table[rows[0] : rows[1]]))
+        note = (
+            f'<tr><td class="vl-more" colspan="{columns}">&hellip; {len(rows) - shown} more rows not shown; '
+            f"{link}</td></tr>"
+        )
+        return table[: rows[shown]] + note + table[end:]
+
+    return _TABLE.sub(shorten, page)
+
+
+# The tutorial's hygiene, checked on the page as Chromium renders it ----------------------------
+_OUTPUT = re.compile(r'<div class="[^"]*jp-OutputArea-output[^"]*"[^>]*>(.*?)</div>', re.S)
+_TAG = re.compile(r"<[^>]+>")
+_HYGIENE = (
+    ("a raw dict", re.compile(r"\{'[^'\n]{1,60}': ")),
+    ("a raw repr", re.compile(r"\b(?:PosixPath|WindowsPath)\(|<[\w.]+ object at 0x|\b[A-Z]\w+\(\w+=[^)]")),
+    ("a raw pandas Series", re.compile(r"\bdtype: \w+")),
+    ("an absolute path", re.compile(r"(?<![\w.~])/(?:work|tmp|root|home|usr|opt|var|Users)/")),
+    ("an integer printed as a decimal", re.compile(r"\b\d{1,3}(?:,\d{3})+\.0+\b")),
+    ("a seed with thousands separators", re.compile(r"\bseed[\s:=]+\d{1,3}(?:,\d{3})+\b", re.I)),
+)
+
+
+def check_page(dom: str) -> list[str]:
+    """What a student should not see on a rendered notebook page (its DOM): raw dicts and reprs, warning
+    or progress-bar blocks, absolute paths, integers as decimals, tables too long to read, tables that
+    cannot scroll, and no link to the glossary. Empty when the page is clean."""
+    problems = []
+    blocks = dom.count('data-mime-type="application/vnd.jupyter.stderr"')  # an output block, not the CSS rule
+    if blocks:
+        problems.append(f"{blocks} warning or progress-bar block(s) (stderr output)")
+    text = "\n".join(html.unescape(_TAG.sub(" ", o)) for o in _OUTPUT.findall(dom))
+    for what, pattern in _HYGIENE:
+        found = pattern.search(text)
+        if found:
+            around = text[max(0, found.start() - 40) : found.end() + 40].replace("\n", " ")
+            problems.append(f"{what}: ...{around.strip()}...")
+    for table in _TABLE.findall(dom):
+        rows = len(_ROW.findall(table))
+        if rows > MAX_ROWS + 2 and "vl-more" not in table:  # a header row and the 'more rows' row
+            problems.append(f"a table of {rows} rows, not shortened")
+    if "jp-OutputArea-output{overflow-x:auto" not in dom.replace(" ", ""):
+        problems.append("wide outputs cannot scroll (no overflow-x rule)")
+    if 'href="glossary.html"' not in dom:
+        problems.append("no link to the glossary")
+    return problems
+
+
+CHROMIUM_FLAGS = (
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+)  # fmt: skip
+
+
+def chromium() -> str | None:
+    """The Chromium executable, if one is installed."""
+    import shutil
+
+    return next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
+
+
+def rendered_dom(page: Path, browser: str, profile: Path) -> str:
+    """The page's DOM after Chromium has loaded it (``--dump-dom``)."""
+    import subprocess
+
+    return subprocess.run(
+        [browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom", Path(page).resolve().as_uri()],
+        capture_output=True, text=True, timeout=120, check=True,
+    ).stdout  # fmt: skip
+
+
+def check_tutorial(html_dir: Path, browser: str, profile: Path) -> dict[str, list[str]]:
+    """:func:`check_page` on every notebook page of a rendered tutorial, as Chromium renders it."""
+    return {p.file: check_page(rendered_dom(Path(html_dir) / p.file, browser, profile))
+            for p in pages() if (Path(html_dir) / p.file).exists()}  # fmt: skip
 
 
 _RELATIVE_LINK = re.compile(r'(href|src)="(?![a-z]+:|#|/)([^"]+)"')
@@ -181,7 +300,7 @@ def build(
     out_dir.mkdir(parents=True, exist_ok=True)
     all_pages = [p for p in pages() if (Path(executed_dir) / f"{p.stem}.ipynb").exists()]
     for page in all_pages:
-        render_notebook(Path(executed_dir) / f"{page.stem}.ipynb", out_dir, all_pages)
+        render_notebook(Path(executed_dir) / f"{page.stem}.ipynb", out_dir, all_pages, figures_dir)
     markdown_page(paths.ROOT / "docs" / "glossary.md", out_dir / "glossary.html", "Glossary")
     markdown_page(paths.ROOT / "README.md", out_dir / "README.html", "README")
     markdown_page(

@@ -137,8 +137,29 @@ def format_frame(
     return out
 
 
+#: Names of counts: a float value under one of these names that is whole prints as an integer
+#: (``dof 7,017``, not ``7,017.000``; an estimator may carry a count as a float).
+COUNT_NAMES = frozenset({"df", "dof", "df_null", "dof_null", "bartlett_df", "n", "k", "iterations", "units", "words"})
+
+
+def _is_count(name: str) -> bool:
+    return name in COUNT_NAMES or name.startswith(("n_", "words_", "dropped_")) or name.endswith(("_n", "_count"))
+
+
 def _format_named(name: Any, value: Any, decimals: int) -> str:
-    return format_p(value) if str(name) in ("p", "p_value", "p-value") else format_number(value, decimals)
+    """A named number: p-values as p-values, a seed as written (no separators), whole counts as integers."""
+    name = str(name)
+    if value is None:
+        return "none"
+    if name in ("p", "p_value", "p-value") or name.endswith("_p"):
+        return format_p(value)
+    whole = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+    whole = whole and math.isfinite(value) and float(value).is_integer()
+    if whole and "seed" in name:
+        return str(int(value))
+    if whole and _is_count(name):
+        return format_number(int(value), decimals)
+    return format_number(value, decimals)
 
 
 def _missing(value: Any) -> bool:
@@ -240,3 +261,23 @@ class Report:
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         printer.text(str(self))
+
+
+class Facts(Report, dict):
+    """Named numbers that print as a report (aligned, three decimals, counts as integers, p-values as
+    p-values) and are a plain ``dict`` for code: what a result's ``summary()`` returns."""
+
+    def __init__(self, title: str, values: Mapping[str, Any] | None = None, **more: Any) -> None:
+        dict.__init__(self, values or {}, **more)
+        self.title = title
+
+    def sections(self) -> list[tuple[str, Any]]:
+        return [("", dict(self))]
+
+    def metrics(self) -> dict[str, Any]:
+        return _plain(dict(self))
+
+    def __reduce__(self):  # joblib workers send results back by pickle
+        return (Facts, (self.title, dict(self)))
+
+    __repr__ = Report.__str__

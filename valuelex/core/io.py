@@ -52,7 +52,18 @@ def apply_style() -> None:
     )
 
 
-def save_figure(fig: plt.Figure, name: str, folder: Path) -> list[Path]:
+class Saved(list):
+    """The files a save wrote (a list of paths); shown by name, so that a notebook cell that ends with a
+    save shows what it wrote, not this machine's absolute paths."""
+
+    def __repr__(self) -> str:
+        return "saved " + ", ".join(Path(p).name for p in self)
+
+    def _repr_pretty_(self, printer, cycle: bool) -> None:
+        printer.text(repr(self))
+
+
+def save_figure(fig: plt.Figure, name: str, folder: Path) -> Saved:
     """Save ``name.png`` and ``name.pdf`` (deterministic bytes) and return their paths.
 
     No software version, creation date or producer is written, so the bytes depend only on what
@@ -63,7 +74,7 @@ def save_figure(fig: plt.Figure, name: str, folder: Path) -> list[Path]:
     png, pdf = folder / f"{name}.png", folder / f"{name}.pdf"
     fig.savefig(png, metadata={"Software": None})
     fig.savefig(pdf, metadata={"Creator": None, "Producer": None, "CreationDate": None})
-    return [png, pdf]
+    return Saved([png, pdf])
 
 
 def _with_index(df: pd.DataFrame, index: bool) -> pd.DataFrame:
@@ -105,7 +116,7 @@ def save_table(
              for c in table.columns]  # fmt: skip
     text = cells.astype(object).where(cells.notna(), "").to_markdown(index=False, disable_numparse=True, colalign=align)
     md.write_text(text + "\n", encoding="utf-8")
-    return [csv, md]
+    return Saved([csv, md])
 
 
 def save_data(

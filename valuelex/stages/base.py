@@ -94,11 +94,11 @@ class Run:
         return open_store(self.folders.raw / study, base)
 
     # Saving with the run's folders (core.io does the writing) -----------------------------
-    def save_figure(self, fig: Any, name: str) -> list[Path]:
+    def save_figure(self, fig: Any, name: str) -> io.Saved:
         """``name.png`` and ``name.pdf`` in the run's figures folder."""
         return io.save_figure(fig, name, self.folders.figures)
 
-    def save_table(self, df: Any, name: str, **kw: Any) -> list[Path]:
+    def save_table(self, df: Any, name: str, **kw: Any) -> io.Saved:
         """``name.csv`` and ``name.md`` in the run's figures folder."""
         return io.save_table(df, name, self.folders.figures, **kw)
 
@@ -107,12 +107,18 @@ class Run:
         return io.save_data(df, name, self.folders.processed, **kw)
 
     def __repr__(self) -> str:
-        return f"Run({self.settings.name!r}, outputs in {self.folders.processed.parent})"
+        where = self.folders.processed.parent
+        try:  # relative to the project, as a reader's checkout names it (no absolute path of this machine)
+            where = where.resolve().relative_to(paths.ROOT.resolve())
+        except ValueError:
+            pass
+        return f"Run({self.settings.name!r}, outputs in {where})"
 
 
 def start(run: str | Path | RunSettings = "default", overrides: dict[str, Any] | None = None) -> Run:
     """Load the run file, choose its folders, set the figure style and the display rules: the run."""
     process.tie_kernel()  # run by `valuelex run`: this kernel dies with papermill, even when that is SIGKILLed
+    os.environ["TQDM_DISABLE"] = "1"  # no progress-bar blocks in the executed notebook (tqdm reads it per bar)
     settings = run if isinstance(run, RunSettings) else load_run(run, overrides)
     started = Run.of(settings, overrides)
     io.apply_style()
