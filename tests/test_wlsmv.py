@@ -22,6 +22,7 @@ from tests.test_polychoric import stress_case
 from valuelex import cfa, polychoric, simulate, wlsmv
 
 R_SCRIPTS = Path(__file__).parent / "r"
+DATA = Path(__file__).parent / "data"
 #: The issue's tolerances: estimates within 1e-3, scaled chi-square within 0.5%, fit indices within 1e-3.
 ESTIMATE_TOL, CHI2_REL_TOL, INDEX_TOL = 1e-3, 5e-3, 1e-3
 
@@ -102,6 +103,21 @@ def planted_three_categories(n: int = 400, seed: int = 9) -> tuple[pd.DataFrame,
     return pd.DataFrame(columns), factors
 
 
+#: The rehearsal's wrong taxonomy "a third moved" (docs/rehearsal.md, ``valuelex.simulated.stages.moved_taxonomy``):
+#: every third of the 8 words of each planted dimension moved to the next one. Two markers are moved words
+#: (efficiency, emotional_intelligence), weak indicators of their new factor. ``tests/data/wlsmv_rehearsal.csv``
+#: is the 528 respondents x 24 words it was fitted on (``valuelex run rehearsal --yes``, then
+#: ``benchmarks/export_cfa_case.py rehearsal``: the columns ``recover`` chooses, spaces as underscores).
+REHEARSAL_MOVED = {
+    "C": ["critical_thinking", "precision", "attention_to_detail", "completeness", "improvement",
+          "continuous_improvement", "security", "fairness"],
+    "H": ["efficiency", "competence", "patience", "approachability", "warmth", "social_responsibility",
+          "sustainability", "humility"],
+    "I": ["emotional_intelligence", "creativity", "prioritization", "data_protection", "honor", "impartiality",
+          "ethical_behavior", "candor"],
+}  # fmt: skip
+
+
 def syntax(factors: dict[str, list[str]], higher: dict[str, list[str]] | None = None) -> str:
     lines = [f"{f} =~ " + " + ".join(ws) for f, ws in factors.items()]
     lines += [f"{g} =~ " + " + ".join(fs) for g, fs in (higher or {}).items()]
@@ -124,6 +140,7 @@ def cases(tmp_path_factory) -> dict[str, dict]:
     bounded.to_csv(root / "bounded.csv", index=False)
     three, three_model = planted_three_categories()
     three.to_csv(root / "three.csv", index=False)
+    pd.read_csv(DATA / "wlsmv_rehearsal.csv").to_csv(root / "rehearsal.csv", index=False)
     merged = {"A": planted["F1"], "B": planted["F2"] + planted["F3"]}
     spec = {
         "ability_4_factors": ("ability", ABILITY, {}),
@@ -137,6 +154,7 @@ def cases(tmp_path_factory) -> dict[str, dict]:
         "stress_10_items": ("stress", stress_model, {}),
         "planted_3_categories": ("three", three_model, {}),
         "stress_boundary_pairs": ("bounded", bounded_model, {}),
+        "rehearsal_moved": ("rehearsal", REHEARSAL_MOVED, {}),
     }
     rows = []
     for name, (data, factors, higher) in spec.items():
@@ -163,7 +181,7 @@ def cases(tmp_path_factory) -> dict[str, dict]:
 
 
 PROPER = ["ability_4_factors", "ability_1_factor", "sparse_3_factors", "sparse_misspecified", "sparse_second_order"]
-PROPER += ["bfi_ordinal", "stress_10_items", "planted_3_categories"]
+PROPER += ["bfi_ordinal", "stress_10_items", "planted_3_categories", "rehearsal_moved"]
 IMPROPER = ["improper_heywood", "improper_factor_correlation"]
 
 
@@ -326,3 +344,127 @@ def test_a_model_that_does_not_converge_is_not_estimable():
     assert not result.converged and not result.estimable
     assert "not converged" in result.problems[0]
     assert set(result.measures) == {"npar", "ntotal"}  # no fit measure at all
+
+
+# ------------------------------------------------------------------------------------------
+# Where Levenberg-Marquardt from our start values does not converge (numbers recorded from lavaan 0.6-14)
+# ------------------------------------------------------------------------------------------
+def test_a_weak_marker_does_not_send_the_optimiser_up_a_ridge():
+    """The rehearsal's "a third moved": from our start values Levenberg-Marquardt follows a ridge of ever lower
+    discrepancy (factor I's variance to 0, its loadings to infinity: 500 iterations, gradient 1.8e3), where
+    lavaan converges in 71 iterations. The standardized parametrisation has no such ridge; from its solution the
+    marker parametrisation converges to lavaan's.
+
+    lavaan (Rscript, in the repository's root)::
+
+        library(lavaan); d <- read.csv("tests/data/wlsmv_rehearsal.csv")
+        m <- "C =~ critical_thinking + precision + attention_to_detail + completeness + improvement +
+                   continuous_improvement + security + fairness
+              H =~ efficiency + competence + patience + approachability + warmth + social_responsibility +
+                   sustainability + humility
+              I =~ emotional_intelligence + creativity + prioritization + data_protection + honor + impartiality +
+                   ethical_behavior + candor"
+        f <- cfa(m, d, ordered = names(d), estimator = "WLSMV")   # converged in 71 iterations, post.check TRUE
+        fitMeasures(f, c("chisq", "chisq.scaled", "cfi.scaled", "tli.scaled", "rmsea.scaled", "srmr"))
+        parameterEstimates(f)   # the latent (co)variances; loadings: parameterEstimates(f)[1:24, "est"]
+    """
+    data = pd.read_csv(DATA / "wlsmv_rehearsal.csv")
+    result = wlsmv.fit(REHEARSAL_MOVED, data)
+    assert result.converged and result.estimable, result.problems
+    assert any("standardized parametrisation" in note for note in result.notes)
+    m = result.measures
+    assert m["df"] == 249
+    assert m["chisq"] == pytest.approx(785.298796, rel=CHI2_REL_TOL)
+    assert m["chisq.scaled"] == pytest.approx(620.165725, rel=CHI2_REL_TOL)
+    lavaan = {"cfi.scaled": 0.590184, "tli.scaled": 0.545746, "rmsea.scaled": 0.053184, "srmr": 0.187423}
+    for key, value in lavaan.items():
+        assert m[key] == pytest.approx(value, abs=INDEX_TOL), key
+    est = result.estimates.set_index(["lhs", "op", "rhs"])["est"]
+    latent = {("C", "C"): 0.364217, ("H", "H"): 0.209378, ("I", "I"): 0.187990,
+              ("C", "H"): 0.163681, ("C", "I"): 0.175902, ("H", "I"): 0.120981}  # fmt: skip
+    for (a, b), value in latent.items():
+        assert est[a, "~~", b] == pytest.approx(value, abs=ESTIMATE_TOL), (a, b)
+    loadings = [1.000000, 0.900783, 0.958660, 0.895927, 1.137193, 0.771701, 0.834241, 0.926735,
+                1.000000, 1.079611, 1.232012, 1.383408, 1.049376, 1.211852, 1.301488, 1.349773,
+                1.000000, 1.516420, 1.058609, 1.282415, 1.577831, 1.170441, 1.098693, 1.374108]  # fmt: skip
+    ours = [est[f, "=~", w] for f, words in REHEARSAL_MOVED.items() for w in words]
+    np.testing.assert_allclose(ours, loadings, atol=ESTIMATE_TOL)
+
+
+def test_the_rescue_reaches_lavaans_solution_when_it_is_inadmissible():
+    """The default run's taxonomy markers (120 respondents, 5 words; notebook 04's "taxonomy: 3 dimensions" and
+    "one factor (taxonomy markers)"): lavaan converges to solutions with a negative latent variance, ours did not
+    converge. Now the two-factor model is reached from the standardized solution (which cannot hold a negative
+    variance; the marker parametrisation goes on from where it stopped) and the one-factor model from lavaan's
+    start values: lavaan's chi-square and latent variances, not estimable for lavaan's reason.
+
+    lavaan::
+
+        d <- read.csv("tests/data/wlsmv_taxonomy_markers.csv")
+        f2 <- cfa("Competence =~ accuracy + self_improvement\n Character =~ empathy + environmental + freedom",
+                  d, ordered = names(d), estimator = "WLSMV")
+        f1 <- cfa("General =~ accuracy + self_improvement + empathy + environmental + freedom",
+                  d, ordered = names(d), estimator = "WLSMV")
+        # both: converged TRUE, post.check FALSE ("some estimated lv variances are negative")
+        fitMeasures(f2, c("chisq", "chisq.scaled")); parameterEstimates(f2)   # and f1
+    """
+    data = pd.read_csv(DATA / "wlsmv_taxonomy_markers.csv")
+    two = {"Competence": ["accuracy", "self_improvement"], "Character": ["empathy", "environmental", "freedom"]}
+    one = {"General": [w for ws in two.values() for w in ws]}
+    lavaan = {
+        "two": (two, 3.193602, 3.107821, {("Competence", "Competence"): -0.587800,
+                                          ("Character", "Character"): -0.230696,
+                                          ("Competence", "Character"): 0.729793}),
+        "one": (one, 3.683625, 3.563008, {("General", "General"): -0.688014}),
+    }  # fmt: skip
+    for name, (factors, chisq, scaled, latent) in lavaan.items():
+        result = wlsmv.fit(factors, data)
+        assert result.converged and not result.estimable, name
+        assert "negative variance of latent factor" in result.problems[0], name
+        assert any("estimated from" in note for note in result.notes), name
+        assert result.measures["chisq"] == pytest.approx(chisq, rel=CHI2_REL_TOL), name
+        assert result.measures["chisq.scaled"] == pytest.approx(scaled, rel=CHI2_REL_TOL), name
+        est = result.estimates.set_index(["lhs", "op", "rhs"])["est"]
+        for (a, b), value in latent.items():
+            assert est[a, "~~", b] == pytest.approx(value, abs=ESTIMATE_TOL), (name, a, b)
+
+
+def test_a_ridge_lavaan_stops_on_too_is_left():
+    """The default run's one-factor baseline on the 30 words of Schwartz's basic values (notebook 08): lavaan's
+    marker parametrisation stops on the ridge too ("not all elements of the gradient are (near) zero"), its
+    standardized parametrisation (``std.lv = TRUE``) converges to an admissible solution; so does ours, to the
+    same fit.
+
+    lavaan::
+
+        s <- read.csv("tests/data/wlsmv_schwartz_words.csv")
+        m <- paste("General =~", paste(names(s), collapse = " + "))
+        lavInspect(cfa(m, s, ordered = names(s), estimator = "WLSMV"), "converged")   # FALSE
+        f <- cfa(m, s, ordered = names(s), estimator = "WLSMV", std.lv = TRUE)       # TRUE, post.check TRUE
+        fitMeasures(f, c("chisq", "chisq.scaled", "cfi.scaled", "tli.scaled", "rmsea.scaled", "srmr"))
+    """
+    data = pd.read_csv(DATA / "wlsmv_schwartz_words.csv")
+    result = wlsmv.fit({"General": list(data.columns)}, data)
+    assert result.converged and result.estimable, result.problems
+    m = result.measures
+    assert m["df"] == 405
+    assert m["chisq"] == pytest.approx(879.869353, rel=CHI2_REL_TOL)
+    assert m["chisq.scaled"] == pytest.approx(528.280250, rel=CHI2_REL_TOL)
+    lavaan = {"cfi.scaled": 0.588192, "tli.scaled": 0.557688, "rmsea.scaled": 0.050576, "srmr": 0.251524}
+    for key, value in lavaan.items():
+        assert m[key] == pytest.approx(value, abs=INDEX_TOL), key
+
+
+def test_the_standardized_solution_maps_onto_the_marker_parametrisation():
+    """``FactorModel.to_marker`` rescales each latent variable (first- and second-order) to its marker: the
+    implied correlations are the same."""
+    data, factors = sparse_words()
+    higher = {"G": list(factors)}
+    indicators = [w for ws in factors.values() for w in ws]
+    for second in ({}, higher):
+        marker = wlsmv.FactorModel(factors, second, indicators)
+        standardized = wlsmv.FactorModel(factors, second, indicators, standardized=True)
+        theta = np.random.default_rng(3).uniform(0.3, 0.9, standardized.n_free)
+        np.testing.assert_allclose(
+            marker.implied(standardized.to_marker(theta, marker)), standardized.implied(theta), atol=1e-12
+        )

@@ -13,6 +13,9 @@ numbers with lavaan's on binary and ordinal data.
 3. The model (delta parameterization, one marker loading fixed to 1 per factor, residual variances
    ``1 - diag(Lambda Phi Lambda')``), fitted by diagonally weighted least squares: weights ``1 /
    diag(Gamma)``. Thresholds are free, so they are fitted exactly and only the correlations carry the fit.
+   Levenberg-Marquardt from our start values; where that path reaches no stationary point (a weak marker
+   makes a ridge that runs to infinity), from lavaan's start values (``lav_start``) and through the
+   standardized parametrisation (``std.lv = TRUE``), keeping the best stationary solution (``_estimate``).
 4. Robust standard errors (``lav_model_nvcov_robust_sem``), the mean-and-variance adjusted
    ("scaled-shifted") test (``lav_test_satorra_bentler``), the independence baseline, scaled CFI/TLI/
    RMSEA with its interval, the robust CFI/TLI/RMSEA of Savalei (2021) (``lav_fit_catml_dwls``) and
@@ -301,7 +304,15 @@ class FactorModel:
     to 1, lavaan's default marker identification.
     """
 
-    def __init__(self, factors: dict[str, list[str]], higher_order: dict[str, list[str]], indicators: list[str]):
+    def __init__(
+        self,
+        factors: dict[str, list[str]],
+        higher_order: dict[str, list[str]],
+        indicators: list[str],
+        standardized: bool = False,
+    ):
+        self.standardized = standardized
+        self.factors, self.higher_order = factors, higher_order
         self.indicators = list(indicators)
         self.first = list(factors)
         self.higher = list(higher_order)
@@ -313,24 +324,36 @@ class FactorModel:
         self.lam = np.zeros((p, m))
         self.a = np.zeros((m, q))
         self.parameters: list[Parameter] = []
+        #: the marker of each first-order factor (an indicator) and of each exogenous factor (a first-order factor)
+        self.marker = np.array([position[words[0]] for words in factors.values()], dtype=int)
+        self.exogenous_marker = np.array(
+            [self.first.index(higher_order[g][0]) for g in self.higher] + [self.first.index(f) for f in standalone],
+            dtype=int,
+        )
         for f_idx, (f, words) in enumerate(factors.items()):
             for w_idx, w in enumerate(words):
                 self.lam[position[w], f_idx] = 1.0
-                if w_idx > 0:
+                if w_idx > 0 or standardized:
                     self.parameters.append(Parameter(f, "=~", w, "loading", position[w], f_idx))
         for g_idx, g in enumerate(self.higher):
             for f_pos, f in enumerate(higher_order[g]):
                 self.a[self.first.index(f), g_idx] = 1.0
-                if f_pos > 0:
+                if f_pos > 0 or standardized:
                     self.parameters.append(Parameter(g, "=~", f, "second_order", self.first.index(f), g_idx))
         for s_idx, f in enumerate(standalone):
             self.a[self.first.index(f), len(self.higher) + s_idx] = 1.0
         for u in range(q):
-            for v in range(u, q):
+            for v in range(u + standardized, q):
                 self.parameters.append(Parameter(self.exogenous[u], "~~", self.exogenous[v], "psi", v, u))
+        # standardized (lavaan's std.lv): every latent (disturbance) variance fixed to 1, every loading free
+        self._psi_fixed = np.eye(q) if standardized else np.zeros((q, q))
+        self._zeta_fixed = np.zeros((m, m))
         for f_idx, f in enumerate(self.first):
             if f in parent:
-                self.parameters.append(Parameter(f, "~~", f, "zeta", f_idx, f_idx))
+                if standardized:
+                    self._zeta_fixed[f_idx, f_idx] = 1.0
+                else:
+                    self.parameters.append(Parameter(f, "~~", f, "zeta", f_idx, f_idx))
         self._kind = np.array([par.kind for par in self.parameters])
         self._row = np.array([par.row for par in self.parameters], dtype=int)
         self._col = np.array([par.col for par in self.parameters], dtype=int)
@@ -343,7 +366,7 @@ class FactorModel:
     def matrices(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Lambda, A, Psi and Z at the parameter vector ``theta``."""
         lam, a = self.lam.copy(), self.a.copy()
-        psi, zeta = np.zeros((len(self.exogenous),) * 2), np.zeros((len(self.first),) * 2)
+        psi, zeta = self._psi_fixed.copy(), self._zeta_fixed.copy()
         kind, r, c = self._kind, self._row, self._col
         for name, target in (("loading", lam), ("second_order", a), ("psi", psi), ("zeta", zeta)):
             k = kind == name
@@ -419,6 +442,47 @@ class FactorModel:
                 theta[k] = 0.5 * variance[par.row]
         return theta
 
+    def lavaan_start(self, correlations: np.ndarray) -> np.ndarray:
+        """lavaan's default starting values (``lav_start``, 0.6-14): each first-order factor's loadings by
+        Hagglund's fabin3 on its indicators' correlations (``lav_cfa_1fac_fabin``), second-order loadings
+        0.7, every latent (disturbance) variance 0.05, covariances 0."""
+        loading = {}
+        for f_idx in range(len(self.first)):
+            members = np.flatnonzero(self.lam[:, f_idx])
+            members = np.concatenate([[self.marker[f_idx]], members[members != self.marker[f_idx]]])
+            values = _fabin3(correlations[np.ix_(members, members)])
+            loading.update({(i, f_idx): v for i, v in zip(members, values, strict=True)})
+        theta = np.zeros(self.n_free)
+        for k, par in enumerate(self.parameters):
+            if par.kind == "loading":
+                theta[k] = loading[par.row, par.col]
+            elif par.kind == "second_order":
+                theta[k] = 0.7
+            elif par.row == par.col:  # a latent variance or disturbance variance
+                theta[k] = 0.05
+        return theta
+
+    def standardized_start(self) -> np.ndarray:
+        """Starting values of the standardized model: every loading 0.7 (lavaan's first guess for a loading
+        of ordered indicators, its "simple" start), factor covariances 0."""
+        return np.where(np.isin(self._kind, ["loading", "second_order"]), 0.7, 0.0)
+
+    def to_marker(self, theta: np.ndarray, marker: FactorModel) -> np.ndarray:
+        """The parameters of ``marker`` (the same factors, marker identification) that give the same implied
+        correlations as this standardized model at ``theta``: each latent variable rescaled so that its
+        marker's loading is 1. A first-order factor is scaled by its first indicator's loading s_f, an
+        exogenous factor by its marker's scale (a second-order factor g by s_f a_fg of its first factor f)."""
+        lam, a, psi, zeta = self.matrices(theta)
+        scale = lam[self.marker, np.arange(len(self.first))]
+        exo_scale = scale[self.exogenous_marker] * a[self.exogenous_marker, np.arange(len(self.exogenous))]
+        values = {
+            "loading": lam / scale[None, :],
+            "second_order": scale[:, None] * a / exo_scale[None, :],
+            "psi": psi * np.outer(exo_scale, exo_scale),
+            "zeta": zeta * np.outer(scale, scale),
+        }
+        return np.array([values[par.kind][par.row, par.col] for par in marker.parameters])
+
     def latent_covariance(self, theta: np.ndarray) -> np.ndarray:
         """Covariance matrix of every latent variable (first-order, then second-order): lavaan's ``cov.lv``."""
         _, a, psi, zeta = self.matrices(theta)
@@ -429,6 +493,39 @@ class FactorModel:
 
     def latent_names(self) -> list[str]:
         return self.first + self.higher
+
+
+def _fabin3(s: np.ndarray) -> np.ndarray:
+    """Loadings of a one-factor model, the first fixed to 1 (lavaan's ``lav_cfa_1fac_fabin``, method
+    "fabin3", bounds on; with fewer than 4 indicators ``lav_cfa_1fac_3ind``, a negative triad giving 1s)."""
+    n = len(s)
+    if n < 4:
+        if n == 1:
+            return np.ones(1)
+        if n == 2:  # padded to 3 x 3 as lavaan does: the third variable copies the second's covariances
+            mean, top = (s[0, 0] + s[1, 1]) / 2, max(s[0, 0], s[1, 1])
+            s = np.array([[s[0, 0], s[0, 1], mean], [s[1, 0], s[1, 1], s[1, 0]], [mean, s[1, 0], top]])
+        if s[1, 0] * s[2, 0] * s[2, 1] < 0:
+            return np.ones(n)
+        bound = math.sqrt(1.0 / (0.1 * s[0, 0]))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = np.array([1.0, s[2, 1] / s[2, 0], s[2, 1] / s[1, 0]])
+        out = np.clip(out, -bound * np.sqrt(np.diag(s)), bound * np.sqrt(np.diag(s)))
+        out[~np.isfinite(out)] = 1.0
+        return out[:n]
+    out = np.ones(n)
+    for i in range(1, n):
+        rest = [k for k in range(1, n) if k != i]
+        s31 = s[rest, 0]
+        try:
+            tmp = np.linalg.solve(s[np.ix_(rest, rest)], s31)
+            out[i] = (s[i, rest] @ tmp) / (s31 @ tmp)
+        except np.linalg.LinAlgError:
+            out[i] = (s[i, rest] @ s31) / (s31 @ s31)
+    bound = np.sqrt(np.diag(s) / (0.1 * s[0, 0]))
+    out = np.clip(out, -bound, bound)
+    out[~np.isfinite(out)] = 1.0
+    return out
 
 
 # ------------------------------------------------------------------------------------------
@@ -547,7 +644,6 @@ def fit(
     r = sample.correlations[rows, cols]
     weights = 1.0 / np.diag(sample.gamma)
     w_cor = weights[n_th:]
-    root_w = np.sqrt(w_cor)
     df = len(r) - model.n_free
     notes = []
     if sample.empty_cell_pairs:
@@ -558,12 +654,6 @@ def fit(
     if sample.boundary_pairs:
         notes.append(sample.boundary_note() + f": df {df} instead of {len(used) - model.n_free}")
 
-    def residuals(theta: np.ndarray) -> np.ndarray:
-        return root_w * (r - model.implied(theta)[rows, cols])
-
-    def jacobian(theta: np.ndarray) -> np.ndarray:
-        return -root_w[:, None] * model.jacobian(theta)[used]
-
     if df < 0 and sample.boundary_pairs:
         raise OrdinalDataError(
             f"{len(sample.boundary_pairs)} of {len(used)} polychoric correlations have their maximum on the boundary "
@@ -572,7 +662,9 @@ def fit(
     if df < 0:
         raise ValueError("more free parameters than correlations: check identification before fitting")
     with threadpool_limits(limits=1):  # small matrices: one BLAS thread is much faster on a busy machine
-        solution = levenberg_marquardt(residuals, jacobian, model.start(sample.correlations), max_iterations)
+        solution = _estimate(model, sample, max_iterations)
+    if solution.start != "default":
+        notes.append(f"estimated from {RESCUE_STARTS[solution.start]}: {solution.iterations} iterations")
     theta = solution.x
     resid = r - model.implied(theta)[rows, cols]
     f_dwls = float(np.sum(w_cor * resid**2))
@@ -637,6 +729,81 @@ class Solution:
     x: np.ndarray
     converged: bool
     iterations: int
+    start: str = "default"  # which path found it (``RESCUE_STARTS``)
+
+
+#: The paths :func:`_estimate` tries when the default one fails, and how a fit's notes name them.
+RESCUE_STARTS = {
+    "lavaan": "lavaan's starting values (fabin3 loadings, latent variances 0.05), after the default start did not "
+    "converge",
+    "standardized": "the standardized parametrisation (latent variances 1, every loading free: lavaan's std.lv), "
+    "then the marker parametrisation from its solution, after the default start did not converge",
+}
+
+
+def _least_squares(model: FactorModel, sample: OrdinalStatistics):  # noqa: ANN202 - two closures
+    """The weighted residuals of the fitted correlations and their Jacobian, as functions of ``model``'s parameters."""
+    used = sample.informative
+    rows, cols = (index[used] for index in pair_indices(sample.n_variables))
+    r = sample.correlations[rows, cols]
+    root_w = np.sqrt(1.0 / np.diag(sample.gamma)[sample.n_thresholds :])
+
+    def residuals(theta: np.ndarray) -> np.ndarray:
+        return root_w * (r - model.implied(theta)[rows, cols])
+
+    def jacobian(theta: np.ndarray) -> np.ndarray:
+        return -root_w[:, None] * model.jacobian(theta)[used]
+
+    return residuals, jacobian
+
+
+def _estimate(model: FactorModel, sample: OrdinalStatistics, max_iterations: int) -> Solution:
+    """Minimise the DWLS discrepancy over ``model``'s (marker) parameters.
+
+    Levenberg-Marquardt from :meth:`FactorModel.start`. When that path does not reach a stationary point
+    (lavaan's test: no element of fmin's gradient above ``GRADIENT_TOLERANCE``), two more paths are tried and
+    the stationary solution with the lowest discrepancy is kept (none: the default path's end, not
+    converged):
+
+    * lavaan's own starting values (:meth:`FactorModel.lavaan_start`);
+    * the standardized parametrisation. In the marker parametrisation a marker that barely measures its
+      factor puts a ridge of ever lower discrepancy at infinity (the factor's variance to 0, the other
+      loadings to infinity, their products finite) that Levenberg-Marquardt can follow without end, where
+      lavaan's quasi-Newton steps may not. With the factor variances fixed to 1 and every loading free, a
+      marker loading near 0 is an ordinary point; from the standardized solution (or wherever it stopped:
+      it cannot reach a solution with a negative latent variance) the marker parametrisation is fitted
+      again (:meth:`FactorModel.to_marker`).
+
+    The rescue runs only when the default path fails, so every fit that converged before is unchanged.
+    """
+    residuals, jacobian = _least_squares(model, sample)
+    n = sample.n_obs
+
+    def stationary(solution: Solution) -> bool:
+        f = residuals(solution.x)
+        gradient = 0.5 * (n - 1) / n * 2.0 * (jacobian(solution.x).T @ f)
+        return solution.converged and np.max(np.abs(gradient), initial=0.0) <= GRADIENT_TOLERANCE
+
+    def cost(solution: Solution) -> float:
+        f = residuals(solution.x)
+        return float(f @ f)
+
+    first = levenberg_marquardt(residuals, jacobian, model.start(sample.correlations), max_iterations)
+    if stationary(first):
+        return first
+    found = []
+    lavaan = levenberg_marquardt(residuals, jacobian, model.lavaan_start(sample.correlations), max_iterations)
+    found.append(Solution(lavaan.x, lavaan.converged, lavaan.iterations, "lavaan"))
+    standardized = FactorModel(model.factors, model.higher_order, model.indicators, standardized=True)
+    std_residuals, std_jacobian = _least_squares(standardized, sample)
+    std = levenberg_marquardt(std_residuals, std_jacobian, standardized.standardized_start(), max_iterations)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        again = standardized.to_marker(std.x, model)
+    if np.all(np.isfinite(again)):
+        polished = levenberg_marquardt(residuals, jacobian, again, max_iterations)
+        found.append(Solution(polished.x, polished.converged, std.iterations + polished.iterations, "standardized"))
+    found = [s for s in found if stationary(s)]
+    return min(found, key=cost) if found else first
 
 
 def levenberg_marquardt(residuals, jacobian, start: np.ndarray, max_iterations: int = MAX_ITERATIONS) -> Solution:
