@@ -17,7 +17,8 @@ What the small panel (6 models x 8 settings = 48 respondents) can and cannot sho
   (congruence >= 0.6 for each factor it kept; measured 0.711, 0.796), so a change that scrambles the
   factor analysis fails here; and the report gives notebook 03's factor counts with their spread;
 * **the planted CFA is not estimable on 48 respondents** (24 binary indicators, 48 units: a Heywood
-  case in one run, no convergence in 500 iterations in another); the test asserts that the report
+  case and a factor correlation beyond 1, as lavaan with std.lv = TRUE; before the WLSMV fallback our
+  optimiser reported no convergence in some runs); the test asserts that the report
   says so and why, and that the wrong taxonomy is rejected or not estimable either;
 * **projective rank correlation >= 0.8 holds for what the completions show, not for the embedding
   scorer** (the small rehearsal runs no LLM judge: 792 judge calls took 11 min on the paper sample).
