@@ -195,7 +195,40 @@ def _positive_env(name: str) -> int | None:
     return int(value)
 
 
-class LlamaServer:
+class ServerProcess:
+    """A server in a child process as a context manager, sync or async: its value is what ``start()``
+    returns (the base URL); ``stop()`` runs on leaving, and when the start itself fails."""
+
+    def start(self) -> str:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> str:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> str:
+        import asyncio
+
+        try:
+            return await asyncio.to_thread(self.start)
+        except BaseException:
+            self.stop()
+            raise
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class LlamaServer(ServerProcess):
     """llama.cpp's OpenAI-compatible server for one GGUF file, on 127.0.0.1.
 
     Use as a context manager (sync or async); the value is the ``/v1`` base URL. The server is
@@ -268,28 +301,6 @@ class LlamaServer:
 
     def stop(self) -> None:
         stop_process(self.proc)
-
-    def __enter__(self) -> str:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> str:
-        import asyncio
-
-        try:
-            return await asyncio.to_thread(self.start)
-        except BaseException:
-            self.stop()
-            raise
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.stop()
 
 
 class LlamaServerPool:

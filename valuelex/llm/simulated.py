@@ -11,7 +11,6 @@ imported: this layer sits below the population (``tests/test_layers.py``).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from ..core import paths
 from . import local
 
 
-class SimulatedProcess:
+class SimulatedProcess(local.ServerProcess):
     """A simulated population's OpenAI-compatible server (``python -m valuelex.simulated.server``) in a child
     process on 127.0.0.1.
 
@@ -93,26 +92,6 @@ class SimulatedProcess:
         local.stop_process(self.proc)
         if self.proc is not None and self.proc.stdout:
             self.proc.stdout.close()
-
-    def __enter__(self) -> str:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> str:
-        try:
-            return await asyncio.to_thread(self.start)
-        except BaseException:
-            self.stop()
-            raise
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.stop()
 
 
 class SimulatedServers:
