@@ -28,11 +28,11 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from valuelex import wlsmv  # noqa: E402
-from valuelex.pipeline import Folders  # noqa: E402
 from valuelex.settings import load_run  # noqa: E402
 from valuelex.simulated import Population  # noqa: E402
 from valuelex.simulated.recovery import first_stages  # noqa: E402
 from valuelex.simulated.stages import moved_taxonomy, wrong_taxonomy  # noqa: E402
+from valuelex.stages import Folders  # noqa: E402
 
 R_FIT = r"""
 suppressPackageStartupMessages(library(lavaan))

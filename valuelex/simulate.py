@@ -728,7 +728,8 @@ def run_tasks(function, tasks: list[tuple], n_jobs: int | None = None, progress:
 
     results = Parallel(n_jobs=n_jobs, return_as="generator")(delayed(function)(*task) for task in tasks)
     if progress:
-        results = tqdm(results, total=len(tasks), desc=label or function.__name__, mininterval=2.0)
+        # disable=None: shown on a terminal, not in a notebook's output (no progress-bar block in the tutorial)
+        results = tqdm(results, total=len(tasks), desc=label or function.__name__, mininterval=2.0, disable=None)
     return list(results)
 
 

@@ -221,14 +221,31 @@ def _save_calls(source: str) -> list[tuple[str, str]]:
 
 
 def artefacts_by_notebook(notebooks_dir: Path = paths.NOTEBOOKS) -> list[dict]:
-    """Every ``save_figure``/``save_table`` call with a literal name: notebook, cell number, kind, name."""
+    """Every figure and table in ``figures/``: notebook, kind, name, and what makes it (``made_by``).
+
+    A notebook that is a stage (``stages.CONVERTED``) has its outputs from the stage's declaration;
+    the others from their ``save_figure``/``save_table`` calls with a literal name, cell by cell.
+    """
+    from .. import stages
+
+    declared = {f"{s.notebook}.ipynb": s for s in stages.declared()}
     found = []
     for nb_path in sorted(Path(notebooks_dir).glob("[0-9][0-9]_*.ipynb")):
+        stage = declared.get(nb_path.name)
+        if stage is not None:
+            made_by = f"`valuelex/stages/{stage.name}.py` (notebook `{stage.notebook}`)"
+            found += [
+                {"notebook": nb_path.name, "kind": out.kind, "name": out.name, "made_by": made_by}
+                for out in stage.outputs
+                if out.kind in ("figure", "table")
+            ]
+            continue
         nb = json.loads(nb_path.read_text(encoding="utf-8"))
         code_cells = [c for c in nb.get("cells", []) if c.get("cell_type") == "code"]
         for number, cell in enumerate(code_cells, start=1):
             for kind, name in _save_calls("".join(cell.get("source", ""))):
-                found.append({"notebook": nb_path.name, "cell": number, "kind": kind, "name": name})
+                made_by = f"`notebooks/{nb_path.name}`, code cell {number}"
+                found.append({"notebook": nb_path.name, "cell": number, "kind": kind, "name": name, "made_by": made_by})
     return found
 
 
@@ -263,7 +280,7 @@ def write_figure_index(figures_dir: Path, descriptions: Path = paths.CONFIGS / "
         files = " ".join(f"[{e}]({a['name']}.{e})" for e in exts if (figures_dir / f"{a['name']}.{e}").exists())
         info = about.get(a["name"], {})
         rows.append(
-            f"| `{a['name']}` | {files or '(not generated yet)'} | `notebooks/{a['notebook']}`, code cell {a['cell']} "
+            f"| `{a['name']}` | {files or '(not generated yet)'} | {a['made_by']} "
             f"| {info.get('paper', 'ours')} | {info.get('what', '')} |"
         )
     index = figures_dir / "INDEX.md"

@@ -118,9 +118,57 @@ class Run:
 def start(run: str | Path | RunSettings = "default", overrides: dict[str, Any] | None = None) -> Run:
     """Load the run file, choose its folders, set the figure style and the display rules: the run."""
     process.tie_kernel()  # run by `valuelex run`: this kernel dies with papermill, even when that is SIGKILLed
-    os.environ["TQDM_DISABLE"] = "1"  # no progress-bar blocks in the executed notebook (tqdm reads it per bar)
     settings = run if isinstance(run, RunSettings) else load_run(run, overrides)
     started = Run.of(settings, overrides)
     io.apply_style()
     use_display_rules()
     return started
+
+
+# Stages: what a notebook computes, with its inputs and outputs declared ---------------------------
+@dataclass(frozen=True)
+class Output:
+    """One file set a stage writes: a ``figure`` (PNG and PDF in the figures folder), a ``table`` (CSV and
+    Markdown there) or ``data`` (a CSV in ``data/processed``). ``optional``: written only when its input is
+    there (e.g. notebook 09's projective bars need notebook 06's scores)."""
+
+    name: str
+    kind: str  # "figure", "table" or "data"
+    optional: bool = False
+
+    def files(self, folders: Folders) -> list[Path]:
+        if self.kind == "figure":
+            return [folders.figures / f"{self.name}.png", folders.figures / f"{self.name}.pdf"]
+        if self.kind == "table":
+            return [folders.figures / f"{self.name}.csv", folders.figures / f"{self.name}.md"]
+        return [folders.processed / f"{self.name}.csv"]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A notebook's computation as the package's unit: the notebook only narrates ``stage.run(run)``.
+
+    ``inputs`` are the ``data/processed`` files it reads; ``outputs`` every file it writes (the figure
+    index is made from them, and a test checks that a run writes exactly these).
+    """
+
+    number: str
+    name: str
+    notebook: str
+    inputs: tuple[str, ...]
+    outputs: tuple[Output, ...]
+
+    def files(self, folders: Folders) -> list[Path]:
+        """Every file the stage writes into a run's folders."""
+        return [f for out in self.outputs for f in out.files(folders)]
+
+
+class Figures(dict):
+    """A stage's figures by name, also as attributes (``r.figures.lexicon_map``); each is shown where the
+    notebook names it, not where it was drawn."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
