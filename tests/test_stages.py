@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pandas as pd
+import pytest
 
 from valuelex import stages
 from valuelex.core import paths
@@ -65,18 +66,24 @@ def _written(run: stages.Run) -> set:
     return {p for folder in (run.folders.processed, run.folders.figures) for p in folder.glob("*.*")}
 
 
-def test_a_stage_writes_exactly_the_outputs_it_declares(tmp_path):
-    """Stage 09 run into empty folders: every declared file is written, and nothing else; its files are the
-    committed ones byte for byte (the notebook narrated the same computation before it became a stage)."""
-    stage = stages.figure1.STAGE
-    run = _stage_run(tmp_path, stage.inputs)
+@pytest.mark.parametrize("name", stages.CONVERTED)
+def test_a_stage_writes_exactly_the_outputs_it_declares(tmp_path, name):
+    """A stage run into empty folders with all its inputs: every declared file is written, and nothing else;
+    its files are the committed ones byte for byte (the notebook narrated the same computation before)."""
+    module = getattr(stages, name)
+    run = _stage_run(tmp_path, module.STAGE.inputs)
     before = _written(run)
-    result = stages.figure1.run(run)
-    assert _written(run) - before == set(stage.files(run.folders))
-    for path in stage.files(run.folders):
+    module.run(run)
+    assert _written(run) - before == set(module.STAGE.files(run.folders))
+    for path in module.STAGE.files(run.folders):
         committed = paths.COMMITTED_PROCESSED if path.parent == run.folders.processed else paths.COMMITTED_FIGURES
-        if path.suffix != ".png":  # PNG bytes depend on the CPU's FreeType/AGG path only in principle; CSV, MD, PDF
+        if path.suffix != ".png":  # PNG rasterisation may differ on another CPU; CSV, Markdown and PDF may not
             assert path.read_bytes() == (committed / path.name).read_bytes(), path.name
+
+
+def test_the_figure1_stage_reports_what_it_placed(tmp_path):
+    run = _stage_run(tmp_path, stages.figure1.STAGE.inputs)
+    result = stages.figure1.run(run)
     assert set(result.figures) == {"lexicon_map", "taxonomy_wheel", "projective_bars"} and result.missing_scores == ""
     numbers = result.metrics()
     assert numbers["words_placed"] == len(pd.read_csv(run.folders.processed / "lexicon.csv"))
@@ -93,3 +100,15 @@ def test_a_stage_without_its_optional_input_says_what_it_did_not_draw(tmp_path):
     assert _written(run) - before == set(required)
     assert "projective_bars" not in result.figures and "projective_scores.csv is missing" in result.missing_scores
     assert result.metrics()["projective_bars"] is False and "Not drawn" in str(result)
+
+
+def test_the_semantic_stage_without_the_factor_analysis_skips_only_the_comparison(tmp_path):
+    stage = stages.semantic.STAGE
+    run = _stage_run(tmp_path, ("lexicon.csv",))  # notebook 03 has not run
+    before = _written(run)
+    result = stages.semantic.run(run)
+    efa_files = {f for out in stage.outputs if out.name.startswith("semantic_vs_efa") for f in out.files(run.folders)}
+    assert _written(run) - before == set(stage.files(run.folders)) - efa_files
+    assert not result.efa_available and "run notebook 03" in result.efa_note() and result.agreement is None
+    numbers = result.metrics()
+    assert numbers["efa_available"] is False and "ari_main" not in numbers and numbers["n_words"] == len(result.words)
