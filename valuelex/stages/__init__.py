@@ -5,7 +5,7 @@ that has become a stage narrates ``r = stages.<name>.run(run)``: the stage modul
 outputs it declares (``STAGE``: :class:`~.base.Stage`) and returns a result to read. Stage modules
 load on first use (``stages.figure1``), so that ``start`` stays light.
 
-Converted so far (issue 21): notebooks 05 (:mod:`.semantic`) and 09 (:mod:`.figure1`). The figure index takes a converted
+Converted so far (issue 21): notebooks 02 (:mod:`.lexicon`), 05 (:mod:`.semantic`) and 09 (:mod:`.figure1`). The figure index takes a converted
 stage's outputs from its declaration; the other notebooks' from their ``save_*`` calls.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 from .base import Folders, Output, Run, Stage, start
 
 #: The notebooks that are stages, by module name under ``valuelex.stages``, in pipeline order.
-CONVERTED = ("semantic", "figure1")
+CONVERTED = ("lexicon", "semantic", "figure1")
 
 __all__ = ["CONVERTED", "Folders", "Output", "Run", "Stage", "declared", "start"]
 
