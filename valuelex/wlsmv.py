@@ -664,7 +664,8 @@ def fit(
     with threadpool_limits(limits=1):  # small matrices: one BLAS thread is much faster on a busy machine
         solution = _estimate(model, sample, max_iterations)
     if solution.start != "default":
-        notes.append(f"estimated from {RESCUE_STARTS[solution.start]}: {solution.iterations} iterations")
+        # no iteration count here: it is a path's length, and differs between CPUs by a few iterations
+        notes.append(f"estimated from {RESCUE_STARTS[solution.start]}")
     theta = solution.x
     resid = r - model.implied(theta)[rows, cols]
     f_dwls = float(np.sum(w_cor * resid**2))
@@ -702,7 +703,7 @@ def fit(
         if converged and smallest < EIGEN_TOLERANCE:
             problems.append(
                 "probably not identified: the sampling covariance matrix of the estimates is not positive "
-                f"definite (smallest eigenvalue {smallest:.3g})"
+                f"definite (smallest eigenvalue {_eigenvalue(smallest)})"
             )
     problems[:0] = _admissibility(model, theta) if converged else []
 
@@ -804,6 +805,12 @@ def _estimate(model: FactorModel, sample: OrdinalStatistics, max_iterations: int
         found.append(Solution(polished.x, polished.converged, std.iterations + polished.iterations, "standardized"))
     found = [s for s in found if stationary(s)]
     return min(found, key=cost) if found else first
+
+
+def _eigenvalue(value: float) -> str:
+    """An eigenvalue as a note shows it: one at the level of rounding error (|x| < 1e-10) is "0 up to rounding",
+    whose digits would differ between CPUs."""
+    return "0 up to rounding" if abs(value) < 1e-10 else f"{value:.3g}"
 
 
 def levenberg_marquardt(residuals, jacobian, start: np.ndarray, max_iterations: int = MAX_ITERATIONS) -> Solution:
