@@ -193,7 +193,7 @@ class Embedder:
         groups: dict[int, list[int]] = {}
         for i, text in enumerate(texts):
             groups.setdefault(len(model.tokenizer(text)["input_ids"]), []).append(i)
-        vectors = np.zeros((len(texts), model.get_sentence_embedding_dimension()), dtype=np.float32)
+        vectors = np.zeros((len(texts), model.get_embedding_dimension()), dtype=np.float32)
         previous = torch.get_num_threads()
         torch.set_num_threads(self.threads)
         try:
