@@ -197,15 +197,15 @@ def _positive_env(name: str) -> int | None:
 
 class ServerProcess:
     """A server in a child process as a context manager, sync or async: its value is what ``start()``
-    returns (the base URL); ``stop()`` runs on leaving, and when the start itself fails."""
+    returns (a base URL, or a pool's list of them); ``stop()`` runs on leaving, and when the start itself fails."""
 
-    def start(self) -> str:
+    def start(self) -> Any:
         raise NotImplementedError
 
     def stop(self) -> None:
         raise NotImplementedError
 
-    def __enter__(self) -> str:
+    def __enter__(self) -> Any:
         try:
             return self.start()
         except BaseException:
@@ -215,7 +215,7 @@ class ServerProcess:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    async def __aenter__(self) -> str:
+    async def __aenter__(self) -> Any:
         import asyncio
 
         try:
@@ -303,7 +303,7 @@ class LlamaServer(ServerProcess):
         stop_process(self.proc)
 
 
-class LlamaServerPool:
+class LlamaServerPool(ServerProcess):
     """Several llama.cpp servers of one model; the value of the context manager is their base URLs.
 
     ``LLMRunner`` sends each server one request at a time, from one shared queue in request
@@ -341,24 +341,6 @@ class LlamaServerPool:
     def stop(self) -> None:
         for server in self.servers:
             server.stop()
-
-    def __enter__(self) -> list[str]:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> list[str]:
-        import asyncio
-
-        try:
-            return await asyncio.to_thread(self.start)
-        except BaseException:
-            self.stop()
-            raise
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
