@@ -12,7 +12,8 @@ import pytest
 from semopy.examples import holzinger39
 
 from tests.conftest import require_rscript, run_notebook
-from valuelex import cfa, efa, simulate
+from valuelex import cfa, simulate
+from valuelex.psychometrics import efa
 
 R_SCRIPTS = Path(__file__).parent / "r"
 HS = cfa.ModelSpec(

@@ -130,7 +130,8 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from valuelex import efa, lexicon, semantic
+from valuelex import lexicon, semantic
+from valuelex.psychometrics import efa
 from valuelex.core import io as figures, paths
 from valuelex.settings import load_run
 

@@ -14,8 +14,9 @@ from scipy import optimize, stats
 from scipy.stats import multivariate_normal
 
 from tests.conftest import require_rscript, run_notebook
-from valuelex import cfa, efa, polychoric, simulate
-from valuelex.settings import EFASettings
+from valuelex import cfa, simulate
+from valuelex.psychometrics import efa, polychoric
+from valuelex.psychometrics.efa.settings import EFASettings
 
 R_SCRIPTS = Path(__file__).parent / "r"
 
@@ -318,13 +319,14 @@ def test_small_messy_data_degrades_gracefully():
 
 def test_figures_draw(sim_data, tmp_path):
     from valuelex.core.io import save_figure
+    from valuelex.plots import efa as efa_plots
 
     analysis = efa.analyse(sim_data.iloc[:, :30], parallel_iter=5, seed=0)
     boot = efa.bootstrap_stability(analysis.prepared.data, analysis.result, n_boot=3, seed=0)
     for name, fig in [
-        ("scree", efa.plot_scree(analysis.parallel)),
-        ("heatmap", efa.plot_loadings_heatmap(analysis.result)),
-        ("boot", efa.plot_bootstrap_congruence(boot)),
+        ("scree", efa_plots.plot_scree(analysis.parallel)),
+        ("heatmap", efa_plots.plot_loadings_heatmap(analysis.result)),
+        ("boot", efa_plots.plot_bootstrap_congruence(boot)),
     ]:
         png, pdf = save_figure(fig, name, tmp_path)
         assert png.stat().st_size > 1000 and pdf.exists()

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from tests.conftest import require_rscript, run_notebook
-from valuelex import cfa, efa, lexicon
+from valuelex import cfa, lexicon
+from valuelex.psychometrics import efa
 
 SMALL = {"n_boot": 5, "parallel_iter": 5, "n_boot_within": 3, "count_resamples": 2}
 

@@ -9,8 +9,10 @@ import pandas as pd
 import pytest
 
 from tests.conftest import run_notebook
-from valuelex import cfa, efa, simulate
-from valuelex.settings import EFASettings, SimulationSettings
+from valuelex import cfa, simulate
+from valuelex.psychometrics import efa
+from valuelex.psychometrics.efa.settings import EFASettings
+from valuelex.settings import SimulationSettings
 
 
 def test_planted_structure_shape_and_frequencies():

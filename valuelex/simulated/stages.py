@@ -35,8 +35,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .. import cfa, efa, multilevel
+from .. import cfa
 from ..core.display import Report, recorded
+from ..psychometrics import efa, multilevel
 from .population import Population
 from .recovery import FirstStagesRecovery, first_stages
 

@@ -1,0 +1,11 @@
+"""Pure estimators: no files, no run settings module, no plotting (issue 21's layer 1).
+
+- :mod:`.polychoric`: polychoric and tetrachoric correlations (lavaan's ``lavCor``);
+- :mod:`.efa`: exploratory factor analysis (``psych::fa``, ``fa.parallel``), its settings
+  (:mod:`.efa.settings`) and the bootstrap stability;
+- :mod:`.factor_count`: how sure the factor count is (seeds, subsamples, word caps);
+- :mod:`.multilevel`: within- and between-model analysis (``psych::statsBy``);
+
+This layer imports only ``valuelex.core`` and itself (``tests/test_layers.py``); the figures of its
+results are drawn in ``valuelex.plots``.
+"""
