@@ -14,7 +14,8 @@ from scipy import optimize, stats
 from scipy.stats import multivariate_normal
 
 from tests.conftest import require_rscript, run_notebook
-from valuelex import cfa, simulate
+from valuelex import simulate
+from valuelex.instruments.taxonomy import load_taxonomy
 from valuelex.psychometrics import efa, polychoric
 from valuelex.psychometrics.efa.settings import EFASettings
 
@@ -501,7 +502,7 @@ def test_notebook_03_on_simulated_panel(tmp_path):
     processed, figures_dir = tmp_path / "processed", tmp_path / "figures"
     processed.mkdir()
     figures_dir.mkdir()
-    structure = simulate.with_marker_words(simulate.planted_structure(seed=1), cfa.load_taxonomy())
+    structure = simulate.with_marker_words(simulate.planted_structure(seed=1), load_taxonomy())
     respondents = simulate.simulate_incidence(structure, 300, seed=5)
     respondents.to_csv(processed / "incidence_respondent_binary.csv")
     # a panel of 10 models x 30 respondents, each answering 3 prompts (the model-identity sections need them)

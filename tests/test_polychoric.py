@@ -21,8 +21,8 @@ import pytest
 from scipy import stats
 
 from tests.conftest import require_rscript
-from valuelex import wlsmv
 from valuelex.psychometrics import polychoric
+from valuelex.psychometrics.cfa import wlsmv
 
 R_SCRIPTS = Path(__file__).parent / "r"
 #: lavaan's nlminb stops at a relative change of 1e-10 in the likelihood: about 1e-7 in rho (we measured 1e-7)

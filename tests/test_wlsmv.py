@@ -19,8 +19,9 @@ from scipy import stats
 
 from tests.conftest import require_rscript
 from tests.test_polychoric import stress_case
-from valuelex import cfa, simulate, wlsmv
-from valuelex.psychometrics import polychoric
+from valuelex import simulate
+from valuelex.psychometrics import cfa, polychoric
+from valuelex.psychometrics.cfa import wlsmv
 
 R_SCRIPTS = Path(__file__).parent / "r"
 #: The issue's tolerances: estimates within 1e-3, scaled chi-square within 0.5%, fit indices within 1e-3.

@@ -4,6 +4,8 @@
 - :mod:`.efa`: exploratory factor analysis (``psych::fa``, ``fa.parallel``), its settings
   (:mod:`.efa.settings`) and the bootstrap stability;
 - :mod:`.factor_count`: how sure the factor count is (seeds, subsamples, word caps);
+- :mod:`.cfa`: confirmatory factor analysis (ML with semopy, fit indices as lavaan's) and :mod:`.cfa.wlsmv`
+  (lavaan's WLSMV for ordered indicators);
 - :mod:`.multilevel`: within- and between-model analysis (``psych::statsBy``);
 
 This layer imports only ``valuelex.core`` and itself (``tests/test_layers.py``); the figures of its

@@ -35,9 +35,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .. import cfa
 from ..core.display import Report, recorded
-from ..psychometrics import efa, multilevel
+from ..psychometrics import cfa, efa, multilevel
 from .population import Population
 from .recovery import FirstStagesRecovery, first_stages
 
