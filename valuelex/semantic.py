@@ -32,7 +32,7 @@ from .core.precision import TIE_TOLERANCE, choose
 from .instruments.taxonomy import TAXONOMY
 from .instruments.taxonomy import load_taxonomy as read_taxonomy
 from .plots.labels import LabelStyle, place_labels
-from .projection import PROJECTIONS, project_2d  # noqa: F401  (the 2-D map; notebook 05 calls semantic.project_2d)
+from .psychometrics.projection import PROJECTIONS, project_2d  # noqa: F401  (the 2-D map; notebook 05 calls semantic.project_2d)
 
 EMBEDDING_CONFIG = paths.CONFIGS / "embedding.yaml"
 TAXONOMY_CONFIG = TAXONOMY  # the one taxonomy file (valuelex.instruments.taxonomy)
