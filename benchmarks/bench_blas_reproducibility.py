@@ -22,11 +22,11 @@ The configurations (``--configs``; names from :data:`CONFIGS`):
 
 ``--map`` runs only the 2-D map of the committed lexicon (notebook 05's vectors) under each
 configuration, with umap-learn as it is (``umap.UMAP(metric="cosine", random_state=0)``) and with
-``valuelex.projection`` (the default), and prints how far each word moves from the first
+``valuelex.psychometrics.projection`` (the default), and prints how far each word moves from the first
 configuration, the Procrustes disparity (scipy: after the best shift, rotation and scaling) and how
 many of each word's 10 nearest neighbours on the map are kept. For scale, it prints the same for
 umap-learn's map with a real change of setting (seeds 1 and 2, ``n_neighbors`` 10 and 30). Then the
-largest difference of ``valuelex.projection``'s intermediate values (distances, graph, curve,
+largest difference of ``valuelex.psychometrics.projection``'s intermediate values (distances, graph, curve,
 initialisation, and ``pow`` as its descent calls it on 500,000 squared distances) before the roundings
 that make its map the same on every CPU, and how many of its maps for seeds 0-199 (``--map-seeds``)
 have the same bits as the first configuration's.
@@ -182,13 +182,13 @@ MAP_SCRIPT = r"""
 import sys
 import numpy as np
 import umap
-from valuelex import projection
+from valuelex.psychometrics import projection
 vectors, out, variants, seeds = np.load(sys.argv[1]), sys.argv[2], sys.argv[3] == "variants", int(sys.argv[4])
 def theirs(seed=0, n_neighbors=15):
     reducer = umap.UMAP(n_components=2, n_neighbors=n_neighbors, min_dist=0.1, metric="cosine", random_state=seed, n_jobs=1)
     return reducer.fit_transform(vectors).astype(np.float64)
 layouts = {"umap-learn": theirs(), "valuelex.projection": projection.project_2d(vectors, "umap", seed=0)}
-# valuelex.projection's intermediate values before their rounding (prepare_descent's steps, unrounded)
+# valuelex.psychometrics.projection's intermediate values before their rounding (prepare_descent's steps, unrounded)
 import scipy.sparse
 from umap.spectral import spectral_layout
 from umap.umap_ import find_ab_params, fuzzy_simplicial_set

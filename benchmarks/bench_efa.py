@@ -3,10 +3,10 @@
     .venv/bin/python benchmarks/bench_efa.py [--words 190] [--units 525] [--with-factor-analyzer]
 
 Times, on simulated data (valuelex.simulate): tetrachoric correlations, one minres extraction of
-three factors with the analytic gradient (valuelex.efa.extract), parallel analysis (20 null data
+three factors with the analytic gradient (valuelex.psychometrics.efa.extract), parallel analysis (20 null data
 sets), and 20 bootstrap refits. With ``--with-factor-analyzer`` it also times factor_analyzer's own
 ``FactorAnalyzer.fit`` on the same matrix (numerical gradient: 2.3 s against 0.02 s for 123 words
-on this machine kind), which is why valuelex.efa adds the gradient, and checks that both give the
+on this machine kind), which is why valuelex.psychometrics.efa adds the gradient, and checks that both give the
 same loadings (largest difference 2e-7).
 """
 
@@ -18,7 +18,8 @@ import time
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from valuelex import efa, simulate
+from valuelex import simulate
+from valuelex.psychometrics import efa
 
 
 def timed(label: str, fun):

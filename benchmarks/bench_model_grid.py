@@ -26,7 +26,8 @@ import time
 import pandas as pd
 
 from valuelex import simulate
-from valuelex.settings import EFASettings, SimulationSettings
+from valuelex.psychometrics.efa.settings import EFASettings
+from valuelex.settings import SimulationSettings
 
 TARGET_SPEEDUP = 1.8
 

@@ -1,4 +1,4 @@
-"""Benchmark: polychoric correlation matrices (valuelex.polychoric) against lavaan's ``lavCor``.
+"""Benchmark: polychoric correlation matrices (valuelex.psychometrics.polychoric) against lavaan's ``lavCor``.
 
     .venv/bin/python benchmarks/bench_polychoric.py [--repeats 3]
 
@@ -28,8 +28,9 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.test_polychoric import stress_case  # noqa: E402
-from valuelex import efa, lexicon, polychoric  # noqa: E402
+from valuelex import lexicon  # noqa: E402
 from valuelex.core import paths  # noqa: E402
+from valuelex.psychometrics import efa, polychoric
 
 R_CODE = """
 suppressPackageStartupMessages(library(lavaan))

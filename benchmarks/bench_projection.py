@@ -1,4 +1,4 @@
-"""Benchmark: the 2-D map of the committed lexicon, valuelex.projection against umap-learn as it is.
+"""Benchmark: the 2-D map of the committed lexicon, valuelex.psychometrics.projection against umap-learn as it is.
 
     PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_projection.py [--repeats 5] [--rounds 3]
 
@@ -33,7 +33,7 @@ TIMED = r"""
 import json, sys, time
 import numpy as np
 import umap
-from valuelex import projection
+from valuelex.psychometrics import projection
 
 vectors, which, repeats = np.load(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 if which == "umap-learn":

@@ -8,7 +8,7 @@ respondents x planted words it chooses (each planted dimension's ``cfa.max_indic
 words used by at least ``efa.min_frequency`` of the respondents; spaces in column names as underscores, so that
 lavaan's syntax takes them), and lavaan model files ``planted.lav``, ``dealt.lav`` (``wrong_taxonomy``) and
 ``moved.lav`` (``moved_taxonomy``). Then, unless ``--no-fit``, it fits each model with
-``valuelex.wlsmv.fit`` and with ``lavaan::cfa(model, data, ordered = names(data), estimator = "WLSMV")`` (marker
+``valuelex.psychometrics.cfa.wlsmv.fit`` and with ``lavaan::cfa(model, data, ordered = names(data), estimator = "WLSMV")`` (marker
 parametrisation) and ``std.lv = TRUE``, and prints discrepancy (lavaan's fmin), chi-square, scaled CFI and RMSEA,
 convergence, admissibility and iterations of each. ``tests/data/wlsmv_rehearsal.csv`` is ``data.csv`` of the
 ``rehearsal`` run.
@@ -27,7 +27,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from valuelex import wlsmv  # noqa: E402
+from valuelex.psychometrics.cfa import wlsmv  # noqa: E402
 from valuelex.settings import load_run  # noqa: E402
 from valuelex.simulated import Population  # noqa: E402
 from valuelex.simulated.recovery import first_stages  # noqa: E402

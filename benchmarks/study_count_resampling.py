@@ -23,9 +23,10 @@ import argparse
 import numpy as np
 import pandas as pd
 
-from valuelex import efa, simulate
-from valuelex.factor_count import describe_counts
-from valuelex.settings import EFASettings
+from valuelex import simulate
+from valuelex.psychometrics import efa
+from valuelex.psychometrics.efa.settings import EFASettings
+from valuelex.psychometrics.factor_count import describe_counts
 
 
 def count(data: pd.DataFrame, settings: EFASettings, seed: int, repeat: np.ndarray | None = None) -> int:

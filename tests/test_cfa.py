@@ -12,7 +12,9 @@ import pytest
 from semopy.examples import holzinger39
 
 from tests.conftest import require_rscript, run_notebook
-from valuelex import cfa, efa, simulate
+from valuelex import simulate
+from valuelex.instruments.taxonomy import load_taxonomy
+from valuelex.psychometrics import cfa, efa
 
 R_SCRIPTS = Path(__file__).parent / "r"
 HS = cfa.ModelSpec(
@@ -133,12 +135,12 @@ def test_identification_rules():
 
 @pytest.fixture(scope="module")
 def marked_panel() -> pd.DataFrame:
-    structure = simulate.with_marker_words(simulate.planted_structure(n_words=90, seed=2), cfa.load_taxonomy())
+    structure = simulate.with_marker_words(simulate.planted_structure(n_words=90, seed=2), load_taxonomy())
     return simulate.simulate_incidence(structure, 500, seed=3)
 
 
 def test_taxonomy_markers_and_models(marked_panel):
-    taxonomy = cfa.load_taxonomy()
+    taxonomy = load_taxonomy()
     assert list(taxonomy["dimensions"]) == ["Competence", "Character", "Integrity"]
     data = marked_panel.rename(columns={"empathetic": "empathy", "accuracy": "Accuracy"}).drop(columns=["patriotism"])
     markers = cfa.taxonomy_markers(taxonomy, data)
@@ -167,7 +169,7 @@ def test_taxonomy_markers_and_models(marked_panel):
 def test_model_comparison_on_planted_taxonomy(marked_panel):
     """Data planted with the taxonomy's three dimensions, fitted by WLSMV (the default for 0/1 words):
     the 3-dimension model fits, one factor does not, and the 6-factor models are not estimable."""
-    taxonomy = cfa.load_taxonomy()
+    taxonomy = load_taxonomy()
     markers = cfa.taxonomy_markers(taxonomy, marked_panel)
     analysis = efa.analyse(marked_panel, n_factors=3, seed=0)
     word_factors = efa.word_factors(analysis.result)
@@ -198,7 +200,7 @@ def test_model_comparison_on_planted_taxonomy(marked_panel):
 
 def test_normal_theory_ml_rejects_the_true_model_of_binary_words(marked_panel):
     """Why WLSMV is the default: ML on 0/1 covariances rejects the correct model, WLSMV does not."""
-    spec = cfa.taxonomy_models(cfa.taxonomy_markers(cfa.load_taxonomy(), marked_panel), marked_panel)[0]
+    spec = cfa.taxonomy_models(cfa.taxonomy_markers(load_taxonomy(), marked_panel), marked_panel)[0]
     ml = cfa.fit_cfa(spec, marked_panel, estimator="ML")
     wls = cfa.fit_cfa(spec, marked_panel)
     assert ml.estimator == "ML" and wls.estimator == "WLSMV" and ml.df == wls.df
@@ -261,9 +263,10 @@ def test_split_units_is_a_partition(hs_data):
 
 def test_fit_comparison_figure(hs_fit, tmp_path):
     from valuelex.core.io import save_figure
+    from valuelex.plots.cfa import plot_fit_comparison
 
     table = cfa.comparison_table([hs_fit, cfa.fit_cfa(cfa.one_factor_model(HS.words), holzinger39.get_data())])
-    png, _ = save_figure(cfa.plot_fit_comparison(table), "fit", tmp_path)
+    png, _ = save_figure(plot_fit_comparison(table), "fit", tmp_path)
     assert png.stat().st_size > 1000
 
 
@@ -276,7 +279,7 @@ def test_notebook_04_on_simulated_panel(tmp_path, units):
     processed, figures_dir = tmp_path / "processed", tmp_path / "figures"
     processed.mkdir()
     figures_dir.mkdir()
-    structure = simulate.with_marker_words(simulate.planted_structure(n_words=120, seed=1), cfa.load_taxonomy())
+    structure = simulate.with_marker_words(simulate.planted_structure(n_words=120, seed=1), load_taxonomy())
     data = simulate.simulate_incidence(structure, units, seed=5)
     data.to_csv(processed / "incidence_respondent_binary.csv")
     # notebook 03's outputs, computed directly (notebook 03 has its own test)

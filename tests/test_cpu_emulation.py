@@ -32,7 +32,7 @@ The design keeps the test well under 6 minutes in CI (measured here, 2026-12-05,
 
 The embeddings' own CPU independence (torch kernels) is tested in tests/test_verify.py; the full
 run also covers it. Both parts compare with the outputs committed at ``HEAD``: a change that moves a
-committed output (as valuelex.projection moved the map) passes here once they are regenerated.
+committed output (as valuelex.psychometrics.projection moved the map) passes here once they are regenerated.
 """
 
 from __future__ import annotations
@@ -130,7 +130,8 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from valuelex import efa, lexicon, semantic
+from valuelex import lexicon, semantic
+from valuelex.psychometrics import efa
 from valuelex.core import io as figures, paths
 from valuelex.settings import load_run
 

@@ -14,8 +14,10 @@ from scipy import optimize, stats
 from scipy.stats import multivariate_normal
 
 from tests.conftest import require_rscript, run_notebook
-from valuelex import cfa, efa, polychoric, simulate
-from valuelex.settings import EFASettings
+from valuelex import simulate
+from valuelex.instruments.taxonomy import load_taxonomy
+from valuelex.psychometrics import efa, polychoric
+from valuelex.psychometrics.efa.settings import EFASettings
 
 R_SCRIPTS = Path(__file__).parent / "r"
 
@@ -318,13 +320,14 @@ def test_small_messy_data_degrades_gracefully():
 
 def test_figures_draw(sim_data, tmp_path):
     from valuelex.core.io import save_figure
+    from valuelex.plots import efa as efa_plots
 
     analysis = efa.analyse(sim_data.iloc[:, :30], parallel_iter=5, seed=0)
     boot = efa.bootstrap_stability(analysis.prepared.data, analysis.result, n_boot=3, seed=0)
     for name, fig in [
-        ("scree", efa.plot_scree(analysis.parallel)),
-        ("heatmap", efa.plot_loadings_heatmap(analysis.result)),
-        ("boot", efa.plot_bootstrap_congruence(boot)),
+        ("scree", efa_plots.plot_scree(analysis.parallel)),
+        ("heatmap", efa_plots.plot_loadings_heatmap(analysis.result)),
+        ("boot", efa_plots.plot_bootstrap_congruence(boot)),
     ]:
         png, pdf = save_figure(fig, name, tmp_path)
         assert png.stat().st_size > 1000 and pdf.exists()
@@ -499,7 +502,7 @@ def test_notebook_03_on_simulated_panel(tmp_path):
     processed, figures_dir = tmp_path / "processed", tmp_path / "figures"
     processed.mkdir()
     figures_dir.mkdir()
-    structure = simulate.with_marker_words(simulate.planted_structure(seed=1), cfa.load_taxonomy())
+    structure = simulate.with_marker_words(simulate.planted_structure(seed=1), load_taxonomy())
     respondents = simulate.simulate_incidence(structure, 300, seed=5)
     respondents.to_csv(processed / "incidence_respondent_binary.csv")
     # a panel of 10 models x 30 respondents, each answering 3 prompts (the model-identity sections need them)

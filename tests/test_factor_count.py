@@ -7,8 +7,9 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from valuelex import efa, factor_count, multilevel, simulate
-from valuelex.settings import EFASettings
+from valuelex import simulate
+from valuelex.psychometrics import efa, factor_count, multilevel
+from valuelex.psychometrics.efa.settings import EFASettings
 
 
 def test_counts_are_described_with_their_distribution():

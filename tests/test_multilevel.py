@@ -12,9 +12,10 @@ import pytest
 from scipy import optimize, stats
 
 from tests.conftest import require_rscript
-from valuelex import efa, lexicon, multilevel, simulate
+from valuelex import lexicon, simulate
 from valuelex.core import paths
-from valuelex.settings import EFASettings
+from valuelex.psychometrics import efa, multilevel
+from valuelex.psychometrics.efa.settings import EFASettings
 
 R_SCRIPTS = Path(__file__).parent / "r"
 

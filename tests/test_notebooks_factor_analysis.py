@@ -10,7 +10,9 @@ import pandas as pd
 import pytest
 
 from tests.conftest import require_rscript, run_notebook
-from valuelex import cfa, efa, lexicon
+from valuelex import lexicon
+from valuelex.instruments.taxonomy import load_taxonomy
+from valuelex.psychometrics import cfa, efa
 
 SMALL = {"n_boot": 5, "parallel_iter": 5, "n_boot_within": 3, "count_resamples": 2}
 
@@ -83,7 +85,7 @@ def test_counts_coding_runs_03_and_04_and_agrees_with_lavaan(processed_pipeline:
     processed = Path(env["VALUELEX_PROCESSED"])
     incidence = lexicon.load_incidence(unit="respondent", coding="counts", folder=processed)
     data = efa.prepare_matrix(incidence, coding="counts").data.astype(int)
-    markers = cfa.taxonomy_markers(cfa.load_taxonomy(), incidence)
+    markers = cfa.taxonomy_markers(load_taxonomy(), incidence)
     specs = cfa.taxonomy_models(markers[markers["word"].isin(data.columns)], data)
     specs.append(cfa.efa_model(pd.read_csv(processed / "efa_word_factors.csv"), data, max_indicators=8))
     rows, fits = [], {}

@@ -21,7 +21,8 @@ import pytest
 from scipy import stats
 
 from tests.conftest import require_rscript
-from valuelex import polychoric, wlsmv
+from valuelex.psychometrics import polychoric
+from valuelex.psychometrics.cfa import wlsmv
 
 R_SCRIPTS = Path(__file__).parent / "r"
 #: lavaan's nlminb stops at a relative change of 1e-10 in the likelihood: about 1e-7 in rho (we measured 1e-7)
@@ -64,8 +65,9 @@ def empty_cells_case() -> pd.DataFrame:
 
 def word_counts() -> pd.DataFrame:
     """Our word counts (``efa.coding: counts``): the 40 most used lexicon words of the committed panel."""
-    from valuelex import efa, lexicon
+    from valuelex import lexicon
     from valuelex.core import paths
+    from valuelex.psychometrics import efa
 
     incidence = lexicon.load_incidence(unit="respondent", coding="counts", folder=paths.COMMITTED_PROCESSED)
     prepared = efa.prepare_matrix(incidence, coding="counts")

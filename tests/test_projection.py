@@ -1,4 +1,4 @@
-"""valuelex.projection: the 2-D map; UMAP as umap-learn computes it, but the same bits on every CPU.
+"""valuelex.psychometrics.projection: the 2-D map; UMAP as umap-learn computes it, but the same bits on every CPU.
 
 The CPU-independence itself is tested under emulated CPUs in tests/test_cpu_emulation.py; here:
 that the descent is umap-learn's (same steps, same random numbers), that the map is seeded and
@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from valuelex import projection, semantic
+from valuelex import semantic
 from valuelex.core.precision import QUANTITIES
+from valuelex.psychometrics import projection
 
 umap = pytest.importorskip("umap", reason="umap-learn not installed: projection='tsne' or 'pca' still work")
 

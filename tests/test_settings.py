@@ -15,9 +15,9 @@ import pytest
 from valuelex import settings
 from valuelex.core import paths
 from valuelex.core.errors import ConfigError
+from valuelex.psychometrics.efa.settings import EFASettings
 from valuelex.settings import (
     STAGES,
-    EFASettings,
     RunSettings,
     is_committed_run,
     load_run,

@@ -9,8 +9,11 @@ import pandas as pd
 import pytest
 
 from tests.conftest import run_notebook
-from valuelex import cfa, efa, simulate
-from valuelex.settings import EFASettings, SimulationSettings
+from valuelex import simulate
+from valuelex.instruments.taxonomy import load_taxonomy
+from valuelex.psychometrics import efa
+from valuelex.psychometrics.efa.settings import EFASettings
+from valuelex.settings import SimulationSettings
 
 
 def test_planted_structure_shape_and_frequencies():
@@ -34,7 +37,7 @@ def test_simulated_incidence_matches_planted_frequencies():
 
 
 def test_marker_words_are_planted_on_their_dimension():
-    taxonomy = cfa.load_taxonomy()
+    taxonomy = load_taxonomy()
     s = simulate.with_marker_words(simulate.planted_structure(seed=0), taxonomy)
     primary = s.primary()
     assert primary["accuracy"] == "F1" and primary["empathetic"] == "F2" and primary["justice"] == "F3"

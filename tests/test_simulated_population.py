@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from valuelex import efa
 from valuelex.core import paths
 from valuelex.core.errors import ConfigError
 from valuelex.llm.cards import load_model_card, load_panel
+from valuelex.psychometrics import efa
 from valuelex.simulate import PlantedStructure, recovery_scores
 from valuelex.simulated import Ask, Population, load_spec, panel_respondents, write_configs
 from valuelex.simulated import text as tx

@@ -19,7 +19,9 @@ from scipy import stats
 
 from tests.conftest import require_rscript
 from tests.test_polychoric import stress_case
-from valuelex import cfa, polychoric, simulate, wlsmv
+from valuelex import simulate
+from valuelex.psychometrics import cfa, polychoric
+from valuelex.psychometrics.cfa import wlsmv
 
 R_SCRIPTS = Path(__file__).parent / "r"
 DATA = Path(__file__).parent / "data"

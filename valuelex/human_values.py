@@ -12,7 +12,7 @@ category's centroid, show how many true value words pass the same threshold.
 
 Then the Schwartz structure is fitted by CFA on the respondents x words incidence matrix, with the
 lexicon words assigned to each value as its indicators (``cfa_indicators``), for comparison with the
-ValueLex taxonomy's models (``valuelex.cfa``).
+ValueLex taxonomy's models (``valuelex.psychometrics.cfa``).
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def load_frameworks(path: str | Path = CONFIG, include_provisional: bool = False
 def taxonomy_framework(taxonomy: dict, level: str = "subdimension") -> Framework:
     """The ValueLex taxonomy as a framework, its example words as markers (the reference for the coverage).
 
-    ``taxonomy`` is ``configs/taxonomy.yaml`` as read by ``valuelex.cfa.load_taxonomy()``:
+    ``taxonomy`` is ``configs/taxonomy.yaml`` as read by ``valuelex.instruments.taxonomy.load_taxonomy()``:
     ``dimensions: {Dimension: {Sub-dimension: [marker, ...]}}``, each marker a word or a mapping
     with a ``marker`` key (its ``variants`` are not used: a category is its example words).
     ``level`` is ``subdimension`` (six categories, each under its dimension) or ``dimension`` (three).
@@ -441,13 +441,13 @@ def cfa_models(
     second_order: bool = False,
     notes: Sequence[str] = (),
 ):
-    """A ``valuelex.cfa.ModelSpec``: correlated factors measured by their indicator words.
+    """A ``valuelex.psychometrics.cfa.ModelSpec``: correlated factors measured by their indicator words.
 
     With ``second_order``, each factor (a category of ``framework``) loads on its higher-order
     group; groups with fewer than two kept categories cannot be identified and are left out,
     with their categories, and the model notes which.
     """
-    from .cfa import ModelSpec
+    from .psychometrics.cfa import ModelSpec
 
     notes = list(notes)
     if not second_order:
@@ -504,7 +504,7 @@ def assignment_models(
     first model. Returns the ``ModelSpec``s, the
     family of each model (human, ValueLex, baseline) and a table of every factor's indicators.
     """
-    from .cfa import one_factor_model
+    from .psychometrics.cfa import one_factor_model
 
     specs, families, tables = [], {}, {}
     models = [*models, SECOND_ORDER_MODEL] if second_order else list(models)
@@ -644,7 +644,7 @@ def plot_cfa_comparison(table: pd.DataFrame, cfi_reference: tuple[float, float] 
     """CFI, RMSEA (90% CI) and SRMR of each testable model, coloured by family (human / ValueLex / baseline);
     a model that is not estimable (or not testable) is listed with the reason instead of points.
 
-    ``table`` is ``valuelex.cfa.comparison_table`` with a ``family`` column. ``cfi_reference`` shades
+    ``table`` is ``valuelex.psychometrics.cfa.comparison_table`` with a ``family`` column. ``cfi_reference`` shades
     the Schwartz CFI range GPLA (arXiv 2502.02444) reports on LLM data (second-hand, not ours).
     """
     rows = table.reset_index(drop=True)

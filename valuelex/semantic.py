@@ -29,11 +29,13 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, s
 from .core import paths
 from .core.io import PALETTE
 from .core.precision import TIE_TOLERANCE, choose
+from .instruments.taxonomy import TAXONOMY
+from .instruments.taxonomy import load_taxonomy as read_taxonomy
 from .plots.labels import LabelStyle, place_labels
-from .projection import PROJECTIONS, project_2d  # noqa: F401  (the 2-D map; notebook 05 calls semantic.project_2d)
+from .psychometrics.projection import PROJECTIONS, project_2d  # noqa: F401  (the 2-D map; notebook 05 calls semantic.project_2d)
 
 EMBEDDING_CONFIG = paths.CONFIGS / "embedding.yaml"
-TAXONOMY_CONFIG = paths.CONFIGS / "taxonomy.yaml"
+TAXONOMY_CONFIG = TAXONOMY  # the one taxonomy file (valuelex.instruments.taxonomy)
 METHODS = ("kmeans", "agglomerative-average", "agglomerative-ward")
 
 
@@ -411,7 +413,7 @@ def load_taxonomy(path: str | Path | None = None) -> pd.DataFrame:
     word may stand for ``{marker: Word}``.
     """
     path = Path(path) if path else TAXONOMY_CONFIG
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    data = read_taxonomy(path) or {}
     if not isinstance(data.get("dimensions"), dict):
         raise ValueError(f"{path}: expected a 'dimensions' mapping of dimension -> sub-dimension -> markers")
     rows = []

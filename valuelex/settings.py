@@ -40,68 +40,11 @@ import yaml
 from .core import paths
 from .core.display import Report
 from .core.errors import ConfigError
+from .core.schema import Boot, Count, Icc, Length, Quantile, Range, Seed, Share, Size
+from .psychometrics.efa.settings import EFASettings
 
 RUNS = paths.CONFIGS / "runs"
 DEFAULT_RUN = "default"
-
-
-# ------------------------------------------------------------------------------------------
-# Valid values
-# ------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Range:
-    """The valid values of a number: from ``low`` to ``high`` (None: no bound); ``*_open``: the bound itself excluded."""
-
-    low: float | None = None
-    high: float | None = None
-    low_open: bool = False
-    high_open: bool = False
-    note: str = ""  # said after the error, e.g. "a share: 0.95, not 95"
-
-    def ok(self, value: Any) -> bool:
-        if value != value:  # NaN
-            return False
-        if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
-            return False
-        return not (self.high is not None and (value > self.high or (self.high_open and value == self.high)))
-
-    def describe(self) -> str:
-        low, high = _number(self.low), _number(self.high)
-        if self.high is None:
-            return "" if self.low is None else f"{'>' if self.low_open else '>='} {low}"
-        if self.low is None:
-            return f"{'<' if self.high_open else '<='} {high}"
-        if self.low_open:
-            return f"above {low} and {'below' if self.high_open else 'at most'} {high}"
-        return f"from {low} to {'below ' if self.high_open else ''}{high}"
-
-
-def _number(x: float | None) -> str:
-    return "" if x is None else str(int(x)) if float(x).is_integer() else f"{x:g}"
-
-
-@dataclass(frozen=True)
-class Length:
-    """A list of at least ``minimum`` values."""
-
-    minimum: int = 1
-
-    def ok(self, value: Any) -> bool:
-        return len(value) >= self.minimum
-
-    def describe(self) -> str:
-        return f"of at least {self.minimum} value{'s' if self.minimum > 1 else ''}"
-
-
-#: Shorthands for the ranges used below.
-Count = Annotated[int, Range(1)]  # a whole number >= 1
-Size = Annotated[int, Range(0)]  # a whole number >= 0 (0: show none)
-Boot = Annotated[int, Range(2)]  # bootstrap samples: at least 2 make a spread
-Seed = Annotated[int, Range(0, 2**32 - 1)]  # numpy's seeds
-Share = Annotated[float, Range(0, 1)]
-Quantile = Annotated[float, Range(0, 1, low_open=True, high_open=True, note="a share: 0.95, not 95")]
-Icc = Annotated[float, Range(0, 1, high_open=True)]
-Words = Annotated[int, Range(2)] | Literal["auto"] | None  # words kept by a rule: >= 2, "auto" or every word
 
 
 # ------------------------------------------------------------------------------------------
@@ -146,65 +89,6 @@ class LexiconSettings:
 
     def invalid(self) -> list[tuple[tuple[str, ...], str]]:
         return []
-
-
-@dataclass(frozen=True)
-class EFASettings:
-    """Notebook 03: exploratory factor analysis of word co-occurrence (also read by 04 and 07)."""
-
-    unit: Literal["respondent", "response"] = "respondent"  # rows: a respondent's 15 answers pooled, or one answer
-    coding: Literal["binary", "counts"] = "binary"  # word used or not
-    correlation: Literal["tetrachoric", "pearson"] = "tetrachoric"  # the words are 0/1 cuts of a propensity
-    n_factors: Count | Literal["parallel"] = "parallel"  # parallel analysis decides, or a number
-    extraction: Literal["minres", "ml"] = "minres"
-    rotation: Literal["oblimin", "promax", "varimax", "none"] = "oblimin"  # the dimensions may correlate
-    cutoff: Annotated[float, Range(0, 1, low_open=True)] = (
-        0.30  # a word is assigned to its factor when |loading| reaches this
-    )
-    min_frequency: Annotated[float, Range(0, 1, high_open=True)] = (
-        0.05  # a word must occur in at least this share of units ...
-    )
-    min_units: Count = 5  # ... and in at least this many units
-    max_words: Words = None  # None: every word above the floor; "auto": units // 2
-    parallel_max_words: Words = "auto"  # words parallel analysis counts on: units // 3
-    parallel_ties: Literal["include", "exclude"] = "include"  # words tied at that cap: all counted or none
-    parallel_iter: Count = 20  # null data sets in the parallel analysis
-    parallel_quantile: Quantile = 0.95  # the null eigenvalue quantile an observed eigenvalue must beat
-    parallel_null: Literal["permute", "normal"] = "permute"  # shuffle each word's column, or psych's normal data
-    parallel_eigenvalues: Literal["fa", "pc"] = "fa"  # reduced-matrix eigenvalues (psych) or components (Horn)
-    n_boot: Boot = 100  # bootstrap samples of units for the stability check (the finer run: 500)
-    within_correlation: Literal["tetrachoric", "rwg", "tetrachoric_pooled"] = "tetrachoric"  # model thresholds
-    n_boot_within: Boot = 50  # bootstrap samples (respondents redrawn inside each model), within-model factors
-    count_resamples: Boot = 50  # seeds and subsamples behind the factor count's distribution
-    # the share of units in each of those subsamples, drawn without replacement (within models: of each
-    # model's respondents). Our choice by simulation: bootstrap resamples misstate the count (factor_count.py)
-    count_subsample: Annotated[float, Range(0.2, 1, high_open=True, note="a share: 0.8, not 80")] = 0.8
-    seed: Seed = 20240419
-
-    def invalid(self) -> list[tuple[tuple[str, ...], str]]:
-        out = []
-        for words in ("max_words", "parallel_max_words"):
-            value = getattr(self, words)
-            if isinstance(self.n_factors, int) and isinstance(value, int) and value <= self.n_factors:
-                out.append(
-                    ((words, "n_factors"), f"efa.{words} ({value}) must exceed efa.n_factors ({self.n_factors})")
-                )
-        return out
-
-    #: The settings that are not arguments of :func:`valuelex.efa.analyse` (named here, not read from its
-    #: signature: ``efa`` imports this module; ``tests/test_efa.py`` checks the list against the signature).
-    NOT_ANALYSED: typing.ClassVar[tuple[str, ...]] = (
-        "unit",
-        "n_boot",
-        "within_correlation",
-        "n_boot_within",
-        "count_resamples",
-        "count_subsample",
-    )
-
-    def analyse_options(self) -> dict[str, Any]:
-        """These settings as the keyword arguments of :func:`valuelex.efa.analyse` (notebook 04 re-derives with them)."""
-        return {name: value for name, value in dataclasses.asdict(self).items() if name not in self.NOT_ANALYSED}
 
 
 @dataclass(frozen=True)

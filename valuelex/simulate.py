@@ -3,7 +3,7 @@
 ``planted_structure`` draws words with known loadings on correlated factors and Zipf-like
 frequencies; ``simulate_incidence`` draws respondents x words 0/1 data from it (a word occurs
 when its latent propensity passes the threshold its frequency implies, the model behind
-tetrachoric correlations); ``recover`` runs the exploratory pipeline of :mod:`valuelex.efa`
+tetrachoric correlations); ``recover`` runs the exploratory pipeline of :mod:`valuelex.psychometrics.efa`
 on the data and compares the solution with the planted loadings (factor count, Tucker
 congruence after matching); ``recovery_curve`` repeats this for several numbers of
 respondents (notebook 07). Every choice below is ours: the paper publishes no data.
@@ -11,7 +11,7 @@ respondents (notebook 07). Every choice below is ours: the paper publishes no da
 Model vocabularies (notebook 07, part 2): ``simulate_model_panel`` adds to the planted structure a
 per-model vocabulary (each model over- or under-uses each word whatever it means) for K models x R
 respondents; ``model_count_grid`` scores the pooled and the within-model EFA
-(:mod:`valuelex.multilevel`) over a grid of K and R. The grid runs through joblib (processes, a
+(:mod:`valuelex.psychometrics.multilevel`) over a grid of K and R. The grid runs through joblib (processes, a
 progress bar), so the same call uses a laptop's cores or a cluster, without code changes. The
 setting ``simulation.backend`` chooses joblib's backend (``GridExecutor``; notebook 07 starts it)::
 
@@ -45,9 +45,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from . import efa
 from .core.display import Facts, Report
-from .settings import EFASettings, SimulationSettings
+from .psychometrics import efa
+from .psychometrics.efa.settings import EFASettings
+from .settings import SimulationSettings
 
 #: The paper's scale: 190+ unique words, 525 respondents, three dimensions.
 PAPER_WORDS = 190
@@ -229,7 +230,7 @@ def summarise_curve(curve: pd.DataFrame, threshold: float = 0.95) -> pd.DataFram
     """Per number of respondents: share with the right factor count and the counts found
     (``"3 (3 in 83% of panels, 4 in 17%)"``), median minimum congruence, share of replications in which
     every factor reaches ``threshold``."""
-    from .factor_count import describe_counts
+    from .psychometrics.factor_count import describe_counts
 
     by = ["respondents"] + [c for c in ("condition",) if c in curve.columns]
     grouped = curve.groupby(by)
@@ -390,7 +391,7 @@ def summarise_word_selection(study: pd.DataFrame, timings: bool = False) -> pd.D
     factor count and the counts found (``"3 (3 in 83% of panels, 4 in 17%)"``), median lowest congruence
     (with the count found, and with the true count); with ``timings``, CPU seconds per analysis (shown,
     never saved: a time is not reproducible)."""
-    from .factor_count import describe_counts
+    from .psychometrics.factor_count import describe_counts
 
     grouped = study.groupby(["respondents", "rule"], sort=False)
     out = pd.DataFrame(
@@ -528,7 +529,7 @@ def _level_scores(
     settings: EFASettings,
 ) -> dict:
     """Recovery of one level's solution: count, congruence (found and true k), spurious factors, model share."""
-    from . import multilevel
+    from .psychometrics import multilevel
 
     scores = recovery_scores(structure, result)
     k_true = structure.loadings.shape[1]
@@ -545,7 +546,7 @@ def _level_scores(
 
 def _planted_model_share(structure: PlantedStructure, data: pd.DataFrame, models: pd.Series) -> float:
     """Mean ICC1 between models of the planted factors' scores (their own words, as analysed)."""
-    from . import multilevel
+    from .psychometrics import multilevel
 
     primary = structure.primary().loc[list(data.columns)]
     table = pd.DataFrame({"word": primary.index, "factor": primary.to_numpy(), "assigned": True})
@@ -568,7 +569,7 @@ def recover_by_level(
     ``planted_model_share`` (the same for the planted factors: what the vocabularies leave in any
     score). A level that cannot be analysed (too few units or words) gets a row with its error.
     """
-    from . import multilevel
+    from .psychometrics import multilevel
 
     rows = []
     try:
@@ -699,7 +700,7 @@ def summarise_tie_rules(study: pd.DataFrame, timings: bool = False) -> pd.DataFr
     """Per shape, level and tie rule: panels, panels with words tied at the cap, words counted (median),
     share of panels with the planted count, the counts found (``"3 (3 in 80% of panels, 4 in 20%)"``) and
     the median lowest congruence; with ``timings``, CPU seconds per panel (both levels; shown, never saved)."""
-    from .factor_count import describe_counts
+    from .psychometrics.factor_count import describe_counts
 
     study = study.assign(shape=study["models"].astype(str) + " x " + study["per_model"].astype(str))
     grouped = study.groupby(["shape", "level", "ties"], sort=False)
@@ -813,7 +814,7 @@ class ModelGrid(Report):
     def summary(self) -> pd.DataFrame:
         """Per models x respondents per model x level: share of panels with the right factor count, median
         lowest congruence (found count and true count), share fully recovered, spurious factors, model share."""
-        from .factor_count import describe_counts
+        from .psychometrics.factor_count import describe_counts
 
         g = self.grid.assign(
             full=lambda d: d["factor_count_right"].astype(bool) & (d["min_congruence"] >= self.threshold)
@@ -976,7 +977,7 @@ def plot_model_grid(grid: ModelGrid):
 
 # which within-model correlation for 0/1 words? ------------------------------------------------
 #: The candidates of :func:`compare_within_correlations`: the within-model ones of
-#: :mod:`valuelex.multilevel` and, for reference, the pooled tetrachoric that ignores the models.
+#: :mod:`valuelex.psychometrics.multilevel` and, for reference, the pooled tetrachoric that ignores the models.
 CORRELATION_CANDIDATES = ("tetrachoric", "tetrachoric_pooled", "rwg", "pooled (ignores models)")
 #: Panels of the comparison: the local panel's shape (4 models x 30) and the paper's (30+ x 17).
 CHOICE_PANELS = ((4, 30), (32, 17))
@@ -998,7 +999,7 @@ def _choice_task(
 
     from threadpoolctl import threadpool_limits
 
-    from . import multilevel
+    from .psychometrics import multilevel
 
     task = task_seed(seed, n_models, per_model, replication, 7)
     panel = simulate_model_panel(structure, n_models, per_model, vocabulary_icc, 0.0, seed=task)
@@ -1087,7 +1088,7 @@ class CorrelationChoice(Report):
         median factors found by parallel analysis (planted: 3), share of panels with the right count,
         median lowest congruence at the true count; with ``timings``, CPU seconds per matrix (shown, never
         saved: a time is not reproducible)."""
-        from .factor_count import describe_counts
+        from .psychometrics.factor_count import describe_counts
 
         ok = self.runs[self.runs["error"] == ""]
         k_true = self.settings.get("factors_planted", PAPER_FACTORS)
@@ -1127,7 +1128,7 @@ def compare_within_correlations(
     panels: tuple[tuple[int, int], ...] = CHOICE_PANELS,
     progress: bool = True,
 ) -> CorrelationChoice:
-    """Compare the within-model correlations of :mod:`valuelex.multilevel` (and the pooled tetrachoric
+    """Compare the within-model correlations of :mod:`valuelex.psychometrics.multilevel` (and the pooled tetrachoric
     that ignores the models) on simulated panels with model vocabularies: the planted latent
     correlations are known, so bias, RMSE, the factor count and the congruence say which one to use.
     The EFA ``settings`` (notebook 03's) choose the words counted, the extraction and the rotation;

@@ -30,7 +30,7 @@ import pandas as pd
 from scipy import stats
 
 from ..core.display import Report
-from ..efa import extract
+from ..psychometrics.efa import extract
 from .instrument import SUBDIMENSIONS, canonical_subdimension
 
 #: Reliability a score needs before it is interpreted (our choice; Nunnally 1978's 0.70).

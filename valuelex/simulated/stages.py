@@ -35,8 +35,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .. import cfa, efa, multilevel
 from ..core.display import Report, recorded
+from ..psychometrics import cfa, efa, multilevel
 from .population import Population
 from .recovery import FirstStagesRecovery, first_stages
 

@@ -18,18 +18,13 @@ import math
 import re
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 from scipy import optimize, stats
 
+from ...core.display import Report
 from . import wlsmv
-from .core import paths
-from .core.display import Report
-
-TAXONOMY = paths.CONFIGS / "taxonomy.yaml"
 
 #: Hu & Bentler (1999) cut-offs for good fit.
 HU_BENTLER = {"cfi": (">=", 0.95), "tli": (">=", 0.95), "rmsea": ("<=", 0.06), "srmr": ("<=", 0.08)}
@@ -47,11 +42,6 @@ DEFAULT_MAX_INDICATORS = 8
 # ------------------------------------------------------------------------------------------
 # The taxonomy and its markers
 # ------------------------------------------------------------------------------------------
-def load_taxonomy(path: Path | None = None) -> dict:
-    """``configs/taxonomy.yaml``: dimensions -> sub-dimensions -> marker words (with variants)."""
-    return yaml.safe_load(Path(path or TAXONOMY).read_text(encoding="utf-8"))
-
-
 def _norm(word: str) -> str:
     return re.sub(r"\s+", " ", str(word).strip().lower())
 
@@ -312,7 +302,7 @@ def sample_size_verdict(n_obs: int, n_parameters: int) -> tuple[bool, str]:
 # Fitting
 # ------------------------------------------------------------------------------------------
 #: Estimators: ``WLSMV`` (lavaan's default for ordered indicators: thresholds, polychoric
-#: correlations, DWLS, mean-and-variance adjusted test; ``valuelex.wlsmv``) and ``ML`` (normal-theory
+#: correlations, DWLS, mean-and-variance adjusted test; ``valuelex.psychometrics.cfa.wlsmv``) and ``ML`` (normal-theory
 #: maximum likelihood on the covariance matrix, semopy's ``MLW`` = lavaan's ML). ``auto`` is our
 #: default: WLSMV when every indicator takes a few integer values (binary or ordinal data), ML otherwise.
 ESTIMATORS = ("auto", "WLSMV", "ML")
@@ -707,46 +697,3 @@ def loadings(fit: CFAFit) -> pd.DataFrame:
     if not fit.estimable:  # an inadmissible solution's numbers describe no model (and differ from CPU to CPU)
         table[["estimate", "std_estimate", "se"]] = np.nan
     return table
-
-
-# ------------------------------------------------------------------------------------------
-# Figure
-# ------------------------------------------------------------------------------------------
-def plot_fit_comparison(table: pd.DataFrame):
-    """CFI, TLI, RMSEA (with 90% CI) and SRMR of each model, with the Hu & Bentler cut-offs; a model
-    that was not fitted or is not estimable is listed with the reason instead of points."""
-    import matplotlib.pyplot as plt
-
-    from .core.io import apply_style
-
-    apply_style()
-    rows = table.reset_index(drop=True)
-    fig, axes = plt.subplots(1, 4, figsize=(12.0, 0.45 * max(len(rows), 1) + 2.4), sharey=True, layout="constrained")
-    y = np.arange(len(rows))[::-1]
-    shown = rows["chi2"].astype(float).notna().to_numpy()
-    panels = [
-        (name.upper() if name != "srmr" else "SRMR", HU_BENTLER[name]) for name in ("cfi", "tli", "rmsea", "srmr")
-    ]
-    for ax, (col, (op, cut)) in zip(axes, panels, strict=True):
-        values = rows[col].astype(float).to_numpy()
-        good = values >= cut if op == ">=" else values <= cut
-        ax.scatter(values[shown], y[shown], c=np.where(good, "#3f9b62", "#c44e52")[shown], zorder=3)
-        if col == "RMSEA":
-            lo, hi = rows["RMSEA_lo90"].astype(float), rows["RMSEA_hi90"].astype(float)
-            ax.hlines(y[shown], lo[shown], hi[shown], color="#777777")
-        ax.axvline(cut, color="#555555", ls="--", lw=0.8)
-        ax.set_title(f"{col} ({op} {cut})")
-        ax.margins(x=0.12)  # points at the extremes stay clear of the frame
-    for yi, note in zip(y[~shown], rows.loc[~shown, "notes"], strict=True):
-        label = "not fitted" if str(note).startswith("not fitted") else "not estimable"
-        axes[1].text(0.5, yi, label, transform=axes[1].get_yaxis_transform(), ha="center", va="center", color="#777777")
-    axes[0].set_yticks(y, rows["model"])
-    handles = [
-        plt.Line2D([], [], marker="o", ls="", color="#3f9b62", label="meets the cut-off"),
-        plt.Line2D([], [], marker="o", ls="", color="#c44e52", label="misses it"),
-        plt.Line2D([], [], color="#555555", ls="--", lw=0.8, label="Hu & Bentler (1999) cut-off"),
-        plt.Line2D([], [], color="#777777", label="RMSEA 90% CI"),
-    ]
-    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=8, frameon=False)
-    fig.suptitle("CFA fit of the taxonomy, our EFA model and one-factor baselines", fontweight="bold")
-    return fig

@@ -36,8 +36,8 @@ import pandas as pd
 from scipy import optimize, stats
 from threadpoolctl import threadpool_limits
 
-from . import polychoric
-from .polychoric import OrdinalDataError, ordinal_codes, pair_indices  # noqa: F401 (part of this module's API)
+from .. import polychoric
+from ..polychoric import OrdinalDataError, ordinal_codes, pair_indices  # noqa: F401 (part of this module's API)
 
 #: lavaan's ``optim.dx.tol``: a converged solution must have no gradient element above this.
 GRADIENT_TOLERANCE = 1e-3

@@ -18,7 +18,7 @@ structure). This module splits them, following R's ``psych::statsBy`` (the tests
    model-centred data; ``"tetrachoric_pooled"`` averages per-model tetrachorics by Fisher's z.
    Notebook 07 compares them by simulation (``simulate.compare_within_correlations``): the default
    is the only one that is unbiased for the planted latent correlations and keeps the factor count.
-3. :func:`analyse_within`: the exploratory pipeline of :mod:`valuelex.efa` on the within-model
+3. :func:`analyse_within`: the exploratory pipeline of :mod:`valuelex.psychometrics.efa` on the within-model
    matrix, with a parallel analysis whose null shuffles each word *within* each model (keeping
    every model's vocabulary) and ``n_obs = units - models``.
 4. :func:`compare_levels`: pooled, within- and between-model factors side by side, and per pooled
@@ -43,9 +43,9 @@ from scipy import stats
 from scipy.special import ndtr, ndtri
 from threadpoolctl import threadpool_limits
 
-from . import efa
-from .core.display import Report
-from .settings import EFASettings
+from ...core.display import Report
+from .. import efa
+from ..efa.settings import EFASettings
 
 #: Within-model correlations for 0/1 words (see the module docstring).
 WITHIN_CORRELATIONS = ("tetrachoric", "rwg", "tetrachoric_pooled")
@@ -320,7 +320,7 @@ def within_tetrachoric(
     ``rho`` and is skipped. psych's correction for empty cells is applied to the pooled table: a
     cell (both absent, one present, both present) that is empty in every informative group gets
     ``correct`` units spread evenly over those groups. With one group this is exactly
-    :func:`valuelex.efa.tetrachoric`.
+    :func:`valuelex.psychometrics.efa.tetrachoric`.
     """
     with threadpool_limits(limits=1):
         return _within_tetrachoric(data, groups, correct)
@@ -386,7 +386,7 @@ def bivariate_normal_excess(h: np.ndarray, k: np.ndarray, rho: np.ndarray) -> np
 
     The integral of the bivariate density over the correlation from 0 to ``rho``, by Gauss-Legendre
     quadrature in ``asin(rho)`` (Drezner & Wesolowsky 1990, with Genz's node counts: exact to about
-    1e-15 for |rho| <= 0.925); larger |rho| use :func:`valuelex.efa.bivariate_normal_cdf` (Owen's T).
+    1e-15 for |rho| <= 0.925); larger |rho| use :func:`valuelex.psychometrics.efa.bivariate_normal_cdf` (Owen's T).
     Three to four times faster than Owen's T for the small correlations of word data.
     """
     h, k, rho = np.broadcast_arrays(np.asarray(h, float), np.asarray(k, float), np.asarray(rho, float))
@@ -512,7 +512,7 @@ def within_correlation(
     correct: float = efa.DEFAULT_CORRECT,
     smooth: bool = True,
 ) -> efa.CorrelationResult:
-    """The within-group correlation matrix of the words, as a :class:`valuelex.efa.CorrelationResult`.
+    """The within-group correlation matrix of the words, as a :class:`valuelex.psychometrics.efa.CorrelationResult`.
 
     ``n_obs`` is units minus groups (the within-group degrees of freedom, statsBy's ``nwg``), so the
     EFA's fit indices and Bartlett's test count what the within matrix rests on. Smoothed like
@@ -633,7 +633,7 @@ def within_parallel_analysis(
     co-occurrence; the null matrices use the same within-group correlation. ``repeat``: the units
     analysed are ``data``'s rows ``repeat`` (a bootstrap resample of distinct units, ``groups`` given per
     distinct unit); the null shuffles the distinct units and repeats them the same way (as
-    :func:`valuelex.efa.parallel_analysis`)."""
+    :func:`valuelex.psychometrics.efa.parallel_analysis`)."""
     codes, _ = _codes(groups, data.shape[0])
     x = data.to_numpy(float)
     picked = np.arange(len(x)) if repeat is None else np.asarray(repeat)
@@ -678,11 +678,11 @@ def analyse_within(
     settings: EFASettings,
     prepared: efa.PreparedMatrix | None = None,
 ) -> WithinAnalysis:
-    """:func:`valuelex.efa.analyse` on the within-group matrix, with the run's EFA settings (``settings.efa``):
+    """:func:`valuelex.psychometrics.efa.analyse` on the within-group matrix, with the run's EFA settings (``settings.efa``):
     the same word filter (on the pooled data, or ``prepared`` as given), words without within-group
     variance dropped, the within-group correlation (``within_correlation``), adequacy, parallel analysis
     with the within-group null (on the ``parallel_max_words`` most frequent words, as
-    :func:`valuelex.efa.parallel_words`), and the EFA (``n_factors``, ``extraction``, ``rotation``,
+    :func:`valuelex.psychometrics.efa.parallel_words`), and the EFA (``n_factors``, ``extraction``, ``rotation``,
     ``cutoff``). The tetrachoric within-group correlations are for 0/1 words: counts are read as used
     or not (a note says so)."""
     correlation = settings.within_correlation
@@ -728,7 +728,7 @@ def within_bootstrap(
     level: float = 0.95,
     max_redraws: int = 50,
 ) -> efa.BootstrapResult:
-    """:func:`valuelex.efa.bootstrap_stability` for the within-group solution (``settings.n_boot_within``
+    """:func:`valuelex.psychometrics.efa.bootstrap_stability` for the within-group solution (``settings.n_boot_within``
     samples, ``settings.within_correlation``, ``settings.seed``): every sample draws units with
     replacement *inside each group* (so every model keeps its number of respondents), and is redrawn
     when a word loses all its within-group variance."""
@@ -756,7 +756,7 @@ def score_shares(
     """Per factor: the share of its score variance between groups (eta squared) and its ICC1.
 
     A unit's score on a factor is the share of the factor's assigned words it used (as
-    :func:`valuelex.efa.factor_model_association`); eta squared is the between-group sum of squares
+    :func:`valuelex.psychometrics.efa.factor_model_association`); eta squared is the between-group sum of squares
     over the total, ICC1 statsBy's chance-corrected version (about 0 when the groups do not differ;
     eta squared is then about ``(groups - 1) / (units - 1)``). A factor with a high share is largely
     the vocabulary of one or a few groups. ``main_within_source`` is the group contributing most of the

@@ -1,6 +1,6 @@
 """How sure is the factor count? Its distribution over parallel-analysis seeds, subsamples and word caps.
 
-Parallel analysis (:func:`valuelex.efa.parallel_analysis`) gives one number, but that number rests on
+Parallel analysis (:func:`valuelex.psychometrics.efa.parallel_analysis`) gives one number, but that number rests on
 three things a reader cannot see in it: the random null data sets (its seed), the units that happened
 to answer, and which words it counts on (the ``parallel_max_words`` most used; words tied at that cap
 are all counted or none, ``parallel_ties``). :func:`count_stability` repeats the count
@@ -30,9 +30,9 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from ..core.display import Report
 from . import efa
-from .core.display import Report
-from .settings import EFASettings
+from .efa.settings import EFASettings
 
 
 def derived_seed(seed: int, *key: int) -> int:
@@ -150,7 +150,7 @@ def count_stability(
     groups: pd.Series | np.ndarray | None = None,
 ) -> CountStability:
     """The factor count of notebook 03 (``groups`` None: pooled; else within the groups, as
-    :func:`valuelex.multilevel.within_parallel_analysis`) repeated over ``settings.count_resamples`` seeds,
+    :func:`valuelex.psychometrics.multilevel.within_parallel_analysis`) repeated over ``settings.count_resamples`` seeds,
     as many subsamples of ``settings.count_subsample`` of the units (within each group when ``groups`` are
     given), and other word caps (see the module docstring).
 
