@@ -252,3 +252,37 @@ def test_notebook_08_maps_the_lexicon_and_fits_the_structures(processed_pipeline
     assert all(reason.startswith(("not estimable", "not fitted")) for reason in numbers["cfa_not_estimable"].values())
     for name in ("human_values_coverage", "human_values_assignment", "human_values_cfa_comparison"):
         assert Path(env["VALUELEX_FIGURES"], f"{name}.png").exists()
+
+
+def test_the_human_values_stage_reports_what_it_saved(tmp_path: Path) -> None:
+    """Stage 08 run into empty folders: its report, its notes and its numbers are those of the files it wrote."""
+    import shutil
+
+    from valuelex import stages
+    from valuelex.core import paths
+    from valuelex.settings import load_run
+
+    processed = tmp_path / "processed"
+    processed.mkdir()
+    for name in stages.human_values.STAGE.inputs:
+        shutil.copy(paths.COMMITTED_PROCESSED / name, processed / name)
+    folders = stages.Folders(processed, tmp_path / "figures", tmp_path / "build", tmp_path / "raw")
+    result = stages.human_values.run(stages.Run(load_run("default"), folders))
+    numbers = result.metrics()
+
+    cover = pd.read_csv(folders.figures / "human_values_coverage.csv").set_index("framework")  # at 3 decimals
+    for key, share in numbers["coverage_words"].items():
+        assert share == pytest.approx(cover.loc[result.names[key], "share_words"], abs=5e-4), key
+    uncovered = pd.read_csv(folders.figures / "human_values_uncovered.csv")
+    assert uncovered["word"].tolist() == result.uncovered["word"].tolist()
+    assert numbers["top_uncovered"] == uncovered["word"].head(10).tolist()
+    assert len(uncovered) == min(result.top_n, numbers["uncovered_by_both"])
+    comparison = pd.read_csv(folders.figures / "human_values_cfa_comparison.csv")
+    assert numbers["cfa_models"] == len(comparison) == len(result.comparison_shown)
+    assert set(numbers["cfa_not_estimable"]) == set(comparison.loc[~comparison["estimable"], "model"])
+    assert set(result.figures) == {"threshold", "coverage", "coverage_curve", "assignment", "cfa_comparison"}
+
+    text = str(result)  # the console report: sections, not a dataclass repr or a raw dict
+    assert text.startswith("Human value systems against the LLM lexicon") and "{'" not in text
+    assert f"{numbers['lexicon_words']} lexicon words" in text and result.uncovered_note() in text
+    assert result.empty_note().count("categories without any LLM word") == len(result.counts) == 2

@@ -27,7 +27,6 @@ import pandas as pd
 import yaml
 
 from .core import paths
-from .core.io import write_csv
 from .core.precision import choose
 
 CONFIG = paths.CONFIGS / "human_values.yaml"
@@ -129,15 +128,6 @@ def read_lexicon(folder: str | Path) -> pd.DataFrame:
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: run notebooks/02_lexicon.ipynb first")
     return pd.read_csv(path, keep_default_na=False)
-
-
-def save_word_table(table: pd.DataFrame, folder: str | Path) -> Path:
-    """Write the per-word assignment to ``folder/human_values_assignment.csv`` (a run's ``data/processed``)."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "human_values_assignment.csv"
-    write_csv(table, path)
-    return path
 
 
 # --------------------------------------------------------------------------- similarity and assignment
