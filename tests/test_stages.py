@@ -45,8 +45,9 @@ def test_a_run_saves_into_its_own_folders(tmp_path, monkeypatch):
 
 
 # a notebook as a stage: what it declares is what it writes (issue 21) ----------------------------------------
-def _stage_run(tmp_path, inputs: tuple[str, ...]) -> stages.Run:
-    """The default run's settings with its folders in tmp_path; ``inputs`` copied from the committed outputs."""
+def _stage_run(tmp_path, inputs: tuple[str, ...], overrides: dict | None = None) -> stages.Run:
+    """The default run's settings (with ``overrides``) with its folders in tmp_path; ``inputs`` copied from the
+    committed outputs."""
     import shutil
 
     from valuelex.settings import load_run
@@ -59,11 +60,19 @@ def _stage_run(tmp_path, inputs: tuple[str, ...]) -> stages.Run:
     if cache.exists():  # the embedding cache only saves time
         shutil.copytree(cache, processed / "cache")
     folders = stages.Folders(processed, tmp_path / "figures", tmp_path / "build", tmp_path / "raw")
-    return stages.Run(load_run("default"), folders)
+    return stages.Run(load_run("default", overrides), folders)
 
 
 def _written(run: stages.Run) -> set:
     return {p for folder in (run.folders.processed, run.folders.figures) for p in folder.glob("*.*")}
+
+
+#: Stages that take minutes at the default run's settings run here on small ones (07: about 4 minutes of simulation):
+#: what they write is checked here, their bytes by `valuelex verify` after a default run (test_cpu_emulation).
+SMALL = {"validation": {"simulation.sizes": [120], "simulation.replications": 1, "simulation.word_sizes": [120],
+    "simulation.n_words": 60, "simulation.parallel_iter": 3, "simulation.model_grid_parallel_iter": 3,
+    "simulation.model_counts": [4], "simulation.per_model": [30], "simulation.tie_shapes": [[4, 30]],
+    "simulation.tie_replications": 1}}  # fmt: skip
 
 
 @pytest.mark.parametrize("name", stages.CONVERTED)
@@ -71,13 +80,13 @@ def test_a_stage_writes_exactly_the_outputs_it_declares(tmp_path, name):
     """A stage run into empty folders with all its inputs: every declared file is written, and nothing else;
     its files are the committed ones byte for byte (the notebook narrated the same computation before)."""
     module = getattr(stages, name)
-    run = _stage_run(tmp_path, module.STAGE.inputs)
+    run = _stage_run(tmp_path, module.STAGE.inputs, SMALL.get(name))
     before = _written(run)
     module.run(run)
     assert _written(run) - before == set(module.STAGE.files(run.folders))
     for path in module.STAGE.files(run.folders):
         committed = paths.COMMITTED_PROCESSED if path.parent == run.folders.processed else paths.COMMITTED_FIGURES
-        if path.suffix != ".png":  # PNG rasterisation may differ on another CPU; CSV, Markdown and PDF may not
+        if path.suffix != ".png" and name not in SMALL:  # PNG rasterisation may differ on another CPU; CSV, MD, PDF not
             assert path.read_bytes() == (committed / path.name).read_bytes(), path.name
 
 
@@ -112,3 +121,19 @@ def test_the_semantic_stage_without_the_factor_analysis_skips_only_the_compariso
     assert not result.efa_available and "run notebook 03" in result.efa_note() and result.agreement is None
     numbers = result.metrics()
     assert numbers["efa_available"] is False and "ari_main" not in numbers and numbers["n_words"] == len(result.words)
+
+
+def test_the_validation_stage_analyses_with_the_runs_efa_settings(tmp_path):
+    """Notebook 07 once validated the EFA with the function defaults, not the run's EFA settings (issue 21):
+    the stage's studies take the run's ``efa`` section, here its parallel-analysis cap."""
+    overrides = {**SMALL["validation"], "efa.parallel_max_words": 25}
+    result = stages.validation.run(_stage_run(tmp_path, (), overrides))
+    numbers = result.metrics()
+    assert 25 <= numbers["paper_scale_words_counted"] < 30  # the cap of 25, and the words tied at it (ties in)
+    assert all(row["words_counted"] <= 25 for row in numbers["tie_rule"] if row["ties"] == "exclude")
+    assert result.grid.settings["parallel_max_words"] == result.choice.settings["parallel_max_words"] == 25
+    assert numbers["sim_words"] == 60 and {row["respondents"] for row in numbers["recovery"]} == {120}
+    assert set(result.figures) == {"scree", "recovery", "word_selection", "models_needed"}
+    assert result.favoured in ("include", "exclude") and "the run uses 'include'" in result.tie_note()
+    text = str(result)
+    assert "Method validation by simulation" in text and "Words tied at the cap" in text
