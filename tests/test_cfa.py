@@ -171,7 +171,7 @@ def test_model_comparison_on_planted_taxonomy(marked_panel):
     the 3-dimension model fits, one factor does not, and the 6-factor models are not estimable."""
     taxonomy = load_taxonomy()
     markers = cfa.taxonomy_markers(taxonomy, marked_panel)
-    analysis = efa.analyse(marked_panel, n_factors=3, seed=0)
+    analysis = efa.EFA(efa.EFASettings(n_factors=3, seed=0)).fit(marked_panel)
     word_factors = efa.word_factors(analysis.result)
     specs = cfa.taxonomy_models(markers, marked_panel)
     efa_spec = cfa.efa_model(word_factors, marked_panel, max_indicators=5)
@@ -283,7 +283,7 @@ def test_notebook_04_on_simulated_panel(tmp_path, units):
     data = simulate.simulate_incidence(structure, units, seed=5)
     data.to_csv(processed / "incidence_respondent_binary.csv")
     # notebook 03's outputs, computed directly (notebook 03 has its own test)
-    analysis = efa.analyse(data, parallel_iter=5, seed=0)
+    analysis = efa.EFA(efa.EFASettings(parallel_iter=5, seed=0)).fit(data)
     efa.word_factors(analysis.result).to_csv(processed / "efa_word_factors.csv", index=False)
     settings = dict(
         correlation="tetrachoric", n_factors="parallel", extraction="minres", rotation="oblimin", cutoff=0.3,
