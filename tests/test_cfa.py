@@ -67,6 +67,16 @@ def test_fit_from_covariance_matrix_equals_fit_from_data(hs_data, hs_fit):
     assert fit.srmr == pytest.approx(hs_fit.srmr, abs=1e-5)
 
 
+def test_both_estimators_report_the_same_fit_index_functions():
+    """Issue 21: the fit indices are written once (cfa/indices.py), for the ML and the WLSMV CFA."""
+    from valuelex.psychometrics.cfa import indices, wlsmv
+
+    for name in ("cfi", "tli", "rmsea", "rmsea_interval"):
+        assert getattr(cfa, name) is getattr(indices, name) is getattr(wlsmv, name), name
+    assert cfa.srmr is indices.srmr
+    assert indices.tli(5.0, 0, 300.0, 10) == 1.0  # lavaan's TLI of a saturated model
+
+
 def test_rmsea_interval_edge_cases():
     assert cfa.rmsea_interval(10.0, 24, 300) == (0.0, 0.0)  # chi2 far below df
     lower, upper = cfa.rmsea_interval(30.0, 24, 300)  # P(chi2_24 < 30) < 0.95: lower bound 0
