@@ -67,6 +67,16 @@ def test_fit_from_covariance_matrix_equals_fit_from_data(hs_data, hs_fit):
     assert fit.srmr == pytest.approx(hs_fit.srmr, abs=1e-5)
 
 
+def test_both_estimators_report_the_same_fit_index_functions():
+    """Issue 21: the fit indices are written once (cfa/indices.py), for the ML and the WLSMV CFA."""
+    from valuelex.psychometrics.cfa import indices, wlsmv
+
+    for name in ("cfi", "tli", "rmsea", "rmsea_interval"):
+        assert getattr(cfa, name) is getattr(indices, name) is getattr(wlsmv, name), name
+    assert cfa.srmr is indices.srmr
+    assert indices.tli(5.0, 0, 300.0, 10) == 1.0  # lavaan's TLI of a saturated model
+
+
 def test_rmsea_interval_edge_cases():
     assert cfa.rmsea_interval(10.0, 24, 300) == (0.0, 0.0)  # chi2 far below df
     lower, upper = cfa.rmsea_interval(30.0, 24, 300)  # P(chi2_24 < 30) < 0.95: lower bound 0
@@ -171,7 +181,7 @@ def test_model_comparison_on_planted_taxonomy(marked_panel):
     the 3-dimension model fits, one factor does not, and the 6-factor models are not estimable."""
     taxonomy = load_taxonomy()
     markers = cfa.taxonomy_markers(taxonomy, marked_panel)
-    analysis = efa.analyse(marked_panel, n_factors=3, seed=0)
+    analysis = efa.EFA(efa.EFASettings(n_factors=3, seed=0)).fit(marked_panel)
     word_factors = efa.word_factors(analysis.result)
     specs = cfa.taxonomy_models(markers, marked_panel)
     efa_spec = cfa.efa_model(word_factors, marked_panel, max_indicators=5)
@@ -283,7 +293,7 @@ def test_notebook_04_on_simulated_panel(tmp_path, units):
     data = simulate.simulate_incidence(structure, units, seed=5)
     data.to_csv(processed / "incidence_respondent_binary.csv")
     # notebook 03's outputs, computed directly (notebook 03 has its own test)
-    analysis = efa.analyse(data, parallel_iter=5, seed=0)
+    analysis = efa.EFA(efa.EFASettings(parallel_iter=5, seed=0)).fit(data)
     efa.word_factors(analysis.result).to_csv(processed / "efa_word_factors.csv", index=False)
     settings = dict(
         correlation="tetrachoric", n_factors="parallel", extraction="minres", rotation="oblimin", cutoff=0.3,

@@ -270,8 +270,9 @@ def test_the_report_blanks_loadings_at_the_runs_cutoff(sim_data):
     assert np.nanmin(np.abs(values)) >= 0.5 and np.isnan(values).any()
     assert (np.abs(result.loadings.to_numpy()) >= 0.3).sum() > np.isfinite(values).sum()  # 0.3 would show more
     assert efa.word_factors(result)["assigned"].equals(efa.word_factors(result)["loading"].abs() >= 0.5)
-    assert efa.analyse(sim_data, parallel_iter=3, cutoff=0.5).result.cutoff == 0.5
-    assert efa.analyse(sim_data, **EFASettings(parallel_iter=3, cutoff=0.45).analyse_options()).result.cutoff == 0.45
+    assert efa.EFA(EFASettings(parallel_iter=3, cutoff=0.5, seed=0)).fit(sim_data).result.cutoff == 0.5
+    analysis = efa.EFA(EFASettings(parallel_iter=3, cutoff=0.45)).fit(sim_data)
+    assert analysis.result.cutoff == 0.45 and analysis.settings.cutoff == 0.45  # the result keeps its settings
 
 
 def test_counts_are_correlated_as_ordered_categories():
@@ -288,7 +289,7 @@ def test_counts_are_correlated_as_ordered_categories():
 
 
 def test_pipeline_recovers_planted_factors(planted, sim_data):
-    analysis = efa.analyse(sim_data, parallel_iter=10, seed=1)
+    analysis = efa.EFA(EFASettings(parallel_iter=10, seed=1)).fit(sim_data)
     assert analysis.parallel.n_factors == 3
     scores = simulate.recovery_scores(planted, analysis.result)
     assert scores["min_congruence"] >= 0.93
@@ -310,19 +311,19 @@ def test_small_messy_data_degrades_gracefully():
     """120 units and very sparse words, like the local panel: fewer factors and notes, no crash."""
     rng = np.random.default_rng(3)
     data = pd.DataFrame((rng.random((120, 250)) < 0.04).astype(int), columns=[f"w{i}" for i in range(250)])
-    analysis = efa.analyse(data, parallel_iter=20, seed=0)  # pure noise
+    analysis = efa.EFA(EFASettings(parallel_iter=20, seed=0)).fit(data)  # pure noise
     assert analysis.result.n_factors >= 1
     assert analysis.prepared.n_words < 120
     assert any("no factor" in n for n in analysis.notes) or analysis.parallel.n_factors <= 2
     with pytest.raises(efa.EFAInputError, match="words left"):
-        efa.analyse(data.iloc[:, :2], parallel_iter=5)
+        efa.EFA(EFASettings(parallel_iter=5, seed=0)).fit(data.iloc[:, :2])
 
 
 def test_figures_draw(sim_data, tmp_path):
     from valuelex.core.io import save_figure
     from valuelex.plots import efa as efa_plots
 
-    analysis = efa.analyse(sim_data.iloc[:, :30], parallel_iter=5, seed=0)
+    analysis = efa.EFA(EFASettings(parallel_iter=5, seed=0)).fit(sim_data.iloc[:, :30])
     boot = efa.bootstrap_stability(analysis.prepared.data, analysis.result, n_boot=3, seed=0)
     for name, fig in [
         ("scree", efa_plots.plot_scree(analysis.parallel)),
@@ -352,6 +353,27 @@ def psych_scalars(psych_reference) -> pd.Series:
 @pytest.fixture(scope="module")
 def bfi(psych_reference) -> pd.DataFrame:
     return pd.read_csv(psych_reference / "bfi.csv")
+
+
+@pytest.mark.r
+@pytest.mark.parametrize("case, k", [("bfi", 2), ("bfi", 3), ("bfi", 5), ("thurstone", 3)])
+def test_omega_matches_psych(bfi, psych_reference, case, k):
+    """Issue 21's example of adding a statistic (one estimator change, one report line): McDonald's omega of
+    the words and of each factor's words, against ``psych::omega``'s ``omega.group`` (factors matched on the
+    oblique loadings psych's Schmid-Leiman starts from)."""
+    if case == "bfi":
+        corr, n_obs = efa.correlation_matrix(bfi, "pearson").matrix, len(bfi)
+    else:
+        corr, n_obs = pd.read_csv(psych_reference / "thurstone.csv", index_col=0), 213
+    result = efa.fit_efa(corr, k, n_obs=n_obs)
+    ref = pd.read_csv(psych_reference / f"omega_{case}_{k}.csv", index_col=0)
+    oblique = pd.read_csv(psych_reference / f"omega_oblique_{case}_{k}.csv", index_col=0).to_numpy()
+    c = np.abs(efa.congruence(result.loadings.to_numpy(), oblique))
+    order = c.argmax(axis=0)  # our factor matching each of psych's
+    assert sorted(order) == list(range(k)) and c.max(axis=0).min() > 0.999
+    ours = result.omega.iloc[[0, *(order + 1)]].to_numpy()
+    np.testing.assert_allclose(ours, ref.to_numpy(), atol=5e-5)
+    assert "McDonald's omega" in str(result)
 
 
 @pytest.mark.r
@@ -551,13 +573,21 @@ def test_factor_model_association_separates_model_vocabulary_from_shared_values(
     assert table.loc["F2", "words"] == 2
 
 
-def test_analyse_options_are_exactly_the_settings_analyse_takes():
-    """``EFASettings.analyse_options`` names the settings analyse does not take (efa imports settings, not
-    the other way round): every other setting is an argument of ``efa.analyse``, and those are not."""
+def test_the_estimator_reads_every_analysis_setting_from_its_settings_object(sim_data):
+    """Issue 21: one EFA estimator, its settings given once. A change of any setting the pooled pipeline uses
+    changes the analysis through the settings object alone (no keyword copies that could drift)."""
     import dataclasses
-    import inspect
 
-    takes = set(inspect.signature(efa.analyse).parameters)
-    fields = {f.name for f in dataclasses.fields(EFASettings)}
-    assert set(EFASettings().analyse_options()) == fields & takes
-    assert not set(EFASettings.NOT_ANALYSED) & takes
+    base = EFASettings(parallel_iter=3, seed=0)
+    ref = efa.EFA(base).fit(sim_data)
+    assert ref.settings is base and not ref.within and "pooled" in str(ref)
+
+    def same(a, b) -> bool:
+        la, lb = a.result.loadings, b.result.loadings
+        return la.shape == lb.shape and np.allclose(la, lb) and a.parallel.table().equals(b.parallel.table())  # fmt: skip
+
+    for change in (dict(rotation="varimax"), dict(extraction="ml"), dict(correlation="pearson"), dict(max_words=20),
+                   dict(min_units=60), dict(parallel_quantile=0.5), dict(parallel_iter=4), dict(seed=5),
+                   dict(parallel_null="normal"), dict(parallel_max_words=20)):  # fmt: skip
+        assert not same(efa.EFA(dataclasses.replace(base, **change)).fit(sim_data), ref), change
+    assert same(efa.EFA(dataclasses.replace(base)).fit(sim_data), ref)

@@ -192,3 +192,18 @@ def test_the_checks_catch_an_upward_import_in_a_function_and_a_cycle(tmp_path: P
     assert edges["valuelex.app.high"] == {"valuelex.core.low"}
     assert upward(edges) == ["valuelex.core.low (core) imports valuelex.app.high (app)"]
     assert cycles(edges) == [["valuelex.app.high", "valuelex.core.low"]]
+
+
+#: The comment a module over this many lines carries to say why (issue 21).
+MAX_LINES = 600
+WHY = "# Over 600 lines:"
+
+
+def test_no_module_is_over_600_lines_without_saying_why():
+    long = {name: len(path.read_text(encoding="utf-8").splitlines()) for name, path in modules().items()}
+    unexplained = [
+        f"{name} ({n} lines)"
+        for name, n in sorted(long.items())
+        if n > MAX_LINES and WHY not in modules()[name].read_text(encoding="utf-8")
+    ]
+    assert not unexplained, f"split these, or say why under the docstring ({WHY!r}): {unexplained}"

@@ -247,10 +247,8 @@ def test_within_parallel_analysis_sees_no_structure_in_pure_vocabularies():
 
 def test_within_analysis_recovers_what_pooling_confounds():
     structure, panel = vocabulary_panel(n_models=4, per_model=100, vocabulary_icc=0.4, n_words=60, seed=21)
-    pooled = efa.analyse(panel.incidence, parallel_iter=10, seed=0)
-    within = multilevel.analyse_within(
-        panel.incidence, panel.models, EFASettings(parallel_iter=10, seed=0), prepared=pooled.prepared
-    )
+    pooled = efa.EFA(EFASettings(parallel_iter=10, seed=0)).fit(panel.incidence)
+    within = efa.EFA(EFASettings(parallel_iter=10, seed=0)).fit(panel.incidence, panel.models, prepared=pooled.prepared)
     within_scores = simulate.recovery_scores(structure, within.result)
     pooled_scores = simulate.recovery_scores(structure, pooled.result)
     assert within_scores["factor_count_right"] and within_scores["min_congruence"] > 0.9
@@ -280,23 +278,23 @@ def test_within_analysis_recovers_what_pooling_confounds():
 
 
 def test_within_analysis_takes_the_runs_efa_settings():
-    """Issue 21: ``analyse_within`` defaulted to ``max_words="auto"`` (n/2 words) and counted factors on every
+    """Issue 21: ``analyse_within`` (now ``EFA(settings).fit(data, groups)``) defaulted to ``max_words="auto"`` (n/2 words) and counted factors on every
     word, where the settings (and the pooled analysis) keep every word above the floor and count on units/3.
     It now takes the run's settings object; counts are read as used or not, and said so."""
     _, panel = vocabulary_panel(n_models=4, per_model=30, vocabulary_icc=0.3, n_words=120, seed=3)
     settings = EFASettings(parallel_iter=3, n_boot_within=2)
     pooled = efa.prepare_matrix(panel.incidence)
     assert pooled.n_words > len(panel.incidence) // 2  # a cap at n/2 would drop words
-    within = multilevel.analyse_within(panel.incidence, panel.models, settings)
+    within = efa.EFA(settings).fit(panel.incidence, panel.models)
     expected = multilevel.prepare_within(pooled, panel.models).data.columns
     assert list(within.prepared.data.columns) == list(expected)
     counted = efa.parallel_words(within.prepared.data, "auto", settings.parallel_ties)  # 40, and the ties at 40
     assert len(within.parallel.observed) == len(counted) == 42
     assert len(efa.parallel_words(within.prepared.data, "auto", "exclude")) == 38  # the other tie rule
-    capped = multilevel.analyse_within(panel.incidence, panel.models, dataclasses.replace(settings, max_words=50))
+    capped = efa.EFA(dataclasses.replace(settings, max_words=50)).fit(panel.incidence, panel.models)
     assert capped.prepared.n_words <= 50 and capped.result.cutoff == settings.cutoff
     counts = panel.incidence * np.random.default_rng(0).integers(1, 3, panel.incidence.shape)
-    on_counts = multilevel.analyse_within(counts, panel.models, dataclasses.replace(settings, coding="counts"))
+    on_counts = efa.EFA(dataclasses.replace(settings, coding="counts")).fit(counts, panel.models)
     assert "counts read as used or not" in " ".join(on_counts.notes)
     assert set(np.unique(on_counts.prepared.data)) == {0, 1}
 

@@ -243,7 +243,7 @@ def test_recover_uses_the_efa_settings_it_is_given():
     settings = EFASettings(parallel_iter=3, parallel_max_words=20, extraction="ml", rotation="varimax")
     scores = simulate.recover(s, data, settings)
     assert scores["words_counted"] == 20
-    analysis = efa.analyse(data, **settings.analyse_options())
+    analysis = efa.EFA(settings).fit(data)
     assert (analysis.result.extraction, analysis.result.rotation) == ("ml", "varimax")
     assert scores["n_factors_found"] == analysis.result.n_factors
 

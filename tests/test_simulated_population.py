@@ -16,6 +16,7 @@ from valuelex.core import paths
 from valuelex.core.errors import ConfigError
 from valuelex.llm.cards import load_model_card, load_panel
 from valuelex.psychometrics import efa
+from valuelex.psychometrics.efa.settings import EFASettings
 from valuelex.simulate import PlantedStructure, recovery_scores
 from valuelex.simulated import Ask, Population, load_spec, panel_respondents, write_configs
 from valuelex.simulated import text as tx
@@ -183,7 +184,9 @@ def test_the_planted_structure_survives_into_the_text(population: Population) ->
         population.phi,
         pd.Series(population.frequency, index=population.word_list),
     )
-    analysis = efa.analyse(incidence[[w for w in population.word_list if w in incidence]], parallel_iter=10, seed=0)
+    analysis = efa.EFA(EFASettings(parallel_iter=10, seed=0)).fit(
+        incidence[[w for w in population.word_list if w in incidence]]
+    )
     at_three = efa.fit_efa(analysis.correlation, 3)
     scores = recovery_scores(structure, at_three)
     assert scores["min_congruence"] >= 0.9, scores

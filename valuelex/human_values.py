@@ -15,6 +15,9 @@ lexicon words assigned to each value as its indicators (``cfa_indicators``), for
 ValueLex taxonomy's models (``valuelex.psychometrics.cfa``).
 """
 
+# Over 600 lines: notebook 08's method (the human frameworks as data, similarity, the calibrated threshold,
+# coverage, the frameworks' CFA) and its figures; the figures move to plots/ next (issue 21).
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence

@@ -9,6 +9,9 @@ Embeddings are cached in a run's ``data/processed/cache/embeddings/`` keyed by (
 a rerun embeds nothing. Every choice the paper leaves open is a parameter with a default.
 """
 
+# Over 600 lines: notebook 05's method (embedding, clustering, agreement with the EFA and the taxonomy) and its
+# figures; the figures move to plots/ next (issue 21).
+
 from __future__ import annotations
 
 import hashlib

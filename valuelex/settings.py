@@ -22,6 +22,10 @@ read-only base: what is stored there is replayed, never asked again. ``valuelex 
 run's answers to the dataset; nothing else writes ``data/raw/``.
 """
 
+# Over 600 lines: the run-file format, defined once: every stage's settings and its validation. Sections move
+# next to the estimators that consume them as they become pure (EFASettings already lives in
+# psychometrics/efa/settings.py).
+
 from __future__ import annotations
 
 import dataclasses

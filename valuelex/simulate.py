@@ -34,6 +34,10 @@ Every task (one panel, one replication) draws its data from its own seed, so the
 number of workers change the speed, never the numbers.
 """
 
+# Over 600 lines: notebook 07's simulation study in one place: the planted structures, their data, the recovery
+# scores and the grids (sample size, K models x R settings) share types and scoring. Issue 21 leaves it to split
+# into methods/simulation/ once notebook 07 is a stage.
+
 from __future__ import annotations
 
 import dataclasses
@@ -181,7 +185,7 @@ def recover(structure: PlantedStructure, incidence: pd.DataFrame, settings: EFAS
     ``min_congruence_true_k`` is the lowest congruence when the true number of factors is extracted:
     how well the loadings are recovered once the count is right.
     """
-    analysis = efa.analyse(incidence, **settings.analyse_options())
+    analysis = efa.EFA(settings).fit(incidence)
     scores = recovery_scores(structure, analysis.result)
     k_true = structure.loadings.shape[1]
     at_true_k = analysis.result
@@ -569,7 +573,6 @@ def recover_by_level(
     ``planted_model_share`` (the same for the planted factors: what the vocabularies leave in any
     score). A level that cannot be analysed (too few units or words) gets a row with its error.
     """
-    from .psychometrics import multilevel
 
     rows = []
     try:
@@ -582,10 +585,10 @@ def recover_by_level(
     for level in levels:
         try:
             if level == "pooled":
-                analysis = efa.analyse(panel.incidence, **settings.analyse_options())
+                analysis = efa.EFA(settings).fit(panel.incidence)
                 result, corr, parallel = analysis.result, analysis.correlation, analysis.parallel
             elif level == "within":
-                within = multilevel.analyse_within(panel.incidence, panel.models, settings, prepared=prepared)
+                within = efa.EFA(settings).fit(panel.incidence, panel.models, prepared=prepared)
                 result, corr, parallel = within.result, within.correlation, within.parallel
             else:
                 raise ValueError(f"level must be one of {ANALYSIS_LEVELS}, not {level!r}")

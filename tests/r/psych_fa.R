@@ -53,3 +53,15 @@ write.csv(data.frame(observed = pa$fa.values, simulated_mean = pa$fa.sim),
 
 write.csv(data.frame(name = names(scalars), value = unlist(scalars)),
           file.path(out, "psych_scalars.csv"), row.names = FALSE)
+
+# McDonald's omega (psych::omega, Schmid-Leiman from a minres/oblimin solution): omega.group and the oblique
+# loadings it starts from (to match factors), for the bfi items and for Thurstone's 9 ability tests
+write.csv(Thurstone, file.path(out, "thurstone.csv"))
+cases <- list(list("bfi", r, nrow(items), c(2, 3, 5)), list("thurstone", Thurstone, 213, c(3)))
+for (case in cases) {
+  for (k in case[[4]]) {
+    om <- omega(case[[2]], nfactors = k, n.obs = case[[3]], fm = "minres", plot = FALSE, two.ok = TRUE)
+    write.csv(om$omega.group, file.path(out, paste0("omega_", case[[1]], "_", k, ".csv")))
+    write.csv(unclass(om$schmid$oblique), file.path(out, paste0("omega_oblique_", case[[1]], "_", k, ".csv")))
+  }
+}

@@ -17,6 +17,9 @@ redacts those keys from everything it stores, and raises ``AllCallsFailed`` when
 asked for succeeded.
 """
 
+# Over 600 lines: the live call loop is one state machine (concurrency, rate limits, retries with backoff,
+# re-asks, budget, resume from the store); its parts share the per-request state.
+
 from __future__ import annotations
 
 import asyncio

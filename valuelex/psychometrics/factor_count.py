@@ -32,6 +32,7 @@ from threadpoolctl import threadpool_limits
 
 from ..core.display import Report
 from . import efa
+from .efa import within
 from .efa.settings import EFASettings
 
 
@@ -150,7 +151,7 @@ def count_stability(
     groups: pd.Series | np.ndarray | None = None,
 ) -> CountStability:
     """The factor count of notebook 03 (``groups`` None: pooled; else within the groups, as
-    :func:`valuelex.psychometrics.multilevel.within_parallel_analysis`) repeated over ``settings.count_resamples`` seeds,
+    :func:`valuelex.psychometrics.efa.within.within_parallel_analysis`) repeated over ``settings.count_resamples`` seeds,
     as many subsamples of ``settings.count_subsample`` of the units (within each group when ``groups`` are
     given), and other word caps (see the module docstring).
 
@@ -158,14 +159,12 @@ def count_stability(
     words that vary inside a group). Each subsample chooses the words it counts on again, by the run's
     rule, among those that vary in it.
     """
-    from . import multilevel
-
     n = len(data)
     if groups is None:
         codes = None
         level = "pooled"
     else:
-        codes, _ = multilevel._codes(groups, n)
+        codes, _ = within._codes(groups, n)
         level = "within models"
 
     def count(frame: pd.DataFrame, seed: int, max_words, ties: str, rows: np.ndarray | None = None) -> int:
@@ -175,13 +174,13 @@ def count_stability(
         if codes is None:
             varying = sample.std(axis=0).to_numpy() > 0
         else:
-            varying = ~multilevel._constant_within(sample.to_numpy(float), codes[picked])
+            varying = ~within._constant_within(sample.to_numpy(float), codes[picked])
         words = efa.parallel_words(sample.loc[:, varying], max_words, ties)
         units = sample[words]
         if codes is None:
             result = efa.parallel_count(units, settings, seed)
         else:
-            result = multilevel.within_parallel_analysis(
+            result = within.within_parallel_analysis(
                 units,
                 codes[picked],
                 settings.within_correlation,

@@ -24,6 +24,10 @@ Everything is drawn from seeds derived from ``population.yaml``'s seed and the r
 and at any concurrency; nothing depends on which other requests were asked.
 """
 
+# Over 600 lines: one generative model behind the simulated endpoint: the request read, the planted words,
+# models and respondents, and an answer rendered as text all use the population's planted state. The text
+# rendering (forms, variants, misspellings, refusals) can move to a module of its own next.
+
 from __future__ import annotations
 
 import hashlib

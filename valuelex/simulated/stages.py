@@ -8,7 +8,7 @@ a stage whose outputs are missing is said to be not run) and measures
   with the planted ones (``words.csv``) after matching factors (Hungarian, reflected; ``efa.align``),
   on the rows of the planted words the lexicon recovered in a term of their own: (a) the run's own
   pooled solution (``efa_loadings.csv``), (b) the same matrix refitted here at the planted count,
-  pooled and (c) within models (``multilevel.analyse_within``, the run's within correlation), and
+  pooled and (c) within models (``efa.EFA(settings).fit(data, models)``, the run's within correlation), and
   (d) within models at the count the run chose there, when it differs;
 * **CFA**: the planted taxonomy (each planted dimension with its ``cfa.max_indicators`` highest-loading
   recovered words used by at least ``efa.min_frequency`` of the respondents) fitted with the run's
@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.display import Report, recorded
-from ..psychometrics import cfa, efa, multilevel
+from ..psychometrics import cfa, efa
 from .population import Population
 from .recovery import FirstStagesRecovery, first_stages
 
@@ -191,7 +191,7 @@ def _elicitation_stages(
     m_pooled = _congruence(planted_used, pooled.loadings)
     efa_rows.append(_efa_row("pooled", "planted", len(factors), len(used), m_pooled, factors))
     numbers["efa_pooled_congruence"] = [round(float(v), 3) for v in m_pooled]
-    within = multilevel.analyse_within(incidence, models, replace(s, n_factors=len(factors)), prepared=prepared)
+    within = efa.EFA(replace(s, n_factors=len(factors))).fit(incidence, models, prepared=prepared)
     m_within = _congruence(planted_used, within.result.loadings)
     efa_rows.append(_efa_row("within models", "planted", len(factors), len(used), m_within, factors))
     numbers["efa_within_congruence"] = [round(float(v), 3) for v in m_within]
@@ -200,9 +200,7 @@ def _elicitation_stages(
         numbers["efa_within_k"] = k_within
         numbers["efa_within_bootstrap_median"] = record.get("within_bootstrap_median")
         if k_within != len(factors):
-            at_run = multilevel.analyse_within(
-                incidence, models, replace(s, n_factors=int(k_within)), prepared=prepared
-            )
+            at_run = efa.EFA(replace(s, n_factors=int(k_within))).fit(incidence, models, prepared=prepared)
             m_run = _congruence(planted_used, at_run.result.loadings)
             efa_rows.append(_efa_row("within models", "the run's (parallel analysis)", k_within, len(used), m_run, factors))  # fmt: skip
             numbers["efa_within_congruence_run"] = [round(float(v), 3) for v in m_run]

@@ -150,7 +150,7 @@ def run(run: Run) -> CFAStageResult:
     # 1. the units that confirm, and the EFA model to confirm (re-derived on the other half, or notebook 03's)
     if split:
         explore, confirm = cfa.split_units(incidence, fraction=settings.cfa.holdout_fraction, seed=settings.cfa.seed)
-        derived = efa.analyse(explore, **settings.efa.analyse_options())  # notebook 03's choices, on the EFA half
+        derived = efa.EFA(settings.efa).fit(explore)  # notebook 03's choices, on the EFA half
         word_factors = efa.word_factors(derived.result, settings.efa.cutoff)
         sample_note = f"EFA model derived on {len(explore)} units, all models confirmed on the other {len(confirm)}"
     else:

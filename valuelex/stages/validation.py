@@ -177,7 +177,7 @@ def run(run: Run) -> ValidationResult:
         }
         strong = structures["strong"]
         data = simulate.simulate_incidence(strong, sim.n_respondents, seed=sim.seed)
-        analysis = efa.analyse(data, **sim_efa.analyse_options())
+        analysis = efa.EFA(sim_efa).fit(data)
         paper_scale = simulate.recovery_scores(strong, analysis.result)
         figures["scree"] = plot_scree(analysis.parallel)
         run.save_figure(figures["scree"], "sim_scree_paper_scale")

@@ -7,10 +7,8 @@ unchanged (``efa.rotation`` stays ``efa.rotation``). Each field's valid values a
 
 from __future__ import annotations
 
-import dataclasses
-import typing
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from ...core.schema import Boot, Count, Quantile, Range, Seed, Words
 
@@ -57,18 +55,3 @@ class EFASettings:
                     ((words, "n_factors"), f"efa.{words} ({value}) must exceed efa.n_factors ({self.n_factors})")
                 )
         return out
-
-    #: The settings that are not arguments of :func:`valuelex.psychometrics.efa.analyse` (named here, not read from its
-    #: signature: ``efa`` imports this module; ``tests/test_efa.py`` checks the list against the signature).
-    NOT_ANALYSED: typing.ClassVar[tuple[str, ...]] = (
-        "unit",
-        "n_boot",
-        "within_correlation",
-        "n_boot_within",
-        "count_resamples",
-        "count_subsample",
-    )
-
-    def analyse_options(self) -> dict[str, Any]:
-        """These settings as the keyword arguments of :func:`valuelex.psychometrics.efa.analyse` (notebook 04 re-derives with them)."""
-        return {name: value for name, value in dataclasses.asdict(self).items() if name not in self.NOT_ANALYSED}
