@@ -56,6 +56,7 @@ NOT_YET_PLACED: dict[str, str] = {
     "valuelex.projective.reliability": "methods",
     "valuelex.projective.scorers": "methods",
     "valuelex.projective.scores": "methods",
+    "valuelex.projective.validation": "methods",
     # inside simulated/ but above it: the recovery studies run the lexicon stage and the statistics with a
     # run's settings (methods/simulation.py), and ``python -m valuelex.simulated`` is a command (app/)
     "valuelex.simulated.recovery": "methods",

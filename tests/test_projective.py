@@ -304,3 +304,47 @@ def test_score_panel_states_its_fallback() -> None:
         pj.score_panel(
             cases, "stance", "embedding", None, judge_store=ResponseStore(paths.DATASET / "judge")
         )  # no fallback asked for: the miss is an error
+
+
+# --------------------------------------------------------------------------- the stage (notebook 06)
+@pytest.mark.parametrize("judged", [True, False], ids=["judge-calls-stored", "judge-calls-missing"])
+def test_the_stage_writes_the_files_its_run_s_scorers_declare(tmp_path: Path, judged: bool) -> None:
+    """Notebook 06's scored cases are named by the run's scorers (``STAGE.outputs_for(settings)``): a run without a
+    second scorer or validation writes exactly its declared files, whether the judge has scored every case (the
+    stance scorer's files) or not (the fallback's, and the judge's verdicts so far as the second opinion)."""
+    import shutil
+
+    from valuelex import stages
+    from valuelex.settings import load_run
+
+    overrides = {"projective.stem_ids": ["c01", "sc3", "so1"], "projective.second_scorer": None,
+                 "projective.validate": False, "projective.n_boot": 50}  # fmt: skip
+    settings = load_run("default", overrides)
+    if judged:  # the dataset's completions and judge calls, read through
+        folders = stages.Folders(tmp_path / "p", tmp_path / "f", tmp_path / "b", tmp_path / "raw", paths.DATASET)
+    else:  # the completions only: the judge has scored nothing yet
+        shutil.copytree(paths.DATASET / pj.STUDY, tmp_path / "raw" / pj.STUDY)
+        folders = stages.Folders(tmp_path / "p", tmp_path / "f", tmp_path / "b", tmp_path / "raw", None)
+    stage = stages.projective.STAGE
+    declared = {(out.name, out.kind): out.optional for out in stage.outputs_for(settings)}
+    assert declared[("projective_scored_stance", "data")] is False  # written either way
+    assert declared[("projective_scored_embedding", "data")] is True  # the fallback's, if the judge has not scored all
+    assert declared[("projective_agreement", "table")] is True  # with a second opinion: here only the fallback's
+    assert ("projective_scorer_validation", "table") not in declared  # projective.validate is off
+    assert {out.name for out in stage.outputs} >= {f"projective_scored_{name}" for name in pj.SCORERS}  # may write
+
+    r = stages.projective.run(stages.Run(settings, folders))
+    written = {p for folder in (folders.processed, folders.figures) for p in folder.glob("*.*")}
+    required = {f for out in stage.outputs_for(settings) if not out.optional for f in out.files(folders)}
+    assert required <= written <= set(stage.files(folders, settings))
+    scored = {p.name for p in written if p.name.startswith("projective_scored_")}
+    if judged:
+        assert r.scoring.used == "stance" and r.scoring.second is None and written == required
+        assert scored == {"projective_scored_stance.csv"} and "scorer_agreement" not in r.figures
+    else:
+        assert r.scoring.used == "embedding" and r.scoring.coverage == 0 and r.scoring.second_name == "stance"
+        assert scored == {"projective_scored_stance.csv", "projective_scored_embedding.csv"}
+    numbers = r.metrics()
+    assert numbers["scorer_used"] == r.scoring.used and numbers["n_stems"] == 3 and numbers["validation_auc"] == {}
+    assert numbers["n_completions"] == len(pd.read_csv(folders.processed / "projective_completions.csv"))
+    assert r.validation_shown == () and "Projective value assessment" in str(r)

@@ -47,7 +47,7 @@ def test_a_run_saves_into_its_own_folders(tmp_path, monkeypatch):
 # a notebook as a stage: what it declares is what it writes (issue 21) ----------------------------------------
 def _stage_run(tmp_path, inputs: tuple[str, ...], overrides: dict | None = None) -> stages.Run:
     """The default run's settings (with ``overrides``) with its folders in tmp_path; ``inputs`` copied from the
-    committed outputs."""
+    committed outputs, the dataset's stored answers read through (read-only) under the run's own empty store."""
     import shutil
 
     from valuelex.settings import load_run
@@ -59,7 +59,7 @@ def _stage_run(tmp_path, inputs: tuple[str, ...], overrides: dict | None = None)
     cache = paths.COMMITTED_PROCESSED / "cache"
     if cache.exists():  # the embedding cache only saves time
         shutil.copytree(cache, processed / "cache")
-    folders = stages.Folders(processed, tmp_path / "figures", tmp_path / "build", tmp_path / "raw")
+    folders = stages.Folders(processed, tmp_path / "figures", tmp_path / "build", tmp_path / "raw", paths.DATASET)
     return stages.Run(load_run("default", overrides), folders)
 
 
@@ -83,8 +83,9 @@ def test_a_stage_writes_exactly_the_outputs_it_declares(tmp_path, name):
     run = _stage_run(tmp_path, module.STAGE.inputs, SMALL.get(name))
     before = _written(run)
     module.run(run)
-    assert _written(run) - before == set(module.STAGE.files(run.folders))
-    for path in module.STAGE.files(run.folders):
+    declared = module.STAGE.files(run.folders, run.settings)  # 06: its scored cases are named by the run's scorers
+    assert _written(run) - before == set(declared)
+    for path in declared:
         committed = paths.COMMITTED_PROCESSED if path.parent == run.folders.processed else paths.COMMITTED_FIGURES
         if path.suffix != ".png" and name not in SMALL:  # PNG rasterisation may differ on another CPU; CSV, MD, PDF not
             assert path.read_bytes() == (committed / path.name).read_bytes(), path.name

@@ -11,6 +11,7 @@ scores per model. The package has one module per concern:
 * ``scorers``: the scorer interface and the default scorer;
 * ``reliability``: internal consistency across stems, test-retest, agreement between scorers;
 * ``scores``: per-model scores with CIs, group comparisons, the paper's second-hand findings;
+* ``validation``: a scorer's ROC AUC (DeLong CI) on labelled completions (notebook 06, ``valuelex scorer-eval``);
 * ``plots``: the figures.
 
 Every scorer shares one interface, ``scorer.score(cases) -> cases + score in [0, 1]`` (the

@@ -14,6 +14,7 @@ are read here, in :meth:`Folders.of`, and nowhere else.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -149,7 +150,7 @@ class Stage:
     """A notebook's computation as the package's unit: the notebook only narrates ``stage.run(run)``.
 
     ``inputs`` are the ``data/processed`` files it reads; ``outputs`` every file it writes (the figure
-    index is made from them, and a test checks that a run writes exactly these).
+    index is made from them, and a test checks that a run writes exactly these, ``files(folders, settings)``).
     """
 
     number: str
@@ -157,10 +158,19 @@ class Stage:
     notebook: str
     inputs: tuple[str, ...]
     outputs: tuple[Output, ...]
+    #: For a stage whose outputs depend on the run's settings (06: its scored cases are named by its scorers):
+    #: the outputs of a run with these settings. ``outputs`` is then every output the stage may write.
+    run_outputs: Callable[[RunSettings], tuple[Output, ...]] | None = None
 
-    def files(self, folders: Folders) -> list[Path]:
-        """Every file the stage writes into a run's folders."""
-        return [f for out in self.outputs for f in out.files(folders)]
+    def outputs_for(self, settings: RunSettings | None = None) -> tuple[Output, ...]:
+        """The outputs of a run with these settings; without settings, every output the stage may write."""
+        if settings is None or self.run_outputs is None:
+            return self.outputs
+        return self.run_outputs(settings)
+
+    def files(self, folders: Folders, settings: RunSettings | None = None) -> list[Path]:
+        """Every file the stage writes into a run's folders (a run with ``settings``: see ``outputs_for``)."""
+        return [f for out in self.outputs_for(settings) for f in out.files(folders)]
 
 
 class Figures(dict):
