@@ -46,7 +46,8 @@ def test_a_run_saves_into_its_own_folders(tmp_path, monkeypatch):
 
 # a notebook as a stage: what it declares is what it writes (issue 21) ----------------------------------------
 def _stage_run(tmp_path, inputs: tuple[str, ...]) -> stages.Run:
-    """The default run's settings with its folders in tmp_path; ``inputs`` copied from the committed outputs."""
+    """The default run's settings with its folders in tmp_path; ``inputs`` copied from the committed outputs;
+    its response stores empty ones of its own over the committed dataset (read only), as a changed run's."""
     import shutil
 
     from valuelex.settings import load_run
@@ -58,7 +59,7 @@ def _stage_run(tmp_path, inputs: tuple[str, ...]) -> stages.Run:
     cache = paths.COMMITTED_PROCESSED / "cache"
     if cache.exists():  # the embedding cache only saves time
         shutil.copytree(cache, processed / "cache")
-    folders = stages.Folders(processed, tmp_path / "figures", tmp_path / "build", tmp_path / "raw")
+    folders = stages.Folders(processed, tmp_path / "figures", tmp_path / "build", tmp_path / "raw", paths.DATASET)
     return stages.Run(load_run("default"), folders)
 
 
