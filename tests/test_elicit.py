@@ -202,3 +202,50 @@ def test_notebook_01_with_failed_calls_in_the_store(tmp_path: Path):
     )
     torn = f"{raw / shard.name}:{len(lines)}: torn last line (a writer was killed mid-write)"
     assert torn in stderr  # the damaged line is shown to the reader of the notebook
+
+
+def test_the_stage_plans_before_any_call_and_asks_only_what_it_planned(tmp_path: Path, monkeypatch):
+    """Live, against a real server: the plan (what the notebook prints first) counts the stored requests and
+    prices the others without calling; the run then asks exactly those, through the runner that planned them;
+    ``valuelex plan`` counts the same request set (the stage builds it for both)."""
+    from tests.fault_server import FaultServer, write_card
+    from valuelex import stages
+    from valuelex.app.plan import plan_run
+    from valuelex.settings import load_run
+
+    monkeypatch.setenv("VALUELEX_TEST_KEY", "sk-test-stage-plan-0000")
+    folders = stages.Folders(tmp_path / "processed", tmp_path / "figures", tmp_path / "build", tmp_path / "raw")
+    for name in ("RAW", "PROCESSED", "FIGURES", "BUILD"):  # `valuelex plan` finds the run's store where the stage does
+        monkeypatch.setenv(f"VALUELEX_{name}", str(getattr(folders, name.lower())))
+    monkeypatch.setenv("VALUELEX_RAW_BASE", "")
+    with FaultServer() as server:
+        for model in ("fault-a", "fault-b"):
+            write_card(tmp_path, model, server.base_url)
+        panel = tmp_path / "panel.yaml"
+        panel.write_text(
+            "name: faults\nmodels: [fault-a.yaml, fault-b.yaml]\ndecoding: {temperature: [0.7], seed: [1]}\n"
+        )
+        overrides = {"elicitation.panel": str(panel), "mode": "live", "elicitation.examples_per_model": 1}
+        first = stages.Run(load_run("default", {**overrides, "elicitation.max_models": 1}), folders)
+        assert stages.elicitation.run(first).metrics()["calls_made"] == 15  # fault-a's 15 prompts, now stored
+
+        run = stages.Run(load_run("default", overrides), folders)
+        plan = stages.elicitation.plan(run)
+        assert server.stats()["total"] == 15  # planning called nothing
+        calls = plan.calls
+        assert (calls.requested, calls.stored, calls.to_call) == (30, 15, 15) and calls.est_cost_usd > 0
+        assert set(calls.per_model) == {"fault-b"} and "2 models" in plan.panel_note() and "Calls" in str(plan)
+        app = next(part for name, part, _ in plan_run(run.settings).parts if name == "elicitation")
+        assert (app.requested, app.stored, app.to_call, app.est_cost_usd) == (30, 15, 15, calls.est_cost_usd)
+
+        result = stages.elicitation.run(run, plan)
+        assert server.stats()["total"] == 30  # the 15 planned calls, and no other
+    numbers = result.metrics()
+    assert (numbers["calls_made"], numbers["store_hits"], numbers["responses"], numbers["respondents"]) == (
+        15,
+        15,
+        30,
+        2,
+    )
+    assert result.report is plan.runner.report and len(pd.read_csv(folders.processed / "responses.csv")) == 30
+    assert stages.elicitation.plan(run).calls.to_call == 0  # a second live run has nothing left to call

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from .. import elicit
 from ..core import paths
 from ..core.display import Report
 from ..core.errors import UserError
@@ -107,14 +106,11 @@ def _runner(cards: dict[str, ModelCard], study: str, run: RunSettings) -> LLMRun
 def plan_run(run: RunSettings) -> RunPlan:
     """The plan of every paid call of ``run`` (calls nothing)."""
     from .. import projective
+    from ..stages import Run, elicitation
 
     parts: list[tuple[str, Plan, str]] = []
-    panel = load_panel(run.elicitation.panel)
-    requests = elicit.build_requests(
-        panel, elicit.load_prompts(), use_system_prompt=run.elicitation.use_system_prompt,
-        max_models=run.elicitation.max_models,
-    )  # fmt: skip
-    parts.append(("elicitation", _runner(panel.cards, elicit.STUDY, run).plan(requests), ""))
+    asked = elicitation.requests(Run.of(run))  # notebook 01's requests, as its stage builds them
+    parts.append(("elicitation", _runner(asked.panel.cards, elicitation.STUDY, run).plan(asked.requests), ""))
 
     p = run.projective
     ppanel = load_panel(p.panel)
