@@ -72,3 +72,31 @@ def test_facts_print_as_a_report_and_are_a_dict() -> None:
     assert {**facts}["units"] == 120 and facts.metrics()["dof"] == 6437.0
     again = pickle.loads(pickle.dumps(facts))  # joblib workers send results back by pickle
     assert type(again) is Facts and again == facts and again.title == "Words prepared"
+
+
+def test_every_report_shows_its_report_as_its_repr():
+    """Issue 21: a dataclass report without ``repr=False`` shows the dataclass in a console and in a
+    notebook's plain-text output (IPython prefers a class's own ``__repr__``); every report in the
+    package keeps Report's."""
+    import dataclasses
+    import importlib
+    import pkgutil
+
+    import valuelex
+    from valuelex.core.display import Report
+
+    for info in pkgutil.walk_packages(valuelex.__path__, "valuelex."):
+        if not info.name.endswith("__main__"):
+            importlib.import_module(info.name)
+
+    def subclasses(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from subclasses(sub)
+
+    found = [cls for cls in subclasses(Report) if cls.__module__.startswith("valuelex.")]
+    assert len(found) > 20
+    wrong = [
+        f"{c.__module__}.{c.__qualname__}" for c in found if dataclasses.is_dataclass(c) and "__repr__" in c.__dict__
+    ]
+    assert not wrong, f"say @dataclass(repr=False): {wrong}"

@@ -311,7 +311,7 @@ STAGES: dict[str, type] = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)  # a console shows the report, not the dataclass
 class RunSettings(Report):
     """A whole run: its mode, its folders and every stage's settings."""
 

@@ -30,7 +30,7 @@ from ..llm.runstore import open_store
 from ..settings import RunSettings
 
 
-@dataclass
+@dataclass(repr=False)  # a console shows the report, not the dataclass
 class RunPlan(Report):
     """The paid calls of a run, instrument by instrument."""
 

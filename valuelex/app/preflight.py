@@ -109,7 +109,7 @@ def _check_card(card: ModelCard, timeout_s: float, models_dir: Path | None) -> C
     return CardStatus(card.name, card.model, endpoint, "not listed", f"{len(served)} other models listed")
 
 
-@dataclass
+@dataclass(repr=False)  # a console shows the report, not the dataclass
 class Preflight(Report):
     """The verdict on every card a run would use."""
 

@@ -262,6 +262,9 @@ class Report:
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         printer.text(str(self))
 
+    def __repr__(self) -> str:  # a console (and a debugger) shows the report too
+        return str(self)
+
 
 class Facts(Report, dict):
     """Named numbers that print as a report (aligned, three decimals, counts as integers, p-values as
@@ -279,5 +282,3 @@ class Facts(Report, dict):
 
     def __reduce__(self):  # joblib workers send results back by pickle
         return (Facts, (self.title, dict(self)))
-
-    __repr__ = Report.__str__

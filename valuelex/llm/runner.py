@@ -102,9 +102,6 @@ class RunReport(Report):
             )
         return parts
 
-    def __repr__(self) -> str:  # a console shows the report too, not the dataclass
-        return str(self)
-
     def metrics(self) -> dict[str, Any]:
         return {
             "requested": self.requested,

@@ -304,7 +304,7 @@ def reliability_gate(consistency: pd.DataFrame, retest: pd.DataFrame, floor: flo
     return out.reset_index(drop=True)
 
 
-@dataclass
+@dataclass(repr=False)  # a console shows the report, not the dataclass
 class Reliability(Report):
     """The instrument's reliability on one scored panel (and, optionally, against a second scorer)."""
 

@@ -174,7 +174,7 @@ def make_scorer(kind: str = DEFAULT_SCORER, **kw: Any) -> Scorer:
     raise ValueError(f"scorer must be one of {', '.join(SCORERS)}, got {kind!r}")
 
 
-@dataclass
+@dataclass(repr=False)  # a console shows the report, not the dataclass
 class PanelScoring(Report):
     """A panel's cases scored by the main scorer and a second one, and which of them the figures use.
 

@@ -395,7 +395,7 @@ def run(
     return evaluate(chosen, score, majority=majority, n_boot=n_boot, ci=ci), info
 
 
-@dataclass
+@dataclass(repr=False)  # a console shows the report, not the dataclass
 class ScorerValidation(Report):
     """One scorer's validation on one labelled file: what was scored, and the metrics table."""
 

@@ -311,7 +311,7 @@ def choose_estimator(data: pd.DataFrame | None, words: list[str], estimator: str
     return "WLSMV" if integer and few else "ML"
 
 
-@dataclass
+@dataclass(repr=False)  # a console shows the report, not the dataclass
 class CFAFit(Report):
     """One fitted confirmatory model: fit indices under lavaan's names, estimates, and whether the
     solution is admissible. A model that was not fitted (``error``) or is not estimable (``problems``:

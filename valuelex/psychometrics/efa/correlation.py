@@ -404,7 +404,7 @@ def correlation_matrix(
 # ------------------------------------------------------------------------------------------
 # 3. Sampling adequacy
 # ------------------------------------------------------------------------------------------
-@dataclass
+@dataclass(repr=False)  # a console shows the report, not the dataclass
 class Adequacy(Report):
     """KMO, Bartlett's test and the determinant of a word correlation matrix, as psych reports them."""
 

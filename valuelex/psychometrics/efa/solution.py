@@ -239,7 +239,7 @@ def fit_indices(
 # ------------------------------------------------------------------------------------------
 # 6. The EFA solution
 # ------------------------------------------------------------------------------------------
-@dataclass
+@dataclass(repr=False)  # a console shows the report, not the dataclass
 class EFAResult(Report):
     """An exploratory factor solution, reported as ``psych::fa`` prints it."""
 
