@@ -1023,33 +1023,27 @@ def _choice_task(
         target = lam @ structure.phi @ lam.T
         off = ~np.eye(len(target), dtype=bool)
         k_true = structure.loadings.shape[1]
-        counted = data[efa.parallel_words(data, settings.parallel_max_words, settings.parallel_ties)]
-        extraction, n_iter, quantile = settings.extraction, settings.parallel_iter, settings.parallel_quantile
         for method in CORRELATION_CANDIDATES:
             start = time.process_time()
             try:
+                # the run's EFA with this candidate correlation (parallel analysis seeded by the task), on the
+                # words that vary within models; the loadings are scored at the planted count
                 if method.startswith("pooled"):
                     raw = efa.tetrachoric(data).rho.to_numpy()
                     seconds = time.process_time() - start
-                    corr = efa.correlation_matrix(data, "tetrachoric")
-                    parallel = efa.parallel_analysis(
-                        counted,
-                        "tetrachoric",
-                        extraction,
-                        n_iter,
-                        quantile,
-                        task,
-                        settings.parallel_null,
-                        eigenvalues=settings.parallel_eigenvalues,
+                    candidate = dataclasses.replace(
+                        settings, correlation="tetrachoric", n_factors="parallel", seed=task
                     )
+                    analysis = efa.EFA(candidate).fit(data, prepared=prepared)
                 else:
                     raw = multilevel.raw_within_correlation(data, models, method)
                     seconds = time.process_time() - start
-                    corr = multilevel.within_correlation(data, models, method)
-                    parallel = multilevel.within_parallel_analysis(
-                        counted, models, method, extraction, n_iter, quantile, task
+                    candidate = dataclasses.replace(
+                        settings, within_correlation=method, n_factors="parallel", seed=task
                     )
-                fit = efa.fit_efa(corr, k_true, settings)
+                    analysis = efa.EFA(candidate).fit(panel.incidence, models, prepared=pooled)
+                corr, parallel = analysis.correlation, analysis.parallel
+                fit = analysis.result if analysis.result.n_factors == k_true else efa.fit_efa(corr, k_true, candidate)
                 error = raw[off] - target[off]
                 strongest = target[off] >= np.quantile(target[off], 0.9)
                 rows.append(
