@@ -67,9 +67,11 @@ def _written(run: stages.Run) -> set:
     return {p for folder in (run.folders.processed, run.folders.figures) for p in folder.glob("*.*")}
 
 
-#: Stages that take minutes at the default run's settings run here on small ones (07: about 4 minutes of simulation):
-#: what they write is checked here, their bytes by `valuelex verify` after a default run (test_cpu_emulation).
-SMALL = {"validation": {"simulation.sizes": [120], "simulation.replications": 1, "simulation.word_sizes": [120],
+#: Stages that take minutes at the default run's settings run here on small ones (07: about 4 minutes of simulation;
+#: 03: about 4 minutes of bootstrap and resampled counts): what they write is checked here, their bytes by
+#: `valuelex verify` after a default run (test_cpu_emulation).
+SMALL = {"efa": {"efa.n_boot": 5, "efa.parallel_iter": 5, "efa.n_boot_within": 3, "efa.count_resamples": 2},
+    "validation": {"simulation.sizes": [120], "simulation.replications": 1, "simulation.word_sizes": [120],
     "simulation.n_words": 60, "simulation.parallel_iter": 3, "simulation.model_grid_parallel_iter": 3,
     "simulation.model_counts": [4], "simulation.per_model": [30], "simulation.tie_shapes": [[4, 30]],
     "simulation.tie_replications": 1}}  # fmt: skip
@@ -138,3 +140,21 @@ def test_the_validation_stage_analyses_with_the_runs_efa_settings(tmp_path):
     assert result.favoured in ("include", "exclude") and "the run uses 'include'" in result.tie_note()
     text = str(result)
     assert "Method validation by simulation" in text and "Words tied at the cap" in text
+
+
+def test_the_efa_stage_with_a_set_count_still_shows_what_parallel_analysis_finds(tmp_path):
+    """Notebook 03 showed the scree and the parallel analysis even when ``efa.n_factors`` sets the count (its findings
+    say "parallel analysis finds 4 factors, and 2 were extracted as the settings ask"); the estimator runs no parallel
+    analysis then, so the stage runs it with the same settings, and writes every declared output."""
+    module = stages.efa
+    run = _stage_run(tmp_path, module.STAGE.inputs, {**SMALL["efa"], "efa.n_factors": 2})
+    before = _written(run)
+    result = module.run(run)
+    assert _written(run) - before == set(module.STAGE.files(run.folders))
+    assert result.analysis.settings is run.settings.efa and result.analysis.parallel is None  # the one estimator
+    numbers = result.metrics()
+    assert numbers["n_factors"] == result.solution.n_factors == 2 and numbers["parallel_n_factors"] >= 1
+    assert numbers["words_counted"] == len(result.parallel.observed) < numbers["words_analysed"]
+    assert f"parallel analysis finds {numbers['parallel_n_factors']} -> 2 factor(s)" in result.count_note()
+    assert set(result.figures) == {"scree", "loadings_heatmap", "bootstrap_congruence"}
+    assert "McDonald's omega" in str(result.solution) and "Exploratory factor analysis" in str(result)

@@ -17,7 +17,7 @@ from typing import Any
 from .base import Folders, Output, Run, Stage, start
 
 #: The notebooks that are stages, by module name under ``valuelex.stages``, in pipeline order.
-CONVERTED = ("elicitation", "lexicon", "cfa", "semantic", "projective", "validation", "human_values", "figure1")
+CONVERTED = ("elicitation", "lexicon", "efa", "cfa", "semantic", "projective", "validation", "human_values", "figure1")
 
 __all__ = ["CONVERTED", "Folders", "Output", "Run", "Stage", "declared", "start"]
 

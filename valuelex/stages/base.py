@@ -13,6 +13,7 @@ are read here, in :meth:`Folders.of`, and nowhere else.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -107,6 +108,13 @@ class Run:
         """``name.csv`` in the run's ``data/processed``."""
         return io.save_data(df, name, self.folders.processed, **kw)
 
+    def save_json(self, data: dict[str, Any], name: str) -> Path:
+        """``name.json`` in the run's ``data/processed`` (indented by one space, a final newline)."""
+        path = self.folders.processed / f"{name}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+        return path
+
     def __repr__(self) -> str:
         where = self.folders.processed.parent
         try:  # relative to the project, as a reader's checkout names it (no absolute path of this machine)
@@ -130,11 +138,11 @@ def start(run: str | Path | RunSettings = "default", overrides: dict[str, Any] |
 @dataclass(frozen=True)
 class Output:
     """One file set a stage writes: a ``figure`` (PNG and PDF in the figures folder), a ``table`` (CSV and
-    Markdown there) or ``data`` (a CSV in ``data/processed``). ``optional``: written only when its input is
-    there (e.g. notebook 09's projective bars need notebook 06's scores)."""
+    Markdown there), ``data`` (a CSV in ``data/processed``) or ``json`` (a JSON file there). ``optional``:
+    written only when its input is there (e.g. notebook 09's projective bars need notebook 06's scores)."""
 
     name: str
-    kind: str  # "figure", "table" or "data"
+    kind: str  # "figure", "table", "data" or "json"
     optional: bool = False
 
     def files(self, folders: Folders) -> list[Path]:
@@ -142,6 +150,8 @@ class Output:
             return [folders.figures / f"{self.name}.png", folders.figures / f"{self.name}.pdf"]
         if self.kind == "table":
             return [folders.figures / f"{self.name}.csv", folders.figures / f"{self.name}.md"]
+        if self.kind == "json":
+            return [folders.processed / f"{self.name}.json"]
         return [folders.processed / f"{self.name}.csv"]
 
 
