@@ -19,7 +19,7 @@ import pandas as pd
 
 from valuelex import simulate
 from valuelex.psychometrics.efa.settings import EFASettings
-from valuelex.settings import SimulationSettings
+from valuelex.simulate import SimulationSettings
 
 
 def main() -> None:

@@ -27,7 +27,7 @@ import pandas as pd
 
 from valuelex import simulate
 from valuelex.psychometrics.efa.settings import EFASettings
-from valuelex.settings import SimulationSettings
+from valuelex.simulate import SimulationSettings
 
 TARGET_SPEEDUP = 1.8
 

@@ -13,8 +13,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.text import Text
 
-from valuelex import human_values, lexicon, semantic
+from valuelex import human_values, lexicon
+from valuelex.plots import human_values as human_values_plots
 from valuelex.plots import labels
+from valuelex.plots import semantic as semantic_plots
 
 
 def cfa_table() -> pd.DataFrame:
@@ -35,7 +37,7 @@ def cfa_table() -> pd.DataFrame:
 
 
 def test_cfa_comparison_legend_is_outside_every_panel() -> None:
-    fig = human_values.plot_cfa_comparison(cfa_table())
+    fig = human_values_plots.plot_cfa_comparison(cfa_table())
     fig.canvas.draw()
     assert all(ax.get_legend() is None for ax in fig.axes)
     assert len(fig.legends) == 1
@@ -57,7 +59,9 @@ def test_threshold_calibration_legend_is_below_the_panels() -> None:
         null=pd.Series(rng.normal(0.38, 0.06, 150)),
         markers=pd.Series(rng.normal(0.55, 0.08, 40)),
     )
-    fig = human_values.plot_threshold_calibration({"schwartz": calibration}, {"schwartz": "Schwartz basic values"})
+    fig = human_values_plots.plot_threshold_calibration(
+        {"schwartz": calibration}, {"schwartz": "Schwartz basic values"}
+    )
     fig.canvas.draw()
     assert all(ax.get_legend() is None for ax in fig.axes)
     assert fig.legends[0].get_window_extent().y1 <= min(ax.get_window_extent().y0 for ax in fig.axes)
@@ -78,7 +82,7 @@ def test_assignment_word_lists_sit_beside_the_bars_without_collisions() -> None:
             }
         )
     }
-    fig = human_values.plot_assignment(counts, {"schwartz": "Schwartz basic values"})
+    fig = human_values_plots.plot_assignment(counts, {"schwartz": "Schwartz basic values"})
     fig.canvas.draw()
     ax = fig.axes[0]
     frame = ax.get_window_extent()
@@ -108,7 +112,7 @@ def test_top_words_by_stage_panels_do_not_collide() -> None:
 
 def test_silhouette_marks_do_not_collide() -> None:
     table = pd.DataFrame({"k": list(range(2, 13)), "silhouette": np.linspace(0.06, 0.04, 11)})
-    fig = semantic.plot_silhouette(table, chosen=2)
+    fig = semantic_plots.plot_silhouette(table, chosen=2)
     fig.canvas.draw()
     texts = [t for t in fig.axes[0].texts if isinstance(t, Text)]
     assert len(texts) == 2

@@ -7,8 +7,7 @@ import pandas as pd
 import pytest
 
 from valuelex import lexicon
-from valuelex.lexicon import LexiconRules, normalise
-from valuelex.settings import LexiconSettings
+from valuelex.lexicon import LexiconRules, LexiconSettings, normalise
 
 
 @pytest.fixture(scope="module")

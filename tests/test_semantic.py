@@ -12,6 +12,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from tests.conftest import run_notebook
 from valuelex import semantic
+from valuelex.plots import semantic as semantic_plots
 
 TOY = {
     "colour": ["red", "blue", "green", "yellow", "purple", "orange"],
@@ -258,8 +259,8 @@ def test_figures_draw(toy_vectors: np.ndarray) -> None:
     labels = {3: semantic.cluster(toy_vectors, 3), 6: semantic.cluster(toy_vectors, 6)}
     coords = semantic.project_2d(toy_vectors, method="pca")
     figs = [
-        semantic.plot_silhouette(table, 3),
-        semantic.plot_semantic_map(coords, TOY_WORDS, labels, {"red": "Competence"}, {3: {0: "x"}}, ["dog"]),
+        semantic_plots.plot_silhouette(table, 3),
+        semantic_plots.plot_semantic_map(coords, TOY_WORDS, labels, {"red": "Competence"}, {3: {0: "x"}}, ["dog"]),
     ]
     assert [len(f.axes) for f in figs] == [1, 2]
 

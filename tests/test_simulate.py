@@ -13,7 +13,7 @@ from valuelex import simulate
 from valuelex.instruments.taxonomy import load_taxonomy
 from valuelex.psychometrics import efa
 from valuelex.psychometrics.efa.settings import EFASettings
-from valuelex.settings import SimulationSettings
+from valuelex.simulate import SimulationSettings
 
 
 def test_planted_structure_shape_and_frequencies():

@@ -10,7 +10,8 @@ import pytest
 from valuelex import simulate
 from valuelex.core.errors import ConfigError
 from valuelex.psychometrics.efa.settings import EFASettings
-from valuelex.settings import SimulationSettings, load_run
+from valuelex.settings import load_run
+from valuelex.simulate import SimulationSettings
 
 EFA = EFASettings(parallel_iter=3)
 GRID = SimulationSettings(model_counts=(4, 8), per_model=(15,), model_grid_replications=2, seed=5, n_jobs=2)

@@ -42,6 +42,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 import pandas as pd
@@ -49,12 +50,43 @@ import snowballstemmer
 import yaml
 
 from .core import paths
-from .settings import LexiconSettings
+from .core.schema import Count, Range
 
 LEXICON_CONFIG = paths.CONFIGS / "lexicon"
 MAX_TERM_WORDS = 3
 MIN_BASE = 3  # letters a word keeps before a derivational suffix ("ism" alone is no word)
 MIN_PATTERN_WORD = 5  # letters of a word the British spelling patterns apply to ("hour" is no "hor")
+
+
+@dataclass(frozen=True)
+class LexiconSettings:
+    """Notebook 02: from raw descriptors to value words (run-file section ``lexicon``).
+
+    Defined here, next to the cleaning that consumes it; ``valuelex.settings`` composes it into a run's
+    settings (``RunSettings.lexicon``) and checks each field against its type (:mod:`valuelex.core.schema`).
+
+    Every default is our choice (the paper publishes no cleaning rule); the word lists and suffix rules
+    are reviewable data in ``configs/lexicon/`` (``non_values.yaml``, ``variants.yaml``). The misspelling
+    step is conservative: only typing slips (two neighbouring letters swapped, one letter dropped or
+    added inside the word) of a word with ``misspelling_ratio`` times the respondents, because a changed
+    letter makes another word too often (humidity/humility, living/loving in the local panel's answers).
+    """
+
+    min_respondents: Count = 5  # a word must be used by at least this many respondents
+    min_models: Count = 1  # ... and by at least this many models
+    synonym_threshold: Annotated[float, Range(0, 1, low_open=True)] | None = (
+        None  # merge near-synonyms above this cosine
+    )
+    misspelling_min_length: Annotated[int, Range(4)] | None = (
+        6  # a rare word this long, a typing slip of a far more used word, is that word (None: never correct)
+    )
+    misspelling_ratio: Annotated[float, Range(1, low_open=True)] = (
+        5.0  # ... when that word has this many times its respondents
+    )
+    top_n: Count = 30  # words shown in the top-words figure
+
+    def invalid(self) -> list[tuple[tuple[str, ...], str]]:
+        return []
 
 
 @dataclass

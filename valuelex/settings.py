@@ -5,11 +5,13 @@ live), the elicitation panel, the projective panel and judge, and any stage sett
 from the defaults below. The notebooks receive the run file as their one papermill parameter
 (plus overrides), so a stage's settings can never disagree between notebooks.
 
-The defaults here are **our choices** unless a comment says ``[paper]``: the paper leaves almost
-every one of them open (``README.md``, "The paper's choices and ours"). Each setting's valid
-values are part of its type, on the line that defines it (``Annotated[int, Range(1)]``: a whole
-number >= 1); a value outside them stops the run before anything runs, with one line naming the
-file (or the ``--set``) and the field. ``valuelex settings RUN`` prints the resolved settings.
+The defaults here, and in the settings classes defined next to the code that consumes them and
+composed here (``EFASettings``, ``LexiconSettings``, ``SimulationSettings``), are **our choices**
+unless a comment says ``[paper]``: the paper leaves almost every one of them open (``README.md``,
+"The paper's choices and ours"). Each setting's valid values are part of its type, on the line that
+defines it (``Annotated[int, Range(1)]``: a whole number >= 1); a value outside them stops the run
+before anything runs, with one line naming the file (or the ``--set``) and the field.
+``valuelex settings RUN`` prints the resolved settings.
 
 **Which run writes what** is decided by the run's identity, never by a field a copy carries
 along. The *committed run* is ``configs/runs/default.yaml`` as committed (unchanged from git's
@@ -23,8 +25,8 @@ run's answers to the dataset; nothing else writes ``data/raw/``.
 """
 
 # Over 600 lines: the run-file format, defined once: every stage's settings and its validation. Sections move
-# next to the estimators that consume them as they become pure (EFASettings already lives in
-# psychometrics/efa/settings.py).
+# next to the code that consumes them (EFASettings lives in psychometrics/efa/settings.py, LexiconSettings in
+# lexicon.py, SimulationSettings in simulate.py); this module composes them into RunSettings.
 
 from __future__ import annotations
 
@@ -44,8 +46,10 @@ import yaml
 from .core import paths
 from .core.display import Report
 from .core.errors import ConfigError
-from .core.schema import Boot, Count, Icc, Length, Quantile, Range, Seed, Share, Size
+from .core.schema import Boot, Count, Length, Quantile, Range, Seed, Share, Size
+from .lexicon import LexiconSettings
 from .psychometrics.efa.settings import EFASettings
+from .simulate import SimulationSettings
 
 RUNS = paths.CONFIGS / "runs"
 DEFAULT_RUN = "default"
@@ -62,34 +66,6 @@ class ElicitationSettings:
     use_system_prompt: bool = True  # ask for a comma-separated list of single words (the paper does not say)
     max_models: Count | None = None  # only the first N models of the panel (small test runs)
     examples_per_model: Size = 3  # raw answers shown per model
-
-    def invalid(self) -> list[tuple[tuple[str, ...], str]]:
-        return []
-
-
-@dataclass(frozen=True)
-class LexiconSettings:
-    """Notebook 02: from raw descriptors to value words.
-
-    Every default is our choice (the paper publishes no cleaning rule); the word lists and suffix rules
-    are reviewable data in ``configs/lexicon/`` (``non_values.yaml``, ``variants.yaml``). The misspelling
-    step is conservative: only typing slips (two neighbouring letters swapped, one letter dropped or
-    added inside the word) of a word with ``misspelling_ratio`` times the respondents, because a changed
-    letter makes another word too often (humidity/humility, living/loving in the local panel's answers).
-    """
-
-    min_respondents: Count = 5  # a word must be used by at least this many respondents
-    min_models: Count = 1  # ... and by at least this many models
-    synonym_threshold: Annotated[float, Range(0, 1, low_open=True)] | None = (
-        None  # merge near-synonyms above this cosine
-    )
-    misspelling_min_length: Annotated[int, Range(4)] | None = (
-        6  # a rare word this long, a typing slip of a far more used word, is that word (None: never correct)
-    )
-    misspelling_ratio: Annotated[float, Range(1, low_open=True)] = (
-        5.0  # ... when that word has this many times its respondents
-    )
-    top_n: Count = 30  # words shown in the top-words figure
 
     def invalid(self) -> list[tuple[tuple[str, ...], str]]:
         return []
@@ -185,77 +161,6 @@ class ProjectiveSettings:
 
 #: Scorers that call an LLM judge.
 JUDGE_SCORERS = ("stance", "logprob", "judge")
-
-Loading = Annotated[float, Range(0, 1, low_open=True, high_open=True)]
-
-
-@dataclass(frozen=True)
-class SimulationSettings:
-    """Notebook 07: method validation on planted structures."""
-
-    n_words: Annotated[int, Range(6)] = 190  # the paper's "190+ unique words" [paper] (>= 2 per planted factor)
-    n_respondents: Annotated[int, Range(10)] = 525  # the paper's 525 respondents [paper]
-    conditions: dict[str, tuple[Loading, Loading]] = field(
-        default_factory=lambda: {"strong": (0.45, 0.8), "moderate": (0.3, 0.6)}
-    )  # planted loading ranges (low, high); "strong" is the one analysed first
-    zipf_exponent: Annotated[float, Range(0)] = 0.6
-    sizes: Annotated[tuple[Annotated[int, Range(10)], ...], Length(1)] = (
-        60,
-        120,
-        250,
-        525,
-    )  # respondents for the recovery curve (the finer run adds 1000)
-    replications: Count = 6  # simulated panels per size and condition (the finer run: 20)
-    parallel_iter: Count = 20
-    n_jobs: Count | Literal[-1] = (
-        2  # processes, or Dask workers of a local cluster; -1: all (results do not depend on it)
-    )
-    backend: Literal["loky", "dask"] = "loky"  # joblib's backend for the grids: local processes, or dask.distributed
-    dask_scheduler: str | None = None  # backend dask: the scheduler's address (tcp://host:8786); null: a local cluster
-    word_sizes: Annotated[tuple[Annotated[int, Range(10)], ...], Length(1)] = (
-        120,
-        525,
-    )  # respondents for the word-selection comparison
-    model_counts: Annotated[tuple[Annotated[int, Range(2)], ...], Length(1)] = (
-        4,
-        8,
-        16,
-        32,
-        64,
-    )  # part 2: models per simulated panel
-    per_model: Annotated[tuple[Annotated[int, Range(2)], ...], Length(1)] = (
-        5,
-        17,
-        30,
-        100,
-    )  # part 2: respondents (decoding settings) per model
-    model_grid_replications: Count = 1  # part 2: simulated panels per cell (the finer run: 10)
-    model_grid_parallel_iter: Count = 6  # part 2: null data sets per parallel analysis (the finer run: 20)
-    # Share of each word's latent propensity variance that is the model's vocabulary (each model over- or
-    # under-uses each word whatever it means). Our choice: the local panel's four small models measure
-    # about 0.4 (``multilevel.latent_icc``, notebook 03); larger models may be less idiosyncratic.
-    vocabulary_icc: Icc = 0.2
-    # Share of the value factors' variance that lies between models (models differing in their values).
-    # 0: every value difference is between respondents of the same model (our choice; see notebook 07).
-    value_icc: Icc = 0.0
-    choice_replications: Count = 1  # panels per shape when choosing the within-model correlation (finer: 10)
-    tie_shapes: Annotated[tuple[tuple[Count, Count], ...], Length(1)] = (
-        (4, 30),
-        (33, 16),
-    )  # (models, respondents per model) where efa.parallel_ties is chosen: ours, and the paper's 33 x 16
-    tie_replications: Count = 20  # simulated panels per shape for the tie rule (the finer run: 40)
-    seed: Seed = 20240419
-
-    def invalid(self) -> list[tuple[tuple[str, ...], str]]:
-        out = []
-        if "strong" not in self.conditions:
-            out.append((("conditions",), "simulation.conditions must include 'strong' (the condition analysed first)"))
-        for name, (low, high) in self.conditions.items():
-            if low > high:
-                out.append(
-                    (("conditions",), f"simulation.conditions.{name} must be (low, high), got ({low:g}, {high:g})")
-                )
-        return out
 
 
 @dataclass(frozen=True)

@@ -34,12 +34,11 @@ import pandas as pd
 
 from ..core.display import Report
 from ..core.errors import UserError
-from ..lexicon import LexiconRules, family_key, normalise
+from ..lexicon import LexiconRules, LexiconSettings, family_key, normalise
 from ..llm.cards import ModelCard, Respondent
 from ..llm.request import Request
 from ..llm.store import ResponseStore
 from ..llm.wire import request_body
-from ..settings import LexiconSettings
 from .population import Ask, Population
 
 PARSER_OUTCOMES = ("found", "glued", "split", "lost", "lost to the truncation rule")

@@ -17,6 +17,13 @@ import pandas as pd
 from .. import human_values, lexicon, semantic
 from ..core.display import Report
 from ..instruments.taxonomy import load_taxonomy
+from ..plots.human_values import (
+    plot_assignment,
+    plot_cfa_comparison,
+    plot_coverage,
+    plot_coverage_curve,
+    plot_threshold_calibration,
+)
 from ..psychometrics import cfa
 from .base import Figures, Output, Run, Stage
 
@@ -182,7 +189,7 @@ def run(run: Run) -> HumanValuesResult:
         ]
     )
     run.save_table(calibration, "human_values_threshold")
-    figures["threshold"] = human_values.plot_threshold_calibration(calibrations, names)
+    figures["threshold"] = plot_threshold_calibration(calibrations, names)
     run.save_figure(figures["threshold"], "human_values_threshold")
 
     # 2. each lexicon word's nearest category
@@ -195,10 +202,10 @@ def run(run: Run) -> HumanValuesResult:
     # 3. the coverage, its curve over thresholds, what the human frameworks miss
     cover = human_values.coverage_table(assignments, words, thresholds, names, settings.weight)
     run.save_table(cover, "human_values_coverage")
-    figures["coverage"] = human_values.plot_coverage(cover)
+    figures["coverage"] = plot_coverage(cover)
     run.save_figure(figures["coverage"], "human_values_coverage")
     curve = human_values.coverage_curve(assignments, words, names=names, weight=settings.weight)
-    figures["coverage_curve"] = human_values.plot_coverage_curve(curve, {names[k]: t for k, t in thresholds.items()})
+    figures["coverage_curve"] = plot_coverage_curve(curve, {names[k]: t for k, t in thresholds.items()})
     run.save_figure(figures["coverage_curve"], "human_values_coverage_curve")
 
     human = {key: assignments[key] for key in assignments if key != "valuelex"}
@@ -213,7 +220,7 @@ def run(run: Run) -> HumanValuesResult:
         pd.concat({names[k]: c for k, c in counts.items()}).droplevel(1).reset_index(names="framework"),
         "human_values_categories",
     )
-    figures["assignment"] = human_values.plot_assignment(counts, names)
+    figures["assignment"] = plot_assignment(counts, names)
     run.save_figure(figures["assignment"], "human_values_assignment")
     empty = {names[k]: human_values.empty_categories(c) for k, c in counts.items()}
 
@@ -237,7 +244,7 @@ def run(run: Run) -> HumanValuesResult:
     comparison = cfa.comparison_table(fits)
     comparison.insert(1, "family", comparison["model"].map(families))
     run.save_table(comparison, "human_values_cfa_comparison")
-    figures["cfa_comparison"] = human_values.plot_cfa_comparison(comparison)
+    figures["cfa_comparison"] = plot_cfa_comparison(comparison)
     run.save_figure(figures["cfa_comparison"], "human_values_cfa_comparison")
 
     for fig in figures.values():  # shown where the notebook names them

@@ -15,6 +15,13 @@ import pandas as pd
 
 from .. import semantic
 from ..core.display import Report
+from ..plots.semantic import (
+    plot_contingency,
+    plot_permutation,
+    plot_semantic_map,
+    plot_silhouette,
+    plot_taxonomy_assignment,
+)
 from .base import Figures, Output, Run, Stage
 
 STAGE = Stage(
@@ -200,7 +207,7 @@ def run(run: Run) -> SemanticResult:
     k_best = semantic.best_k(silhouettes)
     ks = semantic.shown_ks(k_best, main=s.k_main, n_words=len(words))
     run.save_table(silhouettes, "semantic_silhouette")
-    figures["silhouette"] = semantic.plot_silhouette(silhouettes, k_best)
+    figures["silhouette"] = plot_silhouette(silhouettes, k_best)
     run.save_figure(figures["silhouette"], "semantic_silhouette")
     labels_by_k = {k: semantic.cluster(vectors, k, method=s.method, seed=s.seed) for k in ks}
 
@@ -222,7 +229,7 @@ def run(run: Run) -> SemanticResult:
     names = {s.k_main: semantic.assignment_names(assignment)}
     if 6 in labels_by_k and s.k_main != 6:
         names[6] = semantic.assignment_names(parts_sub[f"{s.method} k=6"])
-    figures["map"] = semantic.plot_semantic_map(coords, words, labels_by_k, examples, names, extra_labels=frequent)
+    figures["map"] = plot_semantic_map(coords, words, labels_by_k, examples, names, extra_labels=frequent)
     run.save_figure(figures["map"], "semantic_map")
     word_table = lexicon[["word", "count"]].assign(x=coords[:, 0], y=coords[:, 1])
     for k, labels in labels_by_k.items():
@@ -256,7 +263,7 @@ def run(run: Run) -> SemanticResult:
         clusters_by_k = {k: pd.Series(labels, index=words) for k, labels in labels_by_k.items()}
         contingency = semantic.contingency(clusters_by_k[s.k_main], factors)
         factor_names = semantic.assignment_names(parts_dim["EFA"]) if "EFA" in parts_dim else {}
-        figures["contingency"] = semantic.plot_contingency(
+        figures["contingency"] = plot_contingency(
             contingency,
             f"{s.method} clusters (k = {s.k_main}) against EFA factors",
             row_names=names[s.k_main],
@@ -269,7 +276,7 @@ def run(run: Run) -> SemanticResult:
         }
         agreement = pd.DataFrame([{"clustering": name, **res.summary()} for name, res in results.items()])
         run.save_table(agreement, "semantic_vs_efa_agreement")
-        figures["permutation"] = semantic.plot_permutation(results)
+        figures["permutation"] = plot_permutation(results)
         run.save_figure(figures["permutation"], "semantic_vs_efa_permutation")
         main = results[f"k = {s.k_main}"]
         efa_factors = int(efa["factor"].nunique())
@@ -278,7 +285,7 @@ def run(run: Run) -> SemanticResult:
     dimension_table = semantic.combine_assignments(parts_dim)
     dimensions = list(dict.fromkeys(taxonomy["dimension"]))
     run.save_table(dimension_table, "semantic_taxonomy_assignment")
-    figures["taxonomy_assignment"] = semantic.plot_taxonomy_assignment(
+    figures["taxonomy_assignment"] = plot_taxonomy_assignment(
         dimension_table, dimensions, "Clusters and factors against the dimensions"
     )
     run.save_figure(figures["taxonomy_assignment"], "semantic_taxonomy_assignment")
@@ -287,7 +294,7 @@ def run(run: Run) -> SemanticResult:
         sub_table = semantic.combine_assignments(parts_sub)
         subdimensions = list(dict.fromkeys(taxonomy["subdimension"]))
         run.save_table(sub_table, "semantic_taxonomy_assignment_sub")
-        figures["taxonomy_assignment_sub"] = semantic.plot_taxonomy_assignment(
+        figures["taxonomy_assignment_sub"] = plot_taxonomy_assignment(
             sub_table, subdimensions, "Clusters and factors against the sub-dimensions"
         )
         run.save_figure(figures["taxonomy_assignment_sub"], "semantic_taxonomy_assignment_sub")
