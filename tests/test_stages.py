@@ -158,3 +158,26 @@ def test_the_efa_stage_with_a_set_count_still_shows_what_parallel_analysis_finds
     assert f"parallel analysis finds {numbers['parallel_n_factors']} -> 2 factor(s)" in result.count_note()
     assert set(result.figures) == {"scree", "loadings_heatmap", "bootstrap_congruence"}
     assert "McDonald's omega" in str(result.solution) and "Exploratory factor analysis" in str(result)
+
+
+def test_the_pipelines_order_and_staleness_come_from_the_declarations():
+    """Issue 21: every notebook is a stage; the stages' order is the notebooks', and which stage is stale after
+    another ran is read from what each declares it reads and writes (no hand-kept table)."""
+    from valuelex.app import pipeline
+
+    numbers = [stage.number for stage in stages.declared()]
+    assert numbers == [path.name[:2] for path in pipeline.notebooks()]
+    assert [stage.notebook for stage in stages.declared()] == [path.stem for path in pipeline.notebooks()]
+    depends = stages.depends_on()
+    assert depends["04"] == ("02", "03") and depends["09"] == ("02", "05", "06") and depends["03"] == ("01", "02")
+    assert depends["06"] == depends["07"] == ()
+    names = [path.stem for path in pipeline.notebooks()]
+    state = {name: {"settings": "s", "finished": i} for i, name in enumerate(names)}
+    state["02_lexicon"]["finished"] = 100  # the lexicon ran again after everything
+    assert set(pipeline.stale(state, "s", names)) == {
+        "03_efa",
+        "04_cfa",
+        "05_semantic_clusters",
+        "08_human_values",
+        "09_figure1",
+    }

@@ -25,24 +25,13 @@ from pathlib import Path
 
 import yaml
 
+from .. import stages
 from ..core import paths, process
 from ..core.errors import EXIT_FAILED, EXIT_USAGE, ConfigError, RunFailed, UserError
 from ..settings import RunSettings
 from ..stages import Folders
 
 KERNEL = "valuelex"
-#: Which notebooks read what another notebook wrote (a notebook is stale when one of these ran after it).
-DEPENDS_ON: dict[str, tuple[str, ...]] = {
-    "01": (),
-    "02": ("01",),
-    "03": ("02",),
-    "04": ("02", "03"),
-    "05": ("02", "03"),
-    "06": (),
-    "07": (),
-    "08": ("02",),
-    "09": ("02", "05", "06"),
-}
 #: Environment every notebook runs in: semopy's results depend on the hash seed; no model hub.
 NOTEBOOK_ENV = {"PYTHONHASHSEED": "0", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 
@@ -162,6 +151,7 @@ def _write_state(folders: Folders, state: dict[str, dict]) -> None:
 def stale(state: dict[str, dict], digest: str, names: list[str]) -> dict[str, str]:
     """Notebook -> why its outputs are stale (never ran, ran with other settings, or an input ran later)."""
     why: dict[str, str] = {}
+    depends = stages.depends_on()  # which stages read what another wrote (their declarations)
     for name in names:
         number = name[:2]
         entry = state.get(name)
@@ -171,7 +161,7 @@ def stale(state: dict[str, dict], digest: str, names: list[str]) -> dict[str, st
         if entry.get("settings") != digest:
             why[name] = "ran with other settings"
             continue
-        for dep in DEPENDS_ON.get(number, ()):
+        for dep in depends.get(number, ()):
             upstream = next((n for n in names if n.startswith(dep)), None)
             if upstream is None:
                 continue
