@@ -80,7 +80,7 @@ def test_partial_run_marks_downstream_notebooks_stale():
     state["01_elicitation"]["finished"] = 200.0  # --only 01 ran again
     why = pipeline.stale(state, "abc", NAMES)
     assert why["02_lexicon"] == "its input 01_elicitation ran after it"
-    assert why["03_efa"] == "its input 02_lexicon is stale"
+    assert why["03_efa"] == "its input 01_elicitation ran after it"  # it reads 01's respondents.csv too
     assert why["05_semantic_clusters"] == "its input 02_lexicon is stale"
     assert "06_projective" not in why  # the projective test reads nothing the elicitation wrote
     assert pipeline.stale(state, "other", NAMES)["06_projective"] == "ran with other settings"
