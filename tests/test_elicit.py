@@ -213,7 +213,7 @@ def test_the_stage_plans_before_any_call_and_asks_only_what_it_planned(tmp_path:
     from valuelex.app.plan import plan_run
     from valuelex.settings import load_run
 
-    monkeypatch.setenv("VALUELEX_TEST_KEY", "sk-test-stage-plan-0000")
+    monkeypatch.setenv("VALUELEX_TEST_KEY", "test-key-stage-plan")
     folders = stages.Folders(tmp_path / "processed", tmp_path / "figures", tmp_path / "build", tmp_path / "raw")
     for name in ("RAW", "PROCESSED", "FIGURES", "BUILD"):  # `valuelex plan` finds the run's store where the stage does
         monkeypatch.setenv(f"VALUELEX_{name}", str(getattr(folders, name.lower())))
