@@ -266,6 +266,22 @@ def tetrachoric(data: pd.DataFrame, correct: float = DEFAULT_CORRECT) -> Tetrach
     )
 
 
+def smoothed_or_refused(r: np.ndarray, smooth: bool, what: str, advice: str = "") -> tuple[np.ndarray, bool, float]:
+    """A correlation matrix ready for the EFA: smoothed like ``psych::cor.smooth`` when ``smooth`` and it is not
+    positive definite; otherwise as it is, or a :class:`SingularMatrixError` naming ``what`` when it is not
+    positive definite. Returns the matrix, whether it was smoothed, and its smallest eigenvalue before."""
+    min_eig = float(np.linalg.eigvalsh(r).min())
+    if smooth:
+        r, smoothed = smooth_correlation(r)
+        return r, smoothed, min_eig
+    if min_eig < np.finfo(float).eps * r.shape[0]:
+        raise SingularMatrixError(
+            f"{what} is not positive definite (smallest eigenvalue {min_eig:.3g}); "
+            f"use smooth=True (psych::cor.smooth){advice}"
+        )
+    return r, False, min_eig
+
+
 def smooth_correlation(r: np.ndarray, eig_tol: float = 1e-12) -> tuple[np.ndarray, bool]:
     """``psych::cor.smooth``: if not positive definite, clip eigenvalues, rescale, back to a correlation.
 
@@ -380,15 +396,9 @@ def correlation_matrix(
             notes.append(poly.boundary_note())
     else:
         r = np.corrcoef(data.to_numpy(float), rowvar=False)
-    min_eig = float(np.linalg.eigvalsh(r).min())
-    smoothed = False
-    if smooth:
-        r, smoothed = smooth_correlation(r)
-    elif min_eig < np.finfo(float).eps * p:
-        raise SingularMatrixError(
-            f"the {method} correlation matrix is not positive definite (smallest eigenvalue {min_eig:.3g}); "
-            "use smooth=True (psych::cor.smooth) or drop collinear words"
-        )
+    r, smoothed, min_eig = smoothed_or_refused(
+        r, smooth, f"the {method} correlation matrix", " or drop collinear words"
+    )
     notes += [caveat] if caveat else []
     if smoothed and not caveat:
         notes.append(

@@ -14,7 +14,7 @@ from scipy.special import ndtr, ndtri
 from threadpoolctl import threadpool_limits
 
 from ..statsby import _codes, _group_sums, stats_by
-from .base import DEFAULT_CORRECT, EFAInputError, SingularMatrixError
+from .base import DEFAULT_CORRECT, EFAInputError
 from .correlation import (
     CorrelationResult,
     PreparedMatrix,
@@ -22,6 +22,7 @@ from .correlation import (
     bivariate_normal_pdf,
     check_sample_size,
     smooth_correlation,
+    smoothed_or_refused,
     tetrachoric,
 )
 from .count import ParallelResult, factor_eigenvalues
@@ -283,15 +284,7 @@ def within_correlation(
         zero_cells = tet.corrected_pairs
     else:
         r = raw_within_correlation(data, codes, method, correct)
-    min_eig = float(np.linalg.eigvalsh(r).min())
-    smoothed = False
-    if smooth:
-        r, smoothed = smooth_correlation(r)
-    elif min_eig < np.finfo(float).eps * p:
-        raise SingularMatrixError(
-            f"the within-group {method} matrix is not positive definite (smallest eigenvalue {min_eig:.3g}); "
-            "use smooth=True (psych::cor.smooth)"
-        )
+    r, smoothed, min_eig = smoothed_or_refused(r, smooth, f"the within-group {method} matrix")
     names = list(data.columns)
     return CorrelationResult(
         pd.DataFrame(r, index=names, columns=names), f"within {method}", n_obs, smoothed, min_eig, zero_cells
