@@ -99,6 +99,16 @@ def start(config: str, card, log_dir: Path) -> tuple[list[str], object]:
     raise ValueError(config)
 
 
+def panel_cases(stems: int, subdimension: str):
+    """Every case of the committed panel's first ``stems`` stems of ``subdimension`` (replayed)."""
+    completions, _ = administer(
+        "projective_local", mode="replay", progress=False, store=ResponseStore(paths.DATASET / "projective")
+    )
+    cases = scoring_cases(completions, load_instrument())
+    cases = cases[cases["subdimension"] == subdimension]
+    return cases[cases["stem"].isin(sorted(cases["stem"].unique())[:stems])].reset_index(drop=True)
+
+
 def burn(until: float) -> None:  # pragma: no cover - a load process
     x = 0
     while time.monotonic() < until:
@@ -173,12 +183,7 @@ def main() -> int:
     args = parser.parse_args()
     cards = load_model_cards()
     card = cards[DEFAULT_JUDGE]
-    completions, _ = administer(
-        "projective_local", mode="replay", progress=False, store=ResponseStore(paths.DATASET / "projective")
-    )
-    cases = scoring_cases(completions, load_instrument())
-    cases = cases[cases["subdimension"] == args.subdimension]
-    cases = cases[cases["stem"].isin(sorted(cases["stem"].unique())[: args.stems])].reset_index(drop=True)
+    cases = panel_cases(args.stems, args.subdimension)
     stored = ResponseStore(paths.DATASET / "judge")
     print(f"{len(cases)} panel cases: {args.subdimension}, stems {', '.join(sorted(cases['stem'].unique()))}")
     print(f"cores: {os.cpu_count()}; pool layout (servers, threads): {server_layout()}; load processes: {args.load}")
