@@ -4,7 +4,7 @@
 
 Times the small grid of ``tests/test_simulate_dask.py`` (or the one given) sequentially, on
 ``--workers`` loky processes (their start-up included) and on a local Dask cluster of as many
-single-threaded workers (cluster start, grid, stop timed apart), through ``simulate.GridExecutor``
+single-threaded workers (cluster start, grid, stop timed apart), through ``simulation.GridExecutor``
 as notebook 07 uses it, and checks that the three grids are identical.
 """
 
@@ -17,9 +17,9 @@ import time
 
 import pandas as pd
 
-from valuelex import simulate
+from valuelex.methods import simulation
+from valuelex.methods.simulation import SimulationSettings
 from valuelex.psychometrics.efa.settings import EFASettings
-from valuelex.simulate import SimulationSettings
 
 
 def main() -> None:
@@ -39,20 +39,20 @@ def main() -> None:
         seed=5,
         n_jobs=args.workers,
     )
-    structure = simulate.planted_structure(n_words=args.words, seed=3)
+    structure = simulation.planted_structure(n_words=args.words, seed=3)
     print(f"load average before: {os.getloadavg()}")
     t = time.perf_counter()
-    sequential = simulate.model_count_grid(structure, efa, dataclasses.replace(cells, n_jobs=1), progress=False).grid
+    sequential = simulation.model_count_grid(structure, efa, dataclasses.replace(cells, n_jobs=1), progress=False).grid
     print(f"sequential: {time.perf_counter() - t:.1f} s")
     t = time.perf_counter()
-    with simulate.GridExecutor(SimulationSettings(n_jobs=args.workers, backend="loky")):
-        loky = simulate.model_count_grid(structure, efa, cells, progress=False).grid
+    with simulation.GridExecutor(SimulationSettings(n_jobs=args.workers, backend="loky")):
+        loky = simulation.model_count_grid(structure, efa, cells, progress=False).grid
     print(f"loky, {args.workers} workers (start-up included): {time.perf_counter() - t:.1f} s")
     t = time.perf_counter()
-    executor = simulate.GridExecutor(SimulationSettings(n_jobs=args.workers, backend="dask")).start()
+    executor = simulation.GridExecutor(SimulationSettings(n_jobs=args.workers, backend="dask")).start()
     print(f"Dask local cluster of {args.workers} workers: start {time.perf_counter() - t:.1f} s", end="")
     t = time.perf_counter()
-    dask = simulate.model_count_grid(structure, efa, cells, progress=False).grid
+    dask = simulation.model_count_grid(structure, efa, cells, progress=False).grid
     print(f", grid {time.perf_counter() - t:.1f} s", end="")
     t = time.perf_counter()
     executor.close()

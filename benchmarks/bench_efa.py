@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_efa.py [--words 190] [--units 525] [--with-factor-analyzer]
 
-Times, on simulated data (valuelex.simulate): tetrachoric correlations, one minres extraction of
+Times, on simulated data (valuelex.methods.simulation): tetrachoric correlations, one minres extraction of
 three factors with the analytic gradient (valuelex.psychometrics.efa.extract), parallel analysis (20 null data
 sets), and 20 bootstrap refits. With ``--with-factor-analyzer`` it also times factor_analyzer's own
 ``FactorAnalyzer.fit`` on the same matrix (numerical gradient: 2.3 s against 0.02 s for 123 words
@@ -18,7 +18,7 @@ import time
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from valuelex import simulate
+from valuelex.methods import simulation
 from valuelex.psychometrics import efa
 
 
@@ -31,12 +31,12 @@ def timed(label: str, fun):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--words", type=int, default=simulate.PAPER_WORDS)
-    parser.add_argument("--units", type=int, default=simulate.PAPER_RESPONDENTS)
+    parser.add_argument("--words", type=int, default=simulation.PAPER_WORDS)
+    parser.add_argument("--units", type=int, default=simulation.PAPER_RESPONDENTS)
     parser.add_argument("--with-factor-analyzer", action="store_true")
     args = parser.parse_args()
-    structure = simulate.planted_structure(n_words=args.words, seed=0)
-    data = simulate.simulate_incidence(structure, args.units, seed=0)
+    structure = simulation.planted_structure(n_words=args.words, seed=0)
+    data = simulation.simulate_incidence(structure, args.units, seed=0)
     prepared = efa.prepare_matrix(data, max_words=None if args.units > args.words else "auto")
     print(f"{prepared.n_units} units x {prepared.n_words} words after the frequency filter")
     with threadpool_limits(limits=1):

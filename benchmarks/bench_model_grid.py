@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_model_grid.py [--repeats 3] [--replications 1] [--parallel-iter 10]
 
-Runs ``simulate.model_count_grid`` (K in 4..64 models x R in 5..100 respondents per model, the
+Runs ``simulation.model_count_grid`` (K in 4..64 models x R in 5..100 respondents per model, the
 paper-scale planted structure of 190 words, pooled and within-model EFA per panel) sequentially
 (``n_jobs=1``) and on two loky processes (``n_jobs=2``), ``--repeats`` times each, alternating; prints
 the median wall time of each, their ratio (the target is >= 1.8 on an idle 2-core machine), the
@@ -25,15 +25,15 @@ import time
 
 import pandas as pd
 
-from valuelex import simulate
+from valuelex.methods import simulation
+from valuelex.methods.simulation import SimulationSettings
 from valuelex.psychometrics.efa.settings import EFASettings
-from valuelex.simulate import SimulationSettings
 
 TARGET_SPEEDUP = 1.8
 
 
 def timed_grid(
-    structure: simulate.PlantedStructure, n_jobs: int, args: argparse.Namespace
+    structure: simulation.PlantedStructure, n_jobs: int, args: argparse.Namespace
 ) -> tuple[float, pd.DataFrame]:
     start = time.perf_counter()
     cells = SimulationSettings(
@@ -43,11 +43,11 @@ def timed_grid(
         seed=args.seed,
         n_jobs=n_jobs,
     )
-    grid = simulate.model_count_grid(structure, EFASettings(parallel_iter=args.parallel_iter), cells, progress=False)
+    grid = simulation.model_count_grid(structure, EFASettings(parallel_iter=args.parallel_iter), cells, progress=False)
     return time.perf_counter() - start, grid.grid
 
 
-def task_balance(structure: simulate.PlantedStructure, args: argparse.Namespace) -> None:
+def task_balance(structure: simulation.PlantedStructure, args: argparse.Namespace) -> None:
     """CPU seconds per task, and the 2-worker speed-up the task sizes allow (largest first, greedy)."""
     from threadpoolctl import threadpool_limits
 
@@ -56,10 +56,10 @@ def task_balance(structure: simulate.PlantedStructure, args: argparse.Namespace)
         for r in args.per_model:
             for rep in range(args.replications):
                 start = time.process_time()
-                seed = simulate.task_seed(args.seed, k, r, rep)
-                panel = simulate.simulate_model_panel(structure, k, r, seed=seed)
+                seed = simulation.task_seed(args.seed, k, r, rep)
+                panel = simulation.simulate_model_panel(structure, k, r, seed=seed)
                 with threadpool_limits(limits=1):
-                    simulate.recover_by_level(
+                    simulation.recover_by_level(
                         structure, panel, EFASettings(parallel_iter=args.parallel_iter, seed=seed)
                     )
                 cpu[(k, r, rep)] = time.process_time() - start
@@ -77,11 +77,11 @@ def main() -> None:
     parser.add_argument("--per-model", type=int, nargs="+", default=list(SimulationSettings.per_model))
     parser.add_argument("--replications", type=int, default=1)
     parser.add_argument("--parallel-iter", type=int, default=10)
-    parser.add_argument("--words", type=int, default=simulate.PAPER_WORDS)
+    parser.add_argument("--words", type=int, default=simulation.PAPER_WORDS)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=20240419)
     args = parser.parse_args()
-    structure = simulate.planted_structure(n_words=args.words, seed=args.seed)
+    structure = simulation.planted_structure(n_words=args.words, seed=args.seed)
     cells = len(args.models) * len(args.per_model) * args.replications
     print(f"grid: {cells} panels ({args.models} models x {args.per_model} per model x {args.replications})")
     print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())} on {os.cpu_count()} cores")
@@ -91,7 +91,7 @@ def main() -> None:
         return
     start = time.perf_counter()
     tiny = SimulationSettings(model_counts=(4,), per_model=(5,), model_grid_replications=1, n_jobs=2)
-    simulate.model_count_grid(structure, EFASettings(parallel_iter=2), tiny, progress=False)
+    simulation.model_count_grid(structure, EFASettings(parallel_iter=2), tiny, progress=False)
     print(f"{'worker start-up (first parallel call, tiny grid)':<52s} {time.perf_counter() - start:8.2f} s")
 
     times: dict[int, list[float]] = {1: [], 2: []}

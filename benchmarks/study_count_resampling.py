@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/study_count_resampling.py [--sizes 120 250 525] [--panels 2] [--repeats 10]
 
-Plants the three-factor structure of notebook 07 (``simulate.planted_structure``, 120 words) and draws
+Plants the three-factor structure of notebook 07 (``simulation.planted_structure``, 120 words) and draws
 ``--panels`` panels of each size. For every panel it counts factors with the run's EFA settings (parallel
 analysis on the words notebook 03 counts on) on all units, then on ``--repeats`` resamples of three kinds:
 
@@ -23,7 +23,7 @@ import argparse
 import numpy as np
 import pandas as pd
 
-from valuelex import simulate
+from valuelex.methods import simulation
 from valuelex.psychometrics import efa
 from valuelex.psychometrics.efa.settings import EFASettings
 from valuelex.psychometrics.factor_count import describe_counts
@@ -45,12 +45,12 @@ def main() -> None:
     parser.add_argument("--words", type=int, default=120)
     args = parser.parse_args()
     settings = EFASettings()
-    structure = simulate.planted_structure(n_words=args.words, seed=1)
+    structure = simulation.planted_structure(n_words=args.words, seed=1)
     rows = []
     for size in args.sizes:
         counts: dict[str, list[int]] = {"full panel": [], "bootstrap": [], "subsample 0.8": [], "subsample 0.5": []}
         for panel in range(args.panels):
-            raw = simulate.simulate_incidence(structure, size, seed=100 + panel)
+            raw = simulation.simulate_incidence(structure, size, seed=100 + panel)
             data = efa.prepare_matrix(raw, settings.coding, settings.min_frequency, settings.min_units).data
             counts["full panel"].append(count(data, settings, settings.seed))
             rng = np.random.default_rng(panel)

@@ -12,8 +12,8 @@ import pytest
 from semopy.examples import holzinger39
 
 from tests.conftest import require_rscript, run_notebook
-from valuelex import simulate
 from valuelex.instruments.taxonomy import load_taxonomy
+from valuelex.methods import simulation
 from valuelex.psychometrics import cfa, efa
 
 R_SCRIPTS = Path(__file__).parent / "r"
@@ -145,8 +145,8 @@ def test_identification_rules():
 
 @pytest.fixture(scope="module")
 def marked_panel() -> pd.DataFrame:
-    structure = simulate.with_marker_words(simulate.planted_structure(n_words=90, seed=2), load_taxonomy())
-    return simulate.simulate_incidence(structure, 500, seed=3)
+    structure = simulation.with_marker_words(simulation.planted_structure(n_words=90, seed=2), load_taxonomy())
+    return simulation.simulate_incidence(structure, 500, seed=3)
 
 
 def test_taxonomy_markers_and_models(marked_panel):
@@ -289,8 +289,8 @@ def test_notebook_04_on_simulated_panel(tmp_path, units):
     processed, figures_dir = tmp_path / "processed", tmp_path / "figures"
     processed.mkdir()
     figures_dir.mkdir()
-    structure = simulate.with_marker_words(simulate.planted_structure(n_words=120, seed=1), load_taxonomy())
-    data = simulate.simulate_incidence(structure, units, seed=5)
+    structure = simulation.with_marker_words(simulation.planted_structure(n_words=120, seed=1), load_taxonomy())
+    data = simulation.simulate_incidence(structure, units, seed=5)
     data.to_csv(processed / "incidence_respondent_binary.csv")
     # notebook 03's outputs, computed directly (notebook 03 has its own test)
     analysis = efa.EFA(efa.EFASettings(parallel_iter=5, seed=0)).fit(data)

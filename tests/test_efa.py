@@ -14,8 +14,8 @@ from scipy import optimize, stats
 from scipy.stats import multivariate_normal
 
 from tests.conftest import require_rscript, run_notebook
-from valuelex import simulate
 from valuelex.instruments.taxonomy import load_taxonomy
+from valuelex.methods import simulation
 from valuelex.psychometrics import efa, polychoric
 from valuelex.psychometrics.efa.settings import EFASettings
 
@@ -26,13 +26,13 @@ R_SCRIPTS = Path(__file__).parent / "r"
 # Data used by several tests
 # ------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def planted() -> simulate.PlantedStructure:
-    return simulate.planted_structure(n_words=60, seed=3)
+def planted() -> simulation.PlantedStructure:
+    return simulation.planted_structure(n_words=60, seed=3)
 
 
 @pytest.fixture(scope="module")
 def sim_data(planted) -> pd.DataFrame:
-    return simulate.simulate_incidence(planted, 400, seed=4)
+    return simulation.simulate_incidence(planted, 400, seed=4)
 
 
 def sparse_binary(n: int = 150, p: int = 30, seed: int = 0) -> pd.DataFrame:
@@ -291,7 +291,7 @@ def test_counts_are_correlated_as_ordered_categories():
 def test_pipeline_recovers_planted_factors(planted, sim_data):
     analysis = efa.EFA(EFASettings(parallel_iter=10, seed=1)).fit(sim_data)
     assert analysis.parallel.n_factors == 3
-    scores = simulate.recovery_scores(planted, analysis.result)
+    scores = simulation.recovery_scores(planted, analysis.result)
     assert scores["min_congruence"] >= 0.93
     assert analysis.adequacy.kmo > 0.6
     table = efa.word_factors(analysis.result)
@@ -478,10 +478,10 @@ def smoothed_cases(tmp_path_factory) -> dict[str, tuple[efa.CorrelationResult, p
     every word above the frequency floor (the determinant underflows: psych's residual-based chi2)."""
     rscript = require_rscript()
     out = tmp_path_factory.mktemp("smoothed")
-    structure = simulate.planted_structure(seed=20240419)
+    structure = simulation.planted_structure(seed=20240419)
     cases = {}
     for name, n in [("more_words_than_units", 60), ("like_the_panel", 120)]:
-        data = efa.prepare_matrix(simulate.simulate_incidence(structure, n, seed=3), max_words=None).data
+        data = efa.prepare_matrix(simulation.simulate_incidence(structure, n, seed=3), max_words=None).data
         corr = efa.correlation_matrix(data)
         corr.matrix.to_csv(out / f"{name}.csv", index=False)
         args = [rscript, "--vanilla", str(R_SCRIPTS / "psych_fa_smoothed.R"), str(out / f"{name}.csv")]
@@ -524,15 +524,15 @@ def test_notebook_03_on_simulated_panel(tmp_path):
     processed, figures_dir = tmp_path / "processed", tmp_path / "figures"
     processed.mkdir()
     figures_dir.mkdir()
-    structure = simulate.with_marker_words(simulate.planted_structure(seed=1), load_taxonomy())
-    respondents = simulate.simulate_incidence(structure, 300, seed=5)
+    structure = simulation.with_marker_words(simulation.planted_structure(seed=1), load_taxonomy())
+    respondents = simulation.simulate_incidence(structure, 300, seed=5)
     respondents.to_csv(processed / "incidence_respondent_binary.csv")
     # a panel of 10 models x 30 respondents, each answering 3 prompts (the model-identity sections need them)
     ids = list(respondents.index)
     pd.DataFrame({"respondent": ids, "model": [f"m{i % 10}" for i in range(len(ids))]}).to_csv(
         processed / "respondents.csv", index=False
     )
-    responses = simulate.simulate_incidence(structure, 3 * len(ids), seed=6)
+    responses = simulation.simulate_incidence(structure, 3 * len(ids), seed=6)
     responses.index = [f"{r}|p{j}|0" for r in ids for j in range(3)]
     responses.to_csv(processed / "incidence_response_binary.csv")
     env = {"VALUELEX_PROCESSED": str(processed), "VALUELEX_FIGURES": str(figures_dir)}

@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from valuelex import simulate
+from valuelex.methods import simulation
 from valuelex.psychometrics import efa, factor_count, multilevel
 from valuelex.psychometrics.efa.settings import EFASettings
 
@@ -24,8 +24,8 @@ def test_counts_are_described_with_their_distribution():
 def test_the_count_is_notebook_03s_and_its_spread_is_reported():
     """The count with the run's seed is parallel analysis on the words notebook 03 counts on; the seeds and
     resamples give the spread, the caps table the other rules (the run's rule gives the same words)."""
-    structure = simulate.planted_structure(n_words=80, seed=5)
-    data = efa.prepare_matrix(simulate.simulate_incidence(structure, 240, seed=6)).data
+    structure = simulation.planted_structure(n_words=80, seed=5)
+    data = efa.prepare_matrix(simulation.simulate_incidence(structure, 240, seed=6)).data
     settings = EFASettings(parallel_iter=6, count_resamples=4, seed=11)
     stability = factor_count.count_stability(data, settings)
     words = efa.parallel_words(data, "auto", settings.parallel_ties)
@@ -46,8 +46,8 @@ def test_subsamples_keep_a_clear_planted_count_where_bootstrap_resamples_did_not
     """A planted three-factor panel whose count is 3 with every seed: on 80% subsamples the count stays 3.
     Bootstrap resamples of the same panel (the null data repeating units as the resample does, as before)
     gave 3 in under half of them: the duplicated units distort the count (docs/factor_count.md)."""
-    structure = simulate.planted_structure(n_words=80, seed=1)
-    data = efa.prepare_matrix(simulate.simulate_incidence(structure, 525, seed=100)).data
+    structure = simulation.planted_structure(n_words=80, seed=1)
+    data = efa.prepare_matrix(simulation.simulate_incidence(structure, 525, seed=100)).data
     settings = EFASettings(parallel_iter=8, count_resamples=8, seed=7)
     stability = factor_count.count_stability(data, settings)
     assert stability.count == 3 and (stability.seeds == 3).all() and stability.failures == 0
@@ -64,8 +64,8 @@ def test_subsamples_keep_a_clear_planted_count_where_bootstrap_resamples_did_not
 
 
 def test_within_model_count_subsamples_inside_models():
-    structure = simulate.planted_structure(n_words=60, seed=0)
-    panel = simulate.simulate_model_panel(structure, 4, 60, vocabulary_icc=0.3, seed=1)
+    structure = simulation.planted_structure(n_words=60, seed=0)
+    panel = simulation.simulate_model_panel(structure, 4, 60, vocabulary_icc=0.3, seed=1)
     prepared = multilevel.prepare_within(efa.prepare_matrix(panel.incidence), panel.models)
     settings = EFASettings(parallel_iter=5, count_resamples=3, seed=2)
     stability = factor_count.count_stability(prepared.data, settings, panel.models)
@@ -82,8 +82,8 @@ def test_within_model_count_subsamples_inside_models():
 
 def test_a_model_with_one_respondent_is_subsampled_whole():
     """A researcher's new model with one respondent (README, "Adding a model"): its subsample is itself."""
-    structure = simulate.planted_structure(n_words=40, seed=0)
-    panel = simulate.simulate_model_panel(structure, 3, 40, vocabulary_icc=0.2, seed=1)
+    structure = simulation.planted_structure(n_words=40, seed=0)
+    panel = simulation.simulate_model_panel(structure, 3, 40, vocabulary_icc=0.2, seed=1)
     models = pd.Series(panel.models.to_numpy()).copy()
     models.iloc[-1] = "my-model"  # one respondent of its own
     prepared = multilevel.prepare_within(efa.prepare_matrix(panel.incidence), models)

@@ -12,8 +12,9 @@ import pytest
 from scipy import optimize, stats
 
 from tests.conftest import require_rscript
-from valuelex import lexicon, simulate
+from valuelex import lexicon
 from valuelex.core import paths
+from valuelex.methods import simulation
 from valuelex.psychometrics import efa, multilevel
 from valuelex.psychometrics.efa.settings import EFASettings
 
@@ -22,9 +23,9 @@ R_SCRIPTS = Path(__file__).parent / "r"
 
 def vocabulary_panel(
     n_models: int = 4, per_model: int = 60, vocabulary_icc: float = 0.4, n_words: int = 45, seed: int = 0
-) -> tuple[simulate.PlantedStructure, simulate.ModelPanel]:
-    structure = simulate.planted_structure(n_words=n_words, seed=seed)
-    return structure, simulate.simulate_model_panel(structure, n_models, per_model, vocabulary_icc, seed=seed + 1)
+) -> tuple[simulation.PlantedStructure, simulation.ModelPanel]:
+    structure = simulation.planted_structure(n_words=n_words, seed=seed)
+    return structure, simulation.simulate_model_panel(structure, n_models, per_model, vocabulary_icc, seed=seed + 1)
 
 
 # ------------------------------------------------------------------------------------------
@@ -144,8 +145,8 @@ def test_bivariate_normal_excess_matches_owens_t():
 
 def test_within_tetrachoric_with_one_group_is_psychs_tetrachoric():
     """One group: the same estimator as efa.tetrachoric (itself checked against psych), zero cells included."""
-    structure = simulate.planted_structure(n_words=40, seed=1)
-    data = efa.prepare_matrix(simulate.simulate_incidence(structure, 150, seed=2)).data
+    structure = simulation.planted_structure(n_words=40, seed=1)
+    data = efa.prepare_matrix(simulation.simulate_incidence(structure, 150, seed=2)).data
     ours = multilevel.within_tetrachoric(data, np.zeros(len(data)))
     reference = efa.tetrachoric(data)
     assert reference.zero_cell_pairs > 0
@@ -235,8 +236,8 @@ def test_within_correlation_errors_and_n_obs():
 def test_within_parallel_analysis_sees_no_structure_in_pure_vocabularies():
     """No value structure at all, only model vocabularies: the pooled analysis finds 'factors' (the
     models' pet words co-occur), the within-model one finds none."""
-    structure = simulate.planted_structure(n_words=40, loading_range=(1e-6, 1e-6), cross_loading_sd=0.0, seed=4)
-    panel = simulate.simulate_model_panel(structure, 4, 80, vocabulary_icc=0.4, seed=5)
+    structure = simulation.planted_structure(n_words=40, loading_range=(1e-6, 1e-6), cross_loading_sd=0.0, seed=4)
+    panel = simulation.simulate_model_panel(structure, 4, 80, vocabulary_icc=0.4, seed=5)
     data = multilevel.prepare_within(efa.prepare_matrix(panel.incidence), panel.models).data
     pooled = efa.parallel_analysis(data, n_iter=10, seed=0)
     within = multilevel.within_parallel_analysis(data, panel.models, n_iter=10, seed=0)
@@ -249,8 +250,8 @@ def test_within_analysis_recovers_what_pooling_confounds():
     structure, panel = vocabulary_panel(n_models=4, per_model=100, vocabulary_icc=0.4, n_words=60, seed=21)
     pooled = efa.EFA(EFASettings(parallel_iter=10, seed=0)).fit(panel.incidence)
     within = efa.EFA(EFASettings(parallel_iter=10, seed=0)).fit(panel.incidence, panel.models, prepared=pooled.prepared)
-    within_scores = simulate.recovery_scores(structure, within.result)
-    pooled_scores = simulate.recovery_scores(structure, pooled.result)
+    within_scores = simulation.recovery_scores(structure, within.result)
+    pooled_scores = simulation.recovery_scores(structure, pooled.result)
     assert within_scores["factor_count_right"] and within_scores["min_congruence"] > 0.9
     assert pooled.result.n_factors > within.result.n_factors or pooled_scores["min_congruence"] < 0.9
 
@@ -359,8 +360,8 @@ def test_response_groups_and_unit_models():
 def test_response_level_analysis_on_simulated_answers():
     """Answers of 4 models to 6 prompts; prompts draw their own words (a prompt effect), models their
     own (a vocabulary); the within-cell EFA sees neither."""
-    structure = simulate.planted_structure(n_words=30, seed=2)
-    panel = simulate.simulate_model_panel(structure, 24, 30, vocabulary_icc=0.3, seed=3)  # 24 cells
+    structure = simulation.planted_structure(n_words=30, seed=2)
+    panel = simulation.simulate_model_panel(structure, 24, 30, vocabulary_icc=0.3, seed=3)  # 24 cells
     cells = panel.models.str[1:].astype(int) - 1
     model = pd.Series([f"model{c // 6}" for c in cells], index=panel.incidence.index)
     prompt = pd.Series([f"p{c % 6}" for c in cells], index=panel.incidence.index)
@@ -368,7 +369,7 @@ def test_response_level_analysis_on_simulated_answers():
         panel.incidence, pd.DataFrame({"model": model, "prompt": prompt}), EFASettings(parallel_iter=8, seed=0)
     )
     assert levels.within.correlation.n_obs == len(panel.incidence) - 24
-    assert simulate.recovery_scores(structure, levels.within.result)["min_congruence"] > 0.85
+    assert simulation.recovery_scores(structure, levels.within.result)["min_congruence"] > 0.85
     shares = levels.pooled_shares
     assert (shares["ICC1_cell"] >= shares[["ICC1_model", "ICC1_prompt"]].max(axis=1) - 0.05).all()
     metrics = levels.metrics()

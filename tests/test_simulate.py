@@ -9,36 +9,37 @@ import pandas as pd
 import pytest
 
 from tests.conftest import run_notebook
-from valuelex import simulate
 from valuelex.instruments.taxonomy import load_taxonomy
+from valuelex.methods import simulation
+from valuelex.methods.simulation import SimulationSettings
+from valuelex.plots import simulation as simulation_plots
 from valuelex.psychometrics import efa
 from valuelex.psychometrics.efa.settings import EFASettings
-from valuelex.simulate import SimulationSettings
 
 
 def test_planted_structure_shape_and_frequencies():
-    s = simulate.planted_structure(seed=0)
-    assert s.loadings.shape == (simulate.PAPER_WORDS, simulate.PAPER_FACTORS)
+    s = simulation.planted_structure(seed=0)
+    assert s.loadings.shape == (simulation.PAPER_WORDS, simulation.PAPER_FACTORS)
     primary = s.loadings.abs().max(axis=1)
     assert primary.between(0.45, 0.8).all()
-    assert s.primary().value_counts().min() >= simulate.PAPER_WORDS // 3  # every factor owns a third
+    assert s.primary().value_counts().min() >= simulation.PAPER_WORDS // 3  # every factor owns a third
     freq = s.frequencies.to_numpy()
     assert np.all(np.diff(freq) <= 0) and freq[0] == pytest.approx(0.8) and freq.min() >= 0.02  # Zipf-like
     np.testing.assert_allclose(np.diag(s.phi), 1.0)
 
 
 def test_simulated_incidence_matches_planted_frequencies():
-    s = simulate.planted_structure(n_words=40, seed=1)
-    data = simulate.simulate_incidence(s, 5000, seed=2)
+    s = simulation.planted_structure(n_words=40, seed=1)
+    data = simulation.simulate_incidence(s, 5000, seed=2)
     assert set(np.unique(data.to_numpy())) == {0, 1}
     np.testing.assert_allclose(data.mean().to_numpy(), s.frequencies.to_numpy(), atol=0.02)
-    paper = simulate.simulate_incidence(simulate.planted_structure(seed=0), 525, seed=0)
+    paper = simulation.simulate_incidence(simulation.planted_structure(seed=0), 525, seed=0)
     assert 10 < paper.sum(axis=1).mean() < 20  # words per respondent: sparse, like elicited lists
 
 
 def test_marker_words_are_planted_on_their_dimension():
     taxonomy = load_taxonomy()
-    s = simulate.with_marker_words(simulate.planted_structure(seed=0), taxonomy)
+    s = simulation.with_marker_words(simulation.planted_structure(seed=0), taxonomy)
     primary = s.primary()
     assert primary["accuracy"] == "F1" and primary["empathetic"] == "F2" and primary["justice"] == "F3"
 
@@ -49,9 +50,9 @@ def test_recovery_at_paper_scale():
     Notebook 07 measures the rate over many panels (the lowest factor's congruence is >= .95 in about
     four panels out of five); this test asserts on three fixed panels: every count right, median >= .95.
     """
-    s = simulate.planted_structure(seed=0)
+    s = simulation.planted_structure(seed=0)
     runs = [
-        simulate.recover(s, simulate.simulate_incidence(s, 525, seed=k), EFASettings(parallel_iter=20, seed=k))
+        simulation.recover(s, simulation.simulate_incidence(s, 525, seed=k), EFASettings(parallel_iter=20, seed=k))
         for k in range(3)
     ]
     assert all(r["factor_count_right"] for r in runs)
@@ -60,27 +61,27 @@ def test_recovery_at_paper_scale():
 
 
 def test_recovery_degrades_with_fewer_respondents(tmp_path):
-    s = simulate.planted_structure(n_words=120, seed=0)
+    s = simulation.planted_structure(n_words=120, seed=0)
     grid = SimulationSettings(sizes=(80, 800), replications=2, seed=0, n_jobs=1)
-    study = simulate.recovery_study({"strong": s}, EFASettings(parallel_iter=10), grid)
-    summary = simulate.summarise_curve(study)
+    study = simulation.recovery_study({"strong": s}, EFASettings(parallel_iter=10), grid)
+    summary = simulation.summarise_curve(study)
     small, large = summary.iloc[0], summary.iloc[1]
     assert small["median_min_congruence_true_k"] < large["median_min_congruence_true_k"]
     assert large["median_min_congruence_true_k"] >= 0.95 and large["factor_count_right"] == 1.0
-    assert simulate.respondents_needed(summary) == {"strong": 800}
+    assert simulation.respondents_needed(summary) == {"strong": 800}
     from valuelex.core.io import save_figure
 
-    png, _ = save_figure(simulate.plot_recovery(study), "recovery", tmp_path)
+    png, _ = save_figure(simulation_plots.plot_recovery(study), "recovery", tmp_path)
     assert png.stat().st_size > 1000
 
 
 def test_word_selection_study_shows_the_starved_factor(tmp_path):
     """At 120 respondents the n/2 cap keeps fewer words of the weakest planted factor than every word
     above the floor; at 525 the rules keep the same words, and the study does not refit them."""
-    s = simulate.planted_structure(seed=20240419)
+    s = simulation.planted_structure(seed=20240419)
     grid = SimulationSettings(word_sizes=(120, 525), replications=1, seed=1, n_jobs=1)
-    study = simulate.word_selection_study(s, EFASettings(parallel_iter=5), grid)
-    assert len(study) == 2 * len(simulate.WORD_RULES)
+    study = simulation.word_selection_study(s, EFASettings(parallel_iter=5), grid)
+    assert len(study) == 2 * len(simulation.WORD_RULES)
     rows = study.set_index(["respondents", "rule"])
     before, now = "before: the n/2 most frequent words", "every word; counted on the n/3 most used, ties in"
     out = "every word; counted on the n/3 most used, ties out"
@@ -92,13 +93,13 @@ def test_word_selection_study_shows_the_starved_factor(tmp_path):
     assert (rows.loc[(120, now), "words_counted"] > rows.loc[(120, out), "words_counted"]) == (tied > 0)
     at_525 = study[study["respondents"] == 525]
     assert at_525["min_congruence_true_k"].nunique() == 1 and at_525["words_used"].nunique() == 1
-    summary = simulate.summarise_word_selection(study)
-    assert list(summary["rule"][:4]) == list(simulate.WORD_RULES)
+    summary = simulation.summarise_word_selection(study)
+    assert list(summary["rule"][:4]) == list(simulation.WORD_RULES)
     assert summary["factors_found"].str.match(r"\d+ \(\d+ in 100% of panels\)").all()  # one panel each
-    assert "cpu_seconds" in simulate.summarise_word_selection(study, timings=True)
+    assert "cpu_seconds" in simulation.summarise_word_selection(study, timings=True)
     from valuelex.core.io import save_figure
 
-    png, _ = save_figure(simulate.plot_word_selection(study), "words", tmp_path)
+    png, _ = save_figure(simulation_plots.plot_word_selection(study), "words", tmp_path)
     assert png.stat().st_size > 1000
 
 
@@ -146,19 +147,19 @@ def test_notebook_07(tmp_path):
 # Model vocabularies and the models x respondents grid (notebook 07, part 2)
 # ------------------------------------------------------------------------------------------
 def test_model_panel_keeps_word_frequencies_and_adds_vocabularies():
-    s = simulate.planted_structure(n_words=30, seed=1)
-    panel = simulate.simulate_model_panel(s, 20, 200, vocabulary_icc=0.3, seed=2)
+    s = simulation.planted_structure(n_words=30, seed=1)
+    panel = simulation.simulate_model_panel(s, 20, 200, vocabulary_icc=0.3, seed=2)
     assert panel.incidence.shape == (4000, 30) and panel.models.nunique() == 20
     assert (panel.models.groupby(panel.models).size() == 200).all()
-    many = simulate.simulate_model_panel(s, 400, 10, vocabulary_icc=0.3, seed=2)  # averaged over many models
+    many = simulation.simulate_model_panel(s, 400, 10, vocabulary_icc=0.3, seed=2)  # averaged over many models
     np.testing.assert_allclose(many.incidence.mean().to_numpy(), s.frequencies.to_numpy(), atol=0.03)
     by_model = panel.incidence.groupby(panel.models.to_numpy()).mean()
     # a model over-uses the words its vocabulary shifts up
     assert np.corrcoef(by_model.to_numpy().ravel(), panel.vocabulary.to_numpy().ravel())[0, 1] > 0.6
-    flat = simulate.simulate_model_panel(s, 20, 200, vocabulary_icc=0.0, seed=2)
+    flat = simulation.simulate_model_panel(s, 20, 200, vocabulary_icc=0.0, seed=2)
     assert flat.incidence.groupby(flat.models.to_numpy()).mean().std().median() < by_model.std().median() / 3
     with pytest.raises(ValueError, match="vocabulary_icc"):
-        simulate.simulate_model_panel(s, 4, 10, vocabulary_icc=1.0)
+        simulation.simulate_model_panel(s, 4, 10, vocabulary_icc=1.0)
 
 
 def test_model_grid_gives_the_same_numbers_on_any_joblib_backend():
@@ -166,13 +167,13 @@ def test_model_grid_gives_the_same_numbers_on_any_joblib_backend():
     through joblib.parallel_config (as a Dask or Ray backend would be) agree exactly."""
     from joblib import parallel_config
 
-    s = simulate.planted_structure(n_words=40, seed=3)
+    s = simulation.planted_structure(n_words=40, seed=3)
     analysis = EFASettings(parallel_iter=3)
     grid = SimulationSettings(model_counts=(4, 8), per_model=(15,), model_grid_replications=2, seed=5, n_jobs=1)
-    one = simulate.model_count_grid(s, analysis, grid, progress=False).grid
-    two = simulate.model_count_grid(s, analysis, dataclasses.replace(grid, n_jobs=2), progress=False).grid
+    one = simulation.model_count_grid(s, analysis, grid, progress=False).grid
+    two = simulation.model_count_grid(s, analysis, dataclasses.replace(grid, n_jobs=2), progress=False).grid
     with parallel_config(backend="threading"):
-        threads = simulate.model_count_grid(s, analysis, dataclasses.replace(grid, n_jobs=2), progress=False).grid
+        threads = simulation.model_count_grid(s, analysis, dataclasses.replace(grid, n_jobs=2), progress=False).grid
     pd.testing.assert_frame_equal(one, two)
     pd.testing.assert_frame_equal(one, threads)
     assert len(one) == 2 * 1 * 2 * 2  # models x per_model x replications x levels
@@ -182,11 +183,11 @@ def test_model_grid_gives_the_same_numbers_on_any_joblib_backend():
 def test_pooled_analysis_finds_vocabulary_factors_the_within_analysis_does_not():
     """Few models, many respondents each, strong vocabularies: pooled parallel analysis adds factors made of
     model vocabularies (spurious, tied to the models); the within-model analysis finds the planted three."""
-    s = simulate.planted_structure(n_words=60, seed=0)
+    s = simulation.planted_structure(n_words=60, seed=0)
     rows = []
     for seed in range(2):
-        panel = simulate.simulate_model_panel(s, 4, 100, vocabulary_icc=0.4, seed=seed)
-        rows += simulate.recover_by_level(s, panel, EFASettings(parallel_iter=10, seed=seed))
+        panel = simulation.simulate_model_panel(s, 4, 100, vocabulary_icc=0.4, seed=seed)
+        rows += simulation.recover_by_level(s, panel, EFASettings(parallel_iter=10, seed=seed))
     grid = pd.DataFrame(rows)
     pooled, within = grid[grid["level"] == "pooled"], grid[grid["level"] == "within"]
     assert within["factor_count_right"].all() and (within["spurious_factors"] == 0).all()
@@ -201,13 +202,13 @@ def test_pooled_analysis_finds_vocabulary_factors_the_within_analysis_does_not()
 def test_recover_by_level_counts_factors_on_the_runs_words():
     """Issue 21: ``recover_by_level`` counted the within-model factors on every word while notebook 03 counts on
     units/3 (``efa.parallel_max_words``). Both levels now take the run's EFA settings."""
-    s = simulate.planted_structure(n_words=90, seed=2)
-    panel = simulate.simulate_model_panel(s, 4, 30, vocabulary_icc=0.2, seed=3)
-    rows = simulate.recover_by_level(s, panel, EFASettings(parallel_iter=3, seed=0))
+    s = simulation.planted_structure(n_words=90, seed=2)
+    panel = simulation.simulate_model_panel(s, 4, 30, vocabulary_icc=0.2, seed=3)
+    rows = simulation.recover_by_level(s, panel, EFASettings(parallel_iter=3, seed=0))
     assert [row["words_counted"] for row in rows] == [43, 43]  # 120 respondents // 3 = 40, and 3 tied at 40
-    rows = simulate.recover_by_level(s, panel, EFASettings(parallel_iter=3, seed=0, parallel_ties="exclude"))
+    rows = simulation.recover_by_level(s, panel, EFASettings(parallel_iter=3, seed=0, parallel_ties="exclude"))
     assert [row["words_counted"] for row in rows] == [33, 33]  # the 10 words tied at the cap left out
-    rows = simulate.recover_by_level(s, panel, EFASettings(parallel_iter=3, seed=0, parallel_max_words=25))
+    rows = simulation.recover_by_level(s, panel, EFASettings(parallel_iter=3, seed=0, parallel_max_words=25))
     assert [row["words_counted"] for row in rows] == [26, 26]  # 25 and the word tied at 25
 
 
@@ -215,9 +216,9 @@ def test_tie_rule_study_compares_the_rules_on_the_same_panels():
     """Issue 20: notebook 07 chooses ``efa.parallel_ties`` by simulation at our panel's shape and the paper's.
     Both rules see the same panels; where no word is tied at the cap they count the same words and the panel
     is analysed once; where words tie, ties in counts more words than ties out."""
-    s = simulate.planted_structure(n_words=90, seed=2)
+    s = simulation.planted_structure(n_words=90, seed=2)
     grid = SimulationSettings(tie_shapes=((4, 30), (20, 12)), tie_replications=2, seed=5, n_jobs=1)
-    study = simulate.tie_rule_study(s, EFASettings(parallel_iter=3), grid, progress=False)
+    study = simulation.tie_rule_study(s, EFASettings(parallel_iter=3), grid, progress=False)
     assert len(study) == 2 * 2 * 2 * 2  # shapes x replications x rules x levels
     wide = study.pivot_table(
         index=["models", "replication", "level"], columns="ties", values="words_counted", aggfunc="first"
@@ -229,7 +230,7 @@ def test_tie_rule_study_compares_the_rules_on_the_same_panels():
     untied = study[study["models"] == 20]
     by_rule = [g.drop(columns="ties").reset_index(drop=True) for _, g in untied.groupby("ties")]
     pd.testing.assert_frame_equal(by_rule[0], by_rule[1])  # one analysis, reported under both rules
-    summary = simulate.summarise_tie_rules(study)
+    summary = simulation.summarise_tie_rules(study)
     assert set(summary["shape"]) == {"4 x 30", "20 x 12"} and "cpu_seconds" not in summary
     assert summary["factors_found"].str.contains(r"^\d+ \(\d+ in \d+% of panels").all()
     assert summary["panels"].eq(2).all()
@@ -238,10 +239,10 @@ def test_tie_rule_study_compares_the_rules_on_the_same_panels():
 def test_recover_uses_the_efa_settings_it_is_given():
     """Notebook 07 validated the EFA with the functions' defaults, not the run's EFA settings: ``recover`` now
     takes them whole (here a cap on the words counted, ML extraction, varimax)."""
-    s = simulate.planted_structure(n_words=60, seed=1)
-    data = simulate.simulate_incidence(s, 300, seed=2)
+    s = simulation.planted_structure(n_words=60, seed=1)
+    data = simulation.simulate_incidence(s, 300, seed=2)
     settings = EFASettings(parallel_iter=3, parallel_max_words=20, extraction="ml", rotation="varimax")
-    scores = simulate.recover(s, data, settings)
+    scores = simulation.recover(s, data, settings)
     assert scores["words_counted"] == 20
     analysis = efa.EFA(settings).fit(data)
     assert (analysis.result.extraction, analysis.result.rotation) == ("ml", "varimax")
@@ -269,7 +270,7 @@ def test_models_needed_reads_the_grid():
                     "error": "",
                 }
             )
-    grid = simulate.ModelGrid(pd.DataFrame(rows), {"vocabulary_icc": 0.2})
+    grid = simulation.ModelGrid(pd.DataFrame(rows), {"vocabulary_icc": 0.2})
     needed = grid.models_needed()
     assert needed.iloc[0].to_dict() == {
         "level": "pooled",
@@ -286,21 +287,21 @@ def test_models_needed_reads_the_grid():
 
 
 def test_model_grid_figure_draws(tmp_path):
-    s = simulate.planted_structure(n_words=40, seed=3)
+    s = simulation.planted_structure(n_words=40, seed=3)
     cells = SimulationSettings(model_counts=(4, 8), per_model=(10, 20), model_grid_replications=1, seed=1)
-    grid = simulate.model_count_grid(s, EFASettings(parallel_iter=3), cells, progress=False)
+    grid = simulation.model_count_grid(s, EFASettings(parallel_iter=3), cells, progress=False)
     from valuelex.core.io import save_figure
 
-    png, _ = save_figure(simulate.plot_model_grid(grid), "grid", tmp_path)
+    png, _ = save_figure(simulation_plots.plot_model_grid(grid), "grid", tmp_path)
     assert png.stat().st_size > 1000
 
 
 def test_within_correlation_choice_by_simulation():
     """On the paper's panel shape: phi (statsBy's rwg) is shrunk, the model-threshold tetrachoric is not,
     and it keeps the planted factor count at least as well as the others."""
-    s = simulate.planted_structure(n_words=60, seed=0)
+    s = simulation.planted_structure(n_words=60, seed=0)
     grid = SimulationSettings(choice_replications=1, seed=0, n_jobs=1)
-    choice = simulate.compare_within_correlations(s, EFASettings(parallel_iter=5), grid, ((16, 25),), progress=False)
+    choice = simulation.compare_within_correlations(s, EFASettings(parallel_iter=5), grid, ((16, 25),), progress=False)
     table = choice.summary().set_index("method")
     assert abs(table.at["tetrachoric", "bias"]) < 0.03
     assert table.at["rwg", "bias"] < -0.07 and table.at["rwg", "bias_strongest_pairs"] < table.at["rwg", "bias"]

@@ -1,4 +1,4 @@
-"""The simulation grids on joblib's Dask backend (``simulate.GridExecutor``, setting ``simulation.backend``)."""
+"""The simulation grids on joblib's Dask backend (``simulation.GridExecutor``, setting ``simulation.backend``)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import os
 import pandas as pd
 import pytest
 
-from valuelex import simulate
 from valuelex.core.errors import ConfigError
+from valuelex.methods import simulation
+from valuelex.methods.simulation import SimulationSettings
 from valuelex.psychometrics.efa.settings import EFASettings
 from valuelex.settings import load_run
-from valuelex.simulate import SimulationSettings
 
 EFA = EFASettings(parallel_iter=3)
 GRID = SimulationSettings(model_counts=(4, 8), per_model=(15,), model_grid_replications=2, seed=5, n_jobs=2)
@@ -24,15 +24,15 @@ def where_am_i(_: int) -> tuple[int, str]:
 
 
 def test_grid_on_a_two_worker_dask_cluster_equals_the_grid_on_loky():
-    s = simulate.planted_structure(n_words=40, seed=3)
-    with simulate.GridExecutor(SimulationSettings(n_jobs=2, backend="loky")) as loky:
+    s = simulation.planted_structure(n_words=40, seed=3)
+    with simulation.GridExecutor(SimulationSettings(n_jobs=2, backend="loky")) as loky:
         assert loky.describe() == "joblib/loky, 2 local processes"
-        on_loky = simulate.model_count_grid(s, EFA, GRID, progress=False).grid
-    with simulate.GridExecutor(SimulationSettings(n_jobs=2, backend="dask")) as dask:
+        on_loky = simulation.model_count_grid(s, EFA, GRID, progress=False).grid
+    with simulation.GridExecutor(SimulationSettings(n_jobs=2, backend="dask")) as dask:
         assert dask.describe() == "joblib/Dask on a local cluster (2 workers)"
         workers = set(dask.client.scheduler_info()["workers"])
-        ran = simulate.run_tasks(where_am_i, [(i,) for i in range(8)], progress=False)
-        on_dask = simulate.model_count_grid(s, EFA, GRID, progress=False).grid
+        ran = simulation.run_tasks(where_am_i, [(i,) for i in range(8)], progress=False)
+        on_dask = simulation.model_count_grid(s, EFA, GRID, progress=False).grid
     assert {address for _, address in ran} <= workers  # the tasks ran on the cluster's workers ...
     assert os.getpid() not in {pid for pid, _ in ran}  # ... in other processes
     pd.testing.assert_frame_equal(on_loky, on_dask)

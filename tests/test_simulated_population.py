@@ -15,9 +15,9 @@ import yaml
 from valuelex.core import paths
 from valuelex.core.errors import ConfigError
 from valuelex.llm.cards import load_model_card, load_panel
+from valuelex.methods.simulation import PlantedStructure, recovery_scores
 from valuelex.psychometrics import efa
 from valuelex.psychometrics.efa.settings import EFASettings
-from valuelex.simulate import PlantedStructure, recovery_scores
 from valuelex.simulated import Ask, Population, load_spec, panel_respondents, write_configs
 from valuelex.simulated import text as tx
 from valuelex.simulated.recovery import match_answer

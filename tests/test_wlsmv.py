@@ -19,7 +19,7 @@ from scipy import stats
 
 from tests.conftest import require_rscript
 from tests.test_polychoric import stress_case
-from valuelex import simulate
+from valuelex.methods import simulation
 from valuelex.psychometrics import cfa, polychoric
 from valuelex.psychometrics.cfa import wlsmv
 
@@ -40,8 +40,8 @@ BFI = {"agree": ["A1", "A2", "A3", "A4", "A5"], "consc": ["C1", "C2", "C3", "C4"
 def sparse_words() -> tuple[pd.DataFrame, dict[str, list[str]]]:
     """525 respondents x 24 words of a planted three-factor structure: per factor the 3 most frequent
     and the 5 rarest words used by more than 1.5% (2-4%: about 50 word pairs have an empty cell)."""
-    structure = simulate.planted_structure(n_words=190, seed=7)
-    data = simulate.simulate_incidence(structure, 525, seed=11)
+    structure = simulation.planted_structure(n_words=190, seed=7)
+    data = simulation.simulate_incidence(structure, 525, seed=11)
     primary, share = structure.primary(), data.mean()
     factors = {}
     for factor in structure.loadings.columns:

@@ -26,7 +26,7 @@ run's answers to the dataset; nothing else writes ``data/raw/``.
 
 # Over 600 lines: the run-file format, defined once: every stage's settings and its validation. Sections move
 # next to the code that consumes them (EFASettings lives in psychometrics/efa/settings.py, LexiconSettings in
-# lexicon.py, SimulationSettings in simulate.py); this module composes them into RunSettings.
+# lexicon.py, SimulationSettings in methods/simulation/settings.py); this module composes them into RunSettings.
 
 from __future__ import annotations
 
@@ -48,8 +48,8 @@ from .core.display import Report
 from .core.errors import ConfigError
 from .core.schema import Boot, Count, Length, Quantile, Range, Seed, Share, Size
 from .lexicon import LexiconSettings
+from .methods.simulation import SimulationSettings
 from .psychometrics.efa.settings import EFASettings
-from .simulate import SimulationSettings
 
 RUNS = paths.CONFIGS / "runs"
 DEFAULT_RUN = "default"

@@ -213,7 +213,7 @@ def _column_correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def latent_icc(data: pd.DataFrame, groups: pd.Series | np.ndarray | list, adjust: float = 0.5) -> pd.Series:
     """Per word, the share of its latent propensity's variance that lies between groups (probit scale).
 
-    The size of the groups' vocabulary effects in the units of ``simulate.simulate_model_panel``'s
+    The size of the groups' vocabulary effects in the units of ``methods.simulation.simulate_model_panel``'s
     ``vocabulary_icc``. A method-of-moments estimate (ours): each group's threshold
     ``tau_g = -qnorm((uses + adjust) / (units + 2 adjust))``; the between-group variance ``s^2`` is the
     variance of the ``tau_g`` less their mean sampling variance (delta method), at least 0; the share

@@ -1,6 +1,6 @@
 """The planted population: models, respondents, their latent values, and the answers they give.
 
-The generative model is :func:`valuelex.simulate.simulate_model_panel`'s, moved from the 0/1
+The generative model is :func:`valuelex.methods.simulation.simulate_model_panel`'s, moved from the 0/1
 incidence matrix to the text of each answer:
 
 * **Words.** Every value word of ``configs/simulated/vocabulary.yaml`` loads on the factor of its

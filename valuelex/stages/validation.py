@@ -4,7 +4,7 @@ settings, and see what it recovers; at the paper's scale, with other correlation
 number of respondents, by word-selection rule, and (part 2) with a vocabulary of its own per model: which
 within-model correlation, how many models a study needs, and which rule for the words tied at the
 parallel-analysis cap. Notebook ``07_method_validation`` narrates ``stages.validation.run(run)``; the
-planted world and the grids are the run's ``simulation`` section (:mod:`valuelex.simulate`), the analysis
+planted world and the grids are the run's ``simulation`` section (:mod:`valuelex.methods.simulation`), the analysis
 its ``efa`` section.
 """
 
@@ -17,8 +17,9 @@ from typing import Any
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from .. import simulate
 from ..core.display import Facts, Report
+from ..methods import simulation
+from ..plots import simulation as simulation_plots
 from ..plots.efa import plot_scree
 from ..psychometrics import efa
 from .base import Figures, Output, Run, Stage
@@ -62,7 +63,7 @@ class ValidationResult(Report):
     (``tie_rules()``, ``tie_note()``). Figures are ``figures.<name>``."""
 
     grids: str  # where the simulation grids ran (simulation.backend)
-    structure: simulate.PlantedStructure  # the strong condition, the one every study but the curve uses
+    structure: simulation.PlantedStructure  # the strong condition, the one every study but the curve uses
     data: pd.DataFrame  # one simulated panel at the paper's scale (respondents x words)
     analysis: efa.Analysis  # notebook 03's pipeline on it
     paper_scale: Facts  # its recovery scores
@@ -71,8 +72,8 @@ class ValidationResult(Report):
     recovery: pd.DataFrame  # the curve summarised per condition and size
     needed: Facts  # respondents needed per condition
     word_study: pd.DataFrame  # one row per (size, replication, word-selection rule)
-    choice: simulate.CorrelationChoice
-    grid: simulate.ModelGrid
+    choice: simulation.CorrelationChoice
+    grid: simulation.ModelGrid
     ties: pd.DataFrame  # one row per (shape, replication, tie rule, level)
     parallel_ties: str  # the run's tie rule (efa.parallel_ties)
     figures: Figures  # scree, recovery, word_selection, models_needed
@@ -93,12 +94,12 @@ class ValidationResult(Report):
     def word_selection(self, timings: bool = False) -> pd.DataFrame:
         """Per size and word-selection rule (the saved table); with ``timings``, CPU seconds per analysis
         (shown, never saved)."""
-        return simulate.summarise_word_selection(self.word_study, timings=timings)
+        return simulation.summarise_word_selection(self.word_study, timings=timings)
 
     def tie_rules(self, timings: bool = False) -> pd.DataFrame:
         """Per shape, level and tie rule (the saved table); with ``timings``, CPU seconds per panel (shown,
         never saved)."""
-        return simulate.summarise_tie_rules(self.ties, timings=timings)
+        return simulation.summarise_tie_rules(self.ties, timings=timings)
 
     @property
     def within_right(self) -> pd.Series:
@@ -163,59 +164,59 @@ def run(run: Run) -> ValidationResult:
     # notebook 03's EFA settings, with the simulation's own number of null data sets per parallel analysis
     sim_efa = dataclasses.replace(settings.efa, parallel_iter=sim.parallel_iter, seed=sim.seed)
     grid_efa = dataclasses.replace(settings.efa, parallel_iter=sim.model_grid_parallel_iter)
-    grids = simulate.GridExecutor(sim).start()  # where the grids run: loky, or Dask (simulation.backend)
+    grids = simulation.GridExecutor(sim).start()  # where the grids run: loky, or Dask (simulation.backend)
     try:
         where = grids.describe()
         figures = Figures()
 
         # 1. the planted world, and one panel at the paper's scale through notebook 03's pipeline
         structures = {
-            name: simulate.planted_structure(
+            name: simulation.planted_structure(
                 n_words=sim.n_words, loading_range=tuple(rng), zipf_exponent=sim.zipf_exponent, seed=sim.seed
             )
             for name, rng in sim.conditions.items()
         }
         strong = structures["strong"]
-        data = simulate.simulate_incidence(strong, sim.n_respondents, seed=sim.seed)
+        data = simulation.simulate_incidence(strong, sim.n_respondents, seed=sim.seed)
         analysis = efa.EFA(sim_efa).fit(data)
-        paper_scale = simulate.recovery_scores(strong, analysis.result)
+        paper_scale = simulation.recovery_scores(strong, analysis.result)
         figures["scree"] = plot_scree(analysis.parallel)
         run.save_figure(figures["scree"], "sim_scree_paper_scale")
 
         # 2. the alternatives on the same panel
-        rows = [{**c, **simulate.recover(strong, data, dataclasses.replace(sim_efa, **c))} for c in CHOICES]
+        rows = [{**c, **simulation.recover(strong, data, dataclasses.replace(sim_efa, **c))} for c in CHOICES]
         scores = ["n_factors_found", "min_congruence", "min_congruence_true_k", "word_assignment_accuracy"]
         choices = pd.DataFrame(rows)[[*CHOICES[0], *scores]]
         run.save_table(choices, "sim_choices")
 
         # 3. how many respondents are needed
-        curve = simulate.recovery_study(structures, sim_efa, sim)
-        summary = simulate.summarise_curve(curve)
-        needed = simulate.respondents_needed(summary)
+        curve = simulation.recovery_study(structures, sim_efa, sim)
+        summary = simulation.summarise_curve(curve)
+        needed = simulation.respondents_needed(summary)
         run.save_table(summary, "sim_recovery")
-        figures["recovery"] = simulate.plot_recovery(curve)
+        figures["recovery"] = simulation_plots.plot_recovery(curve)
         run.save_figure(figures["recovery"], "sim_recovery_vs_respondents")
 
         # 4. which words to keep
-        word_study = simulate.word_selection_study(strong, sim_efa, sim)
-        run.save_table(simulate.summarise_word_selection(word_study), "sim_word_selection")
-        figures["word_selection"] = simulate.plot_word_selection(word_study)
+        word_study = simulation.word_selection_study(strong, sim_efa, sim)
+        run.save_table(simulation.summarise_word_selection(word_study), "sim_word_selection")
+        figures["word_selection"] = simulation_plots.plot_word_selection(word_study)
         run.save_figure(figures["word_selection"], "sim_word_selection")
 
         # part 2. 5. which within-model correlation for 0/1 words
-        choice = simulate.compare_within_correlations(strong, grid_efa, sim)
+        choice = simulation.compare_within_correlations(strong, grid_efa, sim)
         run.save_table(choice.summary(), "sim_within_correlation_choice")
 
         # 6. the grid: models x respondents per model, pooled and within models
-        grid = simulate.model_count_grid(strong, grid_efa, sim)
+        grid = simulation.model_count_grid(strong, grid_efa, sim)
         run.save_table(grid.summary(), "sim_models_grid")
         run.save_table(grid.models_needed(), "sim_models_needed")
-        figures["models_needed"] = simulate.plot_model_grid(grid)
+        figures["models_needed"] = simulation_plots.plot_model_grid(grid)
         run.save_figure(figures["models_needed"], "sim_models_needed")
 
         # 7. words tied at the parallel-analysis cap: all counted, or none
-        ties = simulate.tie_rule_study(strong, sim_efa, sim)
-        run.save_table(simulate.summarise_tie_rules(ties), "sim_tie_rule")
+        ties = simulation.tie_rule_study(strong, sim_efa, sim)
+        run.save_table(simulation.summarise_tie_rules(ties), "sim_tie_rule")
     finally:
         grids.close()
 
