@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from valuelex.llm import local
 from valuelex.llm.cards import load_model_cards
 from valuelex.llm.limits import Limits
-from valuelex.llm.local import DEFAULT_LOG_DIR, LlamaServer, gguf_path
+from valuelex.llm.local import LlamaServer, gguf_path
 from valuelex.llm.request import Request
 from valuelex.llm.runner import LLMRunner
 from valuelex.llm.store import ResponseStore
@@ -127,11 +128,13 @@ def test_runner_starts_and_stops_its_own_server_pool(card, tmp_path: Path, monke
     """Live mode on a llama_cpp card with no endpoint given: the runner runs a pool of servers itself,
     each answering its own contiguous share of the requests (here one each)."""
     monkeypatch.setenv("VALUELEX_LLAMA_SERVERS", "2")
-    logs = [DEFAULT_LOG_DIR / f"llama_server_{card.model}_{i}.log" for i in range(2)]
+    # the servers' logs in a folder of this test's own: the shared one may hold another test session's calls
+    monkeypatch.setattr(local, "DEFAULT_LOG_DIR", tmp_path / "server-logs")
+    logs = [local.DEFAULT_LOG_DIR / f"llama_server_{card.model}_{i}.log" for i in range(2)]
     before = [log.stat().st_size if log.exists() else 0 for log in logs]
     runner = LLMRunner(
         {CARD_NAME: card},
-        ResponseStore(tmp_path),
+        ResponseStore(tmp_path / "store"),
         mode="live",
         limits=Limits(timeout_s=60),
         progress=False,
